@@ -1,0 +1,1 @@
+"""factory-boy factories, one per model, grouped by app."""

@@ -1,0 +1,1 @@
+"""Dataset readers and generators: plain pandas/numpy, no Django. `users.services` writes what they produce."""
