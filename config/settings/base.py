@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from config.settings.env import env_bool, env_int, env_list, env_str, parse_database_url
+from config.settings.env import env_bool, env_list, env_str, parse_database_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = Path(env_str("RECO_VAR_DIR", str(BASE_DIR / "var")))
@@ -137,7 +137,6 @@ SPECTACULAR_SETTINGS = {
 
 # Where synthetic ground truth, artifacts and snapshots live by default.
 RECO_DATA_DIR = Path(env_str("RECO_DATA_DIR", str(VAR_DIR / "data")))
-RECO_COPY_CHUNK_ROWS = env_int("RECO_COPY_CHUNK_ROWS", 1_000_000)
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
 LOGGING = {

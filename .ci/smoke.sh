@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Smoke run of the main job on the embedded defaults (SQLite, local-memory caches, eager Celery):
+# migrate, demo_setup, serve, and check that the health endpoint and the admin answer.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+workdir=$(mktemp -d)
+port=${SMOKE_PORT:-8765}
+env -u DATABASE_URL -u REDIS_URL -u CELERY_BROKER_URL RECO_VAR_DIR="$workdir" bash -c "
+  .venv/bin/python manage.py migrate --verbosity 0 &&
+  .venv/bin/python manage.py demo_setup --host 127.0.0.1:$port --verbosity 0
+" | tee "$workdir/demo.log"
+grep -q "Reco demo is ready" "$workdir/demo.log"
+
+env -u DATABASE_URL -u REDIS_URL -u CELERY_BROKER_URL RECO_VAR_DIR="$workdir" \
+  .venv/bin/python manage.py runserver --noreload "127.0.0.1:$port" >"$workdir/server.log" 2>&1 &
+server=$!
+trap 'kill $server 2>/dev/null; rm -rf "$workdir"' EXIT
+for _ in $(seq 30); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 1; done
+curl -sf "http://127.0.0.1:$port/healthz" | grep -q '"ok"'
+curl -sf -o /dev/null "http://127.0.0.1:$port/admin/login/"
+echo "smoke: demo served on SQLite, /healthz and /admin/login/ answer"

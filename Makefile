@@ -1,0 +1,36 @@
+# Reco: the two set-up commands (see README.md).
+#   make demo   install, migrate, load a demo world and serve on 127.0.0.1:8000 (embedded defaults)
+#   make test   install and run every test against PostgreSQL and Redis on 127.0.0.1
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1:8000
+TEST_DATABASE_URL ?= postgres://reco:reco@127.0.0.1:5432/reco
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
+
+.PHONY: install demo serve test smoke bench-load
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $@
+
+demo: install
+	$(BIN)/python manage.py migrate --verbosity 0
+	$(BIN)/python manage.py demo_setup --host $(HOST)
+	$(BIN)/python manage.py runserver $(HOST)
+
+test: install
+	bash .ci/services.sh
+	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
+		$(BIN)/pytest
+
+smoke: install
+	bash .ci/smoke.sh
+
+bench-load: install
+	bash .ci/services.sh
+	$(BIN)/python bench/load_data.py synthetic --json bench/results/load_synthetic.json
