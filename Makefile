@@ -7,6 +7,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1:8000
 TEST_DATABASE_URL ?= postgres://reco:reco@127.0.0.1:5432/reco
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
+TEST_BROKER_URL ?= redis://127.0.0.1:6379/13
 
 .PHONY: install demo serve test smoke bench-load
 
@@ -26,6 +27,8 @@ demo: install
 test: install
 	bash .ci/services.sh
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
+	CELERY_BROKER_URL=$${CELERY_BROKER_URL:-$(TEST_BROKER_URL)} \
+	CELERY_RESULT_BACKEND=$${CELERY_RESULT_BACKEND:-$(TEST_BROKER_URL)} \
 		$(BIN)/pytest
 
 smoke: install

@@ -61,3 +61,59 @@ def editor(db):
 def editor_client(client, editor):
     client.force_login(editor)
     return client
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup, django_db_blocker):
+    """A real Celery worker process on the real broker, consuming a queue of this test run only.
+
+    It talks to the test database, so tests that use it need `transactional_db` (committed rows).
+    """
+    import subprocess
+    import sys
+    import time
+    import uuid
+    from pathlib import Path
+
+    from django.db import connection
+
+    from config.celery import app
+
+    if not settings.CELERY_BROKER_URL:
+        pytest.fail("The worker tests need CELERY_BROKER_URL (make test sets a Redis broker).")
+    queue = f"reco-test-{uuid.uuid4().hex[:8]}"
+    db = connection.settings_dict
+    database_url = f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
+    if connection.vendor != "postgresql":
+        pytest.fail("The worker tests need PostgreSQL: a worker process cannot share an in-memory SQLite database.")
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "CELERY_DEFAULT_QUEUE": queue,
+        "DJANGO_SETTINGS_MODULE": "config.settings.test",
+    }
+    root = Path(__file__).resolve().parent.parent
+    log = open(root / "var" / f"{queue}.log", "w")  # noqa: SIM115 — closed at teardown
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo", "--queues", queue,
+         "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel", "INFO",
+         "--hostname", f"{queue}@%h"],
+        cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    previous_queue = app.conf.task_default_queue
+    app.conf.task_default_queue = queue
+    try:
+        deadline = time.monotonic() + 60
+        while not app.control.ping(destination=[f"{queue}@{os.uname().nodename}"], timeout=1.0):
+            if worker.poll() is not None or time.monotonic() > deadline:
+                log.flush()
+                pytest.fail(f"Celery worker did not start:\n{(root / 'var' / f'{queue}.log').read_text()[-3000:]}")
+        yield queue
+    finally:
+        app.conf.task_default_queue = previous_queue
+        worker.terminate()
+        try:
+            worker.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        log.close()

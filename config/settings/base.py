@@ -25,6 +25,8 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "catalog",
     "users",
+    "features",
+    "tasks",
 ]
 
 MIDDLEWARE = [
@@ -101,6 +103,11 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_DEFAULT_QUEUE", "reco")
+CELERY_IMPORTS = ["tasks.maintenance"]  # the job modules of tasks/ (autodiscovery only finds `tasks.py`)
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_SEND_TASK_EVENTS = False
+CELERY_RESULT_EXPIRES = 3600
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -147,3 +154,15 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- Feature store (features/) -------------------------------------------------------------------
+from config.settings.env import env_int  # noqa: E402
+
+# Online TTLs per entity type; refresh jobs must run more often than these.
+FEATURE_TTL_SECONDS = {
+    "user": env_int("FEATURE_TTL_USER_SECONDS", 3600),
+    "content": env_int("FEATURE_TTL_CONTENT_SECONDS", 300),
+}
+# Offline Parquet snapshots: a local directory, or any fsspec URL (s3:// needs s3fs installed).
+FEATURE_OFFLINE_DIR = env_str("FEATURE_OFFLINE_DIR", str(RECO_DATA_DIR / "features"))
+# --- end Feature store ---------------------------------------------------------------------------

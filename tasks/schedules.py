@@ -1,0 +1,80 @@
+"""Default job schedules. `sync_schedules` (and a data migration) add missing ones by name, never overwrite."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class DefaultSchedule:
+    task: str
+    crontab: str  # minute hour day-of-month month day-of-week, UTC
+    description: str
+    kwargs: dict | None = None
+
+
+DEFAULT_SCHEDULES: dict[str, DefaultSchedule] = {
+    "Refresh features of recently active profiles": DefaultSchedule(
+        "tasks.features.refresh_recent_user_features",
+        "*/5 * * * *",
+        "Every 5 minutes: profiles that watched something in the last hour get fresh features.",
+        {"minutes": 60},
+    ),
+    "Refresh features of all profiles": DefaultSchedule(
+        "tasks.features.refresh_user_features",
+        "10 * * * *",
+        "Hourly (user features live 1 h): every profile, sharded so several workers share the work.",
+    ),
+    "Refresh content features and trending": DefaultSchedule(
+        "tasks.features.refresh_content_features",
+        "*/5 * * * *",
+        "Every 5 minutes (content features live 5 min): views, popularity, trending, completion.",
+    ),
+    "Snapshot user features to Parquet": DefaultSchedule(
+        "tasks.features.write_feature_snapshot",
+        "30 2 * * *",
+        "Daily at 02:30 UTC: the offline store that training reads point-in-time.",
+        {"entity_type": "user"},
+    ),
+    "Snapshot content features to Parquet": DefaultSchedule(
+        "tasks.features.write_feature_snapshot",
+        "40 2 * * *",
+        "Daily at 02:40 UTC: the offline store that training reads point-in-time.",
+        {"entity_type": "content"},
+    ),
+    "Prune old job runs": DefaultSchedule(
+        "tasks.maintenance.prune_job_runs",
+        "0 3 * * *",
+        "Daily at 03:00 UTC: job runs older than 30 days go; the newest of each job stays.",
+        {"keep_days": 30},
+    ),
+}
+
+
+def sync_default_schedules(periodic_task_model, crontab_model) -> list[str]:
+    """Create the default schedules that do not exist yet (by name); returns the names created.
+
+    Takes the models as arguments so that a data migration can pass its historical models.
+    """
+    created = []
+    for name, schedule in DEFAULT_SCHEDULES.items():
+        if periodic_task_model.objects.filter(name=name).exists():
+            continue  # operators may have edited it: leave it alone
+        minute, hour, day_of_month, month_of_year, day_of_week = schedule.crontab.split()
+        crontab, _ = crontab_model.objects.get_or_create(
+            minute=minute,
+            hour=hour,
+            day_of_month=day_of_month,
+            month_of_year=month_of_year,
+            day_of_week=day_of_week,
+            timezone="UTC",
+        )
+        periodic_task_model.objects.create(
+            name=name,
+            task=schedule.task,
+            crontab=crontab,
+            kwargs=json.dumps(schedule.kwargs or {}),
+            description=schedule.description,
+        )
+        created.append(name)
+    return created
