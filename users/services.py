@@ -104,6 +104,10 @@ def dataset_load(
         if rebuild:
             with clock("build indexes"):
                 rebuild.rebuild()
+        if connection.vendor == "postgresql":
+            with clock("analyze"), connection.cursor() as cursor:
+                # Fresh planner statistics, or the first queries after a big load may pick bad plans.
+                cursor.execute(f"ANALYZE catalog_title, users_profile, {EVENTS_TABLE}")
     return LoadSummary(
         source=dataset.source,
         titles=len(title_ids),

@@ -516,20 +516,25 @@ def _chunk_events(
     day_back = 1 + np.floor(rng.random(len(session_first)) * newest_day).astype(np.int64)
     hour_draw = rng.random(len(session_first))
     hour = (DEVICE_HOUR_CDF[session_device[session_first] - 1] < hour_draw[:, None]).sum(axis=1).clip(0, 23)
+    as_of = np.datetime64(config.as_of, "s")
     session_start = (
-        np.datetime64(config.as_of, "s")
+        as_of
         - (day_back * 86400).astype("timedelta64[s]")
         + (hour * 3600 + rng.integers(0, 3600, len(session_first))).astype("timedelta64[s]")
     )
     gap = watch_seconds.astype(np.int64) + rng.integers(30, 600, n)  # the next event starts after a break
     offset = np.cumsum(gap) - gap
     offset -= offset[session_first][session]
-    started = session_start[session] + offset.astype("timedelta64[s]")
     pause = np.where(finished, 0, rng.integers(0, 900, n))
+    # A late session that would run past as_of starts earlier, but not before its newest title arrived.
+    duration = np.maximum.reduceat(offset + watch_seconds + pause, session_first).astype("timedelta64[s]")
+    newest_added = as_of - (newest_day * 86400).astype("timedelta64[s]")
+    session_start = np.maximum(np.minimum(session_start, as_of - duration), newest_added)
+    started = session_start[session] + offset.astype("timedelta64[s]")
     last_watched = started + (watch_seconds + pause).astype("timedelta64[s]")
 
-    # (profile, title, start) is unique in the database: drop the rare exact repeats, and the rare end of a
-    # late binge that would run past as_of.
+    # (profile, title, start) is unique in the database: drop the rare exact repeats, and the very rare end
+    # of a binge longer than the time since its title arrived.
     order = np.lexsort((started.astype(np.int64), title, profile))
     repeat = np.zeros(n, dtype=bool)
     repeat[order[1:]] = (
@@ -537,7 +542,7 @@ def _chunk_events(
         & (title[order[1:]] == title[order[:-1]])
         & (started[order[1:]] == started[order[:-1]])
     )
-    keep = ~repeat & (last_watched <= np.datetime64(config.as_of, "s"))
+    keep = ~repeat & (last_watched <= as_of)
     return EventChunk(
         {
             "profile_index": profile[keep],
