@@ -25,6 +25,7 @@ demo: install
 	$(BIN)/python manage.py runserver $(HOST)
 
 test: install
+	$(BIN)/ruff check .
 	bash .ci/services.sh
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
 	CELERY_BROKER_URL=$${CELERY_BROKER_URL:-$(TEST_BROKER_URL)} \

@@ -103,7 +103,7 @@ def _python_rows(frame: pd.DataFrame) -> list[tuple]:
         else:
             values = series.astype(object).where(series.notna(), None).tolist()
             columns.append([v.item() if isinstance(v, np.generic) else v for v in values])
-    return list(zip(*columns))
+    return list(zip(*columns, strict=True))
 
 
 def _sqlite_datetimes(series: pd.Series) -> list[str | None]:

@@ -164,7 +164,7 @@ def _check_prefix(frame: pd.DataFrame, column: str, source: str, what: str) -> N
 def _write_genres(names: list[str]) -> dict[str, int]:
     upsert_frame("catalog_genre", pd.DataFrame({"name": names}), conflict_columns=["name"])
     found = _fetch_frame("SELECT name, id FROM catalog_genre", [], ["name", "id"])
-    return dict(zip(found["name"], found["id"].astype(int)))
+    return dict(zip(found["name"], found["id"].astype(int), strict=True))
 
 
 def _write_titles(dataset: Dataset) -> np.ndarray:
@@ -183,7 +183,7 @@ def _write_title_links(dataset: Dataset, title_ids: np.ndarray, genre_ids: dict[
     if dataset.title_countries.empty:
         return
     countries = _fetch_frame("SELECT code, id FROM catalog_country", [], ["code", "id"])
-    country_ids = dict(zip(countries["code"], countries["id"].astype(int)))
+    country_ids = dict(zip(countries["code"], countries["id"].astype(int), strict=True))
     links = dataset.title_countries
     frame = pd.DataFrame(
         {"title_id": title_ids[links["title_index"].to_numpy()], "country_id": links["country"].map(country_ids)}

@@ -3,7 +3,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from config.settings.env import env_bool, env_list, env_str, parse_database_url
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from config.settings.env import env_bool, env_int, env_list, env_str, parse_database_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = Path(env_str("RECO_VAR_DIR", str(BASE_DIR / "var")))
@@ -86,6 +89,8 @@ if REDIS_URL:
                 "CLIENT_CLASS": "django_redis.client.DefaultClient",
                 "SOCKET_CONNECT_TIMEOUT": 0.5,
                 "SOCKET_TIMEOUT": 0.5,
+                # One retry at most: a hung Redis must cost a request ~1 s, then it falls back to defaults.
+                "CONNECTION_POOL_KWARGS": {"retry": Retry(NoBackoff(), 1)},
             },
         }
     }
@@ -104,7 +109,7 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_DEFAULT_QUEUE", "reco")
-CELERY_IMPORTS = ["tasks.maintenance"]  # the job modules of tasks/ (autodiscovery only finds `tasks.py`)
+CELERY_IMPORTS = ["tasks.features", "tasks.maintenance"]  # the job modules of tasks/ (autodiscovery only finds `tasks.py`)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_SEND_TASK_EVENTS = False
 CELERY_RESULT_EXPIRES = 3600
@@ -156,8 +161,6 @@ LOGGING = {
 }
 
 # --- Feature store (features/) -------------------------------------------------------------------
-from config.settings.env import env_int  # noqa: E402
-
 # Online TTLs per entity type; refresh jobs must run more often than these.
 FEATURE_TTL_SECONDS = {
     "user": env_int("FEATURE_TTL_USER_SECONDS", 3600),
@@ -165,4 +168,3 @@ FEATURE_TTL_SECONDS = {
 }
 # Offline Parquet snapshots: a local directory, or any fsspec URL (s3:// needs s3fs installed).
 FEATURE_OFFLINE_DIR = env_str("FEATURE_OFFLINE_DIR", str(RECO_DATA_DIR / "features"))
-# --- end Feature store ---------------------------------------------------------------------------

@@ -15,14 +15,12 @@ from tasks.locks import job_lock, lock_held
 from tasks.maintenance import prune_job_runs
 from tasks.models import JobRun
 from tasks.schedules import DEFAULT_SCHEDULES, sync_default_schedules
+from tests.factories.tasks import JobRunFactory
 
 
 def _old_runs(job: str, ages_in_days: list[int]) -> list[JobRun]:
     now = timezone.now()
-    return [
-        JobRun.objects.create(job=job, status=JobRun.Status.SUCCEEDED, started_at=now - dt.timedelta(days=age))
-        for age in ages_in_days
-    ]
+    return [JobRunFactory(job=job, started_at=now - dt.timedelta(days=age)) for age in ages_in_days]
 
 
 def test_job_run_is_recorded_with_rows_and_duration(db):

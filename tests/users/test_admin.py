@@ -10,9 +10,9 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from catalog.models import MaturityRating, SubscriptionTier
+from config.paginators import CappedCountPaginator
 from tests.factories.catalog import CountryFactory
 from tests.factories.users import AccountFactory, ProfileFactory, ViewingEventFactory
-from config.paginators import CappedCountPaginator
 from users.models import Account, DeviceType, Profile, ViewingEvent
 
 pytestmark = pytest.mark.django_db

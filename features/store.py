@@ -1,0 +1,268 @@
+"""FeatureStore: online features on raw Redis (REDIS_URL) or, by default, Django's local-memory cache.
+
+Reads never raise for an unreachable Redis: they return the declared defaults flagged
+`store_unavailable` and log a warning. Writes raise, so a refresh job fails, retries, and the features
+already stored stay in place until their TTL.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import redis
+from django.conf import settings
+from django.core.cache import caches
+from django_redis import get_redis_connection
+
+from features import codec
+from features.definitions import CONTENT, USER, FeatureSet, feature_set
+from features.keys import DEFAULT_NAMESPACE, feature_key, feature_keys
+
+log = logging.getLogger(__name__)
+
+PIPELINE_SETS = 10_000  # SETs per pipeline: ~2 MB per round trip, well inside the socket timeout
+DEFAULT_TTL_SECONDS = {USER: 3600, CONTENT: 300}
+UNAVAILABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, ConnectionError, TimeoutError)
+
+
+@dataclass(frozen=True)
+class FeatureRow:
+    """One entity's features: scalars as Python numbers, vectors as numpy arrays."""
+
+    entity_type: str
+    entity_id: int
+    values: Mapping[str, Any]
+    defaulted: frozenset[str]
+    computed_at: dt.datetime | None
+    store_unavailable: bool = False
+
+
+@dataclass(frozen=True)
+class FeatureBatch:
+    """Many entities' features as one float32 matrix in the schema's column order."""
+
+    entity_type: str
+    ids: np.ndarray  # (n,) int64
+    values: np.ndarray  # (n, width) float32; declared defaults where not found
+    found: np.ndarray  # (n,) bool; False means every feature of that row is defaulted
+    computed_at: np.ndarray  # (n,) float64 Unix seconds, NaN where not found
+    store_unavailable: bool = False
+
+    def column(self, name: str) -> np.ndarray:
+        """(n,) for a scalar feature, (n, width) for a vector."""
+        features = feature_set(self.entity_type)
+        features.feature(name)
+        block = self.values[:, features.slices[name]]
+        return block[:, 0] if block.shape[1] == 1 else block
+
+    def row(self, position: int, feature_names: Iterable[str] | None = None) -> FeatureRow:
+        return _row(
+            feature_set(self.entity_type),
+            int(self.ids[position]),
+            self.values[position],
+            found=bool(self.found[position]),
+            computed_at=float(self.computed_at[position]),
+            feature_names=feature_names,
+            store_unavailable=self.store_unavailable,
+        )
+
+
+@dataclass(frozen=True)
+class RequestFeatures:
+    """What one request reads in one round trip: the profile's features and its candidates'."""
+
+    user: FeatureRow
+    content: FeatureBatch
+
+
+class Backend(Protocol):
+    name: str
+
+    def get(self, keys: Sequence[str]) -> list[bytes | None]: ...
+
+    def set(self, items: Sequence[tuple[str, bytes]], ttl_seconds: int) -> None: ...
+
+
+class RedisBackend:
+    """Raw Redis: one MGET per read, pipelined `SET key value EX ttl` per write."""
+
+    name = "redis"
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+
+    def get(self, keys: Sequence[str]) -> list[bytes | None]:
+        return self.client.mget(keys) if keys else []
+
+    def set(self, items: Sequence[tuple[str, bytes]], ttl_seconds: int) -> None:
+        for start in range(0, len(items), PIPELINE_SETS):
+            pipe = self.client.pipeline(transaction=False)
+            for key, payload in items[start : start + PIPELINE_SETS]:
+                pipe.set(key, payload, ex=ttl_seconds)
+            pipe.execute()
+
+
+class CacheBackend:
+    """Django's cache API (local memory by default): the embedded stand-in for Redis."""
+
+    name = "memory"
+
+    def __init__(self, cache: Any) -> None:
+        self.cache = cache
+
+    def get(self, keys: Sequence[str]) -> list[bytes | None]:
+        found = self.cache.get_many(keys)
+        return [found.get(k) for k in keys]
+
+    def set(self, items: Sequence[tuple[str, bytes]], ttl_seconds: int) -> None:
+        for start in range(0, len(items), PIPELINE_SETS):
+            self.cache.set_many(dict(items[start : start + PIPELINE_SETS]), timeout=ttl_seconds)
+
+
+class FeatureStore:
+    """Online features by entity type; see the module docstring for the failure contract."""
+
+    def __init__(self, connection: redis.Redis | None = None, *, namespace: str = DEFAULT_NAMESPACE) -> None:
+        if connection is not None:
+            self.backend: Backend = RedisBackend(connection)
+        elif getattr(settings, "REDIS_URL", ""):
+            self.backend = RedisBackend(get_redis_connection("default"))
+        else:
+            self.backend = CacheBackend(caches["default"])
+        self.namespace = namespace
+
+    @classmethod
+    def from_url(cls, url: str, *, socket_timeout: float = 0.5, namespace: str = DEFAULT_NAMESPACE) -> FeatureStore:
+        """A store on its own Redis connection (other servers, tests against a closed port)."""
+        client = redis.Redis.from_url(
+            url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout, retry=None
+        )
+        return cls(client, namespace=namespace)
+
+    # --- reads ----------------------------------------------------------------------------------
+    def get_online_features(
+        self, entity_type: str, entity_id: int, feature_names: Iterable[str] | None = None
+    ) -> FeatureRow:
+        """One entity's features (all of them when `feature_names` is None)."""
+        return self.get_many(entity_type, [entity_id]).row(0, feature_names)
+
+    def get_many(self, entity_type: str, entity_ids: Iterable[int]) -> FeatureBatch:
+        """Many entities of one type with one MGET."""
+        ids = _ids(entity_ids)
+        payloads, unavailable = self._read(feature_keys(entity_type, ids, namespace=self.namespace))
+        return _batch(feature_set(entity_type), ids, payloads, unavailable)
+
+    def get_request_features(self, profile_id: int, title_ids: Iterable[int]) -> RequestFeatures:
+        """One profile plus its candidate titles in one round trip (a single MGET)."""
+        ids = _ids(title_ids)
+        keys = [feature_key(USER, profile_id, namespace=self.namespace)]
+        keys += feature_keys(CONTENT, ids, namespace=self.namespace)
+        payloads, unavailable = self._read(keys)
+        user = _batch(feature_set(USER), np.array([profile_id], dtype=np.int64), payloads[:1], unavailable)
+        return RequestFeatures(user=user.row(0), content=_batch(feature_set(CONTENT), ids, payloads[1:], unavailable))
+
+    def _read(self, keys: list[str]) -> tuple[list[bytes | None], bool]:
+        try:
+            return self.backend.get(keys), False
+        except UNAVAILABLE as error:
+            log.warning("feature store unavailable, serving defaults for %d keys: %s", len(keys), error)
+            return [None] * len(keys), True
+
+    # --- writes ---------------------------------------------------------------------------------
+    def set_batch_features(
+        self,
+        entity_type: str,
+        entity_id: int,
+        features: Mapping[str, Any],
+        ttl_seconds: int | None = None,
+        *,
+        computed_at: dt.datetime | None = None,
+    ) -> None:
+        """Store every feature of one entity; raises ValueError for missing or unknown names."""
+        schema = feature_set(entity_type)
+        missing, unknown = set(schema.names) - set(features), set(features) - set(schema.names)
+        if missing or unknown:
+            raise ValueError(
+                f"{entity_type} features need exactly {', '.join(schema.names)}; "
+                f"missing {sorted(missing)}, unknown {sorted(unknown)}"
+            )
+        row = np.empty(schema.width, dtype=np.float32)
+        for feature in schema.features:
+            value = np.asarray(features[feature.name], dtype=np.float32).reshape(-1)
+            if value.shape != (feature.width,):
+                raise ValueError(f"{entity_type}.{feature.name} needs {feature.width} values, got {value.size}")
+            row[schema.slices[feature.name]] = value
+        self.set_many(entity_type, [entity_id], row[None, :], ttl_seconds=ttl_seconds, computed_at=computed_at)
+
+    def set_many(
+        self,
+        entity_type: str,
+        entity_ids: Iterable[int],
+        values: np.ndarray,
+        *,
+        ttl_seconds: int | None = None,
+        computed_at: dt.datetime | None = None,
+    ) -> int:
+        """Store rows of `values` (n, width) in the schema's order for `entity_ids`; returns n."""
+        schema = feature_set(entity_type)
+        ids = _ids(entity_ids)
+        if len(ids) != len(values):
+            raise ValueError(f"{len(ids)} ids for {len(values)} rows of {entity_type} features")
+        if not len(ids):
+            return 0
+        stamp = (computed_at or dt.datetime.now(dt.UTC)).timestamp()
+        payloads = codec.encode_many(schema, values, computed_at=stamp)
+        keys = feature_keys(entity_type, ids, namespace=self.namespace)
+        self.backend.set(list(zip(keys, payloads, strict=True)), ttl_seconds or ttl_for(entity_type))
+        return len(ids)
+
+
+def ttl_for(entity_type: str) -> int:
+    """The TTL of `entity_type` from settings.FEATURE_TTL_SECONDS (user 3600 s, content 300 s)."""
+    ttls = getattr(settings, "FEATURE_TTL_SECONDS", DEFAULT_TTL_SECONDS)
+    return int(ttls.get(entity_type, DEFAULT_TTL_SECONDS[entity_type]))
+
+
+def _ids(entity_ids: Iterable[int]) -> np.ndarray:
+    if isinstance(entity_ids, np.ndarray):
+        return entity_ids.astype(np.int64, copy=False)
+    return np.fromiter(entity_ids, dtype=np.int64)
+
+
+def _batch(schema: FeatureSet, ids: np.ndarray, payloads: Sequence[bytes | None], unavailable: bool) -> FeatureBatch:
+    values, found, computed_at = codec.decode_many(schema, payloads)
+    return FeatureBatch(schema.entity_type, ids, values, found, computed_at, store_unavailable=unavailable)
+
+
+_CASTS = {"float32": float, "int32": int, "bool": bool}
+
+
+def _row(
+    schema: FeatureSet,
+    entity_id: int,
+    vector: np.ndarray,
+    *,
+    found: bool,
+    computed_at: float,
+    feature_names: Iterable[str] | None,
+    store_unavailable: bool,
+) -> FeatureRow:
+    names = list(schema.names if feature_names is None else feature_names)
+    values: dict[str, Any] = {}
+    for name in names:
+        feature = schema.feature(name)
+        block = vector[schema.slices[name]]
+        values[name] = _CASTS[feature.dtype](block[0]) if feature.width == 1 else block.astype(feature.dtype)
+    return FeatureRow(
+        entity_type=schema.entity_type,
+        entity_id=entity_id,
+        values=values,
+        defaulted=frozenset() if found else frozenset(names),
+        computed_at=dt.datetime.fromtimestamp(computed_at, dt.UTC) if found else None,
+        store_unavailable=store_unavailable,
+    )
+

@@ -1,0 +1,55 @@
+"""Feature-store jobs: thin Celery wrappers around features.services."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from celery import group, shared_task
+from django.utils import timezone
+
+from features import services
+from features.snapshots import snapshot_row_count
+from tasks.runner import JobTask
+
+USER_SHARD_SIZE = 50_000  # profiles per shard task: about a minute of work at 50 events per profile
+
+
+@shared_task(base=JobTask, bind=True, name="tasks.features.refresh_user_features")
+def refresh_user_features(self, shard_size: int = USER_SHARD_SIZE) -> int:
+    """Fan out one shard task per range of profile ids, so that several workers share a full refresh."""
+
+    def fan_out() -> int:
+        shards = services.user_features_shards(shard_size=shard_size)
+        group(refresh_user_features_shard.s(start, end) for start, end in shards).apply_async()
+        return len(shards)
+
+    return self.run_job(fan_out)
+
+
+@shared_task(base=JobTask, bind=True, name="tasks.features.refresh_user_features_shard")
+def refresh_user_features_shard(self, profile_id_start: int, profile_id_end: int) -> int:
+    return self.run_job(
+        lambda: services.user_features_refresh(profile_id_start=profile_id_start, profile_id_end=profile_id_end),
+        lock_name=f"{self.name}:{profile_id_start}-{profile_id_end}",
+    )
+
+
+@shared_task(base=JobTask, bind=True, name="tasks.features.refresh_recent_user_features")
+def refresh_recent_user_features(self, minutes: int = 60) -> int:
+    """The profiles that watched something in the last `minutes`."""
+    return self.run_job(lambda: services.user_features_refresh_recent(since=timezone.now() - timedelta(minutes=minutes)))
+
+
+@shared_task(base=JobTask, bind=True, name="tasks.features.refresh_content_features")
+def refresh_content_features(self) -> int:
+    return self.run_job(lambda: services.content_features_refresh())
+
+
+@shared_task(base=JobTask, bind=True, name="tasks.features.write_feature_snapshot")
+def write_feature_snapshot(self, entity_type: str) -> int:
+    """A Parquet snapshot of one entity type's features, for training (the offline store)."""
+
+    def write() -> int:
+        path = services.offline_snapshot_write(entity_type=entity_type, as_of=timezone.now())
+        return snapshot_row_count(path)
+
+    return self.run_job(write, lock_name=f"{self.name}:{entity_type}")
