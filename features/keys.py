@@ -27,3 +27,11 @@ def feature_keys(entity_type: str, entity_ids: Iterable[int], *, namespace: str 
     # tolist() hands over Python ints in one call: a third of the time of int() per numpy scalar.
     ids = entity_ids.tolist() if isinstance(entity_ids, np.ndarray) else [int(i) for i in entity_ids]
     return [f"{prefix}{i}" for i in ids]
+
+
+RANKING_VERSION = 1  # layout of ranking payloads: int64 ids then float32 scores
+
+
+def ranking_key(name: str, *, namespace: str = DEFAULT_NAMESPACE) -> str:
+    """A ranked list of titles, e.g. `fs:ranking:v1:trending`."""
+    return f"{namespace}:ranking:v{RANKING_VERSION}:{name}"

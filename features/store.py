@@ -20,7 +20,7 @@ from django_redis import get_redis_connection
 
 from features import codec
 from features.definitions import CONTENT, USER, FeatureSet, feature_set
-from features.keys import DEFAULT_NAMESPACE, feature_key, feature_keys
+from features.keys import DEFAULT_NAMESPACE, feature_key, feature_keys, ranking_key
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +77,13 @@ class RequestFeatures:
 
     user: FeatureRow
     content: FeatureBatch
+
+
+@dataclass(frozen=True)
+class Ranking:
+    ids: np.ndarray  # (n,) int64 title ids, best first
+    scores: np.ndarray  # (n,) float32
+    store_unavailable: bool = False
 
 
 class Backend(Protocol):
@@ -172,7 +179,24 @@ class FeatureStore:
             log.warning("feature store unavailable, serving defaults for %d keys: %s", len(keys), error)
             return [None] * len(keys), True
 
+    def get_ranking(self, name: str) -> Ranking:
+        """A ranked title list written by `set_ranking`; empty (and flagged if Redis is down) when absent."""
+        (payload,), unavailable = self._read([ranking_key(name, namespace=self.namespace)])
+        if not payload or len(payload) % 12:
+            return Ranking(np.empty(0, np.int64), np.empty(0, np.float32), unavailable)
+        n = len(payload) // 12
+        ids = np.frombuffer(payload, dtype="<i8", count=n).astype(np.int64)
+        scores = np.frombuffer(payload, dtype="<f4", offset=8 * n).astype(np.float32)
+        return Ranking(ids, scores, unavailable)
+
     # --- writes ---------------------------------------------------------------------------------
+    def set_ranking(self, name: str, ids: np.ndarray, scores: np.ndarray, *, ttl_seconds: int) -> None:
+        """Store a ranked title list (best first) under one key."""
+        if len(ids) != len(scores):
+            raise ValueError(f"{len(ids)} ids for {len(scores)} scores")
+        payload = np.asarray(ids, dtype="<i8").tobytes() + np.asarray(scores, dtype="<f4").tobytes()
+        self.backend.set([(ranking_key(name, namespace=self.namespace), payload)], ttl_seconds)
+
     def set_batch_features(
         self,
         entity_type: str,
