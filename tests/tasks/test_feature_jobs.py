@@ -68,3 +68,24 @@ def test_snapshot_job_records_its_rows(watched, tmp_path, settings):
     settings.FEATURE_OFFLINE_DIR = str(tmp_path)
     assert write_feature_snapshot.apply(kwargs={"entity_type": "content"}).get() == 2
     assert len(snapshots_list("content")) == 1
+
+
+def test_failed_refresh_leaves_the_previous_features_in_place(watched, monkeypatch):
+    profiles, _ = watched
+    ids = sorted(p.id for p in profiles)
+    refresh_user_features_shard.apply(args=(ids[0], ids[-1] + 1)).get()
+    store = FeatureStore()
+    before = store.get_many("user", ids)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("feature code bug")
+
+    monkeypatch.setattr("features.compute.user_features", broken)
+    with pytest.raises(RuntimeError):
+        refresh_user_features_shard.apply(args=(ids[0], ids[-1] + 1), throw=True)
+
+    after = store.get_many("user", ids)
+    assert after.found.all()
+    assert (after.values == before.values).all() and (after.computed_at == before.computed_at).all()
+    latest = JobRun.objects.filter(job="tasks.features.refresh_user_features_shard").order_by("-started_at").first()
+    assert latest.status == JobRun.Status.FAILED and "feature code bug" in latest.error
