@@ -42,6 +42,24 @@ DEFAULT_SCHEDULES: dict[str, DefaultSchedule] = {
         "Daily at 02:40 UTC: the offline store that training reads point-in-time.",
         {"entity_type": "content"},
     ),
+    "Retrain matrix factorization": DefaultSchedule(
+        "tasks.training.train_model",
+        "0 4 * * *",
+        "Daily at 04:00 UTC: retrain, validate, activate only if not worse than the active version.",
+        {"kind": "mf"},
+    ),
+    "Retrain content similarity": DefaultSchedule(
+        "tasks.training.train_model",
+        "30 4 * * *",
+        "Daily at 04:30 UTC: new titles become reachable through their genres and credits.",
+        {"kind": "content"},
+    ),
+    "Retrain neural collaborative filtering": DefaultSchedule(
+        "tasks.training.train_model",
+        "0 5 * * 0",
+        "Weekly, Sundays 05:00 UTC: the slowest to train.",
+        {"kind": "ncf"},
+    ),
     "Prune old job runs": DefaultSchedule(
         "tasks.maintenance.prune_job_runs",
         "0 3 * * *",

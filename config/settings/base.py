@@ -30,6 +30,7 @@ INSTALLED_APPS = [
     "users",
     "features",
     "tasks",
+    "recommendations",
 ]
 
 MIDDLEWARE = [
@@ -109,7 +110,7 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_DEFAULT_QUEUE", "reco")
-CELERY_IMPORTS = ["tasks.features", "tasks.maintenance"]  # the job modules of tasks/ (autodiscovery only finds `tasks.py`)
+CELERY_IMPORTS = ["tasks.features", "tasks.maintenance", "tasks.training"]  # the job modules of tasks/ (autodiscovery only finds `tasks.py`)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_SEND_TASK_EVENTS = False
 CELERY_RESULT_EXPIRES = 3600
@@ -159,6 +160,10 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- Model registry (recommendations/) -----------------------------------------------------------
+RECO_ARTIFACT_DIR = Path(env_str("RECO_ARTIFACT_DIR", str(RECO_DATA_DIR / "artifacts")))
+RECO_REGISTRY_CHECK_SECONDS = float(env_int("RECO_REGISTRY_CHECK_SECONDS", 5))
 
 # --- Feature store (features/) -------------------------------------------------------------------
 # Online TTLs per entity type; refresh jobs must run more often than these.

@@ -8,15 +8,18 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from catalog.models import Title
+from recommendations.models import ModelVersion
 
 DEMO_PASSWORD = "reco-demo"  # noqa: S105 — a local demo on 127.0.0.1 only
 DEMO_WORLD = ["--titles", "3000", "--accounts", "1000", "--events", "150000", "--seed", "42"]
+DEMO_TRAINING = ["--kinds", "popularity,mf,content,ncf", "--ncf-epochs", "3"]
 
 
 class Command(BaseCommand):
     help = (
         "Load a small deterministic synthetic world (3,000 titles, ~2,500 profiles, 150,000 viewing events) "
-        "unless the catalog already has titles, and create the demo logins 'admin' (superuser) and 'editor' "
+        "unless the catalog already has titles, train and activate the models unless some are active, "
+        "and create the demo logins 'admin' (superuser) and 'editor' "
         f"(Editors group), both with the password '{DEMO_PASSWORD}'. Safe to run again."
     )
 
@@ -26,6 +29,8 @@ class Command(BaseCommand):
     def handle(self, *args, host: str, verbosity: int, **options) -> None:
         if not Title.objects.exists():
             call_command("generate_synthetic", *DEMO_WORLD, verbosity=verbosity, stdout=self.stdout)
+        if not ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).exists():
+            call_command("train_models", *DEMO_TRAINING, verbosity=verbosity, stdout=self.stdout)
         with transaction.atomic():
             _demo_user("admin", superuser=True)
             editor = _demo_user("editor", superuser=False)

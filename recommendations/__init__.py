@@ -1,0 +1,1 @@
+"""Candidate generation: the models, their registry and services (the Django parts build on `ml/`)."""

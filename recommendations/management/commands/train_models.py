@@ -1,0 +1,48 @@
+"""Train models from the viewing history, register them, and activate those that are not worse."""
+from __future__ import annotations
+
+import datetime as dt
+
+from django.core.management.base import BaseCommand, CommandError
+
+from recommendations.models import ModelKind
+from recommendations.training import model_train
+
+DEFAULT_KINDS = "popularity,mf,content,ncf"
+
+
+class Command(BaseCommand):
+    help = (
+        "Train each kind on the viewing history (optionally only before --until), measure it on a held-out "
+        "validation split, register it as a new model version, and activate it unless it is worse than the "
+        f"active one. Kinds: {', '.join(ModelKind.values)} (default {DEFAULT_KINDS})."
+    )
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--kinds", default=DEFAULT_KINDS, help=f"comma-separated (default {DEFAULT_KINDS})")
+        parser.add_argument("--until", type=dt.datetime.fromisoformat, help="only history before this ISO time")
+        parser.add_argument(
+            "--activation", choices=["if-not-worse", "always", "never"], default="if-not-worse",
+            help="when to activate the new version (default if-not-worse)",
+        )  # fmt: skip
+        parser.add_argument("--ncf-epochs", type=int, help="override NCF's number of epochs (quick demos)")
+
+    def handle(self, *args, kinds: str, until, activation: str, ncf_epochs: int | None, **options) -> None:
+        chosen = [kind.strip() for kind in kinds.split(",") if kind.strip()]
+        unknown = set(chosen) - set(ModelKind.values)
+        if unknown:
+            raise CommandError(f"Unknown kinds {sorted(unknown)}; choose from {', '.join(ModelKind.values)}.")
+        if until and until.tzinfo is None:
+            until = until.replace(tzinfo=dt.UTC)
+        for kind in chosen:
+            params = {"n_epochs": ncf_epochs} if kind == ModelKind.NCF and ncf_epochs else None
+            try:
+                result = model_train(kind=kind, until=until, params=params, activation=activation)
+            except ValueError as error:
+                raise CommandError(f"{kind}: {error}") from None
+            metrics = result.version.metrics
+            self.stdout.write(
+                f"{kind:<10} {result.version.version}  NDCG@10 {metrics.get('ndcg_at_10', 0):.4f}  "
+                f"P@10 {metrics.get('precision_at_10', 0):.4f}  {metrics.get('train_seconds', 0):.1f} s  "
+                f"{result.reason}"
+            )

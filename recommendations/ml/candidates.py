@@ -1,0 +1,85 @@
+"""Merging per-source top lists into one set of unique candidates, with quotas, keeping every source's score."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True, eq=False)
+class MergedCandidates:
+    """Unique candidates in merge order, and for each one the sources that list it and their scores.
+
+    content_ids: int64 (m,); sources: source names, the column order of the two matrices;
+    proposed: bool (m, n_sources); scores: float32 (m, n_sources), NaN where a source does not list the item.
+    """
+
+    content_ids: np.ndarray
+    sources: tuple[str, ...]
+    proposed: np.ndarray
+    scores: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.content_ids)
+
+
+def merge_candidates(
+    source_lists: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    quotas: Mapping[str, int],
+    total: int = 500,
+    *,
+    backfill: bool = True,
+) -> MergedCandidates:
+    """Merge top lists: each source's best `quota` items first (sources in `quotas` order), then, if
+    `backfill`, the rest of the lists interleaved by rank until `total` unique items.
+
+    source_lists: name → (content ids int (n_s,), scores float (n_s,)); lists need not be sorted, and
+    repeated or negative (padding) ids are dropped. A source missing from `quotas` gets quota 0 (it
+    still backfills and still flags the items it lists). Flags and scores cover each source's whole list,
+    not only its quota, because the ranker learns from them.
+    """
+    unknown = set(quotas) - set(source_lists)
+    if unknown:
+        raise ValueError(f"quotas name unknown sources: {sorted(unknown)}")
+    sources = tuple(quotas) + tuple(name for name in source_lists if name not in quotas)
+    ids_parts, score_parts, source_parts, rank_parts = [], [], [], []
+    for number, name in enumerate(sources):
+        ids = np.asarray(source_lists[name][0], dtype=np.int64).ravel()
+        scores = np.asarray(source_lists[name][1], dtype=np.float32).ravel()
+        if ids.shape != scores.shape:
+            raise ValueError(f"source {name!r}: ids and scores differ in length")
+        valid = ids >= 0
+        ids, scores = ids[valid], scores[valid]
+        order = np.argsort(-scores, kind="stable")
+        ids, scores = ids[order], scores[order]
+        first = np.unique(ids, return_index=True)[1]  # a source's best score for a repeated id
+        keep = np.sort(first)
+        ids_parts.append(ids[keep])
+        score_parts.append(scores[keep])
+        source_parts.append(np.full(len(keep), number))
+        rank_parts.append(np.arange(len(keep)))
+    ids, scores = np.concatenate(ids_parts), np.concatenate(score_parts)
+    source, rank = np.concatenate(source_parts), np.concatenate(rank_parts)
+    quota = np.array([int(quotas.get(name, 0)) for name in sources])[source]
+    in_quota = rank < quota
+    # Merge order: quota entries by (source, rank), then the backfill by (rank, source).
+    phase_two = ~in_quota
+    order = np.lexsort((np.where(phase_two, source, rank), np.where(phase_two, rank, source), phase_two))
+    if not backfill:
+        order = order[in_quota[order]]
+    ordered_ids = ids[order]
+    first_seen = np.sort(np.unique(ordered_ids, return_index=True)[1])[:total]
+    content_ids = ordered_ids[first_seen]
+    # Every (candidate, source) pair present in the lists: flags and scores.
+    position = np.full(len(ids), -1)
+    lookup = np.argsort(content_ids)
+    found = np.searchsorted(content_ids[lookup], ids)
+    found = np.minimum(found, max(len(content_ids) - 1, 0))
+    hit = (content_ids[lookup][found] == ids) if len(content_ids) else np.zeros(len(ids), bool)
+    position[hit] = lookup[found[hit]]
+    proposed = np.zeros((len(content_ids), len(sources)), bool)
+    merged_scores = np.full((len(content_ids), len(sources)), np.nan, np.float32)
+    proposed[position[hit], source[hit]] = True
+    merged_scores[position[hit], source[hit]] = scores[hit]
+    return MergedCandidates(content_ids, sources, proposed, merged_scores)

@@ -1,0 +1,112 @@
+"""The active model of each kind, held in this process and swapped atomically when the active version changes.
+
+Every web or worker process has one `registry`. At most every RECO_REGISTRY_CHECK_SECONDS it asks the
+database which versions are active; a changed one is loaded (factor matrices memory-mapped, so processes
+share one copy) and verified before it replaces the old one. A corrupt or missing artifact is logged and
+never replaces a working model.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+
+from recommendations.ml.base import META_FILE, Recommender, file_sha256
+from recommendations.ml.content import ContentSimilarity
+from recommendations.ml.ease import EASE
+from recommendations.ml.matrix_factorization import MatrixFactorization
+from recommendations.ml.ncf import NCFRecommender
+from recommendations.ml.popularity import PopularityRecommender
+from recommendations.models import ModelKind, ModelVersion
+
+log = logging.getLogger(__name__)
+
+MODEL_CLASSES: dict[str, type[Recommender]] = {
+    ModelKind.MATRIX_FACTORIZATION: MatrixFactorization,
+    ModelKind.NCF: NCFRecommender,
+    ModelKind.CONTENT: ContentSimilarity,
+    ModelKind.POPULARITY: PopularityRecommender,
+    ModelKind.EASE: EASE,
+}
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    version_id: int
+    kind: str
+    version: str
+    model: Recommender
+    loaded_at: float
+
+
+def artifact_dir() -> Path:
+    return Path(settings.RECO_ARTIFACT_DIR)
+
+
+def load_artifact(*, kind: str, artifact_path: str, checksum: str) -> Recommender:
+    """Load and verify one artifact; ValueError/OSError if it is missing, altered or of the wrong kind."""
+    directory = artifact_dir() / artifact_path
+    if file_sha256(directory / META_FILE) != checksum:
+        raise ValueError(f"{directory}: meta.json does not match the registered checksum")
+    return MODEL_CLASSES[kind].load(directory, mmap=True, verify=True)
+
+
+class ModelRegistry:
+    def __init__(self, *, check_seconds: float | None = None) -> None:
+        self.check_seconds = settings.RECO_REGISTRY_CHECK_SECONDS if check_seconds is None else check_seconds
+        self._models: dict[str, LoadedModel] = {}
+        self._broken: dict[str, int] = {}  # kind -> version id that failed to load (not retried)
+        self._checked_at = float("-inf")
+        self._refreshing = threading.Lock()
+
+    def get(self, kind: str) -> LoadedModel | None:
+        """The active model of `kind`, or None when none is active or loadable (callers fall back)."""
+        self.refresh_if_due()
+        return self._models.get(kind)
+
+    def versions(self) -> dict[str, str]:
+        """{kind: version} of the models this process serves right now."""
+        self.refresh_if_due()
+        return {kind: loaded.version for kind, loaded in sorted(self._models.items())}
+
+    def refresh_if_due(self) -> None:
+        if time.monotonic() - self._checked_at < self.check_seconds:
+            return
+        if not self._refreshing.acquire(blocking=False):
+            return  # another thread is refreshing; serve what is loaded
+        try:
+            self._checked_at = time.monotonic()
+            self._refresh()
+        finally:
+            self._refreshing.release()
+
+    def _refresh(self) -> None:
+        active = {
+            row["kind"]: row
+            for row in ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).values(
+                "id", "kind", "version", "artifact_path", "checksum"
+            )
+        }
+        for kind in set(self._models) - set(active):
+            del self._models[kind]  # deactivated without a successor: stop serving it
+        for kind, row in active.items():
+            current = self._models.get(kind)
+            if (current and current.version_id == row["id"]) or self._broken.get(kind) == row["id"]:
+                continue
+            try:
+                model = load_artifact(kind=kind, artifact_path=row["artifact_path"], checksum=row["checksum"])
+            except Exception:
+                log.exception("could not load %s %s; still serving %s", kind, row["version"],
+                              current.version if current else "nothing")  # fmt: skip
+                self._broken[kind] = row["id"]
+                continue
+            # One dict assignment: a request sees the old model or the new one, never half of either.
+            self._models[kind] = LoadedModel(row["id"], kind, row["version"], model, time.monotonic())
+            log.info("serving %s %s", kind, row["version"])
+
+
+registry = ModelRegistry()
