@@ -9,11 +9,10 @@ import pytest
 from django.contrib.auth.models import Group
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
-from django.db.models import Model
-from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from catalog.models import ALL_TIERS_MASK, Credit, MaturityRating, SubscriptionTier, Title
+from tests.admin_helpers import admin_url, changelist_queries, listed
 from tests.factories.catalog import (
     CountryFactory,
     CreditFactory,
@@ -26,16 +25,6 @@ pytestmark = pytest.mark.django_db
 
 BASIC, STANDARD, PREMIUM = (SubscriptionTier.bit(tier) for tier in SubscriptionTier.values)
 editors_migration = importlib.import_module("catalog.migrations.0002_editors_group")
-
-
-def admin_url(model: type[Model], view: str, *args: Any) -> str:
-    return reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_{view}", args=args)
-
-
-def listed(client, model: type[Model], **params: Any) -> set[int]:
-    response = client.get(admin_url(model, "changelist"), params)
-    assert response.status_code == 200
-    return {row.pk for row in response.context["cl"].result_list}
 
 
 def title_form_data(title: Title, **overrides: Any) -> dict[str, Any]:
@@ -148,16 +137,11 @@ def test_original_kind_and_maturity_filters_return_matching_titles(admin_client)
 
 @pytest.mark.parametrize("model", [Title, Credit])
 def test_changelist_queries_do_not_grow_with_rows(admin_client, model):
-    def queries_for_changelist() -> int:
-        with CaptureQueriesContext(connection) as captured:
-            assert admin_client.get(admin_url(model, "changelist")).status_code == 200
-        return len(captured)
-
     CreditFactory.create_batch(2)
-    few = queries_for_changelist()
+    few = changelist_queries(admin_client, model)
     CreditFactory.create_batch(10)
 
-    assert queries_for_changelist() == few
+    assert changelist_queries(admin_client, model) == few
 
 
 def test_title_change_form_checks_the_current_tiers(admin_client):

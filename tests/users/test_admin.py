@@ -4,13 +4,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from django.db import connection
-from django.db.models import Model
-from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from catalog.models import MaturityRating, SubscriptionTier
 from config.paginators import CappedCountPaginator
+from tests.admin_helpers import admin_url, changelist_queries, listed
 from tests.factories.catalog import CountryFactory
 from tests.factories.users import AccountFactory, ProfileFactory, ViewingEventFactory
 from users.models import Account, DeviceType, Profile, ViewingEvent
@@ -18,16 +16,6 @@ from users.models import Account, DeviceType, Profile, ViewingEvent
 pytestmark = pytest.mark.django_db
 
 USERS_MODELS = [Account, Profile, ViewingEvent]
-
-
-def admin_url(model: type[Model], view: str, *args: Any) -> str:
-    return reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_{view}", args=args)
-
-
-def listed(client, model: type[Model], **params: Any) -> set[int]:
-    response = client.get(admin_url(model, "changelist"), params)
-    assert response.status_code == 200
-    return {row.pk for row in response.context["cl"].result_list}
 
 
 def account_form_data(account: Account, profiles: list[dict[str, Any]]) -> dict[str, Any]:
@@ -161,16 +149,11 @@ def test_viewing_event_count_stops_at_the_cap(admin_client, monkeypatch):
 
 @pytest.mark.parametrize("model", USERS_MODELS, ids=lambda m: m.__name__)
 def test_changelist_queries_do_not_grow_with_rows(admin_client, model):
-    def queries_for_changelist() -> int:
-        with CaptureQueriesContext(connection) as captured:
-            assert admin_client.get(admin_url(model, "changelist")).status_code == 200
-        return len(captured)
-
     ViewingEventFactory.create_batch(2)
-    few = queries_for_changelist()
+    few = changelist_queries(admin_client, model)
     ViewingEventFactory.create_batch(10)
 
-    assert queries_for_changelist() == few
+    assert changelist_queries(admin_client, model) == few
 
 
 @pytest.mark.parametrize("model", USERS_MODELS, ids=lambda m: m.__name__)
