@@ -51,17 +51,17 @@ def test_worker_writes_features_the_store_then_reads(watched, celery_worker_proc
 
 def test_full_refresh_fans_out_one_task_per_shard(watched, celery_worker_process):
     profiles, _ = watched
+    started = time.time()
     shards = refresh_user_features.delay(shard_size=1).get(timeout=120)
 
     assert shards >= 3
-    store = FeatureStore()
+    shard_runs = JobRun.objects.filter(job="tasks.features.refresh_user_features_shard", status="succeeded")
     deadline = time.monotonic() + 120
-    while not (found := store.get_many("user", [p.id for p in profiles]).found).all():
-        if time.monotonic() > deadline:
-            break
+    while shard_runs.count() < shards and time.monotonic() < deadline:
         time.sleep(0.2)  # the shard tasks run after the fan-out task has returned
-    assert found.all()
-    assert JobRun.objects.filter(job="tasks.features.refresh_user_features_shard").count() == shards
+    assert shard_runs.count() == shards
+    batch = FeatureStore().get_many("user", [p.id for p in profiles])
+    assert batch.found.all() and (batch.computed_at >= started).all()
 
 
 def test_snapshot_job_records_its_rows(watched, tmp_path, settings):
