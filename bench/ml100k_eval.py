@@ -302,7 +302,7 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=Path("/work/shared/data/ml-100k"))
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "ml-100k")
     parser.add_argument("--json", type=Path, default=ROOT / "bench/results/ml100k_eval.json")
     parser.add_argument("--png", type=Path, default=ROOT / "bench/results/ml100k_eval.png")
     parser.add_argument("--tune-seconds", type=float, default=60.0, help="time box per family's grid (NCF: x2.5)")
