@@ -9,32 +9,47 @@ from django.db import connection
 
 from features import pgarrays
 
+PROFILES_PER_READ = 100_000  # ~5M viewings a query: PostgreSQL caps one packed column at 1 GB
+
 
 def training_interactions(*, until: dt.datetime | None = None) -> pd.DataFrame:
     """Every viewing started before `until` as user_id (profile), content_id (title), rating
     (watch_percentage × 5, so a MovieLens rating comes back as itself) and started_at."""
-    where, params = ("WHERE started_at < %s", [until]) if until else ("", [])
-    sql = f"SELECT profile_id, title_id, watch_percentage, started_at FROM users_viewingevent {where}"
-    if connection.vendor == "postgresql":  # packed columns: ~1.5 µs a row, no Python object per value
-        columns = pgarrays.fetch_columns(
-            sql, params, [("profile_id", "int8"), ("title_id", "int8"), ("watch_percentage", "float8"),
-                          ("started_at", "timestamptz")],
-        )  # fmt: skip
-    else:
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            rows = cursor.fetchall()
-        frame = pd.DataFrame(rows, columns=["profile_id", "title_id", "watch_percentage", "started_at"])
-        columns = {name: frame[name].to_numpy() for name in frame.columns}
-        columns["started_at"] = pd.to_datetime(frame["started_at"], utc=True).dt.tz_localize(None).to_numpy()
+    names = ["profile_id", "title_id", "watch_percentage", "started_at"]
+    conditions, params = ["profile_id >= %s", "profile_id < %s"], []
+    if until:
+        conditions.append("started_at < %s")
+        params.append(until)
+    sql = f"SELECT {', '.join(names)} FROM users_viewingevent WHERE {' AND '.join(conditions)}"
+    parts = []
+    for start, end in _profile_ranges():
+        if connection.vendor == "postgresql":  # packed columns: ~1.5 µs a row, no Python object per value
+            types = ["int8", "int8", "float8", "timestamptz"]
+            parts.append(pgarrays.fetch_columns(sql, [start, end, *params], list(zip(names, types, strict=True))))
+        else:
+            with connection.cursor() as cursor:
+                cursor.execute(sql, [start, end, *params])
+                frame = pd.DataFrame(cursor.fetchall(), columns=names)
+            frame["started_at"] = pd.to_datetime(frame["started_at"], utc=True).dt.tz_localize(None)
+            parts.append({name: frame[name].to_numpy() for name in names})
+    columns = {name: np.concatenate([part[name] for part in parts]) if parts else np.empty(0) for name in names}
     return pd.DataFrame(
         {
-            "user_id": np.asarray(columns["profile_id"], dtype=np.int64),
-            "content_id": np.asarray(columns["title_id"], dtype=np.int64),
-            "rating": np.asarray(columns["watch_percentage"], dtype=np.float32) * 5,
-            "started_at": columns["started_at"],
+            "user_id": columns["profile_id"].astype(np.int64),
+            "content_id": columns["title_id"].astype(np.int64),
+            "rating": columns["watch_percentage"].astype(np.float32) * 5,
+            "started_at": columns["started_at"].astype("datetime64[us]"),
         }
     )
+
+
+def _profile_ranges() -> list[tuple[int, int]]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT min(id), max(id) FROM users_profile")
+        low, high = cursor.fetchone()
+    if low is None:
+        return []
+    return [(start, min(start + PROFILES_PER_READ, high + 1)) for start in range(low, high + 1, PROFILES_PER_READ)]
 
 
 def content_catalog() -> pd.DataFrame:

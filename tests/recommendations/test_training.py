@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pandas as pd
 import pytest
 from django.core.management import CommandError, call_command
 
@@ -80,3 +81,17 @@ def test_training_job_records_its_run(world):
     interactions = train_model.apply(kwargs={"kind": "popularity"}).get()
     run = JobRun.objects.get(job="tasks.training.train_model")
     assert run.status == JobRun.Status.SUCCEEDED and run.rows_written == interactions > 0
+
+
+def test_history_is_read_in_profile_chunks_without_losing_rows(world, monkeypatch):
+    from recommendations import selectors
+
+    whole = selectors.training_interactions()
+    monkeypatch.setattr(selectors, "PROFILES_PER_READ", 37)
+    chunked = selectors.training_interactions()
+
+    assert len(whole) == len(chunked) == 30_000
+    key = ["user_id", "content_id", "started_at"]
+    pd.testing.assert_frame_equal(
+        whole.sort_values(key).reset_index(drop=True), chunked.sort_values(key).reset_index(drop=True)
+    )
