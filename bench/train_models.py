@@ -4,7 +4,7 @@
     .venv/bin/python bench/train_models.py --kind mf                  # reco_bench: 1M profiles, 50M events
     .venv/bin/python bench/train_models.py --kind ncf --database-url postgres://reco:reco@127.0.0.1:5432/reco_ml
 
-Prints the seconds spent reading, the validation fit, the final fit and the whole job, the validation
+It migrates the database first. Prints the seconds spent reading, the validation fit, the final fit and the whole job, the validation
 metrics and the peak memory; `--json PATH` also writes them. The version is registered as a candidate
 only (activation=never), with its artifact under --artifact-dir.
 """
@@ -38,7 +38,11 @@ def main() -> None:
     import django
 
     django.setup()
+    from django.core.management import call_command
+
     from recommendations import training
+
+    call_command("migrate", verbosity=0)  # a benchmark database loaded before the latest apps needs their tables
 
     started = time.perf_counter()
     result = training.model_train(kind=args.kind, activation="never")
