@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -89,18 +89,18 @@ def dataset_load(
         conflict = () if fresh_history else ("profile_id", "title_id", "started_at")
         with clock("drop indexes"):
             rebuild = drop_indexes(EVENTS_TABLE) if fresh_history else None
-        chunks = prefetched(dataset.events)
-        while True:
-            with clock("wait for events"):
-                chunk = next(chunks, None)
-            if chunk is None:
-                break
-            with clock("copy events"):
-                columns = _event_columns(chunk.columns, profile_ids=profile_ids, title_ids=title_ids)
-                events_written += copy_arrays(EVENTS_TABLE, columns, skip_conflicts_on=conflict)
-            events_read += len(chunk)
-            if on_events:
-                on_events(len(chunk))
+        with closing(prefetched(dataset.events)) as chunks:  # closing stops the producer thread on errors
+            while True:
+                with clock("wait for events"):
+                    chunk = next(chunks, None)
+                if chunk is None:
+                    break
+                with clock("copy events"):
+                    columns = _event_columns(chunk.columns, profile_ids=profile_ids, title_ids=title_ids)
+                    events_written += copy_arrays(EVENTS_TABLE, columns, skip_conflicts_on=conflict)
+                events_read += len(chunk)
+                if on_events:
+                    on_events(len(chunk))
         if rebuild:
             with clock("build indexes"):
                 rebuild.rebuild()
