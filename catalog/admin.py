@@ -5,13 +5,14 @@ from typing import Any
 
 from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
+from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from catalog.forms import TitleAdminForm
 from catalog.models import Country, Credit, Genre, Person, SubscriptionTier, Title
 from catalog.selectors import titles_available_in_country, titles_for_tier
-from config.paginators import CappedCountPaginator
+from config.admin import LargeTableAdmin
 
 
 class TierFilter(admin.SimpleListFilter):
@@ -62,14 +63,10 @@ class GenreAdmin(admin.ModelAdmin):
 
 
 @admin.register(Person)
-class PersonAdmin(ExternalIdReadOnlyOnChange, admin.ModelAdmin):
+class PersonAdmin(ExternalIdReadOnlyOnChange, LargeTableAdmin):
     list_display = ("name", "external_id")
     # `__exact` keeps the unique index usable; `=` would compare UPPER(external_id).
     search_fields = ("name", "external_id__exact")
-    paginator = CappedCountPaginator
-    show_full_result_count = False
-    show_facets = admin.ShowFacets.NEVER
-    list_per_page = 50
 
 
 class CreditInline(admin.TabularInline):
@@ -83,7 +80,7 @@ class CreditInline(admin.TabularInline):
 
 
 @admin.register(Title)
-class TitleAdmin(ExternalIdReadOnlyOnChange, admin.ModelAdmin):
+class TitleAdmin(ExternalIdReadOnlyOnChange, LargeTableAdmin):
     form = TitleAdminForm
     list_display = ("name", "kind", "release_date", "maturity_rating", "tier_names", "is_original", "date_added")
     search_fields = ("name", "external_id__exact")
@@ -96,9 +93,7 @@ class TitleAdmin(ExternalIdReadOnlyOnChange, admin.ModelAdmin):
     )
     autocomplete_fields = ("genres", "available_countries")
     inlines = (CreditInline,)
-    show_full_result_count = False
-    show_facets = admin.ShowFacets.NEVER
-    list_per_page = 50
+    paginator = Paginator  # 100K titles count quickly: editors keep exact page numbers
 
     @admin.display(description="tiers")
     def tier_names(self, title: Title) -> str:
@@ -106,7 +101,7 @@ class TitleAdmin(ExternalIdReadOnlyOnChange, admin.ModelAdmin):
 
 
 @admin.register(Credit)
-class CreditAdmin(admin.ModelAdmin):
+class CreditAdmin(LargeTableAdmin):
     list_display = ("title", "person", "role", "billing_order")
     list_select_related = ("title", "person")
     # One searched table: an OR across the title and person joins would defeat both indexes.
@@ -115,7 +110,3 @@ class CreditAdmin(admin.ModelAdmin):
     autocomplete_fields = ("title", "person")
     # The model's ordering by title sorts on the joined title name; the column keeps to the index.
     ordering = ("title_id", "role", "billing_order")
-    paginator = CappedCountPaginator
-    show_full_result_count = False
-    show_facets = admin.ShowFacets.NEVER
-    list_per_page = 50

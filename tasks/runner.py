@@ -24,7 +24,6 @@ TRANSIENT_ERRORS = (OperationalError, InterfaceError, RedisConnectionError, Redi
 class JobTask(celery.Task):
     """Base for every job: acks late, retries transient failures with back-off, records each attempt."""
 
-    abstract = True
     acks_late = True
     reject_on_worker_lost = True
     autoretry_for = TRANSIENT_ERRORS

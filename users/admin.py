@@ -8,7 +8,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from catalog.models import Country
-from config.paginators import CappedCountPaginator
+from config.admin import LargeTableAdmin
 from users.forms import ProfileAdminForm
 from users.models import MAX_PROFILES_PER_ACCOUNT, Account, Profile, ViewingEvent
 
@@ -35,21 +35,17 @@ class ProfileInline(admin.TabularInline):
 
 
 @admin.register(Account)
-class AccountAdmin(admin.ModelAdmin):
+class AccountAdmin(LargeTableAdmin):
     list_display = ("external_id", "country", "subscription_tier", "created_at")
     # `__exact` keeps the unique index usable; `=` would compare UPPER(external_id).
     search_fields = ("external_id__exact",)
     search_help_text = "Exact external id."
     list_filter = ("subscription_tier", AccountCountryFilter)
     inlines = (ProfileInline,)
-    paginator = CappedCountPaginator
-    show_full_result_count = False
-    show_facets = admin.ShowFacets.NEVER
-    list_per_page = 50
 
 
 @admin.register(Profile)
-class ProfileAdmin(admin.ModelAdmin):
+class ProfileAdmin(LargeTableAdmin):
     form = ProfileAdminForm
     list_display = ("name", "account", "slot", "is_kids", "maturity_cap", "viewing_history")
     list_select_related = ("account",)
@@ -60,10 +56,6 @@ class ProfileAdmin(admin.ModelAdmin):
     autocomplete_fields = ("onboarding_genres",)
     # Sorting 1M rows by an unindexed column is a full sort; the default (account, slot) is indexed.
     sortable_by = ()
-    paginator = CappedCountPaginator
-    show_full_result_count = False
-    show_facets = admin.ShowFacets.NEVER
-    list_per_page = 50
 
     @admin.display(description="history")
     def viewing_history(self, profile: Profile) -> str:
@@ -72,7 +64,7 @@ class ProfileAdmin(admin.ModelAdmin):
 
 
 @admin.register(ViewingEvent)
-class ViewingEventAdmin(admin.ModelAdmin):
+class ViewingEventAdmin(LargeTableAdmin):
     list_display = ("id", "profile", "title", "started_at", "watch_percentage", "device_type", "completed")
     list_select_related = ("profile", "title")
     list_filter = ("device_type", "completed")
@@ -82,10 +74,6 @@ class ViewingEventAdmin(admin.ModelAdmin):
     # Newest rows by the primary key: the model's -last_watched_at has no index of its own.
     ordering = ("-pk",)
     sortable_by = ()
-    paginator = CappedCountPaginator
-    show_full_result_count = False
-    show_facets = admin.ShowFacets.NEVER
-    list_per_page = 50
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[ViewingEvent], search_term: str
