@@ -31,6 +31,7 @@ INSTALLED_APPS = [
     "features",
     "tasks",
     "recommendations",
+    "ranking",
 ]
 
 MIDDLEWARE = [
@@ -164,6 +165,7 @@ LOGGING = {
 # --- Model registry (recommendations/) -----------------------------------------------------------
 RECO_ARTIFACT_DIR = Path(env_str("RECO_ARTIFACT_DIR", str(RECO_DATA_DIR / "artifacts")))
 RECO_REGISTRY_CHECK_SECONDS = float(env_int("RECO_REGISTRY_CHECK_SECONDS", 5))
+RECO_CATALOG_CHECK_SECONDS = float(env_int("RECO_CATALOG_CHECK_SECONDS", 5))
 
 # --- Feature store (features/) -------------------------------------------------------------------
 # Online TTLs per entity type; refresh jobs must run more often than these.

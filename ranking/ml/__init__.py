@@ -1,0 +1,1 @@
+"""Ranking, diversification and business rules: pure numpy/LightGBM; no Django imports here."""
