@@ -1,7 +1,7 @@
 """Top-level URL map: admin, API schema and docs, health."""
 from django.contrib import admin
 from django.http import JsonResponse
-from django.urls import path
+from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 
@@ -14,6 +14,7 @@ admin.site.site_title = "Reco"
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("api/", include("recommendations.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("healthz", healthz, name="healthz"),

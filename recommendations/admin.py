@@ -1,7 +1,9 @@
 """Model versions in the admin: metrics at a glance, activation and rollback through the services."""
+import secrets
+
 from django.contrib import admin, messages
 
-from recommendations.models import ModelVersion
+from recommendations.models import API_KEY_PREFIX_LENGTH, ApiClient, ModelVersion, api_key_digest
 from recommendations.services import ModelActivationError, model_version_activate, model_version_rollback
 
 
@@ -43,3 +45,22 @@ class ModelVersionAdmin(admin.ModelAdmin):
                 self.message_user(request, str(error), messages.ERROR)
                 continue
             self.message_user(request, f"{version} is active again.")
+
+
+@admin.register(ApiClient)
+class ApiClientAdmin(admin.ModelAdmin):
+    """Client apps: a new client's key is shown once, on the page after saving; only its hash is stored."""
+
+    list_display = ("name", "key_prefix", "rate", "is_active", "created_at")
+    list_filter = ("is_active",)
+    search_fields = ("name", "key_prefix")
+    readonly_fields = ("key_prefix", "created_at")
+
+    def save_model(self, request, obj, form, change) -> None:  # noqa: ANN001
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        key = secrets.token_urlsafe(32)
+        obj.key_prefix, obj.key_digest = key[:API_KEY_PREFIX_LENGTH], api_key_digest(key)
+        super().save_model(request, obj, form, change)
+        messages.warning(request, f"API key for {obj.name} (shown once, copy it now): {key}")

@@ -38,6 +38,7 @@ class CandidateSet:
     history_rows: np.ndarray  # the profile's viewed titles as catalog rows, newest first (unique)
     favourite_genres: int  # genre bit mask: onboarding genres plus the most watched recent genres
     cold_start: bool
+    user_vector: np.ndarray | None = None  # the MF vector used (trained or folded in), for ranker scores
     degraded: tuple[str, ...] = ()
     source_ms: dict[str, float] = field(default_factory=dict)
 
@@ -77,6 +78,7 @@ def candidates_generate(
 
     mf = models.get(ModelKind.MATRIX_FACTORIZATION)
     cold = not len(history_rows)
+    vector = None
     if mf is not None and not cold:
         vector = _user_vector(state.profile_id, mf.model, mf.alignment, models.mf_gram, h_rows, h_pct)
         if vector is not None:
@@ -120,7 +122,7 @@ def candidates_generate(
     timings["merge"] = (time.perf_counter() - started) * 1000
     candidate_rows = merged.content_ids  # the lists carry catalog rows; turn them into title ids
     merged = MergedCandidates(catalog.content_ids[candidate_rows], merged.sources, merged.proposed, merged.scores)
-    return CandidateSet(candidate_rows, merged, history_rows, int(favourite), cold, tuple(degraded), timings)
+    return CandidateSet(candidate_rows, merged, history_rows, int(favourite), cold, vector, tuple(degraded), timings)
 
 
 def _user_vector(profile_id, model, alignment, gram, h_rows, h_pct) -> np.ndarray | None:  # noqa: ANN001

@@ -1,5 +1,8 @@
-"""ModelVersion: one trained artifact, its data window and metrics, and whether it serves."""
+"""ModelVersion: one trained artifact and whether it serves; ApiClient: an app allowed to call the API."""
 from __future__ import annotations
+
+import hashlib
+import secrets
 
 from django.conf import settings
 from django.db import models
@@ -12,6 +15,7 @@ class ModelKind(models.TextChoices):
     CONTENT = "content", "Content similarity"
     POPULARITY = "popularity", "Popularity"
     EASE = "ease", "EASE"
+    RANKER = "ranker", "LambdaMART ranker"
 
 
 class ModelVersion(models.Model):
@@ -48,3 +52,42 @@ class ModelVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.version} ({self.status})"
+
+
+API_KEY_PREFIX_LENGTH = 8
+
+
+def api_key_digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class ApiClient(models.Model):
+    """A client app (TV, mobile, web) with its own API key and request rate; the key is stored hashed."""
+
+    name = models.CharField(max_length=100, unique=True)
+    key_prefix = models.CharField(max_length=API_KEY_PREFIX_LENGTH, unique=True, editable=False,
+                                  help_text="The key's first characters, to recognise it in logs.")  # fmt: skip
+    key_digest = models.CharField(max_length=64, unique=True, editable=False)
+    rate = models.CharField(
+        max_length=20, default="6000/min", help_text="Requests allowed per client, e.g. 6000/min or 100/s."
+    )
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "API client"
+        constraints = [models.CheckConstraint(condition=Q(rate__regex=r"^[0-9]+/(s|sec|m|min|h|hour|d|day)$"),
+                                              name="apiclient_rate_format")]  # fmt: skip
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.key_prefix}…)"
+
+    @classmethod
+    def issue(cls, name: str, *, key: str | None = None, rate: str = "6000/min") -> tuple[ApiClient, str]:
+        """Create a client; returns it and its key, which is shown once and never stored in clear."""
+        key = key or secrets.token_urlsafe(32)
+        client = cls.objects.create(
+            name=name, key_prefix=key[:API_KEY_PREFIX_LENGTH], key_digest=api_key_digest(key), rate=rate
+        )
+        return client, key

@@ -12,6 +12,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 
@@ -39,7 +40,7 @@ class LoadedModel:
     version_id: int
     kind: str
     version: str
-    model: Recommender
+    model: Any  # a Recommender, or a LambdaMARTRanker for kind 'ranker'
     loaded_at: float
 
 
@@ -47,11 +48,15 @@ def artifact_dir() -> Path:
     return Path(settings.RECO_ARTIFACT_DIR)
 
 
-def load_artifact(*, kind: str, artifact_path: str, checksum: str) -> Recommender:
+def load_artifact(*, kind: str, artifact_path: str, checksum: str) -> Any:
     """Load and verify one artifact; ValueError/OSError if it is missing, altered or of the wrong kind."""
     directory = artifact_dir() / artifact_path
     if file_sha256(directory / META_FILE) != checksum:
         raise ValueError(f"{directory}: meta.json does not match the registered checksum")
+    if kind == ModelKind.RANKER:
+        from ranking.ml.ranker import LambdaMARTRanker  # LightGBM only in processes that rank
+
+        return LambdaMARTRanker.load(directory, verify=True)
     return MODEL_CLASSES[kind].load(directory, mmap=True, verify=True)
 
 

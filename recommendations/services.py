@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from recommendations.ml.base import META_FILE, file_sha256
-from recommendations.models import ModelVersion
+from recommendations.models import ModelKind, ModelVersion
 from recommendations.registry import MODEL_CLASSES, artifact_dir, load_artifact
 
 
@@ -30,9 +30,14 @@ def model_version_register(
     notes: str = "",
 ) -> ModelVersion:
     """Move a saved model into the artifact store and record it as a candidate version."""
-    if kind not in MODEL_CLASSES:
-        raise ValueError(f"unknown model kind {kind!r}; expected one of {sorted(MODEL_CLASSES)}")
-    MODEL_CLASSES[kind].read_meta(saved_model_dir)  # refuses another class or format
+    if kind == ModelKind.RANKER:
+        from ranking.ml.ranker import LambdaMARTRanker
+
+        LambdaMARTRanker.load(saved_model_dir, verify=True)  # refuses another class, format or feature set
+    elif kind in MODEL_CLASSES:
+        MODEL_CLASSES[kind].read_meta(saved_model_dir)  # refuses another class or format
+    else:
+        raise ValueError(f"unknown model kind {kind!r}; expected one of {sorted(ModelKind.values)}")
     version = f"{timezone.now():%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
     relative = f"{kind}/{version}"
     target = artifact_dir() / relative

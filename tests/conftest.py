@@ -1,6 +1,7 @@
 """Shared fixtures. Service-backed tests talk to the real PostgreSQL and Redis named by the environment."""
 from __future__ import annotations
 
+import datetime as dt
 import os
 
 import pytest
@@ -117,3 +118,44 @@ def celery_worker_process(django_db_setup, django_db_blocker):
         except subprocess.TimeoutExpired:
             worker.kill()
         log.close()
+
+
+SERVING_NOW = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
+
+
+def serving_caches_reset() -> None:
+    """Forget every process-local serving cache (models, catalog, rules, API clients)."""
+    from ranking.rules import rules_cache
+    from recommendations.api.auth import client_cache
+    from recommendations.catalog_cache import catalog_cache
+    from recommendations.registry import registry
+    from recommendations.serving import serving_state
+
+    registry.__init__(check_seconds=0)
+    catalog_cache.__init__(check_seconds=0)
+    rules_cache.__init__(check_seconds=0)
+    serving_state.clear()
+    client_cache.clear()
+
+
+@pytest.fixture
+def serving_world(db, settings, tmp_path):
+    """A synthetic world (600 titles, ~700 profiles, 30K viewings up to SERVING_NOW) with popularity, MF and
+    content models trained and active, and every serving cache fresh."""
+    from django.core.management import call_command
+
+    from recommendations.models import ModelKind
+    from recommendations.training import model_train
+
+    settings.RECO_ARTIFACT_DIR = tmp_path / "artifacts"
+    settings.RECO_REGISTRY_CHECK_SECONDS = 0
+    settings.RECO_CATALOG_CHECK_SECONDS = 0
+    call_command(
+        "generate_synthetic", "--titles", "600", "--accounts", "300", "--events", "30000", "--seed", "5",
+        "--as-of", SERVING_NOW.date().isoformat(), "--ground-truth-dir", str(tmp_path / "truth"), verbosity=0,
+    )  # fmt: skip
+    for kind in (ModelKind.POPULARITY, ModelKind.MATRIX_FACTORIZATION, ModelKind.CONTENT):
+        model_train(kind=kind, activation="always")
+    serving_caches_reset()
+    yield
+    serving_caches_reset()

@@ -85,12 +85,11 @@ class CatalogIndex:
         bits = (self.genre_masks[rows, None] >> np.arange(GENRE_BITS, dtype=np.uint32)) & np.uint32(1)
         return bits.astype(np.float32)
 
-    def first_genre_names(self, rows: np.ndarray) -> list[str]:
-        """The name of each row's lowest genre slot ('' without genres), for labels."""
-        masks = self.genre_masks[rows]
+    def main_genre_slot(self, rows: np.ndarray) -> np.ndarray:
+        """Each row's lowest genre slot, int64; -1 for a title without genres."""
+        masks = self.genre_masks[np.asarray(rows, np.int64)]
         lowest = masks & (~masks + np.uint32(1))  # isolate the lowest set bit
-        slots = np.where(masks > 0, np.log2(np.maximum(lowest, 1)).astype(np.int64), -1)
-        return [self.genre_names[s] if s >= 0 else "" for s in slots]
+        return np.where(masks > 0, np.log2(np.maximum(lowest, 1)).astype(np.int64), -1)
 
 
 def genre_overlap(masks: np.ndarray, wanted: np.uint32 | int) -> np.ndarray:

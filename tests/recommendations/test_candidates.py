@@ -24,30 +24,12 @@ from tests.factories.catalog import CountryFactory, TitleFactory
 from tests.factories.users import AccountFactory, ProfileFactory, ViewingEventFactory
 from users.models import Profile, ViewingEvent
 
-NOW = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
+from tests.conftest import SERVING_NOW as NOW
 
 
 @pytest.fixture
-def world(db, settings, tmp_path):
-    """A synthetic catalog and history with popularity, MF and content models active; fresh serving caches."""
-    settings.RECO_ARTIFACT_DIR = tmp_path / "artifacts"
-    settings.RECO_REGISTRY_CHECK_SECONDS = 0
-    settings.RECO_CATALOG_CHECK_SECONDS = 0
-    call_command(
-        "generate_synthetic", "--titles", "600", "--accounts", "300", "--events", "30000", "--seed", "5",
-        "--as-of", NOW.date().isoformat(), "--ground-truth-dir", str(tmp_path / "truth"), verbosity=0,
-    )  # fmt: skip
-    for kind in (ModelKind.POPULARITY, ModelKind.MATRIX_FACTORIZATION, ModelKind.CONTENT):
-        model_train(kind=kind, activation="always")
-    _reset_caches()
-    yield
-    _reset_caches()
-
-
-def _reset_caches():
-    registry.__init__(check_seconds=0)
-    catalog_cache.__init__(check_seconds=0)
-    serving_state.clear()
+def world(serving_world):
+    return serving_world
 
 
 def _store():

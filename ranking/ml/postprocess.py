@@ -1,0 +1,106 @@
+"""From a ranked, filtered candidate list to what a homepage shows: reasons and rows (pure numpy).
+
+Reasons, first that applies: "Continue watching" (in progress), "Because you watched X" (a content
+neighbour of X, the watched title most similar to it), "New release", "Trending now", "Top pick for you".
+Rows, in page order: Continue Watching, Top Picks, Trending Now, up to three "Because you watched X",
+New Releases, then genre rows; a title appears in one row only.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+CONTINUE_WATCHING = "continue_watching"
+TOP_PICKS = "top_picks"
+TRENDING_NOW = "trending_now"
+BECAUSE_YOU_WATCHED = "because_you_watched"
+NEW_RELEASES = "new_releases"
+GENRE = "genre"
+
+REASON_CONTINUE = "Continue watching"
+REASON_NEW = "New release"
+REASON_TRENDING = "Trending now"
+REASON_TOP_PICK = "Top pick for you"
+MIN_ROW_ITEMS = 3  # a row with fewer titles is not worth a shelf
+
+
+@dataclass(frozen=True, eq=False)
+class PageInput:
+    """Candidates in final order (best first), with the flags rows and reasons read.
+
+    ordered: int (n,) positions into the arrays below, best first; names: title names (n,);
+    in_progress / new_release / trending / similar: bool (n,); because_rows: int (n,) catalog row of
+    the watched title most similar to each candidate (-1 none); because_names: name by catalog row
+    (dict); genre_slot: int (n,) each title's main genre slot (-1 none); genre_names: name per slot.
+    """
+
+    ordered: np.ndarray
+    in_progress: np.ndarray
+    new_release: np.ndarray
+    trending: np.ndarray
+    similar: np.ndarray
+    because_rows: np.ndarray
+    because_names: dict[int, str]
+    genre_slot: np.ndarray
+    genre_names: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PageRow:
+    key: str
+    title: str
+    positions: tuple[int, ...]  # positions into the candidate arrays, in display order
+
+
+def reasons(page: PageInput, positions: np.ndarray) -> list[str]:
+    """The reason shown beside each candidate at `positions`."""
+    out = []
+    for p in np.asarray(positions, np.int64):
+        if page.in_progress[p]:
+            out.append(REASON_CONTINUE)
+        elif page.similar[p] and page.because_rows[p] >= 0:
+            out.append(f"Because you watched {page.because_names.get(int(page.because_rows[p]), 'a title you liked')}")
+        elif page.new_release[p]:
+            out.append(REASON_NEW)
+        elif page.trending[p]:
+            out.append(REASON_TRENDING)
+        else:
+            out.append(REASON_TOP_PICK)
+    return out
+
+
+def build_rows(
+    page: PageInput, *, row_size: int = 20, top_picks: int = 20, because_rows: int = 3, genre_rows: int = 3
+) -> list[PageRow]:
+    """Homepage rows over the ordered candidates; no title repeats across rows."""
+    ordered = np.asarray(page.ordered, np.int64)
+    used = np.zeros(len(page.in_progress), bool)
+    rows: list[PageRow] = []
+
+    def take(key: str, title: str, mask: np.ndarray, limit: int) -> None:
+        picked = ordered[mask[ordered] & ~used[ordered]][:limit]
+        if len(picked) >= (1 if key == CONTINUE_WATCHING else MIN_ROW_ITEMS):
+            used[picked] = True
+            rows.append(PageRow(key, title, tuple(int(p) for p in picked)))
+
+    everything = np.ones(len(used), bool)
+    take(CONTINUE_WATCHING, "Continue Watching", page.in_progress, row_size)
+    take(TOP_PICKS, "Top Picks for You", ~page.in_progress, top_picks)
+    take(TRENDING_NOW, "Trending Now", page.trending & ~page.in_progress, row_size)
+    anchors = page.because_rows[ordered][page.similar[ordered] & (page.because_rows[ordered] >= 0)]
+    if len(anchors):
+        # Anchors by how many remaining candidates they explain; ties: the one explaining the better item.
+        _, first, counts = np.unique(anchors, return_index=True, return_counts=True)
+        best = np.unique(anchors)[np.lexsort((first, -counts))]
+        for anchor in best[:because_rows]:
+            name = page.because_names.get(int(anchor), "a title you liked")
+            take(f"{BECAUSE_YOU_WATCHED}:{int(anchor)}", f"Because You Watched {name}",
+                 page.similar & (page.because_rows == anchor), row_size)  # fmt: skip
+    take(NEW_RELEASES, "New Releases", page.new_release & ~page.in_progress, row_size)
+    slots = page.genre_slot[ordered][(page.genre_slot[ordered] >= 0) & ~used[ordered]]
+    if len(slots):
+        values, counts = np.unique(slots, return_counts=True)
+        for slot in values[np.argsort(-counts, kind="stable")][:genre_rows]:
+            take(f"{GENRE}:{int(slot)}", page.genre_names[int(slot)], (page.genre_slot == slot) & everything, row_size)
+    return rows

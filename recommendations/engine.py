@@ -1,0 +1,368 @@
+"""The request path: profile → response cache → candidates → features → ranking → rules → MMR → rows.
+
+`RecommendationEngine().recommend(user_id, context=UserContext(...), n=20)` is the design's entry point;
+the API is a thin layer over it. Every dependency failure (Redis, a missing or corrupt model, no ranker)
+falls back to a simpler path and is named in `degraded`; nothing on this path raises for it.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from django.core.cache import cache
+from django.utils import timezone
+
+from features.definitions import INTERACTION_FEATURES, USER_FEATURES
+from features.store import FeatureStore
+from ranking.ml import postprocess
+from ranking.ml.diversify import diversify_titles
+from ranking.ml.features import RankingContext, RankingInput, assemble
+from ranking.ml.rules import apply_rules
+from ranking.rules import rules_cache
+from recommendations.candidates import CandidateSet, candidates_generate
+from recommendations.context import ProfileState, UserContext, profile_state_load
+from recommendations.ml import sources
+from recommendations.ml.matrix_factorization import MatrixFactorization
+from recommendations.models import ModelKind, ModelVersion
+from recommendations.serving import ServingModels, serving_state
+from users.models import Profile
+
+log = logging.getLogger(__name__)
+
+CACHE_SECONDS = 600
+CACHE_PREFIX = "recs:v1"
+MAX_N = 100
+STAGES = ("profile", "cache", "candidates", "features", "ranking", "rules", "diversification", "postprocess")
+SECONDS_PER_DAY = 86_400
+COMPLETED_SHARE = 0.9
+
+
+class ProfileNotFound(LookupError):
+    pass
+
+
+@dataclass(frozen=True)
+class RankedItem:
+    rank: int
+    content_id: int
+    title: str
+    score: float
+    reason: str
+    sources: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Row:
+    key: str
+    title: str
+    items: tuple[RankedItem, ...]
+
+
+@dataclass
+class Recommendations:
+    request_id: str
+    profile_id: int
+    items: list[RankedItem]
+    rows: list[Row]
+    model_versions: dict[str, str]
+    rules_version: str
+    degraded: list[str] = field(default_factory=list)
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    cached: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Recommendations:
+        items = [RankedItem(**{**i, "sources": tuple(i["sources"])}) for i in data["items"]]
+        rows = [Row(r["key"], r["title"], tuple(RankedItem(**{**i, "sources": tuple(i["sources"])}) for i in r["items"]))
+                for r in data["rows"]]  # fmt: skip
+        return cls(**{**data, "items": items, "rows": rows})
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.timings[stage] = round(self.timings.get(stage, 0.0) + (now - self._last) * 1000, 3)
+        self._last = now
+
+
+class RecommendationEngine:
+    def __init__(self, *, store: FeatureStore | None = None, use_cache: bool = True) -> None:
+        self.store = store or FeatureStore()
+        self.use_cache = use_cache
+
+    # --- the design's API ------------------------------------------------------------------------
+    def recommend(
+        self, user_id: int | None = None, context: UserContext | None = None, n: int = 20, *, with_rows: bool = True
+    ) -> Recommendations:
+        """Top-n for a profile. `context.profile_id` names it (else `user_id` is taken as the profile id);
+        a `context.user_id` must own the profile. ProfileNotFound if it does not exist (or is not theirs)."""
+        context = context or UserContext(profile_id=user_id)
+        profile_id = context.profile_id if context.profile_id is not None else user_id
+        if profile_id is None:
+            raise ValueError("name a profile: context.profile_id or user_id")
+        if not 1 <= n <= MAX_N:
+            raise ValueError(f"n must be 1..{MAX_N}")
+        clock = _Clock()
+        request_id = uuid.uuid4().hex
+        degraded: list[str] = []
+        try:
+            state = profile_state_load(profile_id=int(profile_id))
+        except Profile.DoesNotExist:
+            raise ProfileNotFound(f"profile {profile_id} does not exist") from None
+        if context.user_id is not None and context.user_id != state.account_id:
+            raise ProfileNotFound(f"profile {profile_id} does not belong to account {context.user_id}")
+        country = context.country or state.country
+        state = _with_country(state, country)
+        clock.lap("profile")
+
+        models = serving_state.models()
+        rules = rules_cache.current()
+        key = self._cache_key(state, context, n, with_rows, models, rules.version)
+        cached = self._cache_get(key, degraded)
+        clock.lap("cache")
+        if cached is not None:
+            cached.request_id, cached.cached = request_id, True
+            cached.timings_ms = clock.timings
+            return cached
+
+        now = timezone.now()
+        trending = serving_state.trending(models, self.store)
+        candidates = candidates_generate(state, models, trending, now=now)
+        degraded += list(candidates.degraded)
+        clock.lap("candidates")
+
+        read = self.store.get_request_features(state.profile_id, candidates.content_ids)
+        if read.user.store_unavailable:
+            degraded.append("feature_store_unavailable")
+        clock.lap("features")
+
+        scores = self._rank(state, context, candidates, models, read, now, degraded)
+        clock.lap("ranking")
+
+        rows = candidates.rows
+        ruled = apply_rules(rules, models.catalog, rows, scores, country=state.country, tier=state.tier,
+                            is_kids=state.is_kids, maturity_cap=state.maturity_cap, now_epoch=now.timestamp())  # fmt: skip
+        keep = ruled.keep & ~_completed(state, candidates)
+        clock.lap("rules")
+
+        order = self._diversify(state, candidates, models, ruled.scores, keep, now, rules, n)
+        clock.lap("diversification")
+
+        result = self._page(request_id, state, candidates, models, ruled.scores, keep, order, n, with_rows)
+        result.model_versions = models.versions
+        result.rules_version = rules.version
+        result.degraded = sorted(set(degraded))
+        clock.lap("postprocess")
+        self._cache_set(key, result, degraded)
+        result.timings_ms = clock.timings
+        return result
+
+    def train_collaborative_filtering(
+        self, interactions: pd.DataFrame, *, params: dict[str, Any] | None = None, activate: bool = True
+    ) -> ModelVersion:
+        """Fit matrix factorization on a frame of user_id, content_id, rating; register it (and activate it)."""
+        import tempfile
+        from pathlib import Path
+
+        from recommendations.services import model_version_activate, model_version_register
+        from recommendations.training import DEFAULT_PARAMS
+
+        params = {**DEFAULT_PARAMS[ModelKind.MATRIX_FACTORIZATION], **(params or {})}
+        model = MatrixFactorization(**params).fit(interactions)
+        with tempfile.TemporaryDirectory(prefix="reco-mf-") as scratch:
+            saved = model.save(Path(scratch) / "model")
+            version = model_version_register(kind=ModelKind.MATRIX_FACTORIZATION, saved_model_dir=saved,
+                                             metrics={}, params=params)  # fmt: skip
+        return model_version_activate(version_id=version.pk) if activate else version
+
+    # --- stages ----------------------------------------------------------------------------------
+    def _rank(self, state, context, candidates: CandidateSet, models: ServingModels, read, now, degraded) -> np.ndarray:  # noqa: ANN001, E501
+        catalog = models.catalog
+        merged = candidates.merged
+        n = len(merged)
+        model_scores = {slot: np.full(n, np.nan, np.float32) for slot in ("mf", "ease", "ncf", "content")}
+        mf = models.get(ModelKind.MATRIX_FACTORIZATION)
+        if mf is not None and candidates.user_vector is not None:
+            items = mf.alignment.items[candidates.rows]
+            known = items >= 0
+            model_scores["mf"][known] = np.asarray(mf.model.item_factors[items[known]]) @ candidates.user_vector
+        for source, slot in ((sources.EASE_SOURCE, "ease"), (sources.SIMILAR_TO_WATCHED, "content")):
+            if source in merged.sources:
+                model_scores[slot] = merged.scores[:, merged.sources.index(source)]
+        ranker = models.get(ModelKind.RANKER)
+        if ranker is None:
+            degraded.append("no_ranker")
+            return _blend_sources(merged)
+        hour = context.time_of_day if context.time_of_day is not None else now.hour
+        ranking_input = RankingInput(
+            candidate_ids=merged.content_ids, source_names=merged.sources, source_flags=merged.proposed,
+            source_scores=merged.scores, model_scores=model_scores, user=_user_row(read.user),
+            content=_content_matrix(read.content), interaction=_interactions(state, candidates, catalog, read.user, now),
+            catalog=catalog, rows=candidates.rows,
+            context=RankingContext(hour=int(hour), weekday=now.weekday(), device_type=int(context.device_type),
+                                   country=state.country, today_days=int(now.timestamp() // SECONDS_PER_DAY),
+                                   premium=state.tier >= 3),
+        )  # fmt: skip
+        try:
+            return np.asarray(ranker.model.predict(assemble(ranking_input)), np.float32)
+        except Exception:
+            log.exception("ranker %s failed; ranking by source scores", ranker.version)
+            degraded.append("ranker_failed")
+            return _blend_sources(merged)
+
+    def _diversify(self, state, candidates, models, scores, keep, now, rules, n) -> np.ndarray:  # noqa: ANN001
+        positions = np.flatnonzero(keep)
+        if not len(positions):
+            return positions
+        pool = positions[np.argsort(-scores[positions], kind="stable")][: max(n * 5, 100)]
+        mf = models.get(ModelKind.MATRIX_FACTORIZATION)
+        factors = None
+        if mf is not None:
+            items = mf.alignment.items[candidates.rows[pool]]
+            if (items >= 0).all():
+                factors = np.asarray(mf.model.item_factors[items], np.float32)
+        picked = diversify_titles(
+            models.catalog, candidates.rows[pool], scores[pool], k=min(len(pool), max(n, 40)),
+            today_days=int(now.timestamp() // SECONDS_PER_DAY), usual_genres=int(candidates.favourite_genres),
+            item_factors=factors, lam=getattr(rules, "mmr_lambda", 0.7),
+        )  # fmt: skip
+        rest = np.setdiff1d(pool, pool[picked], assume_unique=True)
+        rest = rest[np.argsort(-scores[rest], kind="stable")]
+        return np.concatenate([pool[picked], rest])
+
+    def _page(self, request_id, state, candidates, models, scores, keep, order, n, with_rows) -> Recommendations:  # noqa: ANN001
+        catalog = models.catalog
+        merged = candidates.merged
+        flag = {name: merged.proposed[:, merged.sources.index(name)] if name in merged.sources
+                else np.zeros(len(merged), bool) for name in sources.SOURCES}  # fmt: skip
+        because = np.full(len(merged), -1, np.int64)
+        content = models.get(ModelKind.CONTENT)
+        show = order[: max(n, 200) if with_rows else n]
+        if content is not None and len(candidates.history_rows) and len(show):
+            similar = show[flag[sources.SIMILAR_TO_WATCHED][show]]
+            anchors, _ = sources.because_watched(content.model.similarity, content.alignment,
+                                                 candidates.history_rows[:50], candidates.rows[similar])  # fmt: skip
+            because[similar] = anchors
+        names = {int(r): str(catalog.names[r]) for r in np.unique(because[because >= 0])}
+        page = postprocess.PageInput(
+            ordered=show, in_progress=flag[sources.CONTINUE_WATCHING], new_release=flag[sources.NEW_RELEASES],
+            trending=flag[sources.TRENDING], similar=flag[sources.SIMILAR_TO_WATCHED], because_rows=because,
+            because_names=names, genre_slot=catalog.main_genre_slot(candidates.rows),
+            genre_names=catalog.genre_names,
+        )  # fmt: skip
+
+        def item(position: int, rank: int, reason: str) -> RankedItem:
+            proposed = tuple(s for s, on in zip(merged.sources, merged.proposed[position], strict=True) if on)
+            return RankedItem(rank, int(merged.content_ids[position]), str(catalog.names[candidates.rows[position]]),
+                              round(float(scores[position]), 5), reason, proposed)  # fmt: skip
+
+        top = order[:n]
+        items = [item(p, i + 1, r) for i, (p, r) in enumerate(zip(top, postprocess.reasons(page, top), strict=True))]
+        rows = []
+        if with_rows:
+            for row in postprocess.build_rows(page):
+                positions = np.array(row.positions, np.int64)
+                reasons = postprocess.reasons(page, positions)
+                rows.append(Row(row.key, row.title, tuple(item(p, i + 1, r) for i, (p, r) in
+                                                          enumerate(zip(positions, reasons, strict=True)))))  # fmt: skip
+        return Recommendations(request_id, state.profile_id, items, rows, {}, "")
+
+    # --- the response cache ----------------------------------------------------------------------
+    def _cache_key(self, state: ProfileState, context: UserContext, n: int, with_rows: bool, models, rules_version):  # noqa: ANN001, ANN202
+        newest = float(state.history_last_watched.max()) if state.has_history else 0.0
+        parts = (state.profile_id, state.country, state.tier, context.device_type, context.time_of_day, n, with_rows,
+                 newest, len(state.history_title_ids), rules_version, models.key)  # fmt: skip
+        return f"{CACHE_PREFIX}:{state.profile_id}:{hashlib.sha1(repr(parts).encode()).hexdigest()}"
+
+    def _cache_get(self, key: str, degraded: list[str]) -> Recommendations | None:
+        if not self.use_cache:
+            return None
+        try:
+            data = cache.get(key)
+        except Exception:
+            log.warning("response cache unavailable", exc_info=True)
+            degraded.append("cache_unavailable")
+            return None
+        return Recommendations.from_dict(data) if data else None
+
+    def _cache_set(self, key: str, result: Recommendations, degraded: list[str]) -> None:
+        if not self.use_cache or "cache_unavailable" in degraded:
+            return
+        try:
+            cache.set(key, result.to_dict() | {"timings_ms": {}}, CACHE_SECONDS)
+        except Exception:
+            log.warning("response cache unavailable", exc_info=True)
+
+
+# --- helpers ------------------------------------------------------------------------------------
+def _with_country(state: ProfileState, country: str) -> ProfileState:
+    if country == state.country:
+        return state
+    from dataclasses import replace
+
+    return replace(state, country=country)
+
+
+def _completed(state: ProfileState, candidates: CandidateSet) -> np.ndarray:
+    """Candidates the profile has finished (never shown again)."""
+    done = state.history_title_ids[(state.history_watch_percentage >= COMPLETED_SHARE) | state.history_completed]
+    return np.isin(candidates.content_ids, done)
+
+
+def _blend_sources(merged) -> np.ndarray:  # noqa: ANN001
+    """Without a ranker: each candidate's best within-source percentile (sources in quota order weigh more)."""
+    scores = np.where(np.isnan(merged.scores), -np.inf, merged.scores)
+    ranks = np.argsort(np.argsort(-scores, axis=0, kind="stable"), axis=0, kind="stable")
+    counts = np.maximum(merged.proposed.sum(axis=0), 1)
+    percentile = np.where(merged.proposed, 1.0 - ranks / counts, 0.0)
+    weights = np.linspace(1.0, 0.8, len(merged.sources))
+    return (percentile * weights).max(axis=1).astype(np.float32)
+
+
+def _user_row(row) -> np.ndarray:  # noqa: ANN001
+    return np.concatenate([np.asarray(row.values[f.name], np.float32).ravel() for f in USER_FEATURES.features])
+
+
+def _content_matrix(batch) -> np.ndarray:  # noqa: ANN001
+    return np.asarray(batch.values, np.float32)
+
+
+def _interactions(state: ProfileState, candidates: CandidateSet, catalog, user_row, now: dt.datetime) -> np.ndarray:  # noqa: ANN001
+    """INTERACTION_FEATURES for every candidate from the history arrays already loaded (no query, no pandas)."""
+    n = len(candidates.rows)
+    values = np.zeros((n, INTERACTION_FEATURES.width), np.float32)
+    slices = INTERACTION_FEATURES.slices
+    ids = candidates.content_ids
+    order = np.argsort(ids)
+    position = np.searchsorted(ids[order], state.history_title_ids)
+    position = np.minimum(position, max(n - 1, 0))
+    hit = ids[order][position] == state.history_title_ids if n else np.zeros(0, bool)
+    target = order[position[hit]]
+    pct = np.zeros(n, np.float32)
+    last = np.full(n, -np.inf)
+    np.maximum.at(pct, target, state.history_watch_percentage[hit])
+    np.maximum.at(last, target, state.history_last_watched[hit])
+    watched = np.isfinite(last)
+    values[:, slices["has_watched"]] = watched[:, None]
+    values[:, slices["watch_percentage"]] = pct[:, None]
+    values[:, slices["days_since_watched"]] = np.where(watched, (now.timestamp() - last) / SECONDS_PER_DAY, np.nan)[:, None]
+    affinity = np.asarray(user_row.values["genre_affinity"], np.float32).ravel()
+    genres = catalog.genre_indicator(candidates.rows)[:, : len(affinity)]
+    norms = np.linalg.norm(genres, axis=1) * np.linalg.norm(affinity)
+    cosine = np.divide(genres @ affinity, norms, out=np.zeros(n, np.float32), where=norms > 0)
+    values[:, slices["genre_affinity"]] = cosine[:, None]
+    return values
