@@ -7,7 +7,6 @@ import uuid
 
 import numpy as np
 import pytest
-from django.core.management import call_command
 
 from catalog.models import ALL_TIERS_MASK, MaturityRating, SubscriptionTier, Title
 from features.services import content_features_refresh
@@ -19,12 +18,10 @@ from recommendations.ml import sources
 from recommendations.models import ModelKind
 from recommendations.registry import registry
 from recommendations.serving import serving_state
-from recommendations.training import model_train
+from tests.conftest import SERVING_NOW as NOW
 from tests.factories.catalog import CountryFactory, TitleFactory
 from tests.factories.users import AccountFactory, ProfileFactory, ViewingEventFactory
 from users.models import Profile, ViewingEvent
-
-from tests.conftest import SERVING_NOW as NOW
 
 
 @pytest.fixture
