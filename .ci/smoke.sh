@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Smoke run of the main job on the embedded defaults (SQLite, local-memory caches, eager Celery):
-# migrate, demo_setup, serve, and check that the health endpoint and the admin answer.
+# migrate, demo_setup, serve, and check that the health endpoint, the admin and the printed API example answer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 workdir=$(mktemp -d)
@@ -18,4 +18,14 @@ trap 'kill $server 2>/dev/null; rm -rf "$workdir"' EXIT
 for _ in $(seq 30); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 1; done
 curl -sf "http://127.0.0.1:$port/healthz" | grep -q '"ok"'
 curl -sf -o /dev/null "http://127.0.0.1:$port/admin/login/"
-echo "smoke: demo served on SQLite, /healthz and /admin/login/ answer"
+# The example request the demo prints must work as printed.
+example=$(grep -o "curl -s -H 'X-Api-Key: [^']*' '[^']*'" "$workdir/demo.log" | head -n1)
+[ -n "$example" ] || { echo "smoke: demo_setup printed no example request" >&2; exit 1; }
+eval "$example" >"$workdir/recs.json"
+python3 -c "
+import json, sys
+body = json.load(open(sys.argv[1]))
+assert len(body['items']) == 10 and body['rows'], body
+print('smoke: /api/recs gave', len(body['items']), 'items and', len(body['rows']), 'rows; degraded:', body['degraded'])
+" "$workdir/recs.json"
+echo "smoke: demo served on SQLite, /healthz, /admin/login/ and /api/recs answer"

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
 
@@ -36,7 +37,6 @@ from users.models import Profile
 
 log = logging.getLogger(__name__)
 
-CACHE_SECONDS = 600
 CACHE_PREFIX = "recs:v1"
 MAX_N = 100
 STAGES = ("profile", "cache", "candidates", "features", "ranking", "rules", "diversification", "postprocess")
@@ -100,9 +100,14 @@ class _Clock:
 
 
 class RecommendationEngine:
-    def __init__(self, *, store: FeatureStore | None = None, use_cache: bool = True) -> None:
+    def __init__(self, *, store: FeatureStore | None = None, use_cache: bool | None = None) -> None:
+        """use_cache: None follows RECO_RESPONSE_CACHE_SECONDS (0 turns the response cache off)."""
         self.store = store or FeatureStore()
-        self.use_cache = use_cache
+        self._use_cache = use_cache
+
+    @property
+    def use_cache(self) -> bool:
+        return settings.RECO_RESPONSE_CACHE_SECONDS > 0 if self._use_cache is None else self._use_cache
 
     # --- the design's API ------------------------------------------------------------------------
     def recommend(
@@ -303,7 +308,7 @@ class RecommendationEngine:
         if not self.use_cache or "cache_unavailable" in degraded:
             return
         try:
-            cache.set(key, result.to_dict() | {"timings_ms": {}}, CACHE_SECONDS)
+            cache.set(key, result.to_dict() | {"timings_ms": {}}, settings.RECO_RESPONSE_CACHE_SECONDS or 600)
         except Exception:
             log.warning("response cache unavailable", exc_info=True)
 

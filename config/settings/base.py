@@ -165,7 +165,11 @@ LOGGING = {
 # --- Model registry (recommendations/) -----------------------------------------------------------
 RECO_ARTIFACT_DIR = Path(env_str("RECO_ARTIFACT_DIR", str(RECO_DATA_DIR / "artifacts")))
 RECO_REGISTRY_CHECK_SECONDS = float(env_int("RECO_REGISTRY_CHECK_SECONDS", 5))
+# How often a process looks for edited business rules (ranking/rules.py); edits serve within ~2 s.
+RECO_RULES_CHECK_SECONDS = float(env_int("RECO_RULES_CHECK_SECONDS", 2))
 RECO_CATALOG_CHECK_SECONDS = float(env_int("RECO_CATALOG_CHECK_SECONDS", 5))
+# Whole /api/recs responses are cached this long (stale at once on new viewings or rule changes); 0: off.
+RECO_RESPONSE_CACHE_SECONDS = env_int("RECO_RESPONSE_CACHE_SECONDS", 600)
 
 # --- Feature store (features/) -------------------------------------------------------------------
 # Online TTLs per entity type; refresh jobs must run more often than these.

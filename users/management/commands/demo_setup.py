@@ -8,9 +8,11 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from catalog.models import Title
-from recommendations.models import ModelVersion
+from recommendations.models import ApiClient, ModelVersion
+from users.models import Profile
 
 DEMO_PASSWORD = "reco-demo"  # noqa: S105 — a local demo on 127.0.0.1 only
+DEMO_API_KEY = "reco-demo-key-not-for-production"  # noqa: S105 — the demo client app's key
 DEMO_WORLD = ["--titles", "3000", "--accounts", "1000", "--events", "150000", "--seed", "42"]
 DEMO_TRAINING = ["--kinds", "popularity,mf,content,ncf", "--ncf-epochs", "3"]
 
@@ -35,10 +37,14 @@ class Command(BaseCommand):
             _demo_user("admin", superuser=True)
             editor = _demo_user("editor", superuser=False)
             editor.groups.add(Group.objects.get(name="Editors"))
+            if not ApiClient.objects.filter(name="demo-app").exists():
+                ApiClient.issue("demo-app", key=DEMO_API_KEY)
+        profile_id = Profile.objects.filter(viewing_events__isnull=False).values_list("id", flat=True).first()
         self.stdout.write(
             self.style.SUCCESS(
                 f"\nReco demo is ready. Admin: http://{host}/admin/  (login 'admin' or 'editor', password "
-                f"'{DEMO_PASSWORD}')\nAPI docs: http://{host}/api/docs/\n"
+                f"'{DEMO_PASSWORD}')\nAPI docs: http://{host}/api/docs/\nTry the API (demo client key):\n"
+                f"  curl -s -H 'X-Api-Key: {DEMO_API_KEY}' 'http://{host}/api/recs?profile_id={profile_id}&n=10'\n"
             )
         )
 

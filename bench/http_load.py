@@ -1,0 +1,192 @@
+#!/usr/bin/env python
+"""Benchmark /api/recs over HTTP: gunicorn on this machine, an open-loop load at fixed rates.
+
+    .venv/bin/python bench/http_load.py                          # reco_bench, 2 workers, 50 rps then a ramp
+    .venv/bin/python bench/http_load.py --workers 1 2 4 --rates 50 --seconds 20   # memory per worker count
+
+For each worker count: start gunicorn (sync workers) on the database, issue an API key, warm every worker
+up, then send requests at each --rates value (open loop: a request leaves on schedule whether or not the
+last one came back, so queueing shows in the latency) for --seconds, over random profiles, the response
+cache off (--cache to leave it on). Prints p50/p95/p99, achieved throughput and errors per rate, the
+highest rate whose p99 stayed under --p99-budget ms, and the workers' memory: RSS and PSS (proportional
+set size: shared memory-mapped model pages counted once across processes), from /proc.
+"""
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+PORT = 8765
+KEY = "bench-http-load-key-0123456789"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database-url", default="postgres://reco:reco@127.0.0.1:5432/reco_bench")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
+    parser.add_argument("--artifact-dir", default="/tmp/reco-bench-artifacts")
+    parser.add_argument("--workers", type=int, nargs="+", default=[2])
+    parser.add_argument("--rates", type=int, nargs="+", default=[50, 75, 100, 125, 150, 200])
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--p99-budget", type=float, default=50.0)
+    parser.add_argument("--cache", action="store_true", help="leave the response cache on")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+
+    env = {**os.environ, "DATABASE_URL": args.database_url, "REDIS_URL": args.redis_url,
+           "RECO_ARTIFACT_DIR": args.artifact_dir, "DJANGO_SETTINGS_MODULE": "config.settings.base",
+           "LOG_LEVEL": "WARNING",
+           "RECO_RESPONSE_CACHE_SECONDS": "600" if args.cache else "0", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}  # fmt: skip
+    profiles = _profiles(env)
+    _issue_key(env)
+    results = {"database": args.database_url.rsplit("/", 1)[1], "cache": args.cache, "runs": []}
+    for workers in args.workers:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "config.wsgi:application", "--bind", f"127.0.0.1:{PORT}",
+             "--workers", str(workers), "--worker-class", "sync", "--timeout", "60", "--log-level", "warning"],
+            cwd=ROOT, env=env,
+        )  # fmt: skip
+        try:
+            _wait_ready()
+            _warm_up(profiles, workers)
+            run = {"workers": workers, "rates": []}
+            for rate in args.rates:
+                figures = _load(profiles, rate, args.seconds)
+                run["rates"].append(figures)
+                print(json.dumps({"workers": workers, **figures}))
+            run["memory"] = _memory(server.pid)
+            ok = [r["rate"] for r in run["rates"] if r["p99_ms"] < args.p99_budget and r["errors"] == 0]
+            run["max_rate_within_budget"] = max(ok) if ok else None
+            results["runs"].append(run)
+            print(json.dumps({"workers": workers, "memory": run["memory"],
+                              "max_rate_within_budget": run["max_rate_within_budget"]}))  # fmt: skip
+        finally:
+            server.send_signal(signal.SIGTERM)
+            server.wait(timeout=30)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+
+
+def _django(env: dict) -> None:
+    os.environ.update(env)
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+
+
+def _profiles(env: dict) -> np.ndarray:
+    _django(env)
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT id FROM users_profile TABLESAMPLE SYSTEM (2)")
+        return np.array([r[0] for r in cursor.fetchall()], np.int64)
+
+
+def _issue_key(env: dict) -> None:
+    from recommendations.models import ApiClient
+
+    ApiClient.objects.filter(name="bench-http-load").delete()
+    ApiClient.issue("bench-http-load", key=KEY, rate="1000000/min")
+
+
+def _wait_ready() -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", PORT, timeout=2)
+            connection.request("GET", "/healthz")
+            if connection.getresponse().status == 200:
+                return
+        except OSError:
+            time.sleep(0.5)
+    raise SystemExit("gunicorn did not come up")
+
+
+def _get(connection: http.client.HTTPConnection, profile_id: int) -> int:
+    connection.request("GET", f"/api/recs?profile_id={profile_id}&n=20", headers={"X-Api-Key": KEY})
+    response = connection.getresponse()
+    response.read()
+    return response.status
+
+
+def _warm_up(profiles: np.ndarray, workers: int) -> None:
+    """Every worker loads the models and catalog (first requests are slow by design), then a short burst."""
+    connection = http.client.HTTPConnection("127.0.0.1", PORT, timeout=120)
+    for profile_id in profiles[: 40 * workers]:
+        _get(connection, int(profile_id))
+        connection.close()  # a new connection: likely another worker
+
+
+def _load(profiles: np.ndarray, rate: int, seconds: float) -> dict:
+    """Open loop: `rate` requests a second on schedule, served by a pool of client threads."""
+    total = int(rate * seconds)
+    rng = np.random.default_rng(rate)
+    chosen = rng.choice(profiles, size=total)
+    jobs: queue.Queue = queue.Queue()
+    latencies, errors, lock = [], [0], threading.Lock()
+
+    def client() -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", PORT, timeout=30)
+        while (job := jobs.get()) is not None:
+            scheduled, profile_id = job
+            try:
+                status = _get(connection, profile_id)
+            except OSError:
+                connection = http.client.HTTPConnection("127.0.0.1", PORT, timeout=30)
+                status = 0
+            elapsed = (time.perf_counter() - scheduled) * 1000  # from the scheduled send: queueing included
+            with lock:
+                latencies.append(elapsed)
+                errors[0] += status != 200
+
+    threads = [threading.Thread(target=client, daemon=True) for _ in range(32)]
+    for thread in threads:
+        thread.start()
+    start = time.perf_counter()
+    for i, profile_id in enumerate(chosen):
+        scheduled = start + i / rate
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        jobs.put((scheduled, int(profile_id)))
+    for _ in threads:
+        jobs.put(None)
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - start
+    values = np.array(latencies)
+    return {"rate": rate, "requests": total, "achieved_rps": round(total / elapsed, 1), "errors": errors[0],
+            "p50_ms": round(float(np.percentile(values, 50)), 2), "p95_ms": round(float(np.percentile(values, 95)), 2),
+            "p99_ms": round(float(np.percentile(values, 99)), 2)}  # fmt: skip
+
+
+def _memory(master_pid: int) -> dict:
+    """Per worker RSS and PSS (MiB), and the total PSS of the workers."""
+    children = Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split()
+    workers = []
+    for pid in children:
+        rollup = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
+        fields = {line.split(":")[0]: int(line.split()[1]) for line in rollup[1:] if line.split()[1].isdigit()}
+        workers.append({"rss_mib": round(fields["Rss"] / 1024, 1), "pss_mib": round(fields["Pss"] / 1024, 1),
+                        "shared_mib": round((fields.get("Shared_Clean", 0) + fields.get("Shared_Dirty", 0)) / 1024, 1)})  # fmt: skip
+    return {"workers": workers, "total_rss_mib": round(sum(w["rss_mib"] for w in workers), 1),
+            "total_pss_mib": round(sum(w["pss_mib"] for w in workers), 1)}  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
