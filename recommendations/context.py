@@ -46,15 +46,20 @@ class ProfileState:
         return len(self.history_title_ids) > 0
 
 
-def profile_state_load(*, profile_id: int, history_limit: int = HISTORY_LIMIT) -> ProfileState:
-    """Profile, account and newest viewings in two indexed queries; Profile.DoesNotExist if unknown."""
+def profile_state_load(
+    *, profile_id: int, history_limit: int = HISTORY_LIMIT, before: dt.datetime | None = None
+) -> ProfileState:
+    """Profile, account and newest viewings in two indexed queries; Profile.DoesNotExist if unknown.
+
+    before: only viewings last watched before this time (ranker training replays a past moment)."""
     profile = (
         Profile.objects.select_related("account")
         .only("id", "is_kids", "maturity_cap", "account__id", "account__country", "account__subscription_tier")
         .get(pk=profile_id)
     )
+    viewings = profile.viewing_events.all() if before is None else profile.viewing_events.filter(last_watched_at__lt=before)
     rows = list(
-        profile.viewing_events.order_by("-last_watched_at").values_list(
+        viewings.order_by("-last_watched_at").values_list(
             "title_id", "watch_percentage", "last_watched_at", "completed"
         )[:history_limit]
     )

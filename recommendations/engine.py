@@ -6,7 +6,6 @@ falls back to a simpler path and is named in `degraded`; nothing on this path ra
 """
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import logging
 import time
@@ -20,11 +19,10 @@ from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
 
-from features.definitions import INTERACTION_FEATURES, USER_FEATURES
 from features.store import FeatureStore
 from ranking.ml import postprocess
 from ranking.ml.diversify import diversify_titles
-from ranking.ml.features import RankingContext, RankingInput, assemble
+from ranking.ml.features import assemble
 from ranking.ml.rules import apply_rules
 from ranking.rules import rules_cache
 from recommendations.candidates import CandidateSet, candidates_generate
@@ -32,6 +30,7 @@ from recommendations.context import ProfileState, UserContext, profile_state_loa
 from recommendations.ml import sources
 from recommendations.ml.matrix_factorization import MatrixFactorization
 from recommendations.models import ModelKind, ModelVersion
+from recommendations.ranking_input import blend_sources, ranking_input_build, user_vector_of
 from recommendations.serving import ServingModels, serving_state
 from users.models import Profile
 
@@ -196,38 +195,22 @@ class RecommendationEngine:
 
     # --- stages ----------------------------------------------------------------------------------
     def _rank(self, state, context, candidates: CandidateSet, models: ServingModels, read, now, degraded) -> np.ndarray:  # noqa: ANN001, E501
-        catalog = models.catalog
-        merged = candidates.merged
-        n = len(merged)
-        model_scores = {slot: np.full(n, np.nan, np.float32) for slot in ("mf", "ease", "ncf", "content")}
-        mf = models.get(ModelKind.MATRIX_FACTORIZATION)
-        if mf is not None and candidates.user_vector is not None:
-            items = mf.alignment.items[candidates.rows]
-            known = items >= 0
-            model_scores["mf"][known] = np.asarray(mf.model.item_factors[items[known]]) @ candidates.user_vector
-        for source, slot in ((sources.EASE_SOURCE, "ease"), (sources.SIMILAR_TO_WATCHED, "content")):
-            if source in merged.sources:
-                model_scores[slot] = merged.scores[:, merged.sources.index(source)]
         ranker = models.get(ModelKind.RANKER)
         if ranker is None:
             degraded.append("no_ranker")
-            return _blend_sources(merged)
+            return blend_sources(candidates.merged)
         hour = context.time_of_day if context.time_of_day is not None else now.hour
-        ranking_input = RankingInput(
-            candidate_ids=merged.content_ids, source_names=merged.sources, source_flags=merged.proposed,
-            source_scores=merged.scores, model_scores=model_scores, user=_user_row(read.user),
-            content=_content_matrix(read.content), interaction=_interactions(state, candidates, catalog, read.user, now),
-            catalog=catalog, rows=candidates.rows,
-            context=RankingContext(hour=int(hour), weekday=now.weekday(), device_type=int(context.device_type),
-                                   country=state.country, today_days=int(now.timestamp() // SECONDS_PER_DAY),
-                                   premium=state.tier >= 3),
+        ranking_input = ranking_input_build(
+            state=state, candidates=candidates, models=models, user=user_vector_of(read.user),
+            content=np.asarray(read.content.values, np.float32), hour=int(hour), device_type=int(context.device_type),
+            now=now,
         )  # fmt: skip
         try:
             return np.asarray(ranker.model.predict(assemble(ranking_input)), np.float32)
         except Exception:
             log.exception("ranker %s failed; ranking by source scores", ranker.version)
             degraded.append("ranker_failed")
-            return _blend_sources(merged)
+            return blend_sources(candidates.merged)
 
     def _diversify(self, state, candidates, models, scores, keep, now, rules, n) -> np.ndarray:  # noqa: ANN001
         positions = np.flatnonzero(keep)
@@ -328,46 +311,3 @@ def _completed(state: ProfileState, candidates: CandidateSet) -> np.ndarray:
     return np.isin(candidates.content_ids, done)
 
 
-def _blend_sources(merged) -> np.ndarray:  # noqa: ANN001
-    """Without a ranker: each candidate's best within-source percentile (sources in quota order weigh more)."""
-    scores = np.where(np.isnan(merged.scores), -np.inf, merged.scores)
-    ranks = np.argsort(np.argsort(-scores, axis=0, kind="stable"), axis=0, kind="stable")
-    counts = np.maximum(merged.proposed.sum(axis=0), 1)
-    percentile = np.where(merged.proposed, 1.0 - ranks / counts, 0.0)
-    weights = np.linspace(1.0, 0.8, len(merged.sources))
-    return (percentile * weights).max(axis=1).astype(np.float32)
-
-
-def _user_row(row) -> np.ndarray:  # noqa: ANN001
-    return np.concatenate([np.asarray(row.values[f.name], np.float32).ravel() for f in USER_FEATURES.features])
-
-
-def _content_matrix(batch) -> np.ndarray:  # noqa: ANN001
-    return np.asarray(batch.values, np.float32)
-
-
-def _interactions(state: ProfileState, candidates: CandidateSet, catalog, user_row, now: dt.datetime) -> np.ndarray:  # noqa: ANN001
-    """INTERACTION_FEATURES for every candidate from the history arrays already loaded (no query, no pandas)."""
-    n = len(candidates.rows)
-    values = np.zeros((n, INTERACTION_FEATURES.width), np.float32)
-    slices = INTERACTION_FEATURES.slices
-    ids = candidates.content_ids
-    order = np.argsort(ids)
-    position = np.searchsorted(ids[order], state.history_title_ids)
-    position = np.minimum(position, max(n - 1, 0))
-    hit = ids[order][position] == state.history_title_ids if n else np.zeros(0, bool)
-    target = order[position[hit]]
-    pct = np.zeros(n, np.float32)
-    last = np.full(n, -np.inf)
-    np.maximum.at(pct, target, state.history_watch_percentage[hit])
-    np.maximum.at(last, target, state.history_last_watched[hit])
-    watched = np.isfinite(last)
-    values[:, slices["has_watched"]] = watched[:, None]
-    values[:, slices["watch_percentage"]] = pct[:, None]
-    values[:, slices["days_since_watched"]] = np.where(watched, (now.timestamp() - last) / SECONDS_PER_DAY, np.nan)[:, None]
-    affinity = np.asarray(user_row.values["genre_affinity"], np.float32).ravel()
-    genres = catalog.genre_indicator(candidates.rows)[:, : len(affinity)]
-    norms = np.linalg.norm(genres, axis=1) * np.linalg.norm(affinity)
-    cosine = np.divide(genres @ affinity, norms, out=np.zeros(n, np.float32), where=norms > 0)
-    values[:, slices["genre_affinity"]] = cosine[:, None]
-    return values

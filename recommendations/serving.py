@@ -76,7 +76,7 @@ class ServingState:
         with self._lock:
             if self._models is None or self._models.key != key:
                 started = time.perf_counter()
-                self._models = _build(catalog, {k: m for k, m in loaded.items() if m is not None}, key)
+                self._models = build_serving_models(catalog, {k: m for k, m in loaded.items() if m is not None}, key)
                 log.info("serving models %s ready in %.2f s", self._models.versions, time.perf_counter() - started)
             return self._models
 
@@ -102,10 +102,10 @@ class ServingState:
             self._trending = None
 
 
-def _build(catalog: CatalogIndex, loaded: dict, key: tuple) -> ServingModels:
+def build_serving_models(catalog: CatalogIndex, loaded: dict, key: tuple) -> ServingModels:
+    """ServingModels from loaded models ({kind: registry.LoadedModel}) over `catalog`."""
     models = {
-        kind: AlignedModel(m.version, m.model, ItemAlignment.build(m.model.content_ids, catalog.content_ids))
-        for kind, m in loaded.items()
+        kind: AlignedModel(m.version, m.model, _alignment(m.model, catalog)) for kind, m in loaded.items()
     }
     gram = None
     mf = models.get(ModelKind.MATRIX_FACTORIZATION)
@@ -124,6 +124,11 @@ def _build(catalog: CatalogIndex, loaded: dict, key: tuple) -> ServingModels:
     n = min(POPULAR_LIST_SIZE, int((popularity > 0).sum()))
     popular_rows = np.argsort(-popularity, kind="stable")[:n].astype(np.int64)
     return ServingModels(catalog, models, gram, popularity, popular_rows, key)
+
+
+def _alignment(model: object, catalog: CatalogIndex) -> ItemAlignment:
+    ids = getattr(model, "content_ids", None)  # the ranker scores feature rows, not items: nothing to align
+    return ItemAlignment.build(np.empty(0, np.int64) if ids is None else ids, catalog.content_ids)
 
 
 serving_state = ServingState()

@@ -34,6 +34,7 @@ DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
     ModelKind.CONTENT: {"n_neighbors": 100},  # 100K titles x 100 neighbours: 10M stored similarities
     ModelKind.POPULARITY: {},
     ModelKind.EASE: {},
+    ModelKind.RANKER: {},  # LightGBM parameters over ranking.ml.ranker.DEFAULT_PARAMS
 }
 EASE_MAX_ITEMS = 20_000  # EASE inverts an items × items matrix: 20K items is 1.6 GB of float32
 VALIDATION_USERS = 5_000  # metrics on a sample of users keep the gate cheap at a million profiles
@@ -61,6 +62,12 @@ def model_train(
     title), measure on the rest, then refit on everything for the registered artifact."""
     if activation not in {"if-not-worse", "always", "never"}:
         raise ValueError(f"activation must be if-not-worse, always or never, not {activation!r}")
+    if kind == ModelKind.RANKER:  # labelled by what profiles watched after a cutoff: its own procedure
+        from recommendations.ranker_training import DEFAULT_LABEL_DAYS, ranker_train
+
+        cutoff = until - dt.timedelta(days=DEFAULT_LABEL_DAYS) if until else None
+        ranked = ranker_train(cutoff=cutoff, params=params, activation=activation)
+        return TrainingResult(ranked.version, ranked.activated, ranked.reason, ranked.queries)
     params = {**DEFAULT_PARAMS[kind], **(params or {})}
     started = time.perf_counter()
     history = selectors.training_interactions(until=until)
@@ -70,16 +77,16 @@ def model_train(
     catalog = selectors.content_catalog() if kind == ModelKind.CONTENT else None
     interactions = history[list(INTERACTION_COLUMNS)]
     fit_part, held_out = validation_split(interactions)
-    metrics = validation_metrics(_fit(kind, fit_part, catalog, params), held_out)
-    model = _fit(kind, interactions, catalog, params)
+    metrics = validation_metrics(fit_model(kind, fit_part, catalog, params), held_out)
+    model = fit_model(kind, interactions, catalog, params)
     metrics["read_seconds"] = round(read_seconds, 2)
     metrics["fit_seconds"] = round(model.fit_seconds, 2)
     metrics["train_seconds"] = round(time.perf_counter() - started, 2)
-    window = {"data_from": _utc(history["started_at"].min()), "data_to": _utc(until or history["started_at"].max())}
+    window = {"data_from": utc(history["started_at"].min()), "data_to": utc(until or history["started_at"].max())}
     with tempfile.TemporaryDirectory(prefix=f"reco-{kind}-") as scratch:
         saved = model.save(Path(scratch) / "model", metadata={k: v.isoformat() for k, v in window.items()})
         version = model_version_register(kind=kind, saved_model_dir=saved, metrics=metrics, params=params, **window)
-    activated, reason = _gate(version, activation)
+    activated, reason = activation_gate(version, activation)
     if activated:
         version = model_version_activate(version_id=version.pk)
     log.info("trained %s %s: %s; %s", kind, version.version, metrics, reason)
@@ -102,7 +109,7 @@ def validation_metrics(model: Recommender, held_out: pd.DataFrame, *, k: int = 1
     return {f"{name}_at_{k}": round(value, 5) for name, value in scores.items()} | {"users": int(len(users))}
 
 
-def _fit(kind: str, interactions: pd.DataFrame, catalog: pd.DataFrame | None, params: dict[str, Any]) -> Recommender:
+def fit_model(kind: str, interactions: pd.DataFrame, catalog: pd.DataFrame | None, params: dict[str, Any]) -> Recommender:
     if kind == ModelKind.MATRIX_FACTORIZATION:
         return MatrixFactorization(**params).fit(interactions)
     if kind == ModelKind.NCF:
@@ -119,7 +126,7 @@ def _fit(kind: str, interactions: pd.DataFrame, catalog: pd.DataFrame | None, pa
     raise ValueError(f"unknown model kind {kind!r}")
 
 
-def _gate(version: ModelVersion, activation: str) -> tuple[bool, str]:
+def activation_gate(version: ModelVersion, activation: str) -> tuple[bool, str]:
     if activation == "never":
         return False, "registered as a candidate (activation=never)"
     active = ModelVersion.objects.filter(kind=version.kind, status=ModelVersion.Status.ACTIVE).first()
@@ -131,6 +138,6 @@ def _gate(version: ModelVersion, activation: str) -> tuple[bool, str]:
     return False, f"kept {active.version}: {GATE_METRIC} {new:.4f} is worse than {old:.4f}"
 
 
-def _utc(value: Any) -> dt.datetime:
+def utc(value: Any) -> dt.datetime:
     stamp = pd.Timestamp(value)
     return (stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")).to_pydatetime()

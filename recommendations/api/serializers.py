@@ -1,6 +1,7 @@
 """Request parameters and response shapes of /api/recs (validation: 400 with a message per field)."""
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from catalog.models import SubscriptionTier
@@ -10,6 +11,7 @@ from users.models import DeviceType
 DEVICE_NAMES = {label.lower().split()[0]: value for value, label in DeviceType.choices}  # tv, mobile, tablet, web, game
 
 
+@extend_schema_field({"type": "string", "enum": ["tv", "mobile", "tablet", "web", "console"]})
 class DeviceField(serializers.Field):
     """A device as its name (tv, mobile, tablet, web, console) or its number."""
 

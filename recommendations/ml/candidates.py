@@ -32,7 +32,7 @@ def merge_candidates(
     backfill: bool = True,
 ) -> MergedCandidates:
     """Merge top lists: each source's best `quota` items first (sources in `quotas` order), then, if
-    `backfill`, the rest of the lists interleaved by rank until `total` unique items.
+    `backfill`, the rest of the lists interleaved by rank relative to quota until `total` unique items.
 
     source_lists: name → (content ids int (n_s,), scores float (n_s,)); lists need not be sorted, and
     repeated or negative (padding) ids are dropped. A source missing from `quotas` gets quota 0 (it
@@ -63,9 +63,11 @@ def merge_candidates(
     source, rank = np.concatenate(source_parts), np.concatenate(rank_parts)
     quota = np.array([int(quotas.get(name, 0)) for name in sources])[source]
     in_quota = rank < quota
-    # Merge order: quota entries by (source, rank), then the backfill by (rank, source).
+    # Merge order: quota entries by (source, rank), then the backfill by (rank / quota, source), so each
+    # source keeps its share: a small-quota source's 50th item is as deep into it as a big one's 200th.
     phase_two = ~in_quota
-    order = np.lexsort((np.where(phase_two, source, rank), np.where(phase_two, rank, source), phase_two))
+    depth = rank / np.maximum(quota, 1)
+    order = np.lexsort((np.where(phase_two, source, rank), np.where(phase_two, depth, source), phase_two))
     if not backfill:
         order = order[in_quota[order]]
     ordered_ids = ids[order]

@@ -196,18 +196,19 @@ def new_releases(
     wanted_genres: int = 0,
     window_days: int = NEW_RELEASE_DAYS,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Titles added in the last `window_days`, newest first, in the wanted genres when there are any
-    (falls back to every genre if that leaves fewer than n). Score = 1 / (1 + days since added)."""
+    """Titles added in the last `window_days`: those in the wanted genres first, each group newest first.
+
+    Score = 1 / (1 + days since added), plus 1 in a wanted genre (so the list's order is its score's).
+    """
     age = today_days - np.asarray(date_added_days, np.int64)
     fresh = (age >= 0) & (age <= window_days) & allowed
     if len(exclude_rows):
         fresh[np.asarray(exclude_rows, np.int64)] = False
-    if wanted_genres and genre_masks is not None:
-        in_genres = fresh & ((genre_masks & np.uint32(wanted_genres)) != 0)
-        if in_genres.sum() >= n:
-            fresh = in_genres
     rows = np.flatnonzero(fresh)
-    return top_rows_of(rows, (1.0 / (1.0 + age[rows])).astype(np.float32), n)
+    scores = 1.0 / (1.0 + age[rows])
+    if wanted_genres and genre_masks is not None:
+        scores = scores + ((genre_masks[rows] & np.uint32(wanted_genres)) != 0)
+    return top_rows_of(rows, scores.astype(np.float32), n)
 
 
 def popular_in_genres(

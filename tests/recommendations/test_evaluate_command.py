@@ -14,7 +14,8 @@ def test_quick_evaluation_writes_json_and_plot_and_prints_the_table(tmp_path):
     data_dir = write_tiny_ml100k(tmp_path / "ml-100k")
     out = StringIO()
     call_command("evaluate", "--dataset", "ml-100k", "--data-dir", str(data_dir), "--quick",
-                 "--json", str(tmp_path / "eval.json"), "--png", str(tmp_path / "eval.png"), stdout=out)  # fmt: skip
+                 "--threads", "1", "--json", str(tmp_path / "eval.json"), "--png", str(tmp_path / "eval.png"),
+                 stdout=out)  # fmt: skip
     result = json.loads((tmp_path / "eval.json").read_text())
     assert result["quick"] and len(result["rows"]) == 9
     assert (tmp_path / "eval.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

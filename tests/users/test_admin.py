@@ -172,7 +172,7 @@ def test_editor_cannot_open_viewing_events(editor_client):
 def test_editor_does_not_see_the_users_app_on_the_admin_index(editor_client):
     response = editor_client.get(reverse("admin:index"))
 
-    assert [app["app_label"] for app in response.context["app_list"]] == ["catalog"]
+    assert [app["app_label"] for app in response.context["app_list"]] == ["catalog", "ranking"]
 
 
 def test_non_staff_user_is_redirected_to_login(client, django_user_model):

@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 from recommendations.models import ModelKind
 from recommendations.training import model_train
 
-DEFAULT_KINDS = "popularity,mf,content,ncf"
+DEFAULT_KINDS = "popularity,mf,content,ncf,ranker"  # the ranker last: it trains on the others' candidates
 
 
 class Command(BaseCommand):

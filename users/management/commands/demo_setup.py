@@ -14,7 +14,7 @@ from users.models import Profile
 DEMO_PASSWORD = "reco-demo"  # noqa: S105 — a local demo on 127.0.0.1 only
 DEMO_API_KEY = "reco-demo-key-not-for-production"  # noqa: S105 — the demo client app's key
 DEMO_WORLD = ["--titles", "3000", "--accounts", "1000", "--events", "150000", "--seed", "42"]
-DEMO_TRAINING = ["--kinds", "popularity,mf,content,ncf", "--ncf-epochs", "3"]
+DEMO_TRAINING = ["--kinds", "popularity,mf,content,ncf,ranker", "--ncf-epochs", "3"]
 
 
 class Command(BaseCommand):

@@ -1,0 +1,252 @@
+"""The ranker's feature matrix for one profile's candidates: one vectorised float32 assembly, no per-title loop.
+
+Columns are fixed by `RANKER_FEATURE_NAMES`; a trained model is tied to that tuple (LambdaMARTRanker refuses
+another). Missing values are NaN, which LightGBM routes as missing. Sources and models the request lacks
+keep their columns (flag 0, score NaN), so one model serves requests with any subset of them.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from features.definitions import CONTENT_FEATURES, INTERACTION_FEATURES, USER_FEATURES
+from recommendations.ml.catalog import CatalogIndex, popcount32
+from recommendations.ml.sources import SOURCES
+
+# The candidate sources, in a fixed column order: reordering or renaming them retires every trained ranker.
+SOURCE_SLOTS: tuple[str, ...] = tuple(SOURCES)
+# Models that score every candidate (not only the ones they proposed).
+MODEL_SLOTS = ("mf", "ease", "ncf", "content")
+
+DEVICE_TV = 1  # users.models.DeviceType.TV: the one screen where 4K and HDR show
+BASIC_TIER_BIT = 1  # catalog.models.SubscriptionTier.bit(BASIC)
+DAYS_PER_YEAR = 365.2425
+
+_SOURCE_NAMES = tuple(f"source_{slot}_{part}" for slot in SOURCE_SLOTS for part in ("flag", "score", "rank"))
+_MODEL_NAMES = tuple(f"model_{slot}_{part}" for slot in MODEL_SLOTS for part in ("score", "z", "percentile"))
+_USER_NAMES = (
+    "user_watch_hours", "user_session_minutes", "user_completion_rate", "user_binge_score",
+    "user_top_genre_share",
+)  # fmt: skip
+_CONTENT_NAMES = (
+    "title_view_count_7d", "title_popularity", "title_trending", "title_avg_completion", "title_avg_rating",
+    "title_popularity_percentile", "title_popularity_z",
+)  # fmt: skip
+_INTERACTION_NAMES = (
+    "has_watched", "watch_percentage", "days_since_watched", "genre_affinity", "genre_affinity_z",
+    "favorite_genre_matches",
+)  # fmt: skip
+_CONTEXT_NAMES = (
+    "title_age_days", "release_year", "years_since_release", "is_original", "premium_only", "maturity",
+    "is_series", "genre_count", "has_4k", "has_hdr", "tv_and_4k", "tv_and_hdr", "device_type", "hour",
+    "weekday", "user_is_premium",
+)  # fmt: skip
+RANKER_FEATURE_NAMES: tuple[str, ...] = (
+    *_SOURCE_NAMES, "source_count", "source_best_rank", *_MODEL_NAMES, "model_mean_z",
+    *_USER_NAMES, *_CONTENT_NAMES, *_INTERACTION_NAMES, *_CONTEXT_NAMES,
+)  # fmt: skip
+FEATURE_INDEX = {name: i for i, name in enumerate(RANKER_FEATURE_NAMES)}
+
+_USER_SLICES = USER_FEATURES.slices
+_CONTENT_SLICES = CONTENT_FEATURES.slices
+_INTERACTION_SLICES = INTERACTION_FEATURES.slices
+_SOURCES_AT = FEATURE_INDEX["source_collaborative_flag"]
+_MODELS_AT = FEATURE_INDEX["model_mf_score"]
+_CONTENT_AT = FEATURE_INDEX["title_view_count_7d"]
+_INTERACTION_AT = FEATURE_INDEX["has_watched"]
+_CONTEXT_AT = FEATURE_INDEX["title_age_days"]
+
+
+@dataclass(frozen=True)
+class RankingContext:
+    """The request's context. device_type: users.models.DeviceType (1 TV, 2 mobile, 3 tablet, 4 web, 5 console)."""
+
+    hour: int  # 0-23, the profile's local hour
+    weekday: int  # 0 Monday - 6 Sunday
+    device_type: int
+    country: str
+    today_days: int  # days since 1970-01-01
+    premium: bool  # the account's tier is premium
+
+
+@dataclass(frozen=True, eq=False)
+class RankingInput:
+    """Everything the features of n candidates of one profile read; arrays are not copied.
+
+    candidate_ids: int64 (n,); source_names: names of the columns of source_flags, bool (n, S), and
+    source_scores, float32 (n, S), NaN where a source does not list the candidate (names from SOURCE_SLOTS,
+    any subset and order, as in MergedCandidates); model_scores: MODEL_SLOTS name -> float32 (n,), the
+    model's score of every candidate, NaN where it has none; user: float32 (USER_FEATURES.width,);
+    content: float32 (n, CONTENT_FEATURES.width); interaction: float32 (n, INTERACTION_FEATURES.width);
+    rows: int (n,), the candidates' rows in `catalog`.
+    """
+
+    candidate_ids: np.ndarray
+    source_names: tuple[str, ...]
+    source_flags: np.ndarray
+    source_scores: np.ndarray
+    model_scores: Mapping[str, np.ndarray]
+    user: np.ndarray
+    content: np.ndarray
+    interaction: np.ndarray
+    catalog: CatalogIndex
+    rows: np.ndarray
+    context: RankingContext
+
+
+@lru_cache(maxsize=64)
+def _source_columns(source_names: tuple[str, ...]) -> np.ndarray:
+    unknown = [name for name in source_names if name not in SOURCE_SLOTS]
+    if unknown:
+        raise ValueError(f"unknown candidate sources {unknown}; known: {', '.join(SOURCE_SLOTS)}")
+    return np.array([SOURCE_SLOTS.index(name) for name in source_names], dtype=np.int64)
+
+
+def _descending_ranks(values: np.ndarray) -> np.ndarray:
+    """0-based rank of each value in its column, best (largest) first; NaN rows rank last (caller masks them)."""
+    order = np.argsort(-values, axis=0, kind="stable")  # NaN sorts after every number
+    ranks = np.empty(values.shape, np.float32)
+    np.put_along_axis(ranks, order, np.arange(values.shape[0], dtype=np.float32)[:, None], axis=0)
+    return ranks
+
+
+def _column_stats(values: np.ndarray, present: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per column: count of non-NaN values, their mean and standard deviation (no warnings on empty columns)."""
+    count = present.sum(axis=0)
+    filled = np.where(present, values, 0.0)
+    mean = filled.sum(axis=0) / np.maximum(count, 1)
+    variance = (np.where(present, values - mean, 0.0) ** 2).sum(axis=0) / np.maximum(count, 1)
+    return count, mean, np.sqrt(variance)
+
+
+def _check(inp: RankingInput) -> int:
+    n = len(inp.candidate_ids)
+    s = len(inp.source_names)
+    shapes = {
+        "source_flags": (inp.source_flags.shape, (n, s)),
+        "source_scores": (inp.source_scores.shape, (n, s)),
+        "user": (inp.user.shape, (USER_FEATURES.width,)),
+        "content": (inp.content.shape, (n, CONTENT_FEATURES.width)),
+        "interaction": (inp.interaction.shape, (n, INTERACTION_FEATURES.width)),
+        "rows": (inp.rows.shape, (n,)),
+    }
+    for name, (got, expected) in shapes.items():
+        if got != expected:
+            raise ValueError(f"RankingInput.{name} has shape {got}, expected {expected}")
+    for name, scores in inp.model_scores.items():
+        if name not in MODEL_SLOTS:
+            raise ValueError(f"unknown model {name!r}; known: {', '.join(MODEL_SLOTS)}")
+        if scores.shape != (n,):
+            raise ValueError(f"model_scores[{name!r}] has shape {scores.shape}, expected {(n,)}")
+    return n
+
+
+def assemble(inp: RankingInput) -> np.ndarray:
+    """The feature matrix of the candidates: float32 (n, len(RANKER_FEATURE_NAMES)), NaN for missing values.
+
+    Within-request features (source ranks, model z-scores and percentiles, popularity percentile) compare
+    the candidates with each other, which is what a per-query ranker needs when raw scales drift between
+    users and between model versions.
+    """
+    n = _check(inp)
+    out = np.full((n, len(RANKER_FEATURE_NAMES)), np.nan, np.float32)
+
+    # Sources: flag, score and rank inside the source for each of the fixed slots.
+    slots = len(SOURCE_SLOTS)
+    flags = np.zeros((n, slots), bool)
+    scores = np.full((n, slots), np.nan, np.float32)
+    columns = _source_columns(tuple(inp.source_names))
+    flags[:, columns] = inp.source_flags
+    scores[:, columns] = np.where(inp.source_flags, inp.source_scores, np.nan)
+    ranks = np.where(flags, _descending_ranks(scores), np.nan)
+    block = out[:, _SOURCES_AT : _SOURCES_AT + 3 * slots].reshape(n, slots, 3)
+    block[:, :, 0] = flags
+    block[:, :, 1] = scores
+    block[:, :, 2] = ranks
+    out[:, _SOURCES_AT + 3 * slots] = flags.sum(axis=1)
+    with np.errstate(invalid="ignore"):
+        out[:, _SOURCES_AT + 3 * slots + 1] = np.fmin.reduce(ranks, axis=1)  # NaN only if no source lists it
+
+    # Models: raw score, z-score and percentile (1 best, 0 worst) within the request.
+    models = len(MODEL_SLOTS)
+    model_scores = np.full((n, models), np.nan, np.float32)
+    for slot, name in enumerate(MODEL_SLOTS):
+        given = inp.model_scores.get(name)
+        if given is not None:
+            model_scores[:, slot] = given
+    present = ~np.isnan(model_scores)
+    count, mean, std = _column_stats(model_scores, present)
+    z = np.where(std > 0, (model_scores - mean) / np.where(std > 0, std, 1.0), 0.0)
+    z = np.where(present, z, np.nan)
+    percentile = 1.0 - _descending_ranks(model_scores) / np.maximum(count - 1, 1)
+    block = out[:, _MODELS_AT : _MODELS_AT + 3 * models].reshape(n, models, 3)
+    block[:, :, 0] = model_scores
+    block[:, :, 1] = z
+    block[:, :, 2] = np.where(present, percentile, np.nan)
+    with np.errstate(invalid="ignore"):
+        out[:, _MODELS_AT + 3 * models] = np.where(present, z, 0.0).sum(axis=1) / present.sum(axis=1)
+
+    # User: the same value on every row; trees use it to condition the per-title features.
+    user = inp.user
+    user_at = FEATURE_INDEX["user_watch_hours"]
+    out[:, user_at] = user[_USER_SLICES["total_watch_hours"]][0]
+    out[:, user_at + 1] = user[_USER_SLICES["avg_session_duration"]][0]
+    out[:, user_at + 2] = user[_USER_SLICES["completion_rate"]][0]
+    out[:, user_at + 3] = user[_USER_SLICES["binge_watching_score"]][0]
+    affinity = user[_USER_SLICES["genre_affinity"]]
+    out[:, user_at + 4] = affinity.max()
+
+    # Content: the stored title features, and popularity relative to the other candidates.
+    content = inp.content
+    out[:, _CONTENT_AT] = content[:, _CONTENT_SLICES["view_count_7d"]][:, 0]
+    popularity = content[:, _CONTENT_SLICES["popularity_score"]][:, 0]
+    out[:, _CONTENT_AT + 1] = popularity
+    out[:, _CONTENT_AT + 2] = content[:, _CONTENT_SLICES["trending_score"]][:, 0]
+    out[:, _CONTENT_AT + 3] = content[:, _CONTENT_SLICES["avg_completion_rate"]][:, 0]
+    out[:, _CONTENT_AT + 4] = content[:, _CONTENT_SLICES["avg_rating"]][:, 0]
+    relative = np.stack([popularity, inp.interaction[:, _INTERACTION_SLICES["genre_affinity"]][:, 0]], axis=1)
+    relative_present = ~np.isnan(relative)
+    count, mean, std = _column_stats(relative, relative_present)
+    relative_z = np.where(std > 0, (relative - mean) / np.where(std > 0, std, 1.0), 0.0)
+    out[:, _CONTENT_AT + 5] = 1.0 - _descending_ranks(relative[:, :1])[:, 0] / max(int(count[0]) - 1, 1)
+    out[:, _CONTENT_AT + 6] = relative_z[:, 0]
+
+    # Interaction: the request-time features, the affinity z-score, favourite genres the title has.
+    interaction = inp.interaction
+    out[:, _INTERACTION_AT] = interaction[:, _INTERACTION_SLICES["has_watched"]][:, 0]
+    out[:, _INTERACTION_AT + 1] = interaction[:, _INTERACTION_SLICES["watch_percentage"]][:, 0]
+    out[:, _INTERACTION_AT + 2] = interaction[:, _INTERACTION_SLICES["days_since_watched"]][:, 0]
+    out[:, _INTERACTION_AT + 3] = relative[:, 1]
+    out[:, _INTERACTION_AT + 4] = relative_z[:, 1]
+    catalog, rows = inp.catalog, inp.rows
+    genre_masks = catalog.genre_masks[rows]
+    favorites = user[_USER_SLICES["favorite_genres"]]
+    favorite_mask = catalog.genre_mask_of(favorites[favorites >= 0].astype(np.int64))
+    out[:, _INTERACTION_AT + 5] = popcount32(genre_masks & favorite_mask)
+
+    # Catalog and context.
+    context = inp.context
+    release_year = catalog.release_year[rows].astype(np.float32)
+    release_year[release_year <= 0] = np.nan
+    has_4k, has_hdr = catalog.has_4k[rows], catalog.has_hdr[rows]
+    on_tv = context.device_type == DEVICE_TV
+    out[:, _CONTEXT_AT] = context.today_days - catalog.date_added_days[rows]
+    out[:, _CONTEXT_AT + 1] = release_year
+    out[:, _CONTEXT_AT + 2] = 1970 + context.today_days / DAYS_PER_YEAR - release_year
+    out[:, _CONTEXT_AT + 3] = catalog.is_original[rows]
+    out[:, _CONTEXT_AT + 4] = (catalog.available_tiers[rows] & BASIC_TIER_BIT) == 0
+    out[:, _CONTEXT_AT + 5] = catalog.maturity[rows]
+    out[:, _CONTEXT_AT + 6] = catalog.is_series[rows]
+    out[:, _CONTEXT_AT + 7] = popcount32(genre_masks)
+    out[:, _CONTEXT_AT + 8] = has_4k
+    out[:, _CONTEXT_AT + 9] = has_hdr
+    out[:, _CONTEXT_AT + 10] = has_4k & on_tv
+    out[:, _CONTEXT_AT + 11] = has_hdr & on_tv
+    out[:, _CONTEXT_AT + 12] = context.device_type
+    out[:, _CONTEXT_AT + 13] = context.hour
+    out[:, _CONTEXT_AT + 14] = context.weekday
+    out[:, _CONTEXT_AT + 15] = context.premium
+    return out

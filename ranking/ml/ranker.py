@@ -1,0 +1,205 @@
+"""LambdaMART over the candidate features: LightGBM's lambdarank objective, one query per profile request.
+
+Persisted as LightGBM's text model beside a meta.json of feature names, parameters and SHA-256 checksums;
+nothing on load can run code. Prediction calls the Booster directly (the scikit-learn wrapper costs ~2 ms
+a call on the request path, see STACK.md).
+"""
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Self
+
+import lightgbm as lgb
+import numpy as np
+
+from features.definitions import CONTENT_FEATURES, INTERACTION_FEATURES, USER_FEATURES
+from ranking.ml.features import RANKER_FEATURE_NAMES
+from recommendations.ml.base import META_FILE, file_sha256
+from recommendations.ml.constants import ARTIFACT_FORMAT
+
+MODEL_FILE = "model.txt"
+FEATURE_SCHEMAS = {
+    "user": USER_FEATURES.schema_version,
+    "content": CONTENT_FEATURES.schema_version,
+    "interaction": INTERACTION_FEATURES.schema_version,
+}
+DEFAULT_PARAMS: dict[str, Any] = {
+    "objective": "lambdarank",
+    "metric": "ndcg",
+    "eval_at": [10],
+    "learning_rate": 0.05,
+    "num_leaves": 31,
+    "min_data_in_leaf": 50,
+    "feature_fraction": 0.8,
+    "bagging_fraction": 0.8,
+    "bagging_freq": 1,
+    "lambda_l2": 1.0,
+    "lambdarank_truncation_level": 20,  # pairs below rank 20 barely move NDCG@10
+    "label_gain": [0.0, 1.0, 3.0],  # labels 0 (not watched), 1 (watched), 2 (watched and liked)
+    "num_threads": 2,
+    "seed": 42,
+    "deterministic": True,
+    "force_row_wise": True,
+    "verbosity": -1,
+}
+
+
+def _groups(group_sizes: Sequence[int] | np.ndarray, n_rows: int) -> np.ndarray:
+    sizes = np.asarray(group_sizes, dtype=np.int64)
+    if sizes.ndim != 1 or (sizes <= 0).any() or sizes.sum() != n_rows:
+        raise ValueError(f"group_sizes must be positive and sum to the {n_rows} rows, got a sum of {sizes.sum()}")
+    return sizes
+
+
+class LambdaMARTRanker:
+    """Scores candidates so that, within a query, higher means show earlier.
+
+    params: LightGBM parameters merged over DEFAULT_PARAMS; num_boost_round: the most trees;
+    early_stopping_rounds: stop when the eval NDCG has not improved for this many trees (needs `eval`).
+    """
+
+    def __init__(
+        self,
+        params: dict[str, Any] | None = None,
+        *,
+        num_boost_round: int = 1000,
+        early_stopping_rounds: int = 50,
+        feature_names: Sequence[str] = RANKER_FEATURE_NAMES,
+    ) -> None:
+        self.params = {**DEFAULT_PARAMS, **(params or {})}
+        self.num_boost_round = int(num_boost_round)
+        self.early_stopping_rounds = int(early_stopping_rounds)
+        self.feature_names = tuple(feature_names)
+        self.booster: lgb.Booster | None = None
+        self.best_iteration = 0
+        self.eval_history: list[float] = []
+        self.fit_seconds = 0.0
+
+    def _check_features(self, features: np.ndarray) -> np.ndarray:
+        matrix = np.asarray(features, dtype=np.float32)
+        if matrix.ndim != 2 or matrix.shape[1] != len(self.feature_names):
+            raise ValueError(f"features must be (n, {len(self.feature_names)}), got {matrix.shape}")
+        return matrix
+
+    def _dataset(self, features: np.ndarray, labels: np.ndarray, group_sizes: Sequence[int] | np.ndarray,
+                 reference: lgb.Dataset | None = None) -> lgb.Dataset:
+        matrix = self._check_features(features)
+        labels = np.asarray(labels)
+        if labels.shape != (len(matrix),):
+            raise ValueError(f"labels must be ({len(matrix)},), got {labels.shape}")
+        if labels.min(initial=0) < 0 or labels.max(initial=0) >= len(self.params["label_gain"]):
+            raise ValueError(f"labels must be integers in [0, {len(self.params['label_gain'])})")
+        return lgb.Dataset(
+            matrix, label=labels, group=_groups(group_sizes, len(matrix)), feature_name=list(self.feature_names),
+            reference=reference, free_raw_data=True, params={"verbosity": -1},
+        )
+
+    def fit(
+        self,
+        features: np.ndarray,
+        labels: np.ndarray,
+        group_sizes: Sequence[int] | np.ndarray,
+        *,
+        eval: tuple[np.ndarray, np.ndarray, Sequence[int] | np.ndarray] | None = None,
+    ) -> LambdaMARTRanker:
+        """Train on queries stored consecutively.
+
+        features: float32 (n, n_features); labels: int (n,) graded 0..len(label_gain)-1; group_sizes: int
+        (n_queries,) rows per query, summing to n. eval: the same three for held-out queries; with it,
+        training stops early on its NDCG@10 and keeps the best iteration.
+        """
+        started = time.perf_counter()
+        train_set = self._dataset(features, labels, group_sizes)
+        callbacks: list[Any] = []
+        valid_sets = []
+        history: dict[str, dict[str, list[float]]] = {}
+        if eval is not None:
+            valid_sets = [self._dataset(*eval, reference=train_set)]
+            callbacks = [lgb.early_stopping(self.early_stopping_rounds, verbose=False), lgb.record_evaluation(history)]
+        self.booster = lgb.train(
+            self.params, train_set, num_boost_round=self.num_boost_round, valid_sets=valid_sets,
+            valid_names=["eval"] if valid_sets else None, callbacks=callbacks,
+        )
+        self.best_iteration = self.booster.best_iteration or self.booster.current_iteration()
+        if history:
+            self.eval_history = [float(v) for v in next(iter(history["eval"].values()))]
+        self.fit_seconds = time.perf_counter() - started
+        return self
+
+    def _check_fitted(self) -> lgb.Booster:
+        if self.booster is None:
+            raise RuntimeError("LambdaMARTRanker is not fitted")
+        return self.booster
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        """Scores, float64 (n,), of candidates float32 (n, n_features); only their order within a query means anything."""
+        booster = self._check_fitted()
+        return booster.predict(self._check_features(features), num_iteration=self.best_iteration)
+
+    def feature_importance(self, importance_type: str = "gain") -> dict[str, float]:
+        """Total gain (or 'split' count) of each feature over the kept trees, largest first."""
+        booster = self._check_fitted()
+        values = booster.feature_importance(importance_type=importance_type, iteration=self.best_iteration)
+        pairs = sorted(zip(self.feature_names, values.tolist(), strict=True), key=lambda pair: -pair[1])
+        return {name: float(value) for name, value in pairs}
+
+    def save(self, path: str | Path, *, metadata: dict[str, Any] | None = None) -> Path:
+        """Write directory `path`: model.txt (the kept trees) and meta.json with names, params and checksums."""
+        booster = self._check_fitted()
+        directory = Path(path)
+        directory.mkdir(parents=True, exist_ok=True)
+        booster.save_model(str(directory / MODEL_FILE), num_iteration=self.best_iteration)
+        meta = {
+            "format": ARTIFACT_FORMAT,
+            "class": type(self).__name__,
+            "feature_names": list(self.feature_names),
+            "feature_schemas": FEATURE_SCHEMAS,
+            "params": self.params,
+            "num_boost_round": self.num_boost_round,
+            "early_stopping_rounds": self.early_stopping_rounds,
+            "best_iteration": self.best_iteration,
+            "fit_seconds": round(self.fit_seconds, 3),
+            "metadata": metadata or {},
+            "sha256": {MODEL_FILE: file_sha256(directory / MODEL_FILE)},
+        }
+        (directory / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True))
+        return directory
+
+    @classmethod
+    def load(
+        cls, path: str | Path, *, verify: bool = True, feature_names: Sequence[str] = RANKER_FEATURE_NAMES
+    ) -> Self:
+        """Load a ranker saved by `save`. ValueError if the format, class, a checksum or the feature names
+        (against `feature_names`, by default the current RANKER_FEATURE_NAMES) do not match."""
+        directory = Path(path)
+        meta = json.loads((directory / META_FILE).read_text())
+        if meta.get("format") != ARTIFACT_FORMAT:
+            raise ValueError(f"unsupported artifact format {meta.get('format')!r} in {directory}")
+        if meta.get("class") != cls.__name__:
+            raise ValueError(f"{directory} holds a {meta.get('class')}, not a {cls.__name__}")
+        expected = tuple(feature_names)
+        if tuple(meta["feature_names"]) != expected:
+            missing = sorted(set(expected) - set(meta["feature_names"]))
+            extra = sorted(set(meta["feature_names"]) - set(expected))
+            raise ValueError(
+                f"{directory} was trained on other features (missing {missing[:5]}, extra {extra[:5]}, or another "
+                "order): retrain it"
+            )
+        if verify:
+            for name, digest in meta["sha256"].items():
+                if file_sha256(directory / name) != digest:
+                    raise ValueError(f"checksum mismatch for {directory / name}: the artifact is corrupt")
+        booster = lgb.Booster(model_file=str(directory / MODEL_FILE))
+        if tuple(booster.feature_name()) != expected:
+            raise ValueError(f"{directory / MODEL_FILE} names other features than its meta.json")
+        ranker = cls(
+            meta["params"], num_boost_round=meta["num_boost_round"],
+            early_stopping_rounds=meta["early_stopping_rounds"], feature_names=expected,
+        )
+        ranker.booster = booster
+        ranker.best_iteration = booster.current_iteration()  # the file holds the kept trees only
+        ranker.fit_seconds = meta.get("fit_seconds", 0.0)
+        return ranker
