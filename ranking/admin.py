@@ -11,7 +11,7 @@ from django.utils.html import format_html, format_html_join
 
 from catalog.models import SubscriptionTier
 from config.admin import LargeTableAdmin
-from ranking.models import Boost, KidsPolicy, RuleChange, Suppression, TierRule
+from ranking.models import Boost, DiversityPolicy, KidsPolicy, RuleChange, Suppression, TierRule
 from ranking.services import rule_change_record, rule_state_stored, rules_delete
 
 
@@ -131,6 +131,17 @@ class KidsPolicyAdmin(AuditedRuleAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return super().has_add_permission(request) and not KidsPolicy.objects.exists()  # one row
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(DiversityPolicy)
+class DiversityPolicyAdmin(AuditedRuleAdmin):
+    list_display = ("__str__", "updated_at")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return super().has_add_permission(request) and not DiversityPolicy.objects.exists()  # one row
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

@@ -5,6 +5,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 
@@ -194,6 +195,26 @@ class KidsPolicy(models.Model):
         return f"Kids see up to {self.get_maturity_cap_display()}"
 
 
+class DiversityPolicy(models.Model):
+    """One row (created by a migration): how much the homepage trades relevance for variety."""
+
+    mmr_lambda = models.FloatField(
+        "relevance weight (MMR λ)", default=0.7, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="1 ranks purely by relevance; lower values spread genres and styles more (0.5–0.8 is usual).",
+    )  # fmt: skip
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "diversity policy"
+        verbose_name_plural = "diversity policy"
+        constraints = [
+            models.CheckConstraint(condition=Q(mmr_lambda__gte=0) & Q(mmr_lambda__lte=1), name="diversity_lambda_0_1")
+        ]
+
+    def __str__(self) -> str:
+        return f"Relevance weight λ = {self.mmr_lambda:.2f}"
+
+
 class RuleChange(models.Model):
     """One edit of a rule: who, when, what (field values before and after). Written by ranking.services."""
 
@@ -207,6 +228,7 @@ class RuleChange(models.Model):
         TIER_RULE = "tierrule", "Tier rule"
         SUPPRESSION = "suppression", "Suppression"
         KIDS_POLICY = "kidspolicy", "Kids policy"
+        DIVERSITY_POLICY = "diversitypolicy", "Diversity policy"
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     user = models.ForeignKey(

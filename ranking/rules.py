@@ -21,7 +21,7 @@ from django.db.models import Max, Q
 from django.utils import timezone
 
 from ranking.ml.rules import NO_END, NO_START, TARGET_GENRE, TARGET_ORIGINALS, TARGET_TITLE, RulesSnapshot
-from ranking.models import Boost, KidsPolicy, RuleChange, Suppression, TargetKind, TierRule
+from ranking.models import Boost, DiversityPolicy, KidsPolicy, RuleChange, Suppression, TargetKind, TierRule
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +102,7 @@ def rules_snapshot_load() -> RulesSnapshot:
         )
     )
     kids_cap = KidsPolicy.objects.order_by("pk").values_list("maturity_cap", flat=True).first()
+    mmr_lambda = DiversityPolicy.objects.order_by("pk").values_list("mmr_lambda", flat=True).first()
 
     return RulesSnapshot(
         version=version,
@@ -120,6 +121,7 @@ def rules_snapshot_load() -> RulesSnapshot:
         suppression_ends=np.array([_epoch(s["ends_at"], NO_END) for s in suppressions], dtype=np.float64),
         suppression_countries=tuple(suppression_countries.get(s["id"], frozenset()) for s in suppressions),
         **({"kids_maturity_cap": int(kids_cap)} if kids_cap is not None else {}),
+        **({"mmr_lambda": float(mmr_lambda)} if mmr_lambda is not None else {}),
     )
 
 

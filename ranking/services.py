@@ -9,7 +9,7 @@ from django.db import models, transaction
 from django.db.models import QuerySet
 
 from catalog.models import SubscriptionTier
-from ranking.models import Boost, KidsPolicy, RuleChange, Suppression, TierRule
+from ranking.models import Boost, DiversityPolicy, KidsPolicy, RuleChange, Suppression, TierRule
 from ranking.rules import rules_version_publish
 
 RULE_MODELS: dict[type[models.Model], str] = {
@@ -17,6 +17,7 @@ RULE_MODELS: dict[type[models.Model], str] = {
     TierRule: RuleChange.RuleModel.TIER_RULE,
     Suppression: RuleChange.RuleModel.SUPPRESSION,
     KidsPolicy: RuleChange.RuleModel.KIDS_POLICY,
+    DiversityPolicy: RuleChange.RuleModel.DIVERSITY_POLICY,
 }
 UNAUDITED_FIELDS = {"id", "created_at", "updated_at"}
 TIER_MASK_FIELDS = {"allowed_tiers"}

@@ -226,7 +226,7 @@ class RecommendationEngine:
         picked = diversify_titles(
             models.catalog, candidates.rows[pool], scores[pool], k=min(len(pool), max(n, 40)),
             today_days=int(now.timestamp() // SECONDS_PER_DAY), usual_genres=int(candidates.favourite_genres),
-            item_factors=factors, lam=getattr(rules, "mmr_lambda", 0.7),
+            item_factors=factors, lam=rules.mmr_lambda,
         )  # fmt: skip
         rest = np.setdiff1d(pool, pool[picked], assume_unique=True)
         rest = rest[np.argsort(-scores[rest], kind="stable")]

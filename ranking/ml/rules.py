@@ -25,6 +25,7 @@ from recommendations.ml.catalog import CatalogIndex
 TARGET_ORIGINALS, TARGET_GENRE, TARGET_TITLE = 0, 1, 2  # RulesSnapshot.*_target_kind codes
 NO_START, NO_END = -np.inf, np.inf  # open window edges, as epoch seconds
 DEFAULT_KIDS_MATURITY_CAP = 7
+DEFAULT_MMR_LAMBDA = 0.7
 
 
 def _int64(values=()) -> np.ndarray:
@@ -60,6 +61,7 @@ class RulesSnapshot:
     suppression_ends: np.ndarray = field(default_factory=_float64)  # float64 (s,)
     suppression_countries: tuple[frozenset[str], ...] = ()
     kids_maturity_cap: int = DEFAULT_KIDS_MATURITY_CAP
+    mmr_lambda: float = DEFAULT_MMR_LAMBDA  # the editors' relevance weight for diversification
     _country_cache: dict[tuple[str, str], np.ndarray] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:

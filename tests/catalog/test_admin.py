@@ -26,6 +26,7 @@ pytestmark = pytest.mark.django_db
 BASIC, STANDARD, PREMIUM = (SubscriptionTier.bit(tier) for tier in SubscriptionTier.values)
 editors_migration = importlib.import_module("catalog.migrations.0002_editors_group")
 ranking_editors_migration = importlib.import_module("ranking.migrations.0002_editors_permissions_and_kids_policy")
+diversity_migration = importlib.import_module("ranking.migrations.0003_diversity_policy")
 
 
 def title_form_data(title: Title, **overrides: Any) -> dict[str, Any]:
@@ -203,7 +204,8 @@ def test_editors_group_grants_exactly_the_listed_permissions():
     rows = group.permissions.values_list("content_type__app_label", "codename")
     granted = {f"{app_label}.{codename}" for app_label, codename in rows}
 
-    assert granted == set(editors_migration.EDITOR_PERMISSIONS) | set(ranking_editors_migration.EDITOR_PERMISSIONS)
+    assert granted == (set(editors_migration.EDITOR_PERMISSIONS) | set(ranking_editors_migration.EDITOR_PERMISSIONS)
+                       | set(diversity_migration.EDITOR_PERMISSIONS))  # fmt: skip
     catalog_grants = {name for name in granted if not name.startswith("ranking.")}  # editors delete rules, not titles
     assert not any(name.startswith("users.") or name.split(".")[1].startswith("delete_") for name in catalog_grants)
 

@@ -267,3 +267,26 @@ def test_rules_changelist_queries_do_not_grow_with_rows(admin_client, model):
     add_rules(8)
 
     assert changelist_queries(admin_client, model) == few
+
+
+def test_editor_changes_the_diversity_weight_and_serving_sees_it(editor_client, django_capture_on_commit_callbacks):
+    from ranking.models import DiversityPolicy
+    from ranking.rules import RulesCache
+
+    policy = DiversityPolicy.objects.get()  # created by the migration
+    assert RulesCache(check_seconds=0).current().mmr_lambda == pytest.approx(0.7)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = editor_client.post(admin_url(DiversityPolicy, "change", policy.pk), {"mmr_lambda": "0.4"})
+    assert response.status_code == 302
+    change = RuleChange.objects.get()
+    assert change.rule_model == RuleChange.RuleModel.DIVERSITY_POLICY and change.changes["mmr_lambda"]["after"] == 0.4
+    assert RulesCache(check_seconds=0).current().mmr_lambda == pytest.approx(0.4)
+
+
+def test_a_diversity_weight_outside_0_to_1_is_a_form_error(editor_client):
+    from ranking.models import DiversityPolicy
+
+    policy = DiversityPolicy.objects.get()
+    response = editor_client.post(admin_url(DiversityPolicy, "change", policy.pk), {"mmr_lambda": "1.5"})
+    assert response.status_code == 200 and "mmr_lambda" in response.context["adminform"].form.errors
+    assert DiversityPolicy.objects.get().mmr_lambda == pytest.approx(0.7)
