@@ -10,7 +10,7 @@ import hashlib
 import logging
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -26,7 +26,7 @@ from ranking.ml.features import assemble
 from ranking.ml.rules import apply_rules
 from ranking.rules import rules_cache
 from recommendations.candidates import CandidateSet, candidates_generate
-from recommendations.context import ProfileState, UserContext, profile_state_load
+from recommendations.context import ProfileHead, ProfileState, UserContext, profile_head_load, profile_state_load
 from recommendations.ml import sources
 from recommendations.ml.matrix_factorization import MatrixFactorization
 from recommendations.models import ModelKind, ModelVersion
@@ -124,24 +124,26 @@ class RecommendationEngine:
         request_id = uuid.uuid4().hex
         degraded: list[str] = []
         try:
-            state = profile_state_load(profile_id=int(profile_id))
+            head = profile_head_load(profile_id=int(profile_id))
         except Profile.DoesNotExist:
             raise ProfileNotFound(f"profile {profile_id} does not exist") from None
-        if context.user_id is not None and context.user_id != state.account_id:
+        if context.user_id is not None and context.user_id != head.account_id:
             raise ProfileNotFound(f"profile {profile_id} does not belong to account {context.user_id}")
-        country = context.country or state.country
-        state = _with_country(state, country)
+        if context.country and context.country != head.country:
+            head = replace(head, country=context.country)  # where the viewer is decides country availability
         clock.lap("profile")
 
         models = serving_state.models()
         rules = rules_cache.current()
-        key = self._cache_key(state, context, n, with_rows, models, rules.version)
+        key = self._cache_key(head, context, n, with_rows, models, rules.version)
         cached = self._cache_get(key, degraded)
         clock.lap("cache")
         if cached is not None:
             cached.request_id, cached.cached = request_id, True
             cached.timings_ms = clock.timings
             return cached
+        state = profile_state_load(profile_id=head.profile_id, head=head)
+        clock.lap("profile")
 
         now = timezone.now()
         trending = serving_state.trending(models, self.store)
@@ -270,11 +272,11 @@ class RecommendationEngine:
         return Recommendations(request_id, state.profile_id, items, rows, {}, "")
 
     # --- the response cache ----------------------------------------------------------------------
-    def _cache_key(self, state: ProfileState, context: UserContext, n: int, with_rows: bool, models, rules_version):  # noqa: ANN001, ANN202
-        newest = float(state.history_last_watched.max()) if state.has_history else 0.0
-        parts = (state.profile_id, state.country, state.tier, context.device_type, context.time_of_day, n, with_rows,
-                 newest, len(state.history_title_ids), rules_version, models.key)  # fmt: skip
-        return f"{CACHE_PREFIX}:{state.profile_id}:{hashlib.sha1(repr(parts).encode()).hexdigest()}"
+    def _cache_key(self, head: ProfileHead, context: UserContext, n: int, with_rows: bool, models, rules_version):  # noqa: ANN001, ANN202
+        """Stale as soon as the profile watches something, a rule or the catalog changes, or a model swaps."""
+        parts = (head.profile_id, head.country, head.tier, head.maturity_cap, context.device_type, context.time_of_day,
+                 n, with_rows, head.newest_viewing, rules_version, models.key)  # fmt: skip
+        return f"{CACHE_PREFIX}:{head.profile_id}:{hashlib.sha1(repr(parts).encode()).hexdigest()}"
 
     def _cache_get(self, key: str, degraded: list[str]) -> Recommendations | None:
         if not self.use_cache:
@@ -297,14 +299,6 @@ class RecommendationEngine:
 
 
 # --- helpers ------------------------------------------------------------------------------------
-def _with_country(state: ProfileState, country: str) -> ProfileState:
-    if country == state.country:
-        return state
-    from dataclasses import replace
-
-    return replace(state, country=country)
-
-
 def _completed(state: ProfileState, candidates: CandidateSet) -> np.ndarray:
     """Candidates the profile has finished (never shown again)."""
     done = state.history_title_ids[(state.history_watch_percentage >= COMPLETED_SHARE) | state.history_completed]
