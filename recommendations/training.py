@@ -63,10 +63,12 @@ def model_train(
     if activation not in {"if-not-worse", "always", "never"}:
         raise ValueError(f"activation must be if-not-worse, always or never, not {activation!r}")
     if kind == ModelKind.RANKER:  # labelled by what profiles watched after a cutoff: its own procedure
-        from recommendations.ranker_training import DEFAULT_LABEL_DAYS, ranker_train
+        from recommendations.ranker_training import DEFAULT_LABEL_DAYS, DEFAULT_PROFILES, ranker_train
 
         cutoff = until - dt.timedelta(days=DEFAULT_LABEL_DAYS) if until else None
-        ranked = ranker_train(cutoff=cutoff, params=params, activation=activation)
+        params = dict(params or {})
+        profiles = int(params.pop("profiles", DEFAULT_PROFILES))
+        ranked = ranker_train(cutoff=cutoff, params=params or None, activation=activation, profiles=profiles)
         return TrainingResult(ranked.version, ranked.activated, ranked.reason, ranked.queries)
     params = {**DEFAULT_PARAMS[kind], **(params or {})}
     started = time.perf_counter()

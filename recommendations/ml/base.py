@@ -58,7 +58,11 @@ class Recommender:
         raise NotImplementedError
 
     def _arrays(self) -> dict[str, np.ndarray]:
-        """The model's own arrays to persist besides the maps and history (names without dots)."""
+        """The model's own small arrays to persist besides the maps and history (names without dots)."""
+        return {}
+
+    def _mapped_arrays(self) -> dict[str, np.ndarray]:
+        """The model's own large arrays: saved as .npy files, memory-mapped by `load(mmap=True)`."""
         return {}
 
     def _restore(self, arrays: dict[str, np.ndarray], path: Path, mmap: bool) -> None:
@@ -128,16 +132,18 @@ class Recommender:
         self._check_fitted()
         directory = Path(path)
         directory.mkdir(parents=True, exist_ok=True)
-        arrays = {
-            "user_ids": self.user_map.ids,
-            "item_ids": self.item_map.ids,
+        arrays = {"user_ids": self.user_map.ids, "item_ids": self.item_map.ids, **self._arrays()}
+        np.savez(directory / ARRAYS_FILE, **arrays)
+        # The history and other large arrays as plain .npy files: serving processes map them and share pages.
+        mapped = {
             "seen_indptr": self.user_items.indptr,
             "seen_indices": self.user_items.indices,
             "seen_data": self.user_items.data,
-            **self._arrays(),
+            **self._mapped_arrays(),
         }
-        np.savez(directory / ARRAYS_FILE, **arrays)
-        files = [ARRAYS_FILE, *self._save_extra(directory)]
+        for name, values in mapped.items():
+            np.save(directory / f"{name}.npy", values, allow_pickle=False)
+        files = [ARRAYS_FILE, *(f"{name}.npy" for name in mapped), *self._save_extra(directory)]
         meta = {
             "format": ARTIFACT_FORMAT,
             "class": type(self).__name__,
@@ -146,6 +152,7 @@ class Recommender:
             "n_items": len(self.item_map),
             "fit_seconds": round(self.fit_seconds, 3),
             "metadata": metadata or {},
+            "mapped": sorted(mapped),
             "sha256": {name: file_sha256(directory / name) for name in files},
         }
         (directory / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True, default=_json_default))
@@ -179,11 +186,14 @@ class Recommender:
                     raise ValueError(f"checksum mismatch for {directory / name}: the artifact is corrupt")
         with np.load(directory / ARRAYS_FILE, allow_pickle=False) as stored:
             arrays = {name: stored[name] for name in stored.files}
+        mode = "r" if mmap else None
+        for name in meta.get("mapped", []):  # absent in artifacts saved before they moved out of the npz
+            arrays[name] = np.load(directory / f"{name}.npy", mmap_mode=mode, allow_pickle=False)
         model = cls(**meta["params"])
         model.user_map = IdMap(arrays.pop("user_ids"))
         model.item_map = IdMap(arrays.pop("item_ids"))
         seen = (arrays.pop("seen_data"), arrays.pop("seen_indices"), arrays.pop("seen_indptr"))
-        model.user_items = sp.csr_matrix(seen, shape=(meta["n_users"], meta["n_items"]))
+        model.user_items = sp.csr_matrix(seen, shape=(meta["n_users"], meta["n_items"]), copy=False)
         model.fit_seconds = meta.get("fit_seconds", 0.0)
         model._restore(arrays, directory, mmap)
         return model

@@ -137,7 +137,7 @@ class ContentSimilarity(Recommender):
         out[: columns.shape[1]] = values[0]
         return ids, out
 
-    def _arrays(self) -> dict[str, np.ndarray]:
+    def _mapped_arrays(self) -> dict[str, np.ndarray]:
         return {
             "similarity_indptr": self.similarity.indptr,
             "similarity_indices": self.similarity.indices,
@@ -147,5 +147,5 @@ class ContentSimilarity(Recommender):
     def _restore(self, arrays: dict[str, np.ndarray], path: Path, mmap: bool) -> None:
         n = len(self.item_map)
         parts = (arrays["similarity_data"], arrays["similarity_indices"], arrays["similarity_indptr"])
-        self.similarity = sp.csr_matrix(parts, shape=(n, n))
+        self.similarity = sp.csr_matrix(parts, shape=(n, n), copy=False)
 

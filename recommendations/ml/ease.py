@@ -46,7 +46,7 @@ class EASE(Recommender):
     def _scores(self, user_index: np.ndarray) -> np.ndarray:
         return np.asarray(self._inputs(user_index) @ self.item_weights)
 
-    def _arrays(self) -> dict[str, np.ndarray]:
+    def _mapped_arrays(self) -> dict[str, np.ndarray]:
         return {"item_weights": self.item_weights}
 
     def _restore(self, arrays: dict[str, np.ndarray], path: Path, mmap: bool) -> None:

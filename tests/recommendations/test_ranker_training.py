@@ -5,7 +5,6 @@ import datetime as dt
 import uuid
 
 import numpy as np
-import pytest
 from django.core.management import call_command
 
 from features.services import content_features_refresh
@@ -20,14 +19,10 @@ from users.models import ViewingEvent
 CUTOFF = SERVING_NOW - dt.timedelta(days=21)
 
 
-@pytest.fixture
-def trained(serving_world):
-    result = ranker_train(cutoff=CUTOFF, label_days=21, profiles=400, params={"num_leaves": 15})
+def test_a_ranker_trained_before_a_cutoff_is_registered_activated_and_served(serving_world):
+    trained = ranker_train(cutoff=CUTOFF, label_days=21, profiles=400, params={"num_leaves": 15})
     serving_caches_reset()
-    return result
 
-
-def test_the_ranker_is_registered_measured_and_activated(trained):
     version = trained.version
     assert trained.activated and version.kind == ModelKind.RANKER and version.status == ModelVersion.Status.ACTIVE
     assert version.data_to == CUTOFF  # nothing after the cutoff went into its inputs
@@ -35,13 +30,11 @@ def test_the_ranker_is_registered_measured_and_activated(trained):
     assert metrics["queries"] > 50 and metrics["positives"] > 0
     assert 0 < metrics["ndcg_at_10"] <= 1 and 0 <= metrics["baseline_ndcg_at_10"] <= 1
 
-
-def test_serving_uses_the_active_ranker(trained):
     store = FeatureStore(namespace=f"fs-test-{uuid.uuid4().hex[:12]}")
     content_features_refresh(as_of=SERVING_NOW, store=store)
     profile_id = ViewingEvent.objects.order_by("-profile_id").values_list("profile_id", flat=True)[0]
     result = RecommendationEngine(store=store).recommend(context=UserContext(profile_id=profile_id), n=20)
-    assert result.model_versions["ranker"] == trained.version.version
+    assert result.model_versions["ranker"] == version.version
     assert "no_ranker" not in result.degraded and "ranker_failed" not in result.degraded
     assert len(result.items) == 20 and np.isfinite([i.score for i in result.items]).all()
 
@@ -57,6 +50,6 @@ def test_history_as_of_a_cutoff_sees_nothing_later(serving_world):
 
 
 def test_train_models_command_trains_the_ranker_too(serving_world, capsys):
-    call_command("train_models", "--kinds", "ranker", "--until", SERVING_NOW.isoformat())
+    call_command("train_models", "--kinds", "ranker", "--until", SERVING_NOW.isoformat(), "--ranker-profiles", "200")
     assert "ranker" in capsys.readouterr().out
     assert ModelVersion.objects.filter(kind=ModelKind.RANKER, status=ModelVersion.Status.ACTIVE).exists()

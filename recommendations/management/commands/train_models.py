@@ -26,8 +26,11 @@ class Command(BaseCommand):
             help="when to activate the new version (default if-not-worse)",
         )  # fmt: skip
         parser.add_argument("--ncf-epochs", type=int, help="override NCF's number of epochs (quick demos)")
+        parser.add_argument("--ranker-profiles", type=int, help="profiles the ranker learns from (default 3,000)")
 
-    def handle(self, *args, kinds: str, until, activation: str, ncf_epochs: int | None, **options) -> None:
+    def handle(
+        self, *args, kinds: str, until, activation: str, ncf_epochs: int | None, ranker_profiles: int | None, **options
+    ) -> None:
         chosen = [kind.strip() for kind in kinds.split(",") if kind.strip()]
         unknown = set(chosen) - set(ModelKind.values)
         if unknown:
@@ -36,6 +39,8 @@ class Command(BaseCommand):
             until = until.replace(tzinfo=dt.UTC)
         for kind in chosen:
             params = {"n_epochs": ncf_epochs} if kind == ModelKind.NCF and ncf_epochs else None
+            if kind == ModelKind.RANKER and ranker_profiles:
+                params = {"profiles": ranker_profiles}
             try:
                 result = model_train(kind=kind, until=until, params=params, activation=activation)
             except ValueError as error:
