@@ -10,6 +10,7 @@ import hashlib
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -28,6 +29,7 @@ from ranking.rules import rules_cache
 from recommendations.candidates import CandidateSet, candidates_generate
 from recommendations.context import ProfileHead, ProfileState, UserContext, profile_head_load, profile_state_load
 from recommendations.ml import sources
+from recommendations.ml.candidates import MergedCandidates, merge_candidates
 from recommendations.ml.matrix_factorization import MatrixFactorization
 from recommendations.models import ModelKind, ModelVersion
 from recommendations.ranking_input import blend_sources, ranking_input_build, user_vector_of
@@ -48,6 +50,23 @@ class ProfileNotFound(LookupError):
 
 
 @dataclass(frozen=True)
+class Variant:
+    """How one request is served. Experiment arms and the staff preview's toggles set these."""
+
+    experiment: str = ""
+    arm: str = ""
+    ranker: bool = True  # False: order by the candidates' source ranks
+    mmr_lambda: float | None = None  # None: the editors' diversity policy
+    diversify: bool = True
+    rules: bool = True
+    bandit: bool = False
+    popularity_only: bool = False  # the non-personalised baseline: popular allowed titles, by popularity
+
+
+DEFAULT_VARIANT = Variant()
+
+
+@dataclass(frozen=True)
 class RankedItem:
     rank: int
     content_id: int
@@ -55,6 +74,8 @@ class RankedItem:
     score: float
     reason: str
     sources: tuple[str, ...]
+    policy: str = "ranker"  # what placed it: ranker, popularity, bandit
+    propensity: float = 1.0  # the probability it was shown at this position (1 for deterministic picks)
 
 
 @dataclass(frozen=True)
@@ -75,6 +96,9 @@ class Recommendations:
     degraded: list[str] = field(default_factory=list)
     timings_ms: dict[str, float] = field(default_factory=dict)
     cached: bool = False
+    experiment: str = ""
+    arm: str = ""
+    explanations: dict[int, dict[str, Any]] | None = None  # by content id, when asked to explain
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -82,6 +106,7 @@ class Recommendations:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Recommendations:
         items = [RankedItem(**{**i, "sources": tuple(i["sources"])}) for i in data["items"]]
+        data = {**data, "explanations": None}
         rows = [Row(r["key"], r["title"], tuple(RankedItem(**{**i, "sources": tuple(i["sources"])}) for i in r["items"]))
                 for r in data["rows"]]  # fmt: skip
         return cls(**{**data, "items": items, "rows": rows})
@@ -99,10 +124,18 @@ class _Clock:
 
 
 class RecommendationEngine:
-    def __init__(self, *, store: FeatureStore | None = None, use_cache: bool | None = None) -> None:
-        """use_cache: None follows RECO_RESPONSE_CACHE_SECONDS (0 turns the response cache off)."""
+    def __init__(
+        self,
+        *,
+        store: FeatureStore | None = None,
+        use_cache: bool | None = None,
+        variant_for: Callable[[int], Variant | None] | None = None,
+    ) -> None:
+        """use_cache: None follows RECO_RESPONSE_CACHE_SECONDS (0 turns the response cache off);
+        variant_for: profile id -> its experiment arm's Variant (None: no experiments)."""
         self.store = store or FeatureStore()
         self._use_cache = use_cache
+        self.variant_for = variant_for
 
     @property
     def use_cache(self) -> bool:
@@ -110,10 +143,20 @@ class RecommendationEngine:
 
     # --- the design's API ------------------------------------------------------------------------
     def recommend(
-        self, user_id: int | None = None, context: UserContext | None = None, n: int = 20, *, with_rows: bool = True
+        self,
+        user_id: int | None = None,
+        context: UserContext | None = None,
+        n: int = 20,
+        *,
+        with_rows: bool = True,
+        variant: Variant | None = None,
+        explain: bool = False,
     ) -> Recommendations:
         """Top-n for a profile. `context.profile_id` names it (else `user_id` is taken as the profile id);
-        a `context.user_id` must own the profile. ProfileNotFound if it does not exist (or is not theirs)."""
+        a `context.user_id` must own the profile. ProfileNotFound if it does not exist (or is not theirs).
+
+        variant: how to serve (default: the profile's experiment arm, if any, else the standard path);
+        explain: attach per-item explanations (sources, ranker score, top features, rules) and skip the cache."""
         context = context or UserContext(profile_id=user_id)
         profile_id = context.profile_id if context.profile_id is not None else user_id
         if profile_id is None:
@@ -133,10 +176,12 @@ class RecommendationEngine:
             head = replace(head, country=context.country)  # where the viewer is decides country availability
         clock.lap("profile")
 
+        if variant is None:
+            variant = self._assigned_variant(head.profile_id, degraded)
         models = serving_state.models()
         rules = rules_cache.current()
-        key = self._cache_key(head, context, n, with_rows, models, rules.version)
-        cached = self._cache_get(key, degraded)
+        key = self._cache_key(head, context, n, with_rows, models, rules.version, variant)
+        cached = None if explain else self._cache_get(key, degraded)
         clock.lap("cache")
         if cached is not None:
             cached.request_id, cached.cached = request_id, True
@@ -147,7 +192,10 @@ class RecommendationEngine:
 
         now = timezone.now()
         trending = serving_state.trending(models, self.store)
-        candidates = candidates_generate(state, models, trending, now=now)
+        if variant.popularity_only:
+            candidates = _popular_candidates(state, models, trending)
+        else:
+            candidates = candidates_generate(state, models, trending, now=now)
         degraded += list(candidates.degraded)
         clock.lap("candidates")
 
@@ -156,24 +204,44 @@ class RecommendationEngine:
             degraded.append("feature_store_unavailable")
         clock.lap("features")
 
-        scores = self._rank(state, context, candidates, models, read, now, degraded)
+        features = None
+        if variant.popularity_only:
+            scores = candidates.merged.scores[:, 0].copy()
+        elif variant.ranker:
+            scores, features = self._rank(state, context, candidates, models, read, now, degraded)
+        else:
+            scores = blend_sources(candidates.merged)
         clock.lap("ranking")
 
         rows = candidates.rows
-        ruled = apply_rules(rules, models.catalog, rows, scores, country=state.country, tier=state.tier,
-                            is_kids=state.is_kids, maturity_cap=state.maturity_cap, now_epoch=now.timestamp())  # fmt: skip
-        keep = ruled.keep & ~_completed(state, candidates)
+        if variant.rules:
+            ruled = apply_rules(rules, models.catalog, rows, scores, country=state.country, tier=state.tier,
+                                is_kids=state.is_kids, maturity_cap=state.maturity_cap, now_epoch=now.timestamp())  # fmt: skip
+            final, keep, boosted = ruled.scores, ruled.keep, ruled.boosted
+        else:  # the preview's "without rules": entitlements still apply (the sources only propose allowed titles)
+            final, keep, boosted = scores, np.ones(len(rows), bool), np.zeros(len(rows), bool)
+        keep = keep & ~_completed(state, candidates)
         clock.lap("rules")
 
-        order = self._diversify(state, candidates, models, ruled.scores, keep, now, rules, n)
+        if variant.diversify and not variant.popularity_only:
+            lam = rules.mmr_lambda if variant.mmr_lambda is None else variant.mmr_lambda
+            order = self._diversify(state, candidates, models, final, keep, now, lam, n)
+        else:
+            positions = np.flatnonzero(keep)
+            order = positions[np.argsort(-final[positions], kind="stable")]
         clock.lap("diversification")
 
-        result = self._page(request_id, state, candidates, models, ruled.scores, keep, order, n, with_rows)
+        policy = "popularity" if variant.popularity_only else "ranker"
+        result = self._page(request_id, state, candidates, models, final, keep, order, n, with_rows, policy)
         result.model_versions = models.versions
         result.rules_version = rules.version
+        result.experiment, result.arm = variant.experiment, variant.arm
+        if explain:
+            result.explanations = self._explain(result, candidates, models, scores, final, keep, boosted, features)
         result.degraded = sorted(set(degraded))
         clock.lap("postprocess")
-        self._cache_set(key, result, degraded)
+        if not explain:
+            self._cache_set(key, result, degraded)
         result.timings_ms = clock.timings
         return result
 
@@ -196,11 +264,12 @@ class RecommendationEngine:
         return model_version_activate(version_id=version.pk) if activate else version
 
     # --- stages ----------------------------------------------------------------------------------
-    def _rank(self, state, context, candidates: CandidateSet, models: ServingModels, read, now, degraded) -> np.ndarray:  # noqa: ANN001, E501
+    def _rank(self, state, context, candidates: CandidateSet, models: ServingModels, read, now, degraded):  # noqa: ANN001, ANN202
+        """(scores, the feature matrix or None): the ranker's, else the source-rank blend (flagged)."""
         ranker = models.get(ModelKind.RANKER)
         if ranker is None:
             degraded.append("no_ranker")
-            return blend_sources(candidates.merged)
+            return blend_sources(candidates.merged), None
         hour = context.time_of_day if context.time_of_day is not None else now.hour
         ranking_input = ranking_input_build(
             state=state, candidates=candidates, models=models, user=user_vector_of(read.user),
@@ -208,13 +277,25 @@ class RecommendationEngine:
             now=now,
         )  # fmt: skip
         try:
-            return np.asarray(ranker.model.predict(assemble(ranking_input)), np.float32)
+            features = assemble(ranking_input)
+            return np.asarray(ranker.model.predict(features), np.float32), features
         except Exception:
             log.exception("ranker %s failed; ranking by source scores", ranker.version)
             degraded.append("ranker_failed")
-            return blend_sources(candidates.merged)
+            return blend_sources(candidates.merged), None
 
-    def _diversify(self, state, candidates, models, scores, keep, now, rules, n) -> np.ndarray:  # noqa: ANN001
+    def _assigned_variant(self, profile_id: int, degraded: list[str]) -> Variant:
+        """The profile's experiment arm as a Variant; the standard path when none runs (or lookup fails)."""
+        if self.variant_for is None:
+            return DEFAULT_VARIANT
+        try:
+            return self.variant_for(profile_id) or DEFAULT_VARIANT
+        except Exception:
+            log.warning("experiment assignment failed; serving the standard path", exc_info=True)
+            degraded.append("experiment_assignment_failed")
+            return DEFAULT_VARIANT
+
+    def _diversify(self, state, candidates, models, scores, keep, now, lam: float, n: int) -> np.ndarray:  # noqa: ANN001
         positions = np.flatnonzero(keep)
         if not len(positions):
             return positions
@@ -228,13 +309,13 @@ class RecommendationEngine:
         picked = diversify_titles(
             models.catalog, candidates.rows[pool], scores[pool], k=min(len(pool), max(n, 40)),
             today_days=int(now.timestamp() // SECONDS_PER_DAY), usual_genres=int(candidates.favourite_genres),
-            item_factors=factors, lam=rules.mmr_lambda,
+            item_factors=factors, lam=lam,
         )  # fmt: skip
         rest = np.setdiff1d(pool, pool[picked], assume_unique=True)
         rest = rest[np.argsort(-scores[rest], kind="stable")]
         return np.concatenate([pool[picked], rest])
 
-    def _page(self, request_id, state, candidates, models, scores, keep, order, n, with_rows) -> Recommendations:  # noqa: ANN001
+    def _page(self, request_id, state, candidates, models, scores, keep, order, n, with_rows, policy) -> Recommendations:  # noqa: ANN001, E501
         catalog = models.catalog
         merged = candidates.merged
         flag = {name: merged.proposed[:, merged.sources.index(name)] if name in merged.sources
@@ -258,7 +339,7 @@ class RecommendationEngine:
         def item(position: int, rank: int, reason: str) -> RankedItem:
             proposed = tuple(s for s, on in zip(merged.sources, merged.proposed[position], strict=True) if on)
             return RankedItem(rank, int(merged.content_ids[position]), str(catalog.names[candidates.rows[position]]),
-                              round(float(scores[position]), 5), reason, proposed)  # fmt: skip
+                              round(float(scores[position]), 5), reason, proposed, policy)  # fmt: skip
 
         top = order[:n]
         items = [item(p, i + 1, r) for i, (p, r) in enumerate(zip(top, postprocess.reasons(page, top), strict=True))]
@@ -271,11 +352,51 @@ class RecommendationEngine:
                                                           enumerate(zip(positions, reasons, strict=True)))))  # fmt: skip
         return Recommendations(request_id, state.profile_id, items, rows, {}, "")
 
+    def _explain(self, result, candidates, models, ranker_scores, final, keep, boosted, features) -> dict[int, dict]:  # noqa: ANN001
+        """Why each shown title is there: sources and their scores, ranker and final scores, rules, top features."""
+        merged = candidates.merged
+        shown = {item.content_id for item in result.items} | {i.content_id for row in result.rows for i in row.items}
+        positions = np.flatnonzero(np.isin(merged.content_ids, list(shown)))
+        by_relevance = np.empty(len(final), np.int64)
+        ranked = np.flatnonzero(keep)[np.argsort(-final[keep], kind="stable")]
+        by_relevance[ranked] = np.arange(1, len(ranked) + 1)
+        contributions = self._contributions(models, features, positions)
+        out = {}
+        for number, p in enumerate(positions):
+            sources_scores = {name: round(float(merged.scores[p, j]), 5) for j, name in enumerate(merged.sources)
+                              if merged.proposed[p, j]}  # fmt: skip
+            out[int(merged.content_ids[p])] = {
+                "sources": sources_scores, "ranker_score": round(float(ranker_scores[p]), 5),
+                "final_score": round(float(final[p]), 5), "boosted": bool(boosted[p]),
+                "rank_by_relevance": int(by_relevance[p]) if keep[p] else None,
+                "top_features": contributions[number] if contributions else [],
+            }  # fmt: skip
+        out[-1] = {"candidates": len(merged), "removed_by_rules_or_watched": int((~keep).sum()),
+                   "boosted": int(boosted.sum())}  # fmt: skip
+        return out
+
+    def _contributions(self, models, features, positions, top: int = 5) -> list[list[dict]]:  # noqa: ANN001
+        ranker = models.get(ModelKind.RANKER)
+        if ranker is None or features is None or not len(positions):
+            return []
+        try:
+            contrib = ranker.model.booster.predict(features[positions], pred_contrib=True)[:, :-1]  # last: bias
+        except Exception:
+            log.warning("feature contributions unavailable", exc_info=True)
+            return []
+        names = ranker.model.feature_names
+        out = []
+        for row, values in zip(contrib, features[positions], strict=True):
+            best = np.argsort(-np.abs(row))[:top]
+            out.append([{"feature": names[j], "value": None if np.isnan(values[j]) else round(float(values[j]), 4),
+                         "contribution": round(float(row[j]), 4)} for j in best])  # fmt: skip
+        return out
+
     # --- the response cache ----------------------------------------------------------------------
-    def _cache_key(self, head: ProfileHead, context: UserContext, n: int, with_rows: bool, models, rules_version):  # noqa: ANN001, ANN202
+    def _cache_key(self, head: ProfileHead, context: UserContext, n, with_rows, models, rules_version, variant):  # noqa: ANN001, ANN202
         """Stale as soon as the profile watches something, a rule or the catalog changes, or a model swaps."""
         parts = (head.profile_id, head.country, head.tier, head.maturity_cap, context.device_type, context.time_of_day,
-                 n, with_rows, head.newest_viewing, rules_version, models.key)  # fmt: skip
+                 n, with_rows, head.newest_viewing, rules_version, models.key, variant)  # fmt: skip
         return f"{CACHE_PREFIX}:{head.profile_id}:{hashlib.sha1(repr(parts).encode()).hexdigest()}"
 
     def _cache_get(self, key: str, degraded: list[str]) -> Recommendations | None:
@@ -299,6 +420,17 @@ class RecommendationEngine:
 
 
 # --- helpers ------------------------------------------------------------------------------------
+def _popular_candidates(state: ProfileState, models: ServingModels, trending) -> CandidateSet:  # noqa: ANN001
+    """The baseline arm's pool: the most popular titles the profile may watch, scored by popularity."""
+    allowed = models.catalog.allowed(tier=state.tier, country=state.country, maturity_cap=state.maturity_cap)
+    rows, scores = sources.ranked_list(trending.rows, trending.scores, 500, allowed=allowed,
+                                       exclude_rows=np.empty(0, np.int64))  # fmt: skip
+    merged = merge_candidates({sources.TRENDING: (rows, scores)}, {sources.TRENDING: len(rows)}, len(rows))
+    ids = models.catalog.content_ids[merged.content_ids]
+    return CandidateSet(merged.content_ids, MergedCandidates(ids, merged.sources, merged.proposed, merged.scores),
+                        np.empty(0, np.int64), 0, not state.has_history)  # fmt: skip
+
+
 def _completed(state: ProfileState, candidates: CandidateSet) -> np.ndarray:
     """Candidates the profile has finished (never shown again)."""
     done = state.history_title_ids[(state.history_watch_percentage >= COMPLETED_SHARE) | state.history_completed]

@@ -11,7 +11,7 @@ from catalog.models import MaturityRating, SubscriptionTier, Title
 from features.services import content_features_refresh
 from features.store import FeatureStore
 from recommendations.context import UserContext
-from recommendations.engine import ProfileNotFound, RecommendationEngine
+from recommendations.engine import ProfileNotFound, RecommendationEngine, Variant
 from recommendations.models import ModelKind, ModelVersion
 from tests.conftest import SERVING_NOW
 from tests.factories.users import AccountFactory, ProfileFactory, ViewingEventFactory
@@ -109,3 +109,36 @@ def test_train_collaborative_filtering_registers_and_activates_a_model(engine):
     result = engine.recommend(context=UserContext(profile_id=_active_profile().pk), n=5)
     assert result.model_versions["mf"] == version.version
     assert np.isfinite([i.score for i in result.items]).all()
+
+
+def test_the_popularity_baseline_ranks_allowed_titles_by_popularity_for_everyone(engine):
+    baseline = Variant(experiment="exp", arm="baseline", popularity_only=True)
+    first = engine.recommend(context=UserContext(profile_id=_active_profile().pk), n=10, variant=baseline)
+    assert (first.experiment, first.arm) == ("exp", "baseline")
+    assert all(item.policy == "popularity" for item in first.items)
+    scores = [item.score for item in first.items]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_explain_says_why_each_title_is_shown(engine):
+    result = engine.recommend(context=UserContext(profile_id=_active_profile().pk), n=10, explain=True)
+    assert not result.cached and result.explanations
+    summary = result.explanations[-1]
+    assert summary["candidates"] >= len(result.items)
+    for item in result.items:
+        why = result.explanations[item.content_id]
+        assert set(why["sources"]) == set(item.sources) and why["final_score"] == pytest.approx(item.score, abs=1e-4)
+
+
+def test_without_diversification_the_list_is_in_score_order(engine):
+    plain = engine.recommend(context=UserContext(profile_id=_active_profile().pk), n=20,
+                             variant=Variant(diversify=False))  # fmt: skip
+    scores = [item.score for item in plain.items]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_experiment_assignment_comes_from_the_engines_hook(serving_world):
+    engine = RecommendationEngine(variant_for=lambda profile_id: Variant(experiment="e1", arm=f"arm-{profile_id % 2}"))
+    profile = _active_profile()
+    result = engine.recommend(context=UserContext(profile_id=profile.pk), n=5)
+    assert (result.experiment, result.arm) == ("e1", f"arm-{profile.pk % 2}")

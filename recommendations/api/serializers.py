@@ -61,6 +61,8 @@ class ItemSerializer(serializers.Serializer):
     score = serializers.FloatField()
     reason = serializers.CharField()
     sources = serializers.ListField(child=serializers.CharField())
+    policy = serializers.CharField(help_text="What placed the item: ranker, popularity or bandit.")
+    propensity = serializers.FloatField(help_text="Probability the item was shown here; log it with the impression.")
 
 
 class RowSerializer(serializers.Serializer):
@@ -76,5 +78,7 @@ class RecsResponseSerializer(serializers.Serializer):
     rules_version = serializers.CharField()
     degraded = serializers.ListField(child=serializers.CharField())
     cached = serializers.BooleanField()
+    experiment = serializers.CharField(help_text="The experiment the profile is in, empty when none.")
+    arm = serializers.CharField()
     items = ItemSerializer(many=True)
     rows = RowSerializer(many=True)

@@ -29,6 +29,7 @@ def _context(data: dict) -> UserContext:
 def _body(result: Recommendations) -> dict:
     body = result.to_dict()
     body.pop("timings_ms")
+    body.pop("explanations")
     return body
 
 
