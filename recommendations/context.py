@@ -5,12 +5,25 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 import numpy as np
-from django.db.models import OuterRef, Subquery
+from django.db import connection
+from django.utils.dateparse import parse_datetime
 
 from catalog.models import MaturityRating
-from users.models import DeviceType, Profile, ViewingEvent
+from users.models import Account, DeviceType, Profile, ViewingEvent
 
 HISTORY_LIMIT = 200  # newest viewings a request reads: enough for every source, one index range scan
+
+_VIEWINGS = ViewingEvent._meta.db_table
+HEAD_SQL = f"""
+    SELECT p.id, p.account_id, a.subscription_tier, a.country, p.maturity_cap, p.is_kids,
+           (SELECT v.last_watched_at FROM {_VIEWINGS} v WHERE v.profile_id = p.id
+            ORDER BY v.last_watched_at DESC LIMIT 1)
+    FROM {Profile._meta.db_table} p JOIN {Account._meta.db_table} a ON a.id = p.account_id
+    WHERE p.id = %s"""
+HISTORY_SQL = f"""
+    SELECT title_id, watch_percentage, last_watched_at, completed FROM {_VIEWINGS}
+    WHERE profile_id = %s {{before}} ORDER BY last_watched_at DESC LIMIT %s"""
+ONBOARDING_SQL = f"SELECT genre_id FROM {Profile.onboarding_genres.through._meta.db_table} WHERE profile_id = %s"
 
 
 @dataclass(frozen=True)
@@ -61,20 +74,17 @@ class ProfileHead:
 
 
 def profile_head_load(*, profile_id: int) -> ProfileHead:
-    """One indexed query; Profile.DoesNotExist if the profile is unknown."""
-    newest = ViewingEvent.objects.filter(profile=OuterRef("pk")).order_by("-last_watched_at").values("last_watched_at")[:1]
-    row = (
-        Profile.objects.filter(pk=profile_id)
-        .annotate(newest=Subquery(newest))
-        .values("id", "account_id", "account__subscription_tier", "account__country", "maturity_cap", "is_kids",
-                "newest")  # fmt: skip
-        .get()
-    )
-    cap = min(int(row["maturity_cap"]), MaturityRating.AGE_7) if row["is_kids"] else int(row["maturity_cap"])
+    """One indexed query (no ORM objects: this is on every request); Profile.DoesNotExist if unknown."""
+    with connection.cursor() as cursor:
+        cursor.execute(HEAD_SQL, [int(profile_id)])
+        row = cursor.fetchone()
+    if row is None:
+        raise Profile.DoesNotExist(f"profile {profile_id} does not exist")
+    pk, account_id, tier, country, maturity_cap, is_kids, newest = row
+    cap = min(int(maturity_cap), MaturityRating.AGE_7) if is_kids else int(maturity_cap)
     return ProfileHead(
-        profile_id=row["id"], account_id=row["account_id"], tier=int(row["account__subscription_tier"]),
-        country=row["account__country"], maturity_cap=cap, is_kids=row["is_kids"],
-        newest_viewing=_epoch(row["newest"]) if row["newest"] else 0.0,
+        profile_id=pk, account_id=account_id, tier=int(tier), country=country, maturity_cap=cap, is_kids=bool(is_kids),
+        newest_viewing=_epoch(newest) if newest else 0.0,
     )  # fmt: skip
 
 
@@ -90,17 +100,14 @@ def profile_state_load(
 
     before: only viewings last watched before this time (ranker training replays a past moment)."""
     head = head or profile_head_load(profile_id=profile_id)
-    viewings = ViewingEvent.objects.filter(profile_id=head.profile_id)
-    if before is not None:
-        viewings = viewings.filter(last_watched_at__lt=before)
-    rows = list(
-        viewings.order_by("-last_watched_at").values_list(
-            "title_id", "watch_percentage", "last_watched_at", "completed"
-        )[:history_limit]
-    )
-    onboarding = tuple(
-        Profile.onboarding_genres.through.objects.filter(profile_id=head.profile_id).values_list("genre_id", flat=True)
-    )
+    with connection.cursor() as cursor:
+        if before is None:
+            cursor.execute(HISTORY_SQL.format(before=""), [head.profile_id, history_limit])
+        else:
+            cursor.execute(HISTORY_SQL.format(before="AND last_watched_at < %s"), [head.profile_id, before, history_limit])
+        rows = cursor.fetchall()
+        cursor.execute(ONBOARDING_SQL, [head.profile_id])
+        onboarding = tuple(genre for (genre,) in cursor.fetchall())
     return ProfileState(
         profile_id=head.profile_id,
         account_id=head.account_id,
@@ -112,9 +119,13 @@ def profile_state_load(
         history_title_ids=np.array([r[0] for r in rows], np.int64),
         history_watch_percentage=np.array([r[1] for r in rows], np.float32),
         history_last_watched=np.array([_epoch(r[2]) for r in rows], np.float64),
-        history_completed=np.array([r[3] for r in rows], bool),
+        history_completed=np.array([bool(r[3]) for r in rows], bool),
     )
 
 
-def _epoch(value: dt.datetime) -> float:
+def _epoch(value: dt.datetime | str) -> float:
+    if isinstance(value, str):  # SQLite hands raw cursors text
+        value = parse_datetime(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
     return value.timestamp()
