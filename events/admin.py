@@ -1,0 +1,58 @@
+"""Read-only admin for client events: filter by type, experiment and arm; search by request id."""
+from __future__ import annotations
+
+from django.contrib import admin
+from django.http import HttpRequest
+
+from config.admin import LargeTableAdmin
+from events.models import Event
+from events.selectors import experiment_arms
+
+
+class ExperimentFilter(admin.SimpleListFilter):
+    title = "experiment"
+    parameter_name = "experiment"
+
+    def lookups(self, request, model_admin):  # noqa: ANN001, ANN201
+        experiments = dict.fromkeys(experiment for experiment, _ in experiment_arms())
+        return [(experiment, experiment) for experiment in experiments]
+
+    def queryset(self, request, queryset):  # noqa: ANN001, ANN201
+        return queryset.filter(experiment=self.value()) if self.value() else queryset
+
+
+class ArmFilter(admin.SimpleListFilter):
+    """The arms of the chosen experiment, or of every experiment."""
+
+    title = "arm"
+    parameter_name = "arm"
+
+    def lookups(self, request, model_admin):  # noqa: ANN001, ANN201
+        chosen = request.GET.get(ExperimentFilter.parameter_name)
+        arms = dict.fromkeys(arm for experiment, arm in experiment_arms() if arm and chosen in (None, experiment))
+        return [(arm, arm) for arm in arms]
+
+    def queryset(self, request, queryset):  # noqa: ANN001, ANN201
+        return queryset.filter(arm=self.value()) if self.value() else queryset
+
+
+@admin.register(Event)
+class EventAdmin(LargeTableAdmin):
+    list_display = ("id", "type", "profile", "title", "position", "experiment", "arm", "policy", "device_type",
+                    "occurred_at", "client")  # fmt: skip
+    list_select_related = ("profile", "title", "client")
+    list_filter = ("type", ExperimentFilter, ArmFilter)
+    raw_id_fields = ("client", "profile", "title")
+    search_fields = ("=request_id",)  # exact: served by the request_id index
+    search_help_text = "Exact request id of an /api/recs response."
+    ordering = ("-pk",)  # newest first by the primary key: any other order sorts the whole table
+    sortable_by = ()
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Event | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Event | None = None) -> bool:
+        return False

@@ -1,0 +1,240 @@
+"""Validating a POST /api/events body event by event, into EventRows and DRF-shaped errors per event.
+
+Plain Python rather than nested DRF serializers: on a bench batch (200 events, 40 of them impressions of
+20 items) the equivalent serializers in events/api/serializers.py took ~55 ms and this ~10 ms, while the
+whole request costs the Django worker ~22 ms of CPU. Those serializers document the shapes for the schema.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from rest_framework.exceptions import ValidationError
+
+from events.models import VIEWING_TYPES, Event, EventType
+from events.services import EventError, EventRow, IncomingEvent
+from recommendations.api.serializers import DeviceField
+
+MAX_EVENTS = 1000
+MAX_ITEMS = 200
+MAX_FUTURE = dt.timedelta(minutes=5)  # client clocks drift; further ahead is a bug, not drift
+MAX_EVENT_ID_LENGTH = 64  # + ":<position>" for impression items stays within Event.client_event_id
+MAX_POSITION = 32767  # PositiveSmallIntegerField
+MAX_ID = 2**63 - 1
+EARLIEST_YEAR = 2000  # also keeps UTC conversion of far-past offsets from overflowing
+
+_LENGTHS = {name: Event._meta.get_field(name).max_length for name in ("request_id", "row_key", "experiment", "arm", "policy")}
+_device_field = DeviceField()
+# Plain strings: comparing with enum members goes through a descriptor, per event.
+_TYPES = EventType.values
+_IMPRESSION, _PROGRESS, _COMPLETE = EventType.IMPRESSION.value, EventType.PROGRESS.value, EventType.COMPLETE.value
+_VIEWING = frozenset(t.value for t in VIEWING_TYPES)
+
+
+class _Missing:
+    pass
+
+
+MISSING = _Missing()
+
+
+@dataclass
+class ParsedBatch:
+    events: list[IncomingEvent] = field(default_factory=list)
+    errors: list[EventError] = field(default_factory=list)
+    envelope_errors: dict = field(default_factory=dict)  # the body itself is malformed: nothing is read
+
+
+def batch_parse(data: Any, *, now: dt.datetime) -> ParsedBatch:
+    """Split `{"events": [...]}` into valid events and per-event errors (indexes as sent)."""
+    batch = ParsedBatch()
+    raw_events = data.get("events", MISSING) if isinstance(data, dict) else MISSING
+    if not isinstance(raw_events, list):
+        batch.envelope_errors = {"events": ["Send a JSON object with a list of events: {\"events\": [...]}."]}
+    elif not 1 <= len(raw_events) <= MAX_EVENTS:
+        batch.envelope_errors = {"events": [f"Send 1 to {MAX_EVENTS} events; got {len(raw_events)}."]}
+    else:
+        for index, raw in enumerate(raw_events):
+            parsed = _EventReader(raw, latest=now + MAX_FUTURE).read(index)
+            (batch.events if isinstance(parsed, IncomingEvent) else batch.errors).append(parsed)
+    return batch
+
+
+class _EventReader:
+    """Reads one event's fields, collecting every problem as `{field: [message, ...]}`."""
+
+    def __init__(self, raw: Any, *, latest: dt.datetime) -> None:
+        self.raw = raw if isinstance(raw, dict) else {}
+        self.latest = latest
+        self.errors: dict[str, Any] = {} if isinstance(raw, dict) else {"non_field_errors": ["Expected an object."]}
+
+    def read(self, index: int) -> IncomingEvent | EventError:
+        event_id = self.text("event_id", max_length=MAX_EVENT_ID_LENGTH, required=True)
+        event_type = self.choice("type", _TYPES)
+        common = {
+            "type": event_type,
+            "profile_id": self.integer("profile_id", required=True),
+            "occurred_at": self.moment("occurred_at", required=True),
+            "device_type": self.device("device_type"),
+            "request_id": self.text("request_id", max_length=_LENGTHS["request_id"]),
+            "experiment": self.text("experiment", max_length=_LENGTHS["experiment"]),
+            "arm": self.text("arm", max_length=_LENGTHS["arm"]),
+        }
+        rows: list[EventRow] = []
+        if event_type == _IMPRESSION:
+            rows = self.impression_rows(event_id, common)
+        elif event_type:
+            rows = self.single_rows(event_id, common)
+        if self.errors:
+            return EventError(index, event_id or _raw_event_id(self.raw), self.errors)
+        return IncomingEvent(index, event_id, tuple(rows))
+
+    def impression_rows(self, event_id: str, common: dict) -> list[EventRow]:
+        items = self.raw.get("items", MISSING)
+        if not isinstance(items, list) or not 1 <= len(items) <= MAX_ITEMS:
+            self.errors["items"] = [f"Send a list of 1 to {MAX_ITEMS} items {{content_id, position, ...}}."]
+            return []
+        default_row = self.text("row", max_length=_LENGTHS["row_key"])
+        rows, item_errors, seen_positions = [], {}, set()
+        for i, raw_item in enumerate(items):
+            item = _EventReader(raw_item, latest=self.latest)
+            content_id = item.integer("content_id", required=True)
+            position = item.integer("position", required=True, minimum=1, maximum=MAX_POSITION)
+            if position is not None and position in seen_positions:
+                item.errors["position"] = [f"Position {position} appears twice in this impression."]
+            seen_positions.add(position)
+            row_key = item.text("row", max_length=_LENGTHS["row_key"]) or default_row
+            propensity = item.number("propensity", low=0.0, high=1.0, low_open=True)
+            policy = item.text("policy", max_length=_LENGTHS["policy"])
+            if item.errors:
+                item_errors[str(i)] = item.errors
+            else:
+                rows.append(EventRow(client_event_id=f"{event_id}:{position}", title_id=content_id, position=position,
+                                     row_key=row_key, propensity=propensity, policy=policy, **common))  # fmt: skip
+        if item_errors:
+            self.errors["items"] = item_errors
+        return rows
+
+    def single_rows(self, event_id: str, common: dict) -> list[EventRow]:
+        event_type = common["type"]
+        content_id = self.integer("content_id", required=True)
+        position = self.integer("position", minimum=1, maximum=MAX_POSITION)
+        row_key = self.text("row", max_length=_LENGTHS["row_key"])
+        watch_percentage, started_at = None, None
+        if event_type in _VIEWING:
+            started_at = self.moment("started_at", required=True)
+        if event_type == _PROGRESS:
+            watch_percentage = self.number("watch_percentage", low=0.0, high=1.0, required=True)
+        elif event_type == _COMPLETE:
+            watch_percentage = self.number("watch_percentage", low=0.0, high=1.0, default=1.0)
+        return [EventRow(client_event_id=event_id, title_id=content_id, position=position, row_key=row_key,
+                         watch_percentage=watch_percentage, started_at=started_at, **common)]  # fmt: skip
+
+    # --- fields ---------------------------------------------------------------------------------------
+    def _value(self, name: str, required: bool) -> Any:
+        value = self.raw.get(name, MISSING)
+        if value is None and not required:
+            return MISSING
+        if value is MISSING and required:
+            self.errors[name] = ["This field is required."]
+        elif value is None:
+            self.errors[name] = ["This field may not be null."]
+            return MISSING
+        return value
+
+    def text(self, name: str, *, max_length: int, required: bool = False) -> str:
+        value = self._value(name, required)
+        if value is MISSING:
+            return ""
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            self.errors[name] = ["Not a valid string."]
+            return ""
+        value = str(value).strip()
+        if required and not value:
+            self.errors[name] = ["This field may not be blank."]
+        elif len(value) > max_length:
+            self.errors[name] = [f"Ensure this field has no more than {max_length} characters."]
+        elif "\x00" in value or not _encodable(value):  # PostgreSQL text holds neither, nor does a UTF-8 reply
+            self.errors[name] = ["Null and lone surrogate characters are not allowed."]
+        return "" if name in self.errors else value
+
+    def integer(self, name: str, *, required: bool = False, minimum: int = 1, maximum: int = MAX_ID) -> int | None:
+        value = self._value(name, required)
+        if value is MISSING:
+            return None
+        if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.errors[name] = ["A valid integer is required."]
+            return None
+        if not minimum <= value <= maximum:
+            self.errors[name] = [f"Ensure this value is between {minimum} and {maximum}."]
+            return None
+        return value
+
+    def number(self, name: str, *, low: float, high: float, low_open: bool = False, required: bool = False,
+               default: float | None = None) -> float | None:  # fmt: skip
+        value = self._value(name, required)
+        if value is MISSING:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int | float) or value != value:  # NaN
+            self.errors[name] = ["A valid number is required."]
+            return None
+        if value < low or value > high or (low_open and value == low):
+            self.errors[name] = [f"Ensure this value is in {'(' if low_open else '['}{low:g}, {high:g}]."]
+            return None
+        return float(value)
+
+    def choice(self, name: str, choices: list[str]) -> str:
+        value = self._value(name, True)
+        if value is MISSING:
+            return ""
+        if value not in choices:
+            self.errors[name] = [f"{value!r} is not one of {', '.join(choices)}."]
+            return ""
+        return value
+
+    def moment(self, name: str, *, required: bool = False) -> dt.datetime | None:
+        value = self._value(name, required)
+        if value is MISSING:
+            return None
+        try:
+            moment = dt.datetime.fromisoformat(value)
+        except (TypeError, ValueError):
+            self.errors[name] = ["Use an ISO 8601 date and time, e.g. 2026-11-26T08:15:00Z."]
+            return None
+        if moment.year < EARLIEST_YEAR:
+            self.errors[name] = [f"Before {EARLIEST_YEAR}: not an event of this service."]
+            return None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=dt.UTC)  # like DRF with USE_TZ and TIME_ZONE = UTC
+        if moment > self.latest:
+            self.errors[name] = ["More than 5 minutes in the future."]
+            return None
+        return moment
+
+    def device(self, name: str) -> int | None:
+        value = self._value(name, True)
+        if value is MISSING:
+            return None
+        try:
+            return _device_field.to_internal_value(value)
+        except ValidationError as error:
+            self.errors[name] = [str(message) for message in error.detail]
+            return None
+
+
+def _encodable(value: str) -> bool:
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _raw_event_id(raw: Any) -> str | None:
+    value = raw.get("event_id") if isinstance(raw, dict) else None
+    if isinstance(value, bool) or not isinstance(value, str | int) or not _encodable(str(value)):
+        return None
+    return str(value)[:MAX_EVENT_ID_LENGTH]

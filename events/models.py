@@ -1,0 +1,77 @@
+"""Event: one impression item, click, play, progress or completion reported by a client app."""
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from catalog.models import Title
+from recommendations.models import ApiClient
+from users.models import DeviceType, Profile
+
+
+class EventType(models.TextChoices):
+    IMPRESSION = "impression", "Impression"
+    CLICK = "click", "Click"
+    PLAY = "play", "Play start"
+    PROGRESS = "progress", "Progress"
+    COMPLETE = "complete", "Completion"
+
+
+# The types that describe a viewing and fold into users.ViewingEvent.
+VIEWING_TYPES = frozenset({EventType.PLAY, EventType.PROGRESS, EventType.COMPLETE})
+
+
+class Event(models.Model):
+    """What a client saw or did; an impression of n items is stored as n rows (`<event_id>:<position>`).
+
+    Unique per (client, client_event_id), so a retried batch stores nothing twice.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    # The unique constraint's leading column serves lookups by client; a separate index would only cost writes.
+    client = models.ForeignKey(ApiClient, on_delete=models.PROTECT, related_name="+", db_index=False)
+    client_event_id = models.CharField(max_length=80)
+    type = models.CharField(max_length=10, choices=EventType.choices)
+    # Covered by the (profile, occurred_at) index below.
+    profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="events", db_index=False)
+    title = models.ForeignKey(Title, on_delete=models.CASCADE, related_name="events")
+    request_id = models.CharField(max_length=32, blank=True, help_text="The /api/recs response that showed it.")
+    row_key = models.CharField(max_length=64, blank=True)
+    position = models.PositiveSmallIntegerField(null=True, blank=True, help_text="1-based place in the row or list.")
+    experiment = models.CharField(max_length=64, blank=True)
+    arm = models.CharField(max_length=64, blank=True)
+    propensity = models.FloatField(null=True, blank=True, help_text="Probability the policy showed this item (0, 1].")
+    policy = models.CharField(max_length=16, blank=True, help_text="What chose the item: ranker, bandit, random, …")
+    watch_percentage = models.FloatField(null=True, blank=True, help_text="0..1 of the runtime watched.")
+    device_type = models.PositiveSmallIntegerField(choices=DeviceType.choices)
+    occurred_at = models.DateTimeField()
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["client", "client_event_id"], name="event_unique_client_event"),
+            models.CheckConstraint(condition=Q(type__in=EventType.values), name="event_type_valid"),
+            models.CheckConstraint(
+                condition=Q(propensity__isnull=True) | (Q(propensity__gt=0) & Q(propensity__lte=1)),
+                name="event_propensity_0_1",
+            ),
+            models.CheckConstraint(
+                condition=Q(watch_percentage__isnull=True) | (Q(watch_percentage__gte=0) & Q(watch_percentage__lte=1)),
+                name="event_percentage_0_1",
+            ),
+            models.CheckConstraint(condition=Q(position__isnull=True) | Q(position__gte=1), name="event_position_1_based"),
+            models.CheckConstraint(condition=Q(device_type__in=DeviceType.values), name="event_device_valid"),
+        ]
+        indexes = [
+            # A profile's events in time order.
+            models.Index(fields=["profile", "occurred_at"], name="event_profile_occurred_idx"),
+            # Experiment metrics: one arm's events of one type over a window.
+            models.Index(fields=["experiment", "arm", "type", "occurred_at"], name="event_experiment_arm_idx"),
+            # Joining events back to the /api/recs response. Not partial (request_id <> ''): the planner cannot
+            # prove that condition from an IN list of over 100 ids, and deduplication keeps the '' entries small.
+            models.Index(fields=["request_id"], name="event_request_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} of title {self.title_id} by profile {self.profile_id}"
