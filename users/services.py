@@ -9,11 +9,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from django.apps import apps
 from django.db import connection, transaction
 
 from catalog.models import Title
 from config.bulk import copy_arrays, drop_indexes, prefetched, upsert_frame
 from users.loaders.dataset import TITLE_COLUMNS, Dataset
+from users.models import Profile
 
 _SOURCE_RE = re.compile(r"^[a-z0-9-]+$")
 EVENTS_TABLE = "users_viewingevent"
@@ -264,6 +266,19 @@ def _event_columns(
     }
 
 
+def _dependent_rows() -> list[tuple[str, str, type]]:
+    """(table, column, Profile or Title) of every foreign key that other apps hold on profiles and titles
+    (events, exploration logs, rules on a title), found from the models, so this app names none of them."""
+    found = []
+    for model in apps.get_models(include_auto_created=True):
+        if model._meta.app_label in {"users", "catalog"}:
+            continue
+        for field in model._meta.concrete_fields:
+            if field.many_to_one and field.related_model in (Profile, Title):
+                found.append((model._meta.db_table, field.column, field.related_model))
+    return found
+
+
 def dataset_remove(*, source: str) -> None:
     """Delete everything a source loaded (set-based SQL; the ORM's cascade would walk rows in Python)."""
     if not _SOURCE_RE.match(source):
@@ -275,6 +290,8 @@ def dataset_remove(*, source: str) -> None:
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM users_account WHERE external_id NOT LIKE %s", [like])
         only_source = cursor.fetchone()[0] == 0
+        for table, column, target in _dependent_rows():  # other apps' rows on these profiles and titles
+            cursor.execute(f"DELETE FROM {table} WHERE {column} IN ({profiles if target is Profile else titles})", [like])
         if only_source and connection.vendor == "postgresql":
             cursor.execute(f"TRUNCATE {EVENTS_TABLE}")  # seconds instead of minutes at 50M rows
         else:

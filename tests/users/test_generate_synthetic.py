@@ -79,3 +79,16 @@ def test_failed_load_leaves_database_and_indexes_as_they_were(db):
 
     assert _counts() == (0, 0, 0, 0, 0)
     assert _event_indexes() == indexes
+
+
+def test_replace_also_removes_what_other_apps_hold_on_the_replaced_rows(db, tmp_path):
+    from events.models import Event
+    from tests.factories.events import EventFactory
+
+    call_command("generate_synthetic", *ARGS, "--ground-truth-dir", str(tmp_path), verbosity=0)
+    synthetic_profile, synthetic_title = Profile.objects.first(), Title.objects.first()
+    EventFactory(profile=synthetic_profile, title=synthetic_title)  # events on synthetic rows block a raw DELETE
+
+    call_command("generate_synthetic", *ARGS, "--replace", "--ground-truth-dir", str(tmp_path), verbosity=0)
+    assert not Event.objects.filter(profile_id=synthetic_profile.pk).exists()
+    assert _counts()[0] == 300
