@@ -1,6 +1,6 @@
 # Reco: the two set-up commands (see README.md).
 #   make demo   install, migrate, load a demo world and serve on 127.0.0.1:8000 (embedded defaults)
-#   make test   install and run every test against PostgreSQL and Redis on 127.0.0.1
+#   make test   install and run every test against PostgreSQL and Redis on 127.0.0.1 (and Chromium for tests/browser)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -9,7 +9,7 @@ TEST_DATABASE_URL ?= postgres://reco:reco@127.0.0.1:5432/reco
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 TEST_BROKER_URL ?= redis://127.0.0.1:6379/13
 
-.PHONY: install demo serve test smoke bench-load
+.PHONY: install browser demo serve test smoke bench-load
 
 install: $(VENV)/.installed
 
@@ -19,12 +19,15 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $@
 
+browser:
+	bash .ci/browser.sh
+
 demo: install
 	$(BIN)/python manage.py migrate --verbosity 0
 	$(BIN)/python manage.py demo_setup --host $(HOST)
 	$(BIN)/python manage.py runserver $(HOST)
 
-test: install
+test: install browser
 	$(BIN)/ruff check .
 	bash .ci/services.sh
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \

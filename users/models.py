@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.functions import Upper
 
 from catalog.models import MaturityRating, SubscriptionTier, Title
 
@@ -48,6 +49,8 @@ class Profile(models.Model):
 
     class Meta:
         ordering = ["account_id", "slot"]
+        # The staff homepage preview finds profiles by name in any case, index-backed at 1M profiles.
+        indexes = [models.Index(Upper("name"), F("id"), name="profile_name_upper_idx")]
         constraints = [
             models.UniqueConstraint(fields=["account", "slot"], name="profile_unique_slot"),
             models.CheckConstraint(

@@ -1,0 +1,169 @@
+"""Reads behind the staff pages: profile search, model versions, job runs and schedules, experiments.
+
+Every query is index-backed and bounded (keyset or small pages), so a page costs the same at 1M profiles and
+100K job runs as on an empty database.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.paginator import Page, Paginator
+from django.db.models import Count, F, Prefetch, Window
+from django.db.models.functions import RowNumber, Upper
+from django.utils import timezone
+from django_celery_beat.models import PeriodicTask
+
+from catalog.models import SubscriptionTier
+from experiments.models import Arm, Experiment, ExperimentResult
+from recommendations.models import ModelKind, ModelVersion
+from tasks.models import JobRun
+from users.models import Profile
+
+PROFILES_PER_PAGE = 20
+VERSIONS_PER_KIND = 20
+RUNS_PER_PAGE = 50
+FAILURES_SHOWN = 20
+EXPERIMENTS_PER_PAGE = 5
+# Metrics shown per version, in this order, when a version has them (training writes different ones per kind).
+VERSION_METRICS = ("ndcg_at_10", "recall_at_500", "recall_at_10", "map_at_10", "precision_at_10",
+                   "baseline_ndcg_at_10", "users", "queries")  # fmt: skip
+# "Candidate recall" on the plot: recall of the 500 merged candidates when training recorded it, else recall@10.
+RECALL_METRICS = ("candidate_recall", "recall_at_500", "recall_at_10")
+
+
+# --- profiles ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ProfileHit:
+    id: int
+    name: str
+    account_id: int
+    country: str
+    tier: str
+    is_kids: bool
+
+
+@dataclass(frozen=True)
+class ProfileSearch:
+    query: str
+    hits: tuple[ProfileHit, ...]
+    next_after: int | None  # the id to continue after, when there are more
+
+
+def profiles_search(*, query: str, after: int = 0, limit: int = PROFILES_PER_PAGE) -> ProfileSearch:
+    """A profile by id (digits), else profiles whose name equals `query` in any case, by id, `limit` per page.
+    Both are index scans (the primary key; profile_name_upper_idx on UPPER(name), id)."""
+    query = query.strip()
+    if not query:
+        return ProfileSearch(query, (), None)
+    profiles = Profile.objects.select_related("account").only(
+        "id", "name", "is_kids", "account__id", "account__country", "account__subscription_tier"
+    )
+    if query.isdigit():
+        profiles = profiles.filter(pk=int(query))
+    else:
+        profiles = profiles.alias(upper_name=Upper("name")).filter(upper_name=query.upper(), pk__gt=after)
+    rows = list(profiles.order_by("id")[: limit + 1])
+    hits = tuple(
+        ProfileHit(p.pk, p.name, p.account.pk, p.account.country, SubscriptionTier(p.account.subscription_tier).label,
+                   p.is_kids)  # fmt: skip
+        for p in rows[:limit]
+    )
+    return ProfileSearch(query, hits, rows[limit - 1].pk if len(rows) > limit else None)
+
+
+# --- models -----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class KindVersions:
+    kind: str
+    label: str
+    versions: tuple[ModelVersion, ...]  # newest first, at most VERSIONS_PER_KIND
+    active: ModelVersion | None
+    can_roll_back: bool  # an earlier version was active and could serve again
+    metric_names: tuple[str, ...]  # the VERSION_METRICS these versions have
+
+
+def model_versions_by_kind(*, per_kind: int = VERSIONS_PER_KIND) -> list[KindVersions]:
+    """The newest versions of every kind (one windowed query) and whether each kind can roll back (one more)."""
+    ranked = ModelVersion.objects.annotate(
+        newest=Window(RowNumber(), partition_by=[F("kind")], order_by=F("created_at").desc())
+    ).filter(newest__lte=per_kind)
+    rows = list(ranked.select_related("activated_by").order_by("kind", "-created_at"))
+    rollback_kinds = set(
+        ModelVersion.objects.filter(status=ModelVersion.Status.RETIRED, activated_at__isnull=False)
+        .values("kind").annotate(n=Count("id")).values_list("kind", flat=True)
+    )  # fmt: skip
+    active = {v.kind: v for v in ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).select_related("activated_by")}
+    out = []
+    for kind, label in ModelKind.choices:
+        versions = tuple(v for v in rows if v.kind == kind)
+        if not versions and kind not in active:
+            continue
+        present = {name for v in versions for name, value in v.metrics.items() if isinstance(value, int | float)}
+        out.append(KindVersions(kind, label, versions, active.get(kind), kind in rollback_kinds,
+                                tuple(m for m in VERSION_METRICS if m in present)))  # fmt: skip
+    return out
+
+
+def recall_metric_of(versions: tuple[ModelVersion, ...]) -> str | None:
+    """Which recall the versions of a kind recorded (RECALL_METRICS order), for the plot."""
+    for name in RECALL_METRICS:
+        if any(isinstance(v.metrics.get(name), int | float) for v in versions):
+            return name
+    return None
+
+
+# --- jobs -------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class JobsOverview:
+    failures: tuple[JobRun, ...]  # newest failed or retrying runs
+    running: tuple[JobRun, ...]
+    runs: tuple[JobRun, ...]  # one page of every run, newest first
+    next_before: int | None  # keyset: the page after this one shows runs with a smaller id
+    schedules: tuple[PeriodicTask, ...]
+
+
+def jobs_overview(*, before: int | None = None, per_page: int = RUNS_PER_PAGE) -> JobsOverview:
+    """Failures first, then what runs now, then a page of every run by id (runs are created as they start, so
+    id order is start order, on the primary key) and the beat schedule (a small table)."""
+    failed = (JobRun.Status.FAILED, JobRun.Status.RETRYING)
+    # One index range scan per status on jobrun_status_recent_idx, merged: no sort of the whole table.
+    failures = sorted(
+        [run for status in failed for run in JobRun.objects.filter(status=status).order_by("-started_at")[:FAILURES_SHOWN]],
+        key=lambda run: run.started_at, reverse=True,
+    )[:FAILURES_SHOWN]  # fmt: skip
+    running = JobRun.objects.filter(status=JobRun.Status.RUNNING).order_by("-started_at")[:FAILURES_SHOWN]
+    runs = JobRun.objects.order_by("-id")
+    if before is not None:
+        runs = runs.filter(pk__lt=before)
+    page = list(runs[: per_page + 1])
+    schedules = PeriodicTask.objects.select_related("crontab", "interval", "solar", "clocked").order_by("name")
+    return JobsOverview(tuple(failures), tuple(running), tuple(page[:per_page]),
+                        page[per_page - 1].pk if len(page) > per_page else None, tuple(schedules))  # fmt: skip
+
+
+# --- experiments ------------------------------------------------------------------------------------
+def experiments_page(*, page: int = 1, per_page: int = EXPERIMENTS_PER_PAGE) -> Page:
+    """A page of experiments, newest first, with their arms and stored results (three queries and a count)."""
+    results = ExperimentResult.objects.select_related("arm").order_by("metric", "arm_id", "computed_at")
+    experiments = Experiment.objects.order_by("-id").prefetch_related(
+        Prefetch("arms", queryset=Arm.objects.order_by("id")), Prefetch("results", queryset=results)
+    )
+    return Paginator(experiments, per_page).get_page(page)
+
+
+def age_of(moment: dt.datetime | None, *, now: dt.datetime | None = None) -> dict[str, Any] | None:
+    """How long ago, in seconds and words ("3 h", "2 d")."""
+    if moment is None:
+        return None
+    seconds = max(0.0, ((now or timezone.now()) - moment).total_seconds())
+    if seconds < 120:
+        words = f"{seconds:.0f} s"
+    elif seconds < 7200:
+        words = f"{seconds / 60:.0f} min"
+    elif seconds < 172_800:
+        words = f"{seconds / 3600:.1f} h"
+    else:
+        words = f"{seconds / 86400:.1f} d"
+    return {"seconds": round(seconds, 1), "text": words}

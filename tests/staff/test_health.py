@@ -1,0 +1,84 @@
+"""Health: services reachable, active models and their age, feature freshness, cache hit rate."""
+from __future__ import annotations
+
+import uuid
+
+import numpy as np
+import pytest
+from django.urls import reverse
+
+from features.definitions import USER, feature_set
+from features.store import FeatureStore
+from recommendations.services import model_version_activate
+from staff import health
+from tests.factories.recommendations import ModelVersionFactory
+from tests.factories.users import AccountFactory, ProfileFactory
+
+
+def test_feature_freshness_is_the_share_of_sampled_profiles_with_features(db):
+    profiles = [ProfileFactory(account=AccountFactory()) for _ in range(10)]
+    store = FeatureStore(namespace=f"fs-test-{uuid.uuid4().hex[:12]}")
+    fresh = [p.pk for p in profiles[:4]]
+    store.set_many(USER, fresh, np.zeros((len(fresh), feature_set(USER).width), np.float32))
+
+    result = health.feature_freshness(entity_type=USER, store=store, seed=1)
+
+    assert result["sampled"] == 10
+    assert result["fresh_share"] == pytest.approx(0.4)
+    assert 0 <= result["median_age_seconds"] < 60
+    assert result["ttl_seconds"] == 3600
+
+
+def test_health_json_reports_every_check(editor_client, settings):
+    version = ModelVersionFactory()
+    model_version_activate(version_id=version.pk)
+
+    response = editor_client.get(reverse("staff:health-json"))
+
+    body = response.json()
+    assert response.status_code == 200
+    assert set(body["checks"]) == {"database", "redis", "broker", "worker"}
+    assert body["checks"]["database"]["status"] == "ok"
+    if settings.REDIS_URL:
+        assert body["checks"]["redis"]["status"] == "ok"
+        assert body["cache"]["hit_rate"] is None or 0 <= body["cache"]["hit_rate"] <= 1
+    if settings.CELERY_BROKER_URL:
+        assert body["checks"]["broker"]["status"] == "ok"
+    assert [m["version"] for m in body["models"]] == [version.version]
+    assert body["models"][0]["age"]["seconds"] < 60
+    assert set(body["feature_freshness"]) == {"user", "content"}
+
+
+def test_a_running_worker_answers_the_ping(transactional_db, celery_worker_process):
+    report = health.health_report()
+    assert report["checks"]["broker"]["status"] == "ok"
+    assert report["checks"]["worker"]["status"] == "ok"
+    assert celery_worker_process in report["checks"]["worker"]["detail"]
+
+
+def test_a_missing_worker_degrades_the_health_within_the_ping_timeout(db, settings, monkeypatch):
+    from config.celery import app
+
+    settings.CELERY_BROKER_URL = settings.CELERY_BROKER_URL or "redis://127.0.0.1:6379/2"
+    monkeypatch.setattr(app.control, "ping", lambda **kwargs: [])  # nobody answers
+    report = health.health_report()
+    assert report["checks"]["worker"]["status"] == "down"
+    assert report["status"] == "degraded"
+
+
+def test_the_health_page_draws_the_checks(editor_client):
+    html = editor_client.get(reverse("staff:health")).content.decode()
+    for check in ("database", "redis", "broker", "worker", "user-features", "content-features", "cache"):
+        assert f'data-check="{check}"' in html
+    assert "no active model" in html
+
+
+def test_a_database_failure_is_reported_as_down(monkeypatch, db):
+    def broken():
+        raise RuntimeError("connection refused")
+
+    monkeypatch.setattr(health, "database_check", broken)
+    report = health.health_report()
+    assert report["status"] == "down"
+    assert report["checks"]["database"] == {"status": "down", "detail": "RuntimeError: connection refused",
+                                            "ms": report["checks"]["database"]["ms"]}  # fmt: skip
