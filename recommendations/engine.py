@@ -380,7 +380,7 @@ class RecommendationEngine:
         if ranker is None or features is None or not len(positions):
             return []
         try:
-            contrib = ranker.model.booster.predict(features[positions], pred_contrib=True)[:, :-1]  # last: bias
+            contrib = ranker.model.booster.predict(features[positions], pred_contrib=True, num_threads=1)[:, :-1]  # last: bias
         except Exception:
             log.warning("feature contributions unavailable", exc_info=True)
             return []

@@ -18,7 +18,7 @@ from recommendations.ml.constants import INTERACTION_COLUMNS, USER_COL
 from recommendations.ml.content import ContentSimilarity
 from recommendations.ml.ease import EASE
 from recommendations.ml.matrix_factorization import MatrixFactorization
-from recommendations.ml.metrics import ranking_metrics, relevance
+from recommendations.ml.metrics import candidate_recall, ranking_metrics, relevance
 from recommendations.ml.ncf import NCFRecommender
 from recommendations.ml.popularity import PopularityRecommender
 from recommendations.ml.split import validation_split
@@ -39,6 +39,7 @@ DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
 EASE_MAX_ITEMS = 20_000  # EASE inverts an items × items matrix: 20K items is 1.6 GB of float32
 VALIDATION_USERS = 5_000  # metrics on a sample of users keep the gate cheap at a million profiles
 GATE_METRIC = "ndcg_at_10"
+CANDIDATE_DEPTH = 500  # validation also reports recall@500: how well the model serves as a candidate source
 GATE_TOLERANCE = 0.002  # noise between two trainings on the same data; a real regression is larger
 
 
@@ -103,12 +104,15 @@ def validation_metrics(model: Recommender, held_out: pd.DataFrame, *, k: int = 1
         users = np.sort(np.random.default_rng(seed).choice(users, VALIDATION_USERS, replace=False))
     if not len(users):
         return {f"{name}_at_{k}": 0.0 for name in ("map", "ndcg", "precision", "recall")} | {"users": 0}
-    recommended, _ = model.recommend_many(users, k)
+    recommended, _ = model.recommend_many(users, CANDIDATE_DEPTH)  # one top-k search serves both depths
     hits, n_relevant = relevance(users, recommended, held_out)
     if not (n_relevant > 0).any():
         return {f"{name}_at_{k}": 0.0 for name in ("map", "ndcg", "precision", "recall")} | {"users": 0}
-    scores = ranking_metrics(hits, n_relevant, k)
-    return {f"{name}_at_{k}": round(value, 5) for name, value in scores.items()} | {"users": int(len(users))}
+    scores = ranking_metrics(hits[:, :k], n_relevant, k)
+    return {f"{name}_at_{k}": round(value, 5) for name, value in scores.items()} | {
+        "users": int(len(users)),
+        f"recall_at_{CANDIDATE_DEPTH}": round(candidate_recall(hits, n_relevant), 5),  # as a candidate source
+    }
 
 
 def fit_model(kind: str, interactions: pd.DataFrame, catalog: pd.DataFrame | None, params: dict[str, Any]) -> Recommender:

@@ -95,3 +95,8 @@ def test_history_is_read_in_profile_chunks_without_losing_rows(world, monkeypatc
     pd.testing.assert_frame_equal(
         whole.sort_values(key).reset_index(drop=True), chunked.sort_values(key).reset_index(drop=True)
     )
+
+
+def test_validation_also_reports_candidate_recall_at_500(world):
+    metrics = model_train(kind=ModelKind.MATRIX_FACTORIZATION).version.metrics
+    assert metrics["recall_at_10"] <= metrics["recall_at_500"] <= 1
