@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from django.db.models import Max
 
+from events.models import Event, EventType
 from features import compute
 from features import selectors as feature_selectors
 from features.services import TRENDING_SIZE
@@ -47,6 +48,8 @@ DEFAULT_PROFILES = 3_000
 HELD_OUT = 0.25
 EARLY_STOPPING_SHARE = 0.2  # of the rest: picks the number of trees
 STRONG_SHARE = 0.8  # a later viewing of 80 %+ is label 2
+CLICK_RATING = 0.5  # a click without a viewing: a weak positive (label 1), as any viewing below 80 %
+VIEWING_FIELDS = ("profile_id", "title_id", "watch_percentage", "started_at", "device_type")
 
 
 @dataclass(frozen=True)
@@ -135,11 +138,19 @@ def ranker_train(
 
 
 def _outcomes(start: dt.datetime, end: dt.datetime) -> pd.DataFrame:
-    rows = ViewingEvent.objects.filter(started_at__gte=start, started_at__lt=end).values_list(
-        "profile_id", "title_id", "watch_percentage", "started_at", "device_type"
+    """What profiles did in the label window: viewings (rated by watched share; plays logged through the
+    events API are folded into viewings) and clicks on shown titles that led to no viewing (label 1)."""
+    columns = ["user_id", "content_id", "watch_percentage", "started_at", "device_type"]
+    viewings = ViewingEvent.objects.filter(started_at__gte=start, started_at__lt=end).values_list(*VIEWING_FIELDS)
+    clicks = Event.objects.filter(type=EventType.CLICK, occurred_at__gte=start, occurred_at__lt=end).values_list(
+        "profile_id", "title_id", "occurred_at", "device_type"
     )
-    frame = pd.DataFrame(list(rows), columns=["user_id", "content_id", "watch_percentage", "started_at", "device_type"])
+    frame = pd.DataFrame(list(viewings), columns=columns)
     frame["rating"] = frame["watch_percentage"].astype(float) * 5
+    clicked = pd.DataFrame(list(clicks), columns=["user_id", "content_id", "started_at", "device_type"])
+    if len(clicked):
+        clicked = clicked.assign(watch_percentage=0.0, rating=CLICK_RATING)
+        frame = pd.concat([frame, clicked[frame.columns]], ignore_index=True)
     return frame
 
 

@@ -53,3 +53,16 @@ def test_train_models_command_trains_the_ranker_too(serving_world, capsys):
     call_command("train_models", "--kinds", "ranker", "--until", SERVING_NOW.isoformat(), "--ranker-profiles", "200")
     assert "ranker" in capsys.readouterr().out
     assert ModelVersion.objects.filter(kind=ModelKind.RANKER, status=ModelVersion.Status.ACTIVE).exists()
+
+
+def test_clicks_logged_through_the_events_api_are_weak_positives(serving_world):
+    from events.models import EventType
+    from recommendations.ranker_training import CLICK_RATING, _outcomes
+    from tests.factories.events import EventFactory
+
+    viewing = ViewingEvent.objects.order_by("id").first()
+    EventFactory(type=EventType.CLICK, profile_id=viewing.profile_id, title_id=viewing.title_id,
+                 occurred_at=CUTOFF + dt.timedelta(days=1))  # fmt: skip
+    outcomes = _outcomes(CUTOFF, CUTOFF + dt.timedelta(days=21))
+    clicked = outcomes[(outcomes["user_id"] == viewing.profile_id) & (outcomes["content_id"] == viewing.title_id)]
+    assert CLICK_RATING in clicked["rating"].tolist()
