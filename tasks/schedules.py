@@ -60,6 +60,23 @@ DEFAULT_SCHEDULES: dict[str, DefaultSchedule] = {
         "Weekly, Sundays 05:00 UTC: the slowest to train.",
         {"kind": "ncf"},
     ),
+    "Update the exploration bandit": DefaultSchedule(
+        "tasks.experiments.update_bandit",
+        "*/5 * * * *",
+        "Every 5 minutes: bandit impressions older than 3 hours (their plays and completions in) are folded in.",
+        {"name": "homepage"},
+    ),
+    "Compute experiment metrics": DefaultSchedule(
+        "tasks.experiments.compute_experiment_metrics",
+        "20 * * * *",
+        "Hourly: per-arm metrics with intervals and tests of running (and just ended) experiments.",
+    ),
+    "Prune old exploration logs": DefaultSchedule(
+        "tasks.experiments.prune_exploration_logs",
+        "15 3 * * *",
+        "Daily at 03:15 UTC: what the bandit saw for picks older than 30 days (long folded) goes.",
+        {"keep_days": 30},
+    ),
     "Prune old job runs": DefaultSchedule(
         "tasks.maintenance.prune_job_runs",
         "0 3 * * *",

@@ -32,6 +32,9 @@ INSTALLED_APPS = [
     "tasks",
     "recommendations",
     "ranking",
+    "events",
+    "experiments",
+    "staff",
 ]
 
 MIDDLEWARE = [
@@ -111,7 +114,7 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_DEFAULT_QUEUE", "reco")
-CELERY_IMPORTS = ["tasks.features", "tasks.maintenance", "tasks.training"]  # the job modules of tasks/ (autodiscovery only finds `tasks.py`)
+CELERY_IMPORTS = ["tasks.features", "tasks.maintenance", "tasks.training", "tasks.experiments"]  # the job modules of tasks/ (autodiscovery only finds `tasks.py`)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_SEND_TASK_EVENTS = False
 CELERY_RESULT_EXPIRES = 3600
@@ -167,6 +170,8 @@ RECO_ARTIFACT_DIR = Path(env_str("RECO_ARTIFACT_DIR", str(RECO_DATA_DIR / "artif
 RECO_REGISTRY_CHECK_SECONDS = float(env_int("RECO_REGISTRY_CHECK_SECONDS", 5))
 # How often a process looks for edited business rules (ranking/rules.py); edits serve within ~2 s.
 RECO_RULES_CHECK_SECONDS = float(env_int("RECO_RULES_CHECK_SECONDS", 2))
+# How often a process reloads running experiments and the bandit state (experiments/); default 5.
+RECO_EXPERIMENTS_CHECK_SECONDS = float(env_int("RECO_EXPERIMENTS_CHECK_SECONDS", 5))
 RECO_CATALOG_CHECK_SECONDS = float(env_int("RECO_CATALOG_CHECK_SECONDS", 5))
 # Whole /api/recs responses are cached this long (stale at once on new viewings or rule changes); 0: off.
 RECO_RESPONSE_CACHE_SECONDS = env_int("RECO_RESPONSE_CACHE_SECONDS", 600)

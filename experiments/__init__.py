@@ -1,0 +1,1 @@
+"""Experiments: A/B arms with deterministic assignment, per-arm online metrics, and the exploration bandit's state."""
