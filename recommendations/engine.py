@@ -33,6 +33,7 @@ from recommendations.ml.candidates import MergedCandidates, merge_candidates
 from recommendations.ml.matrix_factorization import MatrixFactorization
 from recommendations.models import ModelKind, ModelVersion
 from recommendations.ranking_input import blend_sources, ranking_input_build, user_vector_of
+from recommendations.registry import registry
 from recommendations.serving import ServingModels, serving_state
 from users.models import Profile
 
@@ -43,6 +44,7 @@ MAX_N = 100
 STAGES = ("profile", "cache", "candidates", "features", "ranking", "rules", "diversification", "postprocess")
 SECONDS_PER_DAY = 86_400
 COMPLETED_SHARE = 0.9
+EXPLORATION_POOL = 100  # the bandit picks among the candidates ranked just below the shown ones
 
 
 class ProfileNotFound(LookupError):
@@ -56,6 +58,7 @@ class Variant:
     experiment: str = ""
     arm: str = ""
     ranker: bool = True  # False: order by the candidates' source ranks
+    ranker_version: str = ""  # "": the active ranker; else that registered version
     mmr_lambda: float | None = None  # None: the editors' diversity policy
     diversify: bool = True
     rules: bool = True
@@ -130,12 +133,16 @@ class RecommendationEngine:
         store: FeatureStore | None = None,
         use_cache: bool | None = None,
         variant_for: Callable[[int], Variant | None] | None = None,
+        bandit_for: Callable[[], Any] | None = None,
+        exploration_logger: Callable[..., Any] | None = None,
     ) -> None:
         """use_cache: None follows RECO_RESPONSE_CACHE_SECONDS (0 turns the response cache off);
         variant_for: profile id -> its experiment arm's Variant (None: no experiments)."""
         self.store = store or FeatureStore()
         self._use_cache = use_cache
         self.variant_for = variant_for
+        self.bandit_for = bandit_for or _homepage_bandit
+        self.exploration_logger = exploration_logger or _exploration_log
 
     @property
     def use_cache(self) -> bool:
@@ -181,7 +188,8 @@ class RecommendationEngine:
         models = serving_state.models()
         rules = rules_cache.current()
         key = self._cache_key(head, context, n, with_rows, models, rules.version, variant)
-        cached = None if explain else self._cache_get(key, degraded)
+        fresh = explain or variant.bandit  # a bandit response logs its own picks: never served from the cache
+        cached = None if fresh else self._cache_get(key, degraded)
         clock.lap("cache")
         if cached is not None:
             cached.request_id, cached.cached = request_id, True
@@ -208,7 +216,7 @@ class RecommendationEngine:
         if variant.popularity_only:
             scores = candidates.merged.scores[:, 0].copy()
         elif variant.ranker:
-            scores, features = self._rank(state, context, candidates, models, read, now, degraded)
+            scores, features = self._rank(state, context, candidates, models, read, now, degraded, variant)
         else:
             scores = blend_sources(candidates.merged)
         clock.lap("ranking")
@@ -232,7 +240,11 @@ class RecommendationEngine:
         clock.lap("diversification")
 
         policy = "popularity" if variant.popularity_only else "ranker"
-        result = self._page(request_id, state, candidates, models, final, keep, order, n, with_rows, policy)
+        explored: dict[int, float] = {}
+        if variant.bandit and not variant.popularity_only:
+            order, explored = self._explore(request_id, state, context, candidates, models, read, final, order, n, now,
+                                            degraded)  # fmt: skip
+        result = self._page(request_id, state, candidates, models, final, keep, order, n, with_rows, policy, explored)
         result.model_versions = models.versions
         result.rules_version = rules.version
         result.experiment, result.arm = variant.experiment, variant.arm
@@ -240,7 +252,7 @@ class RecommendationEngine:
             result.explanations = self._explain(result, candidates, models, scores, final, keep, boosted, features)
         result.degraded = sorted(set(degraded))
         clock.lap("postprocess")
-        if not explain:
+        if not fresh:
             self._cache_set(key, result, degraded)
         result.timings_ms = clock.timings
         return result
@@ -264,9 +276,14 @@ class RecommendationEngine:
         return model_version_activate(version_id=version.pk) if activate else version
 
     # --- stages ----------------------------------------------------------------------------------
-    def _rank(self, state, context, candidates: CandidateSet, models: ServingModels, read, now, degraded):  # noqa: ANN001, ANN202
+    def _rank(self, state, context, candidates: CandidateSet, models: ServingModels, read, now, degraded, variant):  # noqa: ANN001, ANN202
         """(scores, the feature matrix or None): the ranker's, else the source-rank blend (flagged)."""
         ranker = models.get(ModelKind.RANKER)
+        if variant.ranker_version and (ranker is None or ranker.version != variant.ranker_version):
+            ranker = registry.get_version(ModelKind.RANKER, variant.ranker_version)  # an arm's own ranker
+            if ranker is None:
+                degraded.append("arm_ranker_unavailable")
+                ranker = models.get(ModelKind.RANKER)
         if ranker is None:
             degraded.append("no_ranker")
             return blend_sources(candidates.merged), None
@@ -315,7 +332,7 @@ class RecommendationEngine:
         rest = rest[np.argsort(-scores[rest], kind="stable")]
         return np.concatenate([pool[picked], rest])
 
-    def _page(self, request_id, state, candidates, models, scores, keep, order, n, with_rows, policy) -> Recommendations:  # noqa: ANN001, E501
+    def _page(self, request_id, state, candidates, models, scores, keep, order, n, with_rows, policy, explored) -> Recommendations:  # noqa: ANN001, E501
         catalog = models.catalog
         merged = candidates.merged
         flag = {name: merged.proposed[:, merged.sources.index(name)] if name in merged.sources
@@ -338,8 +355,10 @@ class RecommendationEngine:
 
         def item(position: int, rank: int, reason: str) -> RankedItem:
             proposed = tuple(s for s, on in zip(merged.sources, merged.proposed[position], strict=True) if on)
+            picked = explored.get(int(position))
             return RankedItem(rank, int(merged.content_ids[position]), str(catalog.names[candidates.rows[position]]),
-                              round(float(scores[position]), 5), reason, proposed, policy)  # fmt: skip
+                              round(float(scores[position]), 5), reason, proposed,
+                              "bandit" if picked is not None else policy, 1.0 if picked is None else picked)  # fmt: skip
 
         top = order[:n]
         items = [item(p, i + 1, r) for i, (p, r) in enumerate(zip(top, postprocess.reasons(page, top), strict=True))]
@@ -351,6 +370,48 @@ class RecommendationEngine:
                 rows.append(Row(row.key, row.title, tuple(item(p, i + 1, r) for i, (p, r) in
                                                           enumerate(zip(positions, reasons, strict=True)))))  # fmt: skip
         return Recommendations(request_id, state.profile_id, items, rows, {}, "")
+
+    def _explore(self, request_id, state, context, candidates, models, read, scores, order, n, now, degraded):  # noqa: ANN001, ANN202
+        """The bandit fills the exploration slots of the top n from the candidates just below it; its picks and
+        their propensities are logged for learning and off-policy evaluation. Returns (order, {position: p})."""
+        from ranking.ml.bandit import bandit_context, bandit_item_features, exploration_slots
+
+        slots = exploration_slots(min(n, len(order)))
+        pool = order[n : n + EXPLORATION_POOL]
+        if not len(slots) or not len(pool):
+            return order, {}
+        try:
+            bandit = self.bandit_for()
+            hour = context.time_of_day if context.time_of_day is not None else now.hour
+            affinity = np.asarray(read.user.values["genre_affinity"], np.float32)
+            ctx = bandit_context(int(context.device_type), int(hour), affinity)
+            rows = candidates.rows[pool]
+            items = bandit_item_features(
+                models.catalog.genre_indicator(rows), models.popularity[rows],
+                now.timestamp() / SECONDS_PER_DAY - models.catalog.date_added_days[rows], scores[pool],
+            )  # fmt: skip
+            chosen, propensities = bandit.policy.select(ctx, items, len(slots), np.random.default_rng())
+        except Exception:
+            log.warning("bandit unavailable; serving without exploration", exc_info=True)
+            degraded.append("bandit_unavailable")
+            return order, {}
+        top = list(order[:n])
+        picked = pool[chosen]
+        for slot, position in zip(slots, picked, strict=True):
+            top.insert(int(slot), int(position))
+        top = top[:n]
+        rest = np.setdiff1d(order[n:], picked, assume_unique=True)
+        new_order = np.concatenate([np.array(top, np.int64), rest])
+        try:
+            self.exploration_logger(
+                request_id=request_id, profile_id=state.profile_id, bandit=bandit,
+                title_ids=candidates.content_ids[picked].tolist(), positions=(slots + 1).tolist(),
+                propensities=propensities, context=ctx, item_features=items[chosen], candidate_count=len(pool),
+            )  # fmt: skip
+        except Exception:
+            log.warning("could not log the bandit's picks", exc_info=True)
+            degraded.append("exploration_not_logged")
+        return new_order, {int(p): float(q) for p, q in zip(picked, propensities, strict=True)}
 
     def _explain(self, result, candidates, models, ranker_scores, final, keep, boosted, features) -> dict[int, dict]:  # noqa: ANN001
         """Why each shown title is there: sources and their scores, ranker and final scores, rules, top features."""
@@ -420,6 +481,31 @@ class RecommendationEngine:
 
 
 # --- helpers ------------------------------------------------------------------------------------
+def _homepage_bandit():  # noqa: ANN202
+    from experiments.services import bandit_load
+
+    return bandit_load()
+
+
+def _exploration_log(**kwargs: Any) -> int:
+    from experiments.services import exploration_log
+
+    return exploration_log(**kwargs)
+
+
+def experiment_variant(profile_id: int) -> Variant | None:
+    """The Variant of the profile's arm in the running experiment, if any (experiments.services)."""
+    from experiments.services import assignment_for
+
+    assignment = assignment_for(profile_id)
+    if assignment is None:
+        return None
+    return Variant(
+        experiment=assignment.experiment, arm=assignment.arm, ranker_version=assignment.ranker_version,
+        mmr_lambda=assignment.mmr_lambda, bandit=assignment.bandit_enabled, popularity_only=assignment.popularity_only,
+    )  # fmt: skip
+
+
 def _popular_candidates(state: ProfileState, models: ServingModels, trending) -> CandidateSet:  # noqa: ANN001
     """The baseline arm's pool: the most popular titles the profile may watch, scored by popularity."""
     allowed = models.catalog.allowed(tier=state.tier, country=state.country, maturity_cap=state.maturity_cap)

@@ -65,6 +65,7 @@ class ModelRegistry:
         self.check_seconds = settings.RECO_REGISTRY_CHECK_SECONDS if check_seconds is None else check_seconds
         self._models: dict[str, LoadedModel] = {}
         self._broken: dict[str, int] = {}  # kind -> version id that failed to load (not retried)
+        self._pinned: dict[tuple[str, str], LoadedModel | None] = {}  # versions experiment arms ask for
         self._checked_at = float("-inf")
         self._refreshing = threading.Lock()
 
@@ -72,6 +73,23 @@ class ModelRegistry:
         """The active model of `kind`, or None when none is active or loadable (callers fall back)."""
         self.refresh_if_due()
         return self._models.get(kind)
+
+    def get_version(self, kind: str, version: str) -> LoadedModel | None:
+        """A registered version that need not be active (an experiment arm's); loaded once per process.
+        None if it does not exist or does not load."""
+        key = (kind, version)
+        if key not in self._pinned:
+            row = ModelVersion.objects.filter(kind=kind, version=version).values(
+                "id", "artifact_path", "checksum").first()  # fmt: skip
+            loaded = None
+            if row is not None:
+                try:
+                    model = load_artifact(kind=kind, artifact_path=row["artifact_path"], checksum=row["checksum"])
+                    loaded = LoadedModel(row["id"], kind, version, model, time.monotonic())
+                except Exception:
+                    log.exception("could not load %s %s for an experiment arm", kind, version)
+            self._pinned[key] = loaded
+        return self._pinned[key]
 
     def versions(self) -> dict[str, str]:
         """{kind: version} of the models this process serves right now."""

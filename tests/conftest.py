@@ -125,6 +125,8 @@ SERVING_NOW = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
 
 def serving_caches_reset() -> None:
     """Forget every process-local serving cache (models, catalog, rules, API clients)."""
+    from experiments.bandits import bandit_cache
+    from experiments.services import experiments_cache
     from ranking.rules import rules_cache
     from recommendations.api.auth import client_cache
     from recommendations.catalog_cache import catalog_cache
@@ -136,6 +138,8 @@ def serving_caches_reset() -> None:
     rules_cache.__init__(check_seconds=0)
     serving_state.clear()
     client_cache.clear()
+    experiments_cache.expire()
+    bandit_cache.__init__()
 
 
 @pytest.fixture

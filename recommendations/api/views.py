@@ -12,10 +12,10 @@ from rest_framework.views import APIView
 from recommendations.api.auth import ApiKeyAuthentication, ClientRateThrottle
 from recommendations.api.serializers import BatchSerializer, RecsQuerySerializer, RecsResponseSerializer
 from recommendations.context import UserContext
-from recommendations.engine import STAGES, ProfileNotFound, RecommendationEngine, Recommendations
+from recommendations.engine import STAGES, ProfileNotFound, RecommendationEngine, Recommendations, experiment_variant
 
 log = logging.getLogger(__name__)
-engine = RecommendationEngine()
+engine = RecommendationEngine(variant_for=experiment_variant)
 
 
 def _context(data: dict) -> UserContext:
