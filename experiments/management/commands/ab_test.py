@@ -1,0 +1,242 @@
+"""Simulate an A/B test end to end: real assignment, real /api/recs, simulated viewers, real /api/events."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import secrets
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.test import Client
+from django.utils import timezone
+from tqdm import tqdm
+
+from catalog.models import Title
+from experiments.management.commands.experiment_metrics import _as_dict, _table
+from experiments.models import Experiment, Metric
+from experiments.services import ArmSpec, experiment_create, experiment_metrics_compute, experiment_status_set
+from experiments.simulation import BehaviourModel
+from recommendations.models import ApiClient
+from users.loaders.synthetic import GroundTruth
+from users.models import Profile
+
+BASELINE = "baseline"
+EVENTS_PER_POST = 800  # under the events API's 1,000-event limit
+PAGE_SIZE = 20
+
+
+class Command(BaseCommand):
+    help = (
+        "Run a seeded A/B simulation through the real serving path: synthetic viewers with known tastes (the "
+        "synthetic generator's ground truth) are assigned to the control or treatment arm of a new running "
+        "experiment, fetch their homepage from /api/recs, react by a behaviour model (true affinity and "
+        "position → clicks, plays, completions) and send those events to /api/events. Prints each arm's online "
+        "metrics with 95 %% intervals and a verdict, and writes a plot. The control named 'baseline' is "
+        "non-personalised popularity; the treatment is the full pipeline (optionally a given ranker version, "
+        "or with bandit exploration)."
+    )
+
+    def add_arguments(self, parser) -> None:  # noqa: ANN001
+        parser.add_argument("--control", default=BASELINE, help="control arm name ('baseline': popularity only)")
+        parser.add_argument("--treatment", default="new_ranking_model", help="treatment arm name")
+        parser.add_argument("--users", type=int, default=10_000, help="simulated viewers, one visit each")
+        parser.add_argument("--seed", type=int, default=42, help="seeds the sample, the arms' salt and behaviour")
+        parser.add_argument("--ground-truth-dir", type=Path,
+                            help="the synthetic world's ground truth (default: the newest under RECO_DATA_DIR)")  # fmt: skip
+        parser.add_argument("--treatment-ranker", default="", help="ranker version for the treatment (default active)")
+        parser.add_argument("--treatment-bandit", action="store_true", help="bandit exploration in the treatment")
+        parser.add_argument("--plot", type=Path, help="PNG path (default var/data/ab_test/<experiment>.png)")
+        parser.add_argument("--json", dest="json_path", type=Path, help="also write the results here")
+
+    def handle(self, *args, control: str, treatment: str, users: int, seed: int, ground_truth_dir: Path | None,
+               treatment_ranker: str, treatment_bandit: bool, plot: Path | None, json_path: Path | None,
+               **options) -> None:  # fmt: skip
+        if control == treatment:
+            raise CommandError("--control and --treatment need different names")
+        if users < 2:
+            raise CommandError("--users must be at least 2")
+        if Experiment.objects.filter(status=Experiment.Status.RUNNING).exists():
+            raise CommandError("another experiment is running; stop it first (admin: Experiments), so that every "
+                               "simulated viewer is assigned to this one")  # fmt: skip
+        truth = _ground_truth(ground_truth_dir)
+        rng = np.random.default_rng(seed)
+        profile_rows, profile_ids = _sample_profiles(truth, users, rng)
+        title_ids = _title_ids(truth)
+        behaviour = BehaviourModel.calibrated(_affinity_sample(truth, rng))
+
+        name = f"ab-{control}-vs-{treatment}-{timezone.now():%Y%m%dT%H%M%S}"
+        experiment = experiment_create(
+            name=name, status=Experiment.Status.RUNNING, salt=f"ab-test-{seed}",
+            description=f"ab_test simulation: {users:,} viewers, seed {seed}",
+            arms=[ArmSpec(control, 0.5, is_baseline=True, popularity_only=control == BASELINE),
+                  ArmSpec(treatment, 0.5, ranker_version=treatment_ranker, bandit_enabled=treatment_bandit)],
+        )  # fmt: skip
+        client = Client()
+        key = _api_key()
+        headers = {"HTTP_X_API_KEY": key}
+        events, served = [], {control: 0, treatment: 0}
+        try:
+            for number, (row, profile_id) in enumerate(tqdm(list(zip(profile_rows, profile_ids, strict=True)),
+                                                            desc="viewers", unit="viewer")):  # fmt: skip
+                device = int(truth.profile_device[row])
+                hour = int(rng.integers(0, 24))
+                response = client.get("/api/recs", {"profile_id": int(profile_id), "n": PAGE_SIZE, "rows": "false",
+                                                    "device_type": device, "time_of_day": hour}, **headers)  # fmt: skip
+                if response.status_code != 200:
+                    raise CommandError(f"/api/recs answered {response.status_code}: {response.content[:300]!r}")
+                body = response.json()
+                served[body["arm"]] = served.get(body["arm"], 0) + 1
+                events += _viewer_events(body, number, row, device, truth, title_ids, behaviour, rng)
+                if len(events) >= EVENTS_PER_POST:
+                    _post(client, headers, events)
+                    events = []
+            if events:
+                _post(client, headers, events)
+        finally:
+            experiment_status_set(experiment_id=experiment.pk, status=Experiment.Status.STOPPED)
+        results = experiment_metrics_compute(experiment_id=experiment.pk)
+        self.stdout.write(f"served: {served}")
+        self.stdout.write(_table(experiment, results))
+        self.stdout.write(self.style.SUCCESS(_verdict(results, control, treatment)))
+        plot = plot or Path(settings.RECO_DATA_DIR) / "ab_test" / f"{name}.png"
+        if _plot(results, control, treatment, plot):
+            self.stdout.write(f"plot: {plot}")
+        if json_path:
+            json_path.parent.mkdir(parents=True, exist_ok=True)
+            report = {"experiment": name, "users": users, "seed": seed, "served": served,
+                      "results": [_as_dict(r) for r in results], "verdict": _verdict(results, control, treatment)}  # fmt: skip
+            json_path.write_text(json.dumps(report, indent=2, default=str) + "\n")
+
+
+def _ground_truth(directory: Path | None) -> GroundTruth:
+    if directory is None:
+        found = sorted((Path(settings.RECO_DATA_DIR) / "synthetic").glob("*/ground_truth.npz"),
+                       key=lambda path: path.stat().st_mtime)  # fmt: skip
+        if not found:
+            raise CommandError("no synthetic ground truth found: run generate_synthetic (or pass --ground-truth-dir)")
+        directory = found[-1].parent
+    try:
+        return GroundTruth.load(directory)
+    except (OSError, ValueError, KeyError) as error:
+        raise CommandError(f"{directory}: cannot read the ground truth ({error})") from None
+
+
+def _sample_profiles(truth: GroundTruth, users: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Ground-truth rows and the database ids of `users` profiles (fewer if the world is smaller)."""
+    rows = rng.permutation(len(truth.profile_slots))[: users * 2]
+    accounts = truth.profile_account_external_ids[rows].astype(str)
+    known = {(a, s): pk for a, s, pk in Profile.objects.filter(account__external_id__in=set(accounts.tolist()))
+             .values_list("account__external_id", "slot", "id")}  # fmt: skip
+    ids = np.array([known.get((a, int(s)), -1) for a, s in zip(accounts, truth.profile_slots[rows], strict=True)])
+    present = ids >= 0
+    if present.sum() < 2:
+        raise CommandError("the ground truth's profiles are not in this database: load the same synthetic world")
+    return rows[present][:users], ids[present][:users]
+
+
+def _title_ids(truth: GroundTruth) -> dict[int, int]:
+    """Database title id → ground-truth row."""
+    rows = {external: row for row, external in enumerate(truth.title_external_ids.astype(str).tolist())}
+    return {pk: rows[ext] for pk, ext in Title.objects.filter(external_id__in=list(rows)).values_list("id", "external_id")}
+
+
+def _affinity_sample(truth: GroundTruth, rng: np.random.Generator, size: int = 100_000) -> np.ndarray:
+    profiles = rng.integers(0, len(truth.profile_factors), size)
+    titles = rng.integers(0, len(truth.title_factors), size)
+    return truth.affinity(profiles, titles)
+
+
+def _api_key() -> str:
+    key = secrets.token_urlsafe(24)
+    ApiClient.objects.filter(name="ab-test-simulator").delete()
+    ApiClient.issue("ab-test-simulator", key=key, rate="1000000/min")
+    return key
+
+
+def _viewer_events(body, number, row, device, truth, title_ids, behaviour, rng) -> list[dict]:  # noqa: ANN001
+    """The impression of the page and what the viewer did with it, as /api/events payloads."""
+    items = [item for item in body["items"] if item["content_id"] in title_ids]
+    if not items:
+        return []
+    now = timezone.now() - dt.timedelta(minutes=45)  # the visit began a while ago; its last event is in the past
+    profile_id, request_id = body["profile_id"], body["request_id"]
+    common = {"profile_id": profile_id, "device_type": device, "request_id": request_id,
+              "experiment": body["experiment"], "arm": body["arm"]}  # fmt: skip
+    events = [{**common, "event_id": f"sim-{request_id}-imp", "type": "impression", "occurred_at": now.isoformat(),
+               "items": [{"content_id": i["content_id"], "position": i["rank"], "propensity": i["propensity"],
+                          "policy": i["policy"], "row": "top_picks"} for i in items]}]  # fmt: skip
+    affinity = truth.affinity(np.full(len(items), row), np.array([title_ids[i["content_id"]] for i in items]))
+    clicked, played, completed, watched = behaviour.react(affinity, np.array([i["rank"] for i in items]), rng)
+    for k in np.flatnonzero(clicked):
+        item, at = items[k], now + dt.timedelta(seconds=int(k) + 1)
+        base = {**common, "content_id": item["content_id"], "occurred_at": at.isoformat()}
+        events.append({**base, "event_id": f"sim-{request_id}-{k}-click", "type": "click", "position": item["rank"]})
+        if played[k]:
+            started = at + dt.timedelta(seconds=5)
+            play = {**base, "started_at": started.isoformat(), "occurred_at": started.isoformat()}
+            events.append({**play, "event_id": f"sim-{request_id}-{k}-play", "type": "play"})
+            done_at = (started + dt.timedelta(minutes=30)).isoformat()
+            if completed[k]:
+                events.append({**play, "occurred_at": done_at, "event_id": f"sim-{request_id}-{k}-complete",
+                               "type": "complete"})  # fmt: skip
+            else:
+                events.append({**play, "occurred_at": done_at, "event_id": f"sim-{request_id}-{k}-progress",
+                               "type": "progress", "watch_percentage": round(float(watched[k]), 3)})  # fmt: skip
+    return events
+
+
+def _post(client: Client, headers: dict, events: list[dict]) -> None:
+    response = client.post("/api/events", {"events": events}, content_type="application/json", **headers)
+    body = response.json()
+    if response.status_code != 200 or body.get("rejected"):
+        raise CommandError(f"/api/events refused events: {response.status_code} {json.dumps(body)[:500]}")
+
+
+def _metric(results, arm: str, metric: str):  # noqa: ANN001, ANN202
+    return next((r for r in results if r.arm.name == arm and r.metric == metric), None)
+
+
+def _verdict(results, control: str, treatment: str) -> str:  # noqa: ANN001
+    base, new = _metric(results, control, Metric.ENGAGEMENT), _metric(results, treatment, Metric.ENGAGEMENT)
+    if base is None or new is None or not base.value:
+        return "verdict: not enough data"
+    lift = new.value / base.value - 1
+    p = new.p_value_vs_baseline
+    strength = "significant at p < 0.01" if p is not None and p < 0.01 else (
+        "significant at p < 0.05" if p is not None and p < 0.05 else "not significant")  # fmt: skip
+    winner = treatment if lift > 0 else control
+    return (f"verdict: engagement per impression {new.value:.4f} ({treatment}) vs {base.value:.4f} ({control}): "
+            f"{lift:+.1%}, p = {p:.2g}, {strength}; {winner} wins" if p is not None else
+            f"verdict: engagement {lift:+.1%} (no test)")  # fmt: skip
+
+
+def _plot(results, control: str, treatment: str, path: Path) -> bool:  # noqa: ANN001
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    metrics = [Metric.CTR, Metric.PLAY_RATE, Metric.COMPLETION_RATE, Metric.ENGAGEMENT]
+    figure, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3.6))
+    for axis, metric in zip(axes, metrics, strict=True):
+        for offset, arm in enumerate((control, treatment)):
+            result = _metric(results, arm, metric)
+            if result is None or result.value is None:
+                continue
+            low = result.value - (result.ci_low if result.ci_low is not None else result.value)
+            high = (result.ci_high if result.ci_high is not None else result.value) - result.value
+            axis.bar(offset, result.value, yerr=[[low], [high]], capsize=6, color=("#9aa5b1", "#2f6fde")[offset])
+        axis.set_xticks([0, 1], [control, treatment])
+        axis.set_title(Metric(metric).label.split(" (")[0])
+    figure.suptitle("A/B simulation: each arm with its 95 % interval")
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return True
+
+
