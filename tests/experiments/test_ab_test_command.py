@@ -23,7 +23,8 @@ def test_ab_test_serves_both_arms_logs_events_and_reports_a_verdict(serving_worl
     arms = set(Event.objects.filter(type="impression").values_list("arm", flat=True))
     assert arms == {"baseline", "new_ranking_model"}
     assert Event.objects.filter(type="click").exists()
-    assert ExperimentResult.objects.filter(experiment=experiment, metric="engagement").count() == 2
+    engagement = ExperimentResult.objects.filter(experiment=experiment, metric="engagement")
+    assert engagement.count() == 2 and all(r.value is not None and r.n > 0 for r in engagement)
     report = json.loads((tmp_path / "ab.json").read_text())
     assert sum(report["served"].values()) == 200 and (tmp_path / "ab.png").stat().st_size > 0
 

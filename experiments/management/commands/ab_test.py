@@ -69,6 +69,7 @@ class Command(BaseCommand):
         name = f"ab-{control}-vs-{treatment}-{timezone.now():%Y%m%dT%H%M%S}"
         experiment = experiment_create(
             name=name, status=Experiment.Status.RUNNING, salt=f"ab-test-{seed}",
+            starts_at=timezone.now() - dt.timedelta(hours=1),  # the simulated visits are dated up to 45 min back
             description=f"ab_test simulation: {users:,} viewers, seed {seed}",
             arms=[ArmSpec(control, 0.5, is_baseline=True, popularity_only=control == BASELINE),
                   ArmSpec(treatment, 0.5, ranker_version=treatment_ranker, bandit_enabled=treatment_bandit)],
@@ -95,7 +96,7 @@ class Command(BaseCommand):
             if events:
                 _post(client, headers, events)
         finally:
-            experiment_status_set(experiment_id=experiment.pk, status=Experiment.Status.STOPPED)
+            experiment = experiment_status_set(experiment_id=experiment.pk, status=Experiment.Status.STOPPED)
         results = experiment_metrics_compute(experiment_id=experiment.pk)
         self.stdout.write(f"served: {served}")
         self.stdout.write(_table(experiment, results))
