@@ -18,13 +18,14 @@ from experiments.management.commands.experiment_metrics import _as_dict, _table
 from experiments.models import Experiment, Metric
 from experiments.services import ArmSpec, experiment_create, experiment_metrics_compute, experiment_status_set
 from experiments.simulation import BehaviourModel
-from recommendations.models import ApiClient
+from recommendations.models import API_KEY_PREFIX_LENGTH, ApiClient, api_key_digest
 from users.loaders.synthetic import GroundTruth
 from users.models import Profile
 
 BASELINE = "baseline"
 EVENTS_PER_POST = 800  # under the events API's 1,000-event limit
 PAGE_SIZE = 20
+SIMULATOR_CLIENT = "ab-test-simulator"
 
 
 class Command(BaseCommand):
@@ -66,6 +67,7 @@ class Command(BaseCommand):
         title_ids = _title_ids(truth)
         behaviour = BehaviourModel.calibrated(_affinity_sample(truth, rng))
 
+        headers = {"HTTP_X_API_KEY": _api_key()}
         name = f"ab-{control}-vs-{treatment}-{timezone.now():%Y%m%dT%H%M%S}"
         experiment = experiment_create(
             name=name, status=Experiment.Status.RUNNING, salt=f"ab-test-{seed}",
@@ -75,8 +77,6 @@ class Command(BaseCommand):
                   ArmSpec(treatment, 0.5, ranker_version=treatment_ranker, bandit_enabled=treatment_bandit)],
         )  # fmt: skip
         client = Client()
-        key = _api_key()
-        headers = {"HTTP_X_API_KEY": key}
         events, served = [], {control: 0, treatment: 0}
         try:
             for number, (row, profile_id) in enumerate(tqdm(list(zip(profile_rows, profile_ids, strict=True)),
@@ -150,9 +150,12 @@ def _affinity_sample(truth: GroundTruth, rng: np.random.Generator, size: int = 1
 
 
 def _api_key() -> str:
+    """A fresh key for the simulator's client app (kept: earlier runs' events refer to it)."""
     key = secrets.token_urlsafe(24)
-    ApiClient.objects.filter(name="ab-test-simulator").delete()
-    ApiClient.issue("ab-test-simulator", key=key, rate="1000000/min")
+    updated = ApiClient.objects.filter(name=SIMULATOR_CLIENT).update(
+        key_prefix=key[:API_KEY_PREFIX_LENGTH], key_digest=api_key_digest(key), is_active=True)  # fmt: skip
+    if not updated:
+        ApiClient.issue(SIMULATOR_CLIENT, key=key, rate="1000000/min")
     return key
 
 
