@@ -7,6 +7,7 @@ never replaces a working model.
 """
 from __future__ import annotations
 
+import importlib
 import logging
 import threading
 import time
@@ -17,22 +18,25 @@ from typing import Any
 from django.conf import settings
 
 from recommendations.ml.base import META_FILE, Recommender, file_sha256
-from recommendations.ml.content import ContentSimilarity
-from recommendations.ml.ease import EASE
-from recommendations.ml.matrix_factorization import MatrixFactorization
-from recommendations.ml.ncf import NCFRecommender
-from recommendations.ml.popularity import PopularityRecommender
 from recommendations.models import ModelKind, ModelVersion
 
 log = logging.getLogger(__name__)
 
-MODEL_CLASSES: dict[str, type[Recommender]] = {
-    ModelKind.MATRIX_FACTORIZATION: MatrixFactorization,
-    ModelKind.NCF: NCFRecommender,
-    ModelKind.CONTENT: ContentSimilarity,
-    ModelKind.POPULARITY: PopularityRecommender,
-    ModelKind.EASE: EASE,
+# Imported when first needed: a web process that serves no NCF model never loads torch (~190 MiB a worker).
+_MODEL_CLASS_PATHS: dict[str, str] = {
+    ModelKind.MATRIX_FACTORIZATION: "recommendations.ml.matrix_factorization:MatrixFactorization",
+    ModelKind.NCF: "recommendations.ml.ncf:NCFRecommender",
+    ModelKind.CONTENT: "recommendations.ml.content:ContentSimilarity",
+    ModelKind.POPULARITY: "recommendations.ml.popularity:PopularityRecommender",
+    ModelKind.EASE: "recommendations.ml.ease:EASE",
 }
+RECOMMENDER_KINDS = frozenset(_MODEL_CLASS_PATHS)
+
+
+def model_class(kind: str) -> type[Recommender]:
+    """The Recommender class of `kind`; KeyError for the ranker and unknown kinds."""
+    module, name = _MODEL_CLASS_PATHS[kind].split(":")
+    return getattr(importlib.import_module(module), name)
 
 
 @dataclass(frozen=True)
@@ -57,7 +61,7 @@ def load_artifact(*, kind: str, artifact_path: str, checksum: str) -> Any:
         from ranking.ml.ranker import LambdaMARTRanker  # LightGBM only in processes that rank
 
         return LambdaMARTRanker.load(directory, verify=True)
-    return MODEL_CLASSES[kind].load(directory, mmap=True, verify=True)
+    return model_class(kind).load(directory, mmap=True, verify=True)
 
 
 class ModelRegistry:

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from recommendations.ml.base import META_FILE, file_sha256
 from recommendations.models import ModelKind, ModelVersion
-from recommendations.registry import MODEL_CLASSES, artifact_dir, load_artifact
+from recommendations.registry import RECOMMENDER_KINDS, artifact_dir, load_artifact, model_class
 
 
 class ModelActivationError(Exception):
@@ -34,8 +34,8 @@ def model_version_register(
         from ranking.ml.ranker import LambdaMARTRanker
 
         LambdaMARTRanker.load(saved_model_dir, verify=True)  # refuses another class, format or feature set
-    elif kind in MODEL_CLASSES:
-        MODEL_CLASSES[kind].read_meta(saved_model_dir)  # refuses another class or format
+    elif kind in RECOMMENDER_KINDS:
+        model_class(kind).read_meta(saved_model_dir)  # refuses another class or format
     else:
         raise ValueError(f"unknown model kind {kind!r}; expected one of {sorted(ModelKind.values)}")
     version = f"{timezone.now():%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
