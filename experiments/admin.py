@@ -14,6 +14,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 
 from experiments.models import Arm, BanditState, Experiment, ExperimentResult, Metric
+from experiments.selectors import latest_results
 from experiments.services import (
     ArmSpec,
     experiment_arms_validate,
@@ -114,7 +115,7 @@ class ExperimentAdmin(admin.ModelAdmin):
 
     @admin.display(description="results")
     def results_table(self, experiment: Experiment) -> str:
-        results = list(experiment.results.select_related("arm").order_by("metric", "arm_id")) if experiment.pk else []
+        results = list(latest_results(experiment.results.all())) if experiment.pk else []
         if not results:
             return "No results yet: they are computed hourly while the experiment runs (or use the action)."
         labels = dict(Metric.choices)
@@ -179,7 +180,7 @@ def _p_value(p_value: float | None) -> str:
 
 @admin.register(ExperimentResult)
 class ExperimentResultAdmin(admin.ModelAdmin):
-    """Read-only: results are replaced by the metrics job."""
+    """Read-only: the metrics job adds a set of results at every run."""
 
     list_display = ("experiment", "arm", "metric", "value", "ci_low", "ci_high", "n", "p_value_vs_baseline",
                     "verdict", "computed_at")  # fmt: skip

@@ -117,7 +117,7 @@ class Metric(models.TextChoices):
 
 
 class ExperimentResult(models.Model):
-    """One metric of one arm, as of `computed_at`; replaced as a whole by each computation."""
+    """One metric of one arm, as of `computed_at`; each computation adds a set (the history plots over time)."""
 
     experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="results")
     arm = models.ForeignKey(Arm, on_delete=models.CASCADE, related_name="results")
@@ -133,7 +133,10 @@ class ExperimentResult(models.Model):
 
     class Meta:
         ordering = ["experiment", "metric", "arm"]
-        constraints = [models.UniqueConstraint(fields=["experiment", "arm", "metric"], name="result_unique_metric")]
+        constraints = [
+            models.UniqueConstraint(fields=["experiment", "arm", "metric", "computed_at"], name="result_unique_metric")
+        ]
+        indexes = [models.Index(fields=["experiment", "-computed_at"], name="result_experiment_latest_idx")]
 
     def __str__(self) -> str:
         return f"{self.arm} {self.metric} = {self.value}"

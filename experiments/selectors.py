@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from django.db import connection
-from django.db.models import Count, QuerySet
+from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from catalog.models import Title
@@ -39,9 +39,17 @@ def experiments_running(*, now: dt.datetime | None = None) -> QuerySet[Experimen
 
 
 def experiment_results(*, experiment_id: int) -> list[ExperimentResult]:
-    """The stored results of an experiment, by metric then arm."""
-    return list(
-        ExperimentResult.objects.filter(experiment_id=experiment_id).select_related("arm").order_by("metric", "arm_id")
+    """The newest computation's results of an experiment, by metric then arm."""
+    return list(latest_results(ExperimentResult.objects.filter(experiment_id=experiment_id)))
+
+
+def latest_results(results: QuerySet[ExperimentResult]) -> QuerySet[ExperimentResult]:
+    """Only the rows of each experiment's newest computation."""
+    newest = ExperimentResult.objects.filter(experiment=OuterRef("experiment")).order_by("-computed_at")
+    return (
+        results.filter(computed_at=Subquery(newest.values("computed_at")[:1]))
+        .select_related("arm")
+        .order_by("metric", "arm_id")
     )
 
 

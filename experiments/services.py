@@ -283,7 +283,8 @@ def _finite(value: float) -> float | None:
 
 
 def experiment_metrics_compute(*, experiment_id: int, now: dt.datetime | None = None) -> list[ExperimentResult]:
-    """Compute every metric of every arm from the events and replace the experiment's stored results."""
+    """Compute every metric of every arm from the events and store them as the experiment's newest results
+    (earlier computations are kept: they are the metrics over time)."""
     now = now or timezone.now()
     experiment = Experiment.objects.prefetch_related("arms").get(pk=experiment_id)
     arms = list(experiment.arms.all())
@@ -311,7 +312,7 @@ def experiment_metrics_compute(*, experiment_id: int, now: dt.datetime | None = 
         if baseline is not None and arm != baseline:
             rows.append(_lift_row(experiment, arm, per_arm[arm.pk], per_arm[baseline.pk], now))
     with transaction.atomic():
-        ExperimentResult.objects.filter(experiment=experiment).delete()
+        ExperimentResult.objects.filter(experiment=experiment, computed_at=now).delete()  # a rerun at the same instant
         return ExperimentResult.objects.bulk_create(rows)
 
 

@@ -115,12 +115,20 @@ def test_intervals_and_tests_against_the_baseline(world):
     assert lift.ci_low < lift.value < lift.ci_high
 
 
-def test_recomputing_replaces_the_results(world):
+def test_recomputing_keeps_the_history_and_the_latest_set_is_served(world):
+    import datetime as dt
+
+    from experiments.selectors import experiment_results
+
     experiment, _, _ = world
-    first = {r.pk for r in experiment_metrics_compute(experiment_id=experiment.pk)}
-    second = experiment_metrics_compute(experiment_id=experiment.pk)
+    now = timezone.now()
+    first = {r.pk for r in experiment_metrics_compute(experiment_id=experiment.pk, now=now)}
+    second = experiment_metrics_compute(experiment_id=experiment.pk, now=now + dt.timedelta(hours=1))
     assert len(second) == 15 and not first & {r.pk for r in second}
-    assert ExperimentResult.objects.filter(experiment=experiment).count() == 15
+    assert ExperimentResult.objects.filter(experiment=experiment).count() == 30  # metrics over time
+    assert {r.pk for r in experiment_results(experiment_id=experiment.pk)} == {r.pk for r in second}
+    again = experiment_metrics_compute(experiment_id=experiment.pk, now=now + dt.timedelta(hours=1))
+    assert ExperimentResult.objects.filter(experiment=experiment).count() == 30 and len(again) == 15
 
 
 def test_an_arm_without_events_gets_empty_values_not_errors(api_client_app):
