@@ -163,3 +163,16 @@ def serving_world(db, settings, tmp_path):
     serving_caches_reset()
     yield
     serving_caches_reset()
+
+
+@pytest.fixture
+def no_published_rules_version():
+    """No rules version in the real cache (Redis under `make test`) before or after the test: database ids
+    restart each run, so a version left there would be stale."""
+    from django.core.cache import cache
+
+    from ranking.rules import RULES_VERSION_KEY
+
+    cache.delete(RULES_VERSION_KEY)
+    yield
+    cache.delete(RULES_VERSION_KEY)

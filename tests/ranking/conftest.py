@@ -2,17 +2,13 @@
 from __future__ import annotations
 
 import pytest
-from django.core.cache import cache
 
-from ranking.rules import RULES_VERSION_KEY
 from tests.factories.auth import UserFactory
 
 
 @pytest.fixture(autouse=True)
-def no_published_rules_version():
-    cache.delete(RULES_VERSION_KEY)  # database ids restart each run; a version left in Redis would be stale
-    yield
-    cache.delete(RULES_VERSION_KEY)
+def _fresh_rules_version(no_published_rules_version):
+    """Every test here starts without a published rules version (tests/conftest.py)."""
 
 
 @pytest.fixture
