@@ -27,6 +27,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_WINDOW = 50_000  # profile ids the sample is drawn from
+DIVERSITY_PROFILES = 200
 
 
 def main() -> None:
@@ -117,6 +118,8 @@ def main() -> None:
         for reason in result.degraded:
             degraded[reason] = degraded.get(reason, 0) + 1
 
+    diversity = _served_diversity(engine, sample[:DIVERSITY_PROFILES], models, now)
+
     cache.clear()
     cached_engine = RecommendationEngine(store=store, use_cache=True)
     for profile_id in sample:
@@ -141,12 +144,40 @@ def main() -> None:
                                     for s, v in stages.items()},  # fmt: skip
         "engine_cache_hit_ms": _summary(np.array(hit_ms)),
         "degraded_requests": degraded,
+        "served_top20_diversity": diversity,
         "memory": _memory(),
     }
     print(json.dumps(figures, indent=2))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
+
+
+def _served_diversity(engine, profile_ids, models, now) -> dict[str, float]:  # noqa: ANN001
+    """Distinct genres, share of recent titles and share outside the profile's usual genres in the served top 20."""
+    from ranking.ml.diversify import diversity_report, recent_titles
+    from recommendations.candidates import _favourite_genres
+    from recommendations.context import UserContext, profile_state_load
+
+    catalog = models.catalog
+    today = int(now.timestamp() // 86_400)
+    reports = []
+    for profile_id in profile_ids:
+        state = profile_state_load(profile_id=int(profile_id))
+        if not state.has_history:
+            continue
+        result = engine.recommend(context=UserContext(profile_id=int(profile_id)), n=20, with_rows=False)
+        rows, _ = catalog.positions(np.array([item.content_id for item in result.items]))
+        history, _ = catalog.positions(state.history_title_ids)
+        usual = _favourite_genres(catalog.genre_masks, catalog.genre_mask_of(np.array(state.onboarding_genre_ids)),
+                                  np.unique(history))  # fmt: skip
+        reports.append(diversity_report(np.arange(len(rows)), catalog.genre_masks[rows],
+                                        recent_titles(catalog, rows, today_days=today), usual_genres=int(usual)))  # fmt: skip
+    genres = np.array([r.distinct_genres for r in reports])
+    return {"profiles": len(reports), "distinct_genres_mean": round(float(genres.mean()), 2),
+            "share_with_5_or_more_genres": round(float((genres >= 5).mean()), 3),
+            "share_recent_mean": round(float(np.mean([r.share_recent for r in reports])), 3),
+            "share_outside_usual_mean": round(float(np.mean([r.share_outside_usual for r in reports])), 3)}  # fmt: skip
 
 
 def _summary(values: np.ndarray, digits: int = 3) -> dict[str, float]:

@@ -156,7 +156,8 @@ def _favourite_genres(genre_masks: np.ndarray, onboarding: int, history_rows: np
     recent = genre_masks[history_rows[:SIMILAR_HISTORY]]
     if not len(recent):
         return np.uint32(onboarding)
-    counts = ((recent[:, None] >> np.arange(GENRE_BITS, dtype=np.uint32)) & np.uint32(1)).sum(axis=0)
+    bits = (recent[:, None] >> np.arange(GENRE_BITS, dtype=np.uint32)) & np.uint32(1)
+    counts = bits.sum(axis=0).astype(np.int64)  # signed: the descending sort below negates it
     top = np.argsort(-counts, kind="stable")[:FAVOURITE_GENRES]
     top = top[counts[top] > 0]
     mask = np.bitwise_or.reduce(np.left_shift(np.uint32(1), top.astype(np.uint32)), initial=np.uint32(0))

@@ -162,3 +162,13 @@ def test_a_catalog_edit_reaches_serving_without_restart(world):
     title.available_tiers = ALL_TIERS_MASK & ~SubscriptionTier.bit(profile.account.subscription_tier)
     title.save()  # an editor's save: the catalog version moves, every process rebuilds its arrays
     assert banned not in generate(profile.pk).content_ids
+
+
+def test_favourite_genres_are_the_most_watched_recent_genres_plus_onboarding():
+    from recommendations.candidates import _favourite_genres
+
+    masks = np.array([0b0001, 0b0011, 0b0010, 0b0110, 0b1000], np.uint32)  # rows 0-4: genre slots 0-3
+    history = np.array([1, 2, 3, 1])  # slot 1 four times, slot 0 twice, slot 2 once
+    assert int(_favourite_genres(masks, 0, history)) == 0b0111
+    assert int(_favourite_genres(masks, 0b1000, np.array([2]))) == 0b1010
+    assert int(_favourite_genres(masks, 0, np.array([], np.int64))) == 0
