@@ -109,7 +109,8 @@ def dataset_load(
         if connection.vendor == "postgresql":
             with clock("analyze"), connection.cursor() as cursor:
                 # Fresh planner statistics, or the first queries after a big load may pick bad plans.
-                cursor.execute(f"ANALYZE catalog_title, users_profile, {EVENTS_TABLE}")
+                cursor.execute(f"ANALYZE catalog_title, catalog_title_genres, catalog_title_available_countries, "
+                               f"catalog_credit, users_account, users_profile, {EVENTS_TABLE}")  # fmt: skip
     return LoadSummary(
         source=dataset.source,
         titles=len(title_ids),
