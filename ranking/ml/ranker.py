@@ -16,11 +16,12 @@ import lightgbm as lgb
 import numpy as np
 
 from features.definitions import CONTENT_FEATURES, INTERACTION_FEATURES, USER_FEATURES
-from ranking.ml.features import RANKER_FEATURE_NAMES
+from ranking.ml.features import MODEL_SLOTS, RANKER_FEATURE_NAMES, SOURCE_SLOTS
 from recommendations.ml.base import META_FILE, file_sha256
 from recommendations.ml.constants import ARTIFACT_FORMAT
 
 MODEL_FILE = "model.txt"
+PERSONALISED_SOURCES = ("collaborative", "ease", "similar_to_watched")  # a higher score means a better fit
 FEATURE_SCHEMAS = {
     "user": USER_FEATURES.schema_version,
     "content": CONTENT_FEATURES.schema_version,
@@ -30,14 +31,17 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "objective": "lambdarank",
     "metric": "ndcg",
     "eval_at": [10],
+    # Small, strongly regularised trees: on ml-100k (a few thousand queries, ~20 positives each) larger ones
+    # memorise users and titles and lose to the best single model on held-out users.
     "learning_rate": 0.05,
-    "num_leaves": 31,
-    "min_data_in_leaf": 50,
-    "feature_fraction": 0.8,
+    "num_leaves": 15,
+    "min_data_in_leaf": 200,
+    "max_bin": 63,
+    "feature_fraction": 0.7,
     "bagging_fraction": 0.8,
     "bagging_freq": 1,
-    "lambda_l2": 1.0,
-    "lambdarank_truncation_level": 20,  # pairs below rank 20 barely move NDCG@10
+    "lambda_l2": 10.0,
+    "lambdarank_truncation_level": 30,  # pairs below rank 30 barely move NDCG@10
     "label_gain": [0.0, 1.0, 3.0],  # labels 0 (not watched), 1 (watched), 2 (watched and liked)
     "num_threads": 2,
     "seed": 42,
@@ -45,6 +49,19 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "force_row_wise": True,
     "verbosity": -1,
 }
+
+
+def monotone_constraints(feature_names: Sequence[str]) -> list[int]:
+    """LightGBM's constraint per feature: +1 where a higher value may never lower the score (models' scores,
+    z-scores and percentiles; the personalised sources' scores), -1 for ranks inside a source, 0 elsewhere.
+
+    They encode what every model already claims, keep the trees from learning noise against it on small
+    label sets, and make titles deep in the candidate list (rarely seen in training) score low.
+    """
+    increasing = {f"model_{slot}_{part}" for slot in MODEL_SLOTS for part in ("score", "z", "percentile")}
+    increasing |= {"model_mean_z"} | {f"source_{slot}_score" for slot in PERSONALISED_SOURCES}
+    decreasing = {f"source_{slot}_rank" for slot in SOURCE_SLOTS} | {"source_best_rank"}
+    return [1 if name in increasing else -1 if name in decreasing else 0 for name in feature_names]
 
 
 def _groups(group_sizes: Sequence[int] | np.ndarray, n_rows: int) -> np.ndarray:
@@ -58,7 +75,8 @@ class LambdaMARTRanker:
     """Scores candidates so that, within a query, higher means show earlier.
 
     params: LightGBM parameters merged over DEFAULT_PARAMS; num_boost_round: the most trees;
-    early_stopping_rounds: stop when the eval NDCG has not improved for this many trees (needs `eval`).
+    early_stopping_rounds: stop when the eval NDCG has not improved for this many trees (needs `eval`);
+    monotone: add `monotone_constraints(feature_names)` unless params set their own.
     """
 
     def __init__(
@@ -68,8 +86,12 @@ class LambdaMARTRanker:
         num_boost_round: int = 1000,
         early_stopping_rounds: int = 50,
         feature_names: Sequence[str] = RANKER_FEATURE_NAMES,
+        monotone: bool = True,
     ) -> None:
         self.params = {**DEFAULT_PARAMS, **(params or {})}
+        if monotone and "monotone_constraints" not in self.params:
+            self.params["monotone_constraints"] = monotone_constraints(feature_names)
+            self.params.setdefault("monotone_constraints_method", "intermediate")
         self.num_boost_round = int(num_boost_round)
         self.early_stopping_rounds = int(early_stopping_rounds)
         self.feature_names = tuple(feature_names)
@@ -201,7 +223,7 @@ class LambdaMARTRanker:
             raise ValueError(f"{directory / MODEL_FILE} names other features than its meta.json")
         ranker = cls(
             meta["params"], num_boost_round=meta["num_boost_round"],
-            early_stopping_rounds=meta["early_stopping_rounds"], feature_names=expected,
+            early_stopping_rounds=meta["early_stopping_rounds"], feature_names=expected, monotone=False,
         )
         ranker.booster = booster
         ranker.best_iteration = booster.current_iteration()  # the file holds the kept trees only

@@ -50,6 +50,24 @@ class TrainingData:
             self.profile_ids[keep_query], self.candidate_ids[keep_row],
         )
 
+    def keep_top(self, scores: np.ndarray, depth: int) -> TrainingData:
+        """Each query's `depth` rows with the highest `scores` (float (n,), NaN lowest), in their original order.
+
+        Training on the head of each list (e.g. by model_mean_z) spends the trees where the top 10 is decided.
+        """
+        if depth < 1:
+            raise ValueError(f"depth must be at least 1, got {depth}")
+        query = self.query_of_row
+        order = np.lexsort((-np.nan_to_num(np.asarray(scores, np.float64), nan=-np.inf), query))
+        starts = np.repeat(np.cumsum(self.group_sizes) - self.group_sizes, self.group_sizes)
+        rank = np.empty(len(query), np.int64)
+        rank[order] = np.arange(len(query)) - starts
+        keep = rank < depth
+        return TrainingData(
+            self.features[keep], self.labels[keep], np.minimum(self.group_sizes, depth), self.profile_ids,
+            self.candidate_ids[keep],
+        )
+
     def split_profiles(self, held_out: float, *, seed: int = 0) -> tuple[TrainingData, TrainingData]:
         """(fit, held-out) by profile at random, e.g. for early stopping on profiles the trees never saw."""
         if not 0.0 < held_out < 1.0:

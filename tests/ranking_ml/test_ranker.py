@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from ranking.ml.features import RANKER_FEATURE_NAMES
-from ranking.ml.ranker import MODEL_FILE, LambdaMARTRanker
+from ranking.ml.ranker import MODEL_FILE, LambdaMARTRanker, monotone_constraints
 from recommendations.ml.base import META_FILE
 from recommendations.ml.metrics import ndcg_at_k
 
@@ -104,3 +104,18 @@ def test_inputs_are_checked_at_the_boundary(fitted):
         LambdaMARTRanker(FAST).fit(features, labels + 5, groups)
     with pytest.raises(RuntimeError, match="not fitted"):
         LambdaMARTRanker().predict(features)
+
+
+def test_model_scores_may_only_raise_and_source_ranks_only_lower_the_score():
+    constraints = dict(zip(RANKER_FEATURE_NAMES, monotone_constraints(RANKER_FEATURE_NAMES), strict=True))
+    assert constraints["model_ease_percentile"] == 1 and constraints["model_mean_z"] == 1
+    assert constraints["source_collaborative_score"] == 1 and constraints["source_trending_score"] == 0
+    assert constraints["source_trending_rank"] == -1 and constraints["source_best_rank"] == -1
+    assert constraints["title_popularity"] == 0 and constraints["hour"] == 0
+
+
+def test_a_monotone_feature_moves_the_score_one_way_only(fitted):
+    features, _, _ = planted(7)
+    lower, higher = features[:200].copy(), features[:200].copy()
+    lower[:, SIGNAL], higher[:, SIGNAL] = -1.0, 2.0
+    assert (fitted.predict(higher) >= fitted.predict(lower)).all()
