@@ -395,13 +395,12 @@ class RecommendationEngine:
             log.warning("bandit unavailable; serving without exploration", exc_info=True)
             degraded.append("bandit_unavailable")
             return order, {}
-        top = list(order[:n])
+        page = list(order[:n])
         picked = pool[chosen]
         for slot, position in zip(slots, picked, strict=True):
-            top.insert(int(slot), int(position))
-        top = top[:n]
-        rest = np.setdiff1d(order[n:], picked, assume_unique=True)
-        new_order = np.concatenate([np.array(top, np.int64), rest])
+            page.insert(int(slot), int(position))  # the ranker's items it displaces move just below the top n
+        rest = order[n:][~np.isin(order[n:], picked)]  # keeps the ranked order (setdiff1d would sort)
+        new_order = np.concatenate([np.array(page, np.int64), rest])
         try:
             self.exploration_logger(
                 request_id=request_id, profile_id=state.profile_id, bandit=bandit,

@@ -42,6 +42,8 @@ def test_each_profile_gets_one_arm_every_time_and_arms_change_what_is_served(api
     for body in seen["baseline"]:
         assert {item["policy"] for item in body["items"]} == {"popularity"}
     for body in seen["explore"]:
+        shown = [item["content_id"] for item in body["items"]]
+        assert len(shown) == 20 and len(set(shown)) == 20
         explored = [item for item in body["items"] if item["policy"] == "bandit"]
         assert explored and all(0 < item["propensity"] <= 1 for item in explored)
         logged = ExplorationLog.objects.filter(request_id=body["request_id"])
