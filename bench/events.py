@@ -31,6 +31,7 @@ import uuid
 from pathlib import Path
 
 import numpy as np
+from _server import wait_ready  # bench/, on sys.path as the script's folder
 
 ROOT = Path(__file__).resolve().parent.parent
 PORT = 8766
@@ -70,7 +71,7 @@ def main() -> None:
         cwd=ROOT, env={**env, "DATABASE_URL": server_database_url},
     )  # fmt: skip
     try:
-        _wait_ready()
+        wait_ready(PORT)
         for _ in range(4 * args.workers):  # load Django in every worker; these rows are counted too
             _send_until_stored(http.client.HTTPConnection("127.0.0.1", PORT, timeout=60), batches.next()[1], [])
         processes = _server_processes(server.pid)
@@ -172,18 +173,6 @@ class _Batches:
             self.rows += rows
         return rows, body
 
-
-def _wait_ready() -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            connection = http.client.HTTPConnection("127.0.0.1", PORT, timeout=2)
-            connection.request("GET", "/healthz")
-            if connection.getresponse().status == 200:
-                return
-        except OSError:
-            time.sleep(0.5)
-    raise SystemExit("gunicorn did not come up")
 
 
 def _post(connection: http.client.HTTPConnection, body: bytes) -> tuple[int, dict]:

@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _server import wait_ready  # bench/, on sys.path as the script's folder
 
 ROOT = Path(__file__).resolve().parent.parent
 PORT = 8765
@@ -59,7 +60,7 @@ def main() -> None:
             cwd=ROOT, env=env,
         )  # fmt: skip
         try:
-            _wait_ready()
+            wait_ready(PORT)
             _warm_up(profiles, workers)
             run = {"workers": workers, "rates": []}
             for rate in args.rates:
@@ -103,18 +104,6 @@ def _issue_key(env: dict) -> None:
     ApiClient.objects.filter(name="bench-http-load").delete()
     ApiClient.issue("bench-http-load", key=KEY, rate="1000000/min")
 
-
-def _wait_ready() -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            connection = http.client.HTTPConnection("127.0.0.1", PORT, timeout=2)
-            connection.request("GET", "/healthz")
-            if connection.getresponse().status == 200:
-                return
-        except OSError:
-            time.sleep(0.5)
-    raise SystemExit("gunicorn did not come up")
 
 
 def _get(connection: http.client.HTTPConnection, profile_id: int) -> int:

@@ -9,7 +9,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 
-from catalog.models import SubscriptionTier
+from catalog.forms import TierMaskField
 from config.admin import LargeTableAdmin
 from ranking.models import Boost, DiversityPolicy, KidsPolicy, RuleChange, Suppression, TierRule
 from ranking.services import rule_change_record, rule_state_stored, rules_delete
@@ -18,25 +18,14 @@ from ranking.services import rule_change_record, rule_state_stored, rules_delete
 class TierRuleAdminForm(forms.ModelForm):
     """Edits the `allowed_tiers` bit mask as one checkbox per subscription tier."""
 
-    allowed_tiers = forms.TypedMultipleChoiceField(
-        choices=SubscriptionTier.choices,
-        coerce=int,
-        widget=forms.CheckboxSelectMultiple,
+    allowed_tiers = TierMaskField(
         label="Allowed tiers",
         help_text="Only these tiers are shown the matching titles (on top of each title's own tiers).",
-        error_messages={"required": "Pick at least one tier."},
     )
 
     class Meta:
         model = TierRule
         fields = "__all__"
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.initial["allowed_tiers"] = [tier.value for tier in self.instance.tiers]
-
-    def clean_allowed_tiers(self) -> int:
-        return sum(SubscriptionTier.bit(tier) for tier in set(self.cleaned_data["allowed_tiers"]))
 
 
 class AuditedRuleAdmin(admin.ModelAdmin):
