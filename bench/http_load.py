@@ -26,7 +26,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _server import wait_ready  # bench/, on sys.path as the script's folder
+from _machine import calibration  # bench/, on sys.path as the script's folder
+from _server import wait_ready
 
 ROOT = Path(__file__).resolve().parent.parent
 PORT = 8765
@@ -52,7 +53,9 @@ def main() -> None:
            "RECO_RESPONSE_CACHE_SECONDS": "600" if args.cache else "0", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}  # fmt: skip
     profiles = _profiles(env)
     _issue_key(env)
-    results = {"database": args.database_url.rsplit("/", 1)[1], "cache": args.cache, "runs": []}
+    results = {"database": args.database_url.rsplit("/", 1)[1], "cache": args.cache, "machine": calibration(),
+               "runs": []}  # fmt: skip
+    print(f"machine calibration: {results['machine']}")
     for workers in args.workers:
         server = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "config.wsgi:application", "--bind", f"127.0.0.1:{PORT}",

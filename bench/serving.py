@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _machine import calibration  # bench/, on sys.path as the script's folder
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_WINDOW = 50_000  # profile ids the sample is drawn from
@@ -67,6 +68,8 @@ def main() -> None:
                 model_version_activate(version_id=newest.pk)
                 print(f"activated {kind} {newest.version}")
 
+    machine = calibration()  # before the load: this VM's speed drifts between days
+    print(f"machine calibration: {machine}")
     rng = np.random.default_rng(args.seed)
     with connection.cursor() as cursor:
         cursor.execute("SELECT min(id), max(id) FROM users_profile")
@@ -146,6 +149,7 @@ def main() -> None:
         "degraded_requests": degraded,
         "served_top20_diversity": diversity,
         "memory": _memory(),
+        "machine": machine,
     }
     print(json.dumps(figures, indent=2))
     if args.json:

@@ -6,7 +6,7 @@ item index, mapped to catalog rows once per (model, catalog) by `ItemAlignment`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
@@ -25,6 +25,7 @@ DEFAULT_QUOTAS = {
 }  # fmt: skip
 IN_PROGRESS = (0.1, 0.9)  # continue watching: watched share within this range (users.models IN_PROGRESS_*)
 NEW_RELEASE_DAYS = 90
+MODEL_MASKS_KEPT = 64  # ItemAlignment.model_mask's memory: far more than the (tier, country, cap) in use
 
 EMPTY = (np.empty(0, np.int64), np.empty(0, np.float32))
 
@@ -56,6 +57,7 @@ class ItemAlignment:
 
     rows: np.ndarray
     items: np.ndarray
+    _model_masks: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def build(cls, model_item_ids: np.ndarray, catalog_ids: np.ndarray) -> ItemAlignment:
@@ -74,8 +76,22 @@ class ItemAlignment:
         return items[items >= 0]
 
     def model_mask(self, catalog_mask: np.ndarray) -> np.ndarray:
-        """A bool mask over model items from one over catalog rows (items gone from the catalog: False)."""
-        return np.where(self.rows >= 0, catalog_mask[np.maximum(self.rows, 0)], False)
+        """A bool mask over model items from one over catalog rows (items gone from the catalog: False).
+
+        A read-only catalog mask (CatalogIndex.allowed's, one per tier, country and cap) is mapped once and
+        the read-only result remembered: at 100K titles the mapping costs about as much as the top-500 pick.
+        """
+        if catalog_mask.flags.writeable:
+            return np.where(self.rows >= 0, catalog_mask[np.maximum(self.rows, 0)], False)
+        known = self._model_masks.get(id(catalog_mask))
+        if known is not None and known[0] is catalog_mask:
+            return known[1]
+        mask = np.where(self.rows >= 0, catalog_mask[np.maximum(self.rows, 0)], False)
+        mask.setflags(write=False)
+        if len(self._model_masks) >= MODEL_MASKS_KEPT:
+            self._model_masks.clear()
+        self._model_masks[id(catalog_mask)] = (catalog_mask, mask)  # holding the input keeps its id unique
+        return mask
 
 
 def collaborative(

@@ -44,3 +44,22 @@ def test_unsorted_lists_are_ranked_by_score_first():
 def test_quota_for_an_unknown_source_is_an_error():
     with pytest.raises(ValueError, match="unknown sources"):
         merge_candidates(lists(), {"editorial": 5})
+
+
+def test_model_mask_maps_catalog_rows_to_model_items_and_remembers_read_only_masks():
+    from recommendations.ml.sources import ItemAlignment
+
+    alignment = ItemAlignment.build(np.array([5, 3, 9, 7]), catalog_ids=np.array([3, 5, 7]))  # 9 left the catalog
+    allowed = np.array([True, False, True])
+    allowed.setflags(write=False)
+    first = alignment.model_mask(allowed)
+    assert first.tolist() == [False, True, False, True]
+    assert alignment.model_mask(allowed) is first and not first.flags.writeable
+    other = np.array([True, False, True])
+    other.setflags(write=False)
+    assert alignment.model_mask(other) is not first  # another mask object is mapped on its own
+
+    writable = np.array([True, True, True])
+    assert alignment.model_mask(writable).tolist() == [True, True, False, True]
+    writable[0] = False  # a writable mask may change between calls: never remembered
+    assert alignment.model_mask(writable).tolist() == [True, False, False, True]
