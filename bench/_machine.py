@@ -1,6 +1,6 @@
 """How fast this box is right now: the timing benchmarks record it beside their figures.
 
-This 2-core VM's speed drifts between sessions (the same request path measured 2-5x apart on different
+This 2-core VM's speed drifts between sessions (the same request path measured 2-4x apart on different
 days), so a latency figure is only comparable with another taken at a similar calibration.
 """
 from __future__ import annotations
