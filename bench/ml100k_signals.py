@@ -122,10 +122,10 @@ def signals(phase: Phase, threads: int) -> dict[str, np.ndarray]:
     out = {"MF-ALS": model_scores(MatrixFactorization(**ALS_PARAMS, objective="als", num_threads=threads).fit(fit), phase)}
     out["EASE"] = model_scores(EASE(EASE_LAMBDA).fit(fit), phase)
     out["item-kNN"] = cosine_neighbourhood((rated.T @ rated).toarray(), rated)
-    users = (rated @ rated.T).toarray()
-    np.fill_diagonal(users, 0.0)
-    norms = np.sqrt(np.diag((rated @ rated.T).toarray())) + 1e-9
-    similarity = users / norms[:, None] / norms[None, :]
+    overlap = (rated @ rated.T).toarray()  # titles two users share; the diagonal is each user's count
+    norms = np.sqrt(np.diag(overlap)) + 1e-9
+    np.fill_diagonal(overlap, 0.0)
+    similarity = overlap / norms[:, None] / norms[None, :]
     cut = -np.sort(-similarity, axis=1)[:, USER_NEIGHBOURS - 1 : USER_NEIGHBOURS]
     out["user-kNN"] = np.where(similarity >= cut, similarity, 0.0) @ rated.toarray()
     out["co-visitation"] = cosine_neighbourhood(

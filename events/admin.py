@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 from django.contrib import admin
-from django.http import HttpRequest
 
-from config.admin import LargeTableAdmin
+from config.admin import LargeTableAdmin, ReadOnlyAdmin
 from events.models import Event
 from events.selectors import experiment_arms
 
@@ -37,7 +36,7 @@ class ArmFilter(admin.SimpleListFilter):
 
 
 @admin.register(Event)
-class EventAdmin(LargeTableAdmin):
+class EventAdmin(ReadOnlyAdmin, LargeTableAdmin):
     list_display = ("id", "type", "profile", "title", "position", "experiment", "arm", "policy", "device_type",
                     "occurred_at", "client")  # fmt: skip
     list_select_related = ("profile", "title", "client")
@@ -47,12 +46,3 @@ class EventAdmin(LargeTableAdmin):
     search_help_text = "Exact request id of an /api/recs response."
     ordering = ("-pk",)  # newest first by the primary key: any other order sorts the whole table
     sortable_by = ()
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Event | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Event | None = None) -> bool:
-        return False

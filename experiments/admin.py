@@ -13,6 +13,7 @@ from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 
+from config.admin import ReadOnlyAdmin
 from experiments.models import Arm, BanditState, Experiment, ExperimentResult, Metric
 from experiments.selectors import latest_results
 from experiments.services import (
@@ -179,22 +180,13 @@ def _p_value(p_value: float | None) -> str:
 
 
 @admin.register(ExperimentResult)
-class ExperimentResultAdmin(admin.ModelAdmin):
+class ExperimentResultAdmin(ReadOnlyAdmin):
     """Read-only: the metrics job adds a set of results at every run."""
 
     list_display = ("experiment", "arm", "metric", "value", "ci_low", "ci_high", "n", "p_value_vs_baseline",
                     "verdict", "computed_at")  # fmt: skip
     list_filter = ("metric", "experiment")
     list_select_related = ("experiment", "arm")
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(BanditState)

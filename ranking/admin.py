@@ -10,7 +10,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 
 from catalog.forms import TierMaskField
-from config.admin import LargeTableAdmin
+from config.admin import LargeTableAdmin, ReadOnlyAdmin
 from ranking.models import Boost, DiversityPolicy, KidsPolicy, RuleChange, Suppression, TierRule
 from ranking.services import rule_change_record, rule_state_stored, rules_delete
 
@@ -137,7 +137,7 @@ class DiversityPolicyAdmin(AuditedRuleAdmin):
 
 
 @admin.register(RuleChange)
-class RuleChangeAdmin(LargeTableAdmin):
+class RuleChangeAdmin(ReadOnlyAdmin, LargeTableAdmin):
     """The audit trail: read-only for everyone; it only grows."""
 
     list_display = ("created_at", "username", "action", "rule_model", "object_repr", "object_id")
@@ -146,15 +146,6 @@ class RuleChangeAdmin(LargeTableAdmin):
     date_hierarchy = "created_at"
     fields = ("created_at", "username", "action", "rule_model", "object_id", "object_repr", "change_table")
     readonly_fields = fields
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     @admin.display(description="changes")
     def change_table(self, change: RuleChange) -> str:
