@@ -26,6 +26,7 @@ python3 -c "
 import json, sys
 body = json.load(open(sys.argv[1]))
 assert len(body['items']) == 10 and body['rows'], body
+assert body['degraded'] == [], 'the demo must serve the full path: ' + str(body['degraded'])
 print('smoke: /api/recs gave', len(body['items']), 'items and', len(body['rows']), 'rows; degraded:', body['degraded'])
 " "$workdir/recs.json"
 echo "smoke: demo served on SQLite, /healthz, /admin/login/ and /api/recs answer"

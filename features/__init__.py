@@ -1,1 +1,1 @@
-"""Feature store: online features in Redis (or local memory), offline Parquet snapshots, batch refresh."""
+"""Feature store: online features in Redis (or a database table), offline Parquet snapshots, batch refresh."""

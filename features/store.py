@@ -1,4 +1,4 @@
-"""FeatureStore: online features on raw Redis (REDIS_URL) or, by default, Django's local-memory cache.
+"""FeatureStore: online features on raw Redis (REDIS_URL) or, embedded, in a database table.
 
 Reads never raise for an unreachable Redis: they return the declared defaults flagged
 `store_unavailable` and log a warning. Writes raise, so a refresh job fails, retries, and the features
@@ -15,18 +15,26 @@ from typing import Any, Protocol
 import numpy as np
 import redis
 from django.conf import settings
-from django.core.cache import caches
+from django.db import DatabaseError, transaction
 from django_redis import get_redis_connection
 
 from features import codec
 from features.definitions import CONTENT, USER, FeatureSet, feature_set
 from features.keys import DEFAULT_NAMESPACE, feature_key, feature_keys, ranking_key
+from features.models import OnlineFeature
 
 log = logging.getLogger(__name__)
 
 PIPELINE_SETS = 10_000  # SETs per pipeline: ~2 MB per round trip, well inside the socket timeout
+DATABASE_BATCH = 500  # keys per statement of the embedded backend (inside SQLite's variable limit)
 DEFAULT_TTL_SECONDS = {USER: 3600, CONTENT: 300}
-UNAVAILABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, ConnectionError, TimeoutError)
+UNAVAILABLE = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    ConnectionError,
+    TimeoutError,
+    DatabaseError,  # the embedded backend's table missing or locked
+)
 
 
 @dataclass(frozen=True)
@@ -113,33 +121,47 @@ class RedisBackend:
             pipe.execute()
 
 
-class CacheBackend:
-    """Django's cache API (local memory by default): the embedded stand-in for Redis."""
+class DatabaseBackend:
+    """The embedded stand-in for Redis: one SELECT per read, batched upserts per write, expired rows
+    ignored on read and deleted on write. Shared by every process that uses the same database."""
 
-    name = "memory"
-
-    def __init__(self, cache: Any) -> None:
-        self.cache = cache
+    name = "database"
 
     def get(self, keys: Sequence[str]) -> list[bytes | None]:
-        found = self.cache.get_many(keys)
+        found: dict[str, bytes] = {}
+        for start in range(0, len(keys), DATABASE_BATCH):
+            rows = OnlineFeature.objects.filter(key__in=keys[start : start + DATABASE_BATCH], expires_at__gt=_now())
+            found.update((key, bytes(payload)) for key, payload in rows.values_list("key", "payload"))
         return [found.get(k) for k in keys]
 
     def set(self, items: Sequence[tuple[str, bytes]], ttl_seconds: int) -> None:
-        for start in range(0, len(items), PIPELINE_SETS):
-            self.cache.set_many(dict(items[start : start + PIPELINE_SETS]), timeout=ttl_seconds)
+        now = _now()
+        expires_at = now + dt.timedelta(seconds=ttl_seconds)
+        with transaction.atomic():
+            OnlineFeature.objects.filter(expires_at__lte=now).delete()
+            OnlineFeature.objects.bulk_create(
+                (OnlineFeature(key=key, payload=payload, expires_at=expires_at) for key, payload in items),
+                batch_size=DATABASE_BATCH,
+                update_conflicts=True,
+                unique_fields=["key"],
+                update_fields=["payload", "expires_at"],
+            )
 
 
 class FeatureStore:
     """Online features by entity type; see the module docstring for the failure contract."""
 
-    def __init__(self, connection: redis.Redis | None = None, *, namespace: str = DEFAULT_NAMESPACE) -> None:
-        if connection is not None:
+    def __init__(
+        self, connection: redis.Redis | None = None, *, namespace: str = DEFAULT_NAMESPACE, backend: Backend | None = None
+    ) -> None:
+        if backend is not None:
+            self.backend = backend
+        elif connection is not None:
             self.backend: Backend = RedisBackend(connection)
         elif getattr(settings, "REDIS_URL", ""):
             self.backend = RedisBackend(get_redis_connection("default"))
         else:
-            self.backend = CacheBackend(caches["default"])
+            self.backend = DatabaseBackend()
         self.namespace = namespace
 
     @classmethod
@@ -243,6 +265,10 @@ class FeatureStore:
         keys = feature_keys(entity_type, ids, namespace=self.namespace)
         self.backend.set(list(zip(keys, payloads, strict=True)), ttl_seconds or ttl_for(entity_type))
         return len(ids)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
 
 
 def ttl_for(entity_type: str) -> int:

@@ -83,7 +83,7 @@ def database_check() -> dict[str, Any]:
 
 def redis_check() -> dict[str, Any]:
     if not settings.REDIS_URL:
-        return {"status": NOT_USED, "detail": "no REDIS_URL: local-memory caches"}
+        return {"status": NOT_USED, "detail": "no REDIS_URL: local-memory caches, online features in the database"}
     from django_redis import get_redis_connection
 
     get_redis_connection("default").ping()

@@ -177,10 +177,12 @@ RECO_CATALOG_CHECK_SECONDS = float(env_int("RECO_CATALOG_CHECK_SECONDS", 5))
 RECO_RESPONSE_CACHE_SECONDS = env_int("RECO_RESPONSE_CACHE_SECONDS", 600)
 
 # --- Feature store (features/) -------------------------------------------------------------------
-# Online TTLs per entity type; refresh jobs must run more often than these.
+# Online TTLs per entity type; refresh jobs must run more often than these. Embedded (no REDIS_URL, so
+# no beat refreshing them) the features stay a week: `demo_setup` refreshes them on every run.
+_EMBEDDED_FEATURE_TTL = 7 * 24 * 3600
 FEATURE_TTL_SECONDS = {
-    "user": env_int("FEATURE_TTL_USER_SECONDS", 3600),
-    "content": env_int("FEATURE_TTL_CONTENT_SECONDS", 300),
+    "user": env_int("FEATURE_TTL_USER_SECONDS", 3600 if REDIS_URL else _EMBEDDED_FEATURE_TTL),
+    "content": env_int("FEATURE_TTL_CONTENT_SECONDS", 300 if REDIS_URL else _EMBEDDED_FEATURE_TTL),
 }
 # Offline Parquet snapshots: a local directory, or any fsspec URL (s3:// needs s3fs installed).
 FEATURE_OFFLINE_DIR = env_str("FEATURE_OFFLINE_DIR", str(RECO_DATA_DIR / "features"))

@@ -15,7 +15,7 @@ from tests.features.histories import CONTENT_HISTORY, GENRES, TITLES, USER_HISTO
 
 @pytest.fixture
 def store():
-    """The configured store (Redis with REDIS_URL, else local memory) under a namespace of its own."""
+    """The configured store (Redis with REDIS_URL, else the database table) under a namespace of its own."""
     feature_store = FeatureStore(namespace=f"fs-test-{uuid.uuid4().hex[:12]}")
     yield feature_store
     if isinstance(feature_store.backend, RedisBackend):
@@ -29,7 +29,7 @@ def store():
 def redis_store(store):
     """The store on real Redis. Skipped only without REDIS_URL; an unreachable Redis fails the test."""
     if not settings.REDIS_URL:
-        pytest.skip("no REDIS_URL: the embedded local-memory store is in use")
+        pytest.skip("no REDIS_URL: the embedded database store is in use")
     assert isinstance(store.backend, RedisBackend)
     store.backend.client.ping()
     return store

@@ -160,4 +160,4 @@ def test_unreachable_redis_fails_writes_so_jobs_retry():
 
 def test_configured_store_uses_redis_when_redis_url_is_set(settings):
     store = FeatureStore()
-    assert store.backend.name == ("redis" if settings.REDIS_URL else "memory")
+    assert store.backend.name == ("redis" if settings.REDIS_URL else "database")

@@ -8,6 +8,8 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from catalog.models import Title
+from features import selectors as feature_selectors
+from features import services as feature_services
 from recommendations.models import ApiClient, ModelVersion
 from users.models import Profile
 
@@ -21,7 +23,7 @@ class Command(BaseCommand):
     help = (
         "Load a small deterministic synthetic world (3,000 titles, ~2,500 profiles, 150,000 viewing events) "
         "unless the catalog already has titles, train and activate the models unless some are active, "
-        "and create the demo logins 'admin' (superuser) and 'editor' "
+        "refresh the online features (every run), and create the demo logins 'admin' (superuser) and 'editor' "
         f"(Editors group), both with the password '{DEMO_PASSWORD}'. Safe to run again."
     )
 
@@ -33,6 +35,7 @@ class Command(BaseCommand):
             call_command("generate_synthetic", *DEMO_WORLD, verbosity=verbosity, stdout=self.stdout)
         if not ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).exists():
             call_command("train_models", *DEMO_TRAINING, verbosity=verbosity, stdout=self.stdout)
+        self._refresh_features(verbosity)
         with transaction.atomic():
             _demo_user("admin", superuser=True)
             editor = _demo_user("editor", superuser=False)
@@ -47,6 +50,16 @@ class Command(BaseCommand):
                 f"  curl -s -H 'X-Api-Key: {DEMO_API_KEY}' 'http://{host}/api/recs?profile_id={profile_id}&n=10'\n"
             )
         )
+
+    def _refresh_features(self, verbosity: int) -> None:
+        """The online features the request path reads (the embedded store has no beat to refresh them)."""
+        titles = feature_services.content_features_refresh()
+        profiles = 0
+        if bounds := feature_selectors.profile_id_bounds():
+            low, high = bounds
+            profiles = feature_services.user_features_refresh(profile_id_start=low, profile_id_end=high + 1)
+        if verbosity:
+            self.stdout.write(f"Online features refreshed: {titles:,} titles, {profiles:,} profiles.")
 
 
 def _demo_user(username: str, *, superuser: bool):
