@@ -508,6 +508,8 @@ def main() -> None:
                         help="validation splits of train (seeds 4242, 4243, ...) the ranker learns from (default 8)")
     parser.add_argument("--depth", type=int, default=TRAIN_DEPTH,
                         help=f"candidates per query the ranker trains on, best by model_mean_z (default {TRAIN_DEPTH})")
+    parser.add_argument("--carve-ratio", type=float, default=0.75,
+                        help="share of train each carve fits on; the rest labels the candidates (default 0.75)")
     parser.add_argument("--grid", type=int, default=len(GRID), help="try the first N ranker settings (default all)")
     parser.add_argument("--ncf", action="store_true", help="add the NCF model score (about 10 s of fitting per carve)")
     parser.add_argument("--save-model", type=Path, help="also save the final ranker to this directory")
@@ -523,7 +525,7 @@ def main() -> None:
         torch.set_num_threads(1)  # on this shared 2-core machine one thread trains NCF fastest (ml100k_eval.py)
     ratings, items, genre_names = load_data(args.data)
     train, test = stratified_split(ratings)
-    carves = [validation_split(train, seed=VALIDATION_SEED + number) for number in range(args.carves)]
+    carves = [validation_split(train, args.carve_ratio, seed=VALIDATION_SEED + number) for number in range(args.carves)]
     log(f"ratings {len(ratings)}: train {len(train)}, test {len(test)}; {args.carves} validation carves of train: "
         f"fit {len(carves[0][0])}, held out {len(carves[0][1])}")
 
