@@ -1,6 +1,7 @@
 """The design's engine entry point: RecommendationEngine().recommend(user_id, context=UserContext(...), n=20)."""
 from __future__ import annotations
 
+import dataclasses
 import uuid
 
 import numpy as np
@@ -11,7 +12,7 @@ from catalog.models import MaturityRating, SubscriptionTier, Title
 from features.services import content_features_refresh
 from features.store import FeatureStore
 from recommendations.context import UserContext
-from recommendations.engine import ProfileNotFound, RecommendationEngine, Variant
+from recommendations.engine import ProfileNotFound, RankedItem, RecommendationEngine, Recommendations, Row, Variant
 from recommendations.models import ModelKind, ModelVersion
 from tests.conftest import SERVING_NOW
 from tests.factories.users import AccountFactory, ProfileFactory, ViewingEventFactory
@@ -90,7 +91,7 @@ def test_the_response_is_cached_until_the_profile_watches_something(engine):
     first = engine.recommend(context=UserContext(profile_id=profile.pk))
     second = engine.recommend(context=UserContext(profile_id=profile.pk))
     assert not first.cached and second.cached
-    assert [i.content_id for i in first.items] == [i.content_id for i in second.items]
+    assert second.items == first.items and second.rows == first.rows  # every field, rows included
     assert second.request_id != first.request_id
 
     ViewingEventFactory(profile=profile, title=Title.objects.get(pk=first.items[0].content_id), watch_percentage=1.0)
@@ -142,3 +143,14 @@ def test_experiment_assignment_comes_from_the_engines_hook(serving_world):
     profile = _active_profile()
     result = engine.recommend(context=UserContext(profile_id=profile.pk), n=5)
     assert (result.experiment, result.arm) == ("e1", f"arm-{profile.pk % 2}")
+
+
+def test_to_dict_matches_dataclasses_asdict():
+    item = RankedItem(1, 42, "Title", 0.5, "Top pick for you", ("collaborative", "trending"), "ranker", 1.0)
+    result = Recommendations("r" * 32, 7, [item], [Row("top_picks", "Top Picks", (item,))], {"mf": "v1"}, "3",
+                             ["no_ranker"], {"profile": 1.5}, explanations={42: {"features": [("a", 0.1)]}})  # fmt: skip
+    body = result.to_dict()
+    assert body == dataclasses.asdict(result)
+    body["items"][0]["rank"] = 9  # a copy: the result is untouched
+    body["explanations"][42]["features"].append(("b", 0.2))
+    assert result.items[0].rank == 1 and len(result.explanations[42]["features"]) == 1
