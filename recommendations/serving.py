@@ -6,6 +6,7 @@ does no per-model set-up. Trending is read from the feature store, kept for TREN
 """
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -77,6 +78,7 @@ class ServingState:
             if self._models is None or self._models.key != key:
                 started = time.perf_counter()
                 self._models = build_serving_models(catalog, {k: m for k, m in loaded.items() if m is not None}, key)
+                _freeze_long_lived_objects()
                 log.info("serving models %s ready in %.2f s", self._models.versions, time.perf_counter() - started)
             return self._models
 
@@ -100,6 +102,16 @@ class ServingState:
         with self._lock:
             self._models = None
             self._trending = None
+
+
+def _freeze_long_lived_objects() -> None:
+    """Move every object alive now (Django, the models, the catalog) out of the cyclic collector's view.
+
+    A full collection over a web worker's ~190K tracked objects stalls whatever request triggers it for
+    ~120 ms (measured at 100K titles); frozen objects are never traversed again. Memory is still freed
+    by reference counting, so a replaced model's arrays go when the last request using them ends."""
+    gc.collect()
+    gc.freeze()
 
 
 def build_serving_models(catalog: CatalogIndex, loaded: dict, key: tuple) -> ServingModels:
