@@ -8,8 +8,8 @@ For each worker count: start gunicorn (sync workers) on the database, issue an A
 up, then send requests at each --rates value (open loop: a request leaves on schedule whether or not the
 last one came back, so queueing shows in the latency) for --seconds, over random profiles, the response
 cache off (--cache to leave it on). Prints p50/p95/p99, achieved throughput and errors per rate, the
-highest rate whose p99 stayed under --p99-budget ms (and every lower rate's too), and the workers' memory: RSS and PSS (proportional
-set size: shared memory-mapped model pages counted once across processes), from /proc.
+highest rate whose p99 (and every lower rate's) stayed under --p99-budget ms, and the workers' memory: RSS
+and PSS (proportional set size: shared memory-mapped model pages counted once across processes), from /proc.
 """
 from __future__ import annotations
 

@@ -154,10 +154,11 @@ class FeatureStore:
     def __init__(
         self, connection: redis.Redis | None = None, *, namespace: str = DEFAULT_NAMESPACE, backend: Backend | None = None
     ) -> None:
+        self.backend: Backend
         if backend is not None:
             self.backend = backend
         elif connection is not None:
-            self.backend: Backend = RedisBackend(connection)
+            self.backend = RedisBackend(connection)
         elif getattr(settings, "REDIS_URL", ""):
             self.backend = RedisBackend(get_redis_connection("default"))
         else:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import socket
 import uuid
 
@@ -162,6 +163,15 @@ def test_a_catalog_edit_reaches_serving_without_restart(world):
     title.available_tiers = ALL_TIERS_MASK & ~SubscriptionTier.bit(profile.account.subscription_tier)
     title.save()  # an editor's save: the catalog version moves, every process rebuilds its arrays
     assert banned not in generate(profile.pk).content_ids
+
+
+def test_a_serving_build_leaves_the_long_lived_objects_frozen_out_of_full_collections(world):
+    gc.unfreeze()
+    serving_state.clear()
+    models = serving_state.models()
+    assert gc.get_freeze_count() > 10_000  # Django, the models and the catalog, at least
+    assert serving_state.models() is models  # no rebuild, no second collection
+    gc.unfreeze()
 
 
 def test_favourite_genres_are_the_most_watched_recent_genres_plus_onboarding():
