@@ -20,10 +20,15 @@ HEAD_SQL = f"""
             ORDER BY v.last_watched_at DESC LIMIT 1)
     FROM {Profile._meta.db_table} p JOIN {Account._meta.db_table} a ON a.id = p.account_id
     WHERE p.id = %s"""
+# The newest viewings and the onboarding genres in one round trip; `is_genre` tells the two kinds of row apart.
 HISTORY_SQL = f"""
-    SELECT title_id, watch_percentage, last_watched_at, completed FROM {_VIEWINGS}
-    WHERE profile_id = %s {{before}} ORDER BY last_watched_at DESC LIMIT %s"""
-ONBOARDING_SQL = f"SELECT genre_id FROM {Profile.onboarding_genres.through._meta.db_table} WHERE profile_id = %s"
+    SELECT * FROM (
+        SELECT 0 AS is_genre, title_id, watch_percentage, last_watched_at, completed FROM {_VIEWINGS}
+        WHERE profile_id = %s {{before}} ORDER BY last_watched_at DESC LIMIT %s
+    ) AS history
+    UNION ALL
+    SELECT 1, genre_id, NULL, NULL, NULL FROM {Profile.onboarding_genres.through._meta.db_table} WHERE profile_id = %s
+    ORDER BY is_genre, last_watched_at DESC"""
 
 
 @dataclass(frozen=True)
@@ -95,19 +100,20 @@ def profile_state_load(
     before: dt.datetime | None = None,
     head: ProfileHead | None = None,
 ) -> ProfileState:
-    """Entitlements and newest viewings in three indexed queries (two with `head` already loaded);
-    Profile.DoesNotExist if unknown.
+    """Entitlements, newest viewings and onboarding genres in two indexed queries (one with `head` already
+    loaded); Profile.DoesNotExist if unknown.
 
     before: only viewings last watched before this time (ranker training replays a past moment)."""
     head = head or profile_head_load(profile_id=profile_id)
     with connection.cursor() as cursor:
         if before is None:
-            cursor.execute(HISTORY_SQL.format(before=""), [head.profile_id, history_limit])
+            cursor.execute(HISTORY_SQL.format(before=""), [head.profile_id, history_limit, head.profile_id])
         else:
-            cursor.execute(HISTORY_SQL.format(before="AND last_watched_at < %s"), [head.profile_id, before, history_limit])
-        rows = cursor.fetchall()
-        cursor.execute(ONBOARDING_SQL, [head.profile_id])
-        onboarding = tuple(genre for (genre,) in cursor.fetchall())
+            cursor.execute(HISTORY_SQL.format(before="AND last_watched_at < %s"),
+                           [head.profile_id, before, history_limit, head.profile_id])  # fmt: skip
+        fetched = cursor.fetchall()
+    onboarding = tuple(row[1] for row in fetched if row[0])
+    rows = [row[1:] for row in fetched if not row[0]]  # newest first
     return ProfileState(
         profile_id=head.profile_id,
         account_id=head.account_id,
