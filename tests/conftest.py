@@ -134,7 +134,7 @@ def serving_caches_reset() -> None:
     from recommendations.serving import serving_state
 
     registry.__init__(check_seconds=0)
-    catalog_cache.__init__(check_seconds=0)
+    catalog_cache.__init__(check_seconds=0, table_check_seconds=0)
     rules_cache.__init__(check_seconds=0)
     serving_state.clear()
     client_cache.clear()
@@ -154,6 +154,7 @@ def serving_world(db, settings, tmp_path):
     settings.RECO_ARTIFACT_DIR = tmp_path / "artifacts"
     settings.RECO_REGISTRY_CHECK_SECONDS = 0
     settings.RECO_CATALOG_CHECK_SECONDS = 0
+    settings.RECO_CATALOG_TABLE_CHECK_SECONDS = 0
     call_command(
         "generate_synthetic", "--titles", "600", "--accounts", "300", "--events", "30000", "--seed", "5",
         "--as-of", SERVING_NOW.date().isoformat(), "--ground-truth-dir", str(tmp_path / "truth"), verbosity=0,
