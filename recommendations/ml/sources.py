@@ -127,7 +127,7 @@ def collaborative(
     exclude_rows: np.ndarray,
     buffer: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Top-n catalog rows by user_vector · item_factors (one matrix-vector product + argpartition)."""
+    """Top-n catalog rows by user_vector · item_factors (one matrix-vector product + largest_positions)."""
     scores = np.matmul(item_factors, user_vector, out=buffer) if buffer is not None else item_factors @ user_vector
     items, values = top_rows(scores, n, allowed=alignment.model_mask(allowed), exclude=alignment.to_model(exclude_rows))
     return alignment.rows[items], values
