@@ -10,6 +10,11 @@ last one came back, so queueing shows in the latency) for --seconds, over random
 cache off (--cache to leave it on). Prints p50/p95/p99, achieved throughput and errors per rate, the
 highest rate whose p99 (and every lower rate's) stayed under --p99-budget ms, and the workers' memory: RSS
 and PSS (proportional set size: shared memory-mapped model pages counted once across processes), from /proc.
+
+Slow requests (over --slow-ms) are explained per rate: how many, when (seconds into the run, to see whether
+they cluster), how much of their latency the engine itself spent (the Server-Timing total) and how much was
+spent waiting (queued behind a busy worker, in the kernel, in this client), beside the CPU time the
+hypervisor took from this VM (steal, /proc/stat) and the PostgreSQL checkpoints that ran during the rate.
 """
 from __future__ import annotations
 
@@ -45,6 +50,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--p99-budget", type=float, default=50.0)
     parser.add_argument("--cache", action="store_true", help="leave the response cache on")
+    parser.add_argument("--slow-ms", type=float, default=100.0, help="a request slower than this is explained")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
@@ -68,7 +74,7 @@ def main() -> None:
             _warm_up(profiles, workers)
             run = {"workers": workers, "rates": []}
             for rate in args.rates:
-                figures = _load(profiles, rate, args.seconds)
+                figures = _load(profiles, rate, args.seconds, args.slow_ms)
                 run["rates"].append(figures)
                 print(json.dumps({"workers": workers, **figures}))
             run["memory"] = _memory(server.pid)
@@ -119,11 +125,14 @@ def _issue_key(env: dict) -> None:
 
 
 
-def _get(connection: http.client.HTTPConnection, profile_id: int) -> int:
+def _get(connection: http.client.HTTPConnection, profile_id: int) -> tuple[int, float]:
+    """The status and the engine's own milliseconds (the Server-Timing total; NaN without one)."""
     connection.request("GET", f"/api/recs?profile_id={profile_id}&n=20", headers={"X-Api-Key": KEY})
     response = connection.getresponse()
     response.read()
-    return response.status
+    timing = response.getheader("Server-Timing") or ""
+    total = next((part.split("dur=")[1] for part in timing.split(", ") if part.startswith("total;")), "nan")
+    return response.status, float(total)
 
 
 def _warm_up(profiles: np.ndarray, workers: int) -> None:
@@ -137,31 +146,32 @@ def _warm_up(profiles: np.ndarray, workers: int) -> None:
     _load(profiles[::-1], WARM_UP_RATE, WARM_UP_SECONDS)
 
 
-def _load(profiles: np.ndarray, rate: int, seconds: float) -> dict:
+def _load(profiles: np.ndarray, rate: int, seconds: float, slow_ms: float = 100.0) -> dict:
     """Open loop: `rate` requests a second on schedule, served by a pool of client threads."""
     total = int(rate * seconds)
     rng = np.random.default_rng(rate)
     chosen = rng.choice(profiles, size=total)
     jobs: queue.Queue = queue.Queue()
-    latencies, errors, lock = [], [0], threading.Lock()
+    samples, errors, lock = [], [0], threading.Lock()  # (scheduled, latency ms, engine ms)
 
     def client() -> None:
         connection = http.client.HTTPConnection("127.0.0.1", PORT, timeout=30)
         while (job := jobs.get()) is not None:
             scheduled, profile_id = job
             try:
-                status = _get(connection, profile_id)
+                status, engine_ms = _get(connection, profile_id)
             except OSError:
                 connection = http.client.HTTPConnection("127.0.0.1", PORT, timeout=30)
-                status = 0
+                status, engine_ms = 0, float("nan")
             elapsed = (time.perf_counter() - scheduled) * 1000  # from the scheduled send: queueing included
             with lock:
-                latencies.append(elapsed)
+                samples.append((scheduled, elapsed, engine_ms))
                 errors[0] += status != 200
 
     threads = [threading.Thread(target=client, daemon=True) for _ in range(32)]
     for thread in threads:
         thread.start()
+    steal_before, checkpoints_before = _steal_seconds(), _checkpoints()
     start = time.perf_counter()
     for i, profile_id in enumerate(chosen):
         scheduled = start + i / rate
@@ -174,10 +184,41 @@ def _load(profiles: np.ndarray, rate: int, seconds: float) -> dict:
     for thread in threads:
         thread.join()
     elapsed = time.perf_counter() - start
-    values = np.array(latencies)
+    scheduled, values, engine_ms = (np.array(column) for column in zip(*samples, strict=True))
     return {"rate": rate, "requests": total, "achieved_rps": round(total / elapsed, 1), "errors": errors[0],
             "p50_ms": round(float(np.percentile(values, 50)), 2), "p95_ms": round(float(np.percentile(values, 95)), 2),
-            "p99_ms": round(float(np.percentile(values, 99)), 2)}  # fmt: skip
+            "p99_ms": round(float(np.percentile(values, 99)), 2),
+            "slow": _slow_requests(scheduled - start, values, engine_ms, slow_ms),
+            "steal_seconds": round(_steal_seconds() - steal_before, 2),
+            "checkpoint_buffers_written": _checkpoints() - checkpoints_before}  # fmt: skip
+
+
+def _slow_requests(offsets: np.ndarray, latencies: np.ndarray, engine_ms: np.ndarray, slow_ms: float) -> dict:
+    """How many requests took over slow_ms, when they left (seconds into the run), and their latency split
+    into the engine's own time and the rest (queueing, kernel, client)."""
+    slow = latencies > slow_ms
+    if not slow.any():
+        return {"count": 0}
+    engine = np.nan_to_num(engine_ms[slow])
+    return {"count": int(slow.sum()), "first_s": round(float(offsets[slow].min()), 2),
+            "last_s": round(float(offsets[slow].max()), 2), "max_ms": round(float(latencies[slow].max()), 1),
+            "engine_ms_median": round(float(np.median(engine)), 1), "engine_ms_max": round(float(engine.max()), 1),
+            "waiting_ms_median": round(float(np.median(latencies[slow] - engine)), 1)}  # fmt: skip
+
+
+def _steal_seconds() -> float:
+    """CPU seconds the hypervisor has taken from this VM since boot (all CPUs; /proc/stat's steal column)."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+
+
+def _checkpoints() -> int:
+    """Buffers PostgreSQL's checkpoints have written since its statistics were reset."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT buffers_checkpoint FROM pg_stat_bgwriter")
+        return int(cursor.fetchone()[0])
 
 
 def _memory(master_pid: int) -> dict:
