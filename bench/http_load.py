@@ -4,8 +4,9 @@
     .venv/bin/python bench/http_load.py                          # reco_bench, 2 workers, 50 rps then a ramp
     .venv/bin/python bench/http_load.py --workers 1 2 4 --rates 50 --seconds 20   # memory per worker count
 
-For each worker count: start gunicorn (sync workers) on the database, issue an API key, warm every worker
-up, then send requests at each --rates value (open loop: a request leaves on schedule whether or not the
+For each worker count: start gunicorn with config/gunicorn.py (sync workers forked from a master that has
+loaded the models; --no-preload: workers that load their own) on the database, issue an API key, warm every
+worker up, then send requests at each --rates value (open loop: a request leaves on schedule whether or not the
 last one came back, so queueing shows in the latency) for --seconds, over random profiles, the response
 cache off (--cache to leave it on). Prints p50/p95/p99, achieved throughput and errors per rate, the
 highest rate whose p99 (and every lower rate's) stayed under --p99-budget ms, and the workers' memory: RSS
@@ -19,6 +20,7 @@ hypervisor took from this VM (steal, /proc/stat) and the PostgreSQL checkpoints 
 from __future__ import annotations
 
 import argparse
+import gc
 import http.client
 import json
 import os
@@ -50,6 +52,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--p99-budget", type=float, default=50.0)
     parser.add_argument("--cache", action="store_true", help="leave the response cache on")
+    parser.add_argument("--no-preload", action="store_true",
+                        help="workers load the app and models themselves, instead of forking a warm master")
     parser.add_argument("--slow-ms", type=float, default=100.0, help="a request slower than this is explained")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -65,9 +69,9 @@ def main() -> None:
     print(f"machine calibration: {results['machine']}")
     for workers in args.workers:
         server = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "config.wsgi:application", "--bind", f"127.0.0.1:{PORT}",
-             "--workers", str(workers), "--worker-class", "sync", "--timeout", "60", "--log-level", "warning"],
-            cwd=ROOT, env=env,
+            [sys.executable, "-m", "gunicorn", "--config", "config/gunicorn.py", "config.wsgi:application",
+             "--bind", f"127.0.0.1:{PORT}", "--workers", str(workers), "--log-level", "warning"],
+            cwd=ROOT, env={**env, "GUNICORN_PRELOAD": "0" if args.no_preload else "1"},
         )  # fmt: skip
         try:
             wait_ready(PORT)
@@ -172,6 +176,7 @@ def _load(profiles: np.ndarray, rate: int, seconds: float, slow_ms: float = 100.
     for thread in threads:
         thread.start()
     steal_before, checkpoints_before = _steal_seconds(), _checkpoints()
+    client_pauses = _GcPauses()
     start = time.perf_counter()
     for i, profile_id in enumerate(chosen):
         scheduled = start + i / rate
@@ -189,7 +194,7 @@ def _load(profiles: np.ndarray, rate: int, seconds: float, slow_ms: float = 100.
             "p50_ms": round(float(np.percentile(values, 50)), 2), "p95_ms": round(float(np.percentile(values, 95)), 2),
             "p99_ms": round(float(np.percentile(values, 99)), 2),
             "slow": _slow_requests(scheduled - start, values, engine_ms, slow_ms),
-            "steal_seconds": round(_steal_seconds() - steal_before, 2),
+            "client_gc_ms_max": client_pauses.stop(), "steal_seconds": round(_steal_seconds() - steal_before, 2),
             "checkpoint_buffers_written": _checkpoints() - checkpoints_before}  # fmt: skip
 
 
@@ -204,6 +209,25 @@ def _slow_requests(offsets: np.ndarray, latencies: np.ndarray, engine_ms: np.nda
             "last_s": round(float(offsets[slow].max()), 2), "max_ms": round(float(latencies[slow].max()), 1),
             "engine_ms_median": round(float(np.median(engine)), 1), "engine_ms_max": round(float(engine.max()), 1),
             "waiting_ms_median": round(float(np.median(latencies[slow] - engine)), 1)}  # fmt: skip
+
+
+class _GcPauses:
+    """The longest garbage collection of this client process while it runs (a pause here delays every
+    request in flight and would be charged to the server)."""
+
+    def __init__(self) -> None:
+        self.longest, self._started = 0.0, 0.0
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.longest = max(self.longest, time.perf_counter() - self._started)
+
+    def stop(self) -> float:
+        gc.callbacks.remove(self._callback)
+        return round(self.longest * 1000, 1)
 
 
 def _steal_seconds() -> float:
@@ -222,16 +246,19 @@ def _checkpoints() -> int:
 
 
 def _memory(master_pid: int) -> dict:
-    """Per worker RSS and PSS (MiB), and the total PSS of the workers."""
-    children = Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split()
-    workers = []
-    for pid in children:
+    """RSS and PSS (MiB) of each worker and of the master, and the total PSS of them all: what the web tier
+    costs (a preloaded master holds pages its workers share, so PSS splits them among all of them)."""
+
+    def usage(pid: int | str) -> dict:
         rollup = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
         fields = {line.split(":")[0]: int(line.split()[1]) for line in rollup[1:] if line.split()[1].isdigit()}
-        workers.append({"rss_mib": round(fields["Rss"] / 1024, 1), "pss_mib": round(fields["Pss"] / 1024, 1),
-                        "shared_mib": round((fields.get("Shared_Clean", 0) + fields.get("Shared_Dirty", 0)) / 1024, 1)})  # fmt: skip
-    return {"workers": workers, "total_rss_mib": round(sum(w["rss_mib"] for w in workers), 1),
-            "total_pss_mib": round(sum(w["pss_mib"] for w in workers), 1)}  # fmt: skip
+        return {"rss_mib": round(fields["Rss"] / 1024, 1), "pss_mib": round(fields["Pss"] / 1024, 1),
+                "shared_mib": round((fields.get("Shared_Clean", 0) + fields.get("Shared_Dirty", 0)) / 1024, 1)}  # fmt: skip
+
+    workers = [usage(pid) for pid in Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split()]
+    master = usage(master_pid)
+    return {"workers": workers, "master": master, "total_rss_mib": round(sum(w["rss_mib"] for w in workers), 1),
+            "total_pss_mib": round(master["pss_mib"] + sum(w["pss_mib"] for w in workers), 1)}  # fmt: skip
 
 
 if __name__ == "__main__":

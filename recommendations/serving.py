@@ -146,3 +146,29 @@ def _alignment(model: object, catalog: CatalogIndex) -> ItemAlignment:
 
 
 serving_state = ServingState()
+
+
+def warm_up() -> ServingModels | None:
+    """Load the catalog and the active models now, for a process about to fork its web workers.
+
+    gunicorn's master calls this once (config/gunicorn.py, with preload_app) so that every worker starts
+    with the serving state already built, frozen out of the collector, and shared copy-on-write with the
+    others instead of each worker building a private copy on its first request. The database connections
+    it opened are closed before the fork (a socket must not be shared between processes; redis-py's pools
+    notice a fork by themselves). Returns None, logged, when the database cannot be read: the workers then
+    build their state on their first request, as without a warm-up.
+    """
+    from django.db import DatabaseError, connections
+
+    started = time.perf_counter()
+    try:
+        models = serving_state.models()
+    except DatabaseError:
+        log.exception("warm-up skipped: the serving state could not be read; workers will build their own")
+        models = None
+    finally:
+        connections.close_all()
+    if models is not None:
+        log.info("warm-up: %d titles and models %s in %.2f s", len(models.catalog), models.versions,
+                 time.perf_counter() - started)
+    return models

@@ -142,10 +142,7 @@ def serving_caches_reset() -> None:
     bandit_cache.__init__()
 
 
-@pytest.fixture
-def serving_world(db, settings, tmp_path):
-    """A synthetic world (600 titles, ~700 profiles, 30K viewings up to SERVING_NOW) with popularity, MF and
-    content models trained and active, and every serving cache fresh."""
+def _build_serving_world(settings, tmp_path) -> None:
     from django.core.management import call_command
 
     from recommendations.models import ModelKind
@@ -162,6 +159,21 @@ def serving_world(db, settings, tmp_path):
     for kind in (ModelKind.POPULARITY, ModelKind.MATRIX_FACTORIZATION, ModelKind.CONTENT):
         model_train(kind=kind, activation="always")
     serving_caches_reset()
+
+
+@pytest.fixture
+def serving_world(db, settings, tmp_path):
+    """A synthetic world (600 titles, ~700 profiles, 30K viewings up to SERVING_NOW) with popularity, MF and
+    content models trained and active, and every serving cache fresh."""
+    _build_serving_world(settings, tmp_path)
+    yield
+    serving_caches_reset()
+
+
+@pytest.fixture
+def committed_serving_world(transactional_db, settings, tmp_path):
+    """serving_world committed, so that other connections and forked processes see it (emptied afterwards)."""
+    _build_serving_world(settings, tmp_path)
     yield
     serving_caches_reset()
 

@@ -119,3 +119,38 @@ def test_a_monotone_feature_moves_the_score_one_way_only(fitted):
     lower, higher = features[:200].copy(), features[:200].copy()
     lower[:, SIGNAL], higher[:, SIGNAL] = -1.0, 2.0
     assert (fitted.predict(higher) >= fitted.predict(lower)).all()
+
+
+def test_a_ranker_loaded_before_a_fork_predicts_in_the_forked_child(fitted, tmp_path):
+    """gunicorn's master loads the models and then forks the workers (config/gunicorn.py); OpenMP runtimes
+    can hang in a child whose parent ran a parallel region, so a worker must still predict, as serving does."""
+    import os
+    import select
+    import signal
+
+    features, _, _ = planted(5)
+    loaded = LambdaMARTRanker.load(fitted.save(tmp_path / "ranker"))
+    expected = loaded.predict(features, num_threads=2)  # the parent runs a parallel region first
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:  # the worker: one thread, as the request path predicts
+        try:
+            os.write(write_end, loaded.predict(features, num_threads=1).astype(np.float64).tobytes())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    received = b""
+    try:
+        while len(received) < expected.size * 8:
+            ready, _, _ = select.select([read_end], [], [], 30)
+            assert ready, "the forked child hung in predict"
+            chunk = os.read(read_end, 1 << 16)
+            if not chunk:
+                break
+            received += chunk
+    finally:
+        os.close(read_end)
+        if os.waitpid(child, os.WNOHANG) == (0, 0):  # still running: hung
+            os.kill(child, signal.SIGKILL)
+            os.waitpid(child, 0)
+    np.testing.assert_allclose(np.frombuffer(received, np.float64), expected, rtol=1e-6)

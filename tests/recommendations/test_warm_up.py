@@ -1,0 +1,64 @@
+"""gunicorn's master builds the serving state once before forking its workers (config/gunicorn.py)."""
+from __future__ import annotations
+
+import gc
+import os
+import select
+import signal
+from collections.abc import Callable
+
+from django.db import connections
+
+from recommendations.context import UserContext
+from recommendations.engine import RecommendationEngine
+from recommendations.serving import serving_state, warm_up
+from users.models import ViewingEvent
+
+
+def in_forked_child(work: Callable[[], str], timeout: float = 60.0) -> str:
+    """What `work` returns when run in a forked child, as a gunicorn worker runs; fails if the child hangs."""
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:
+        try:
+            os.write(write_end, work().encode())
+        except BaseException as error:  # noqa: BLE001 - reported to the parent, which fails the test
+            os.write(write_end, f"error: {error!r}".encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    received = b""
+    try:
+        while True:
+            ready, _, _ = select.select([read_end], [], [], timeout)
+            assert ready, "the forked child hung"
+            chunk = os.read(read_end, 1 << 16)
+            if not chunk:
+                return received.decode()
+            received += chunk
+    finally:
+        os.close(read_end)
+        if os.waitpid(child, os.WNOHANG) == (0, 0):
+            os.kill(child, signal.SIGKILL)
+            os.waitpid(child, 0)
+
+
+def test_the_warm_up_builds_the_serving_state_and_leaves_no_connection_open(committed_serving_world):
+    gc.unfreeze()
+    models = warm_up()
+    assert models is not None and len(models.versions) == 3  # popularity, MF and content
+    assert all(connection.connection is None for connection in connections.all())  # nothing crosses a fork
+    assert gc.get_freeze_count() > 10_000
+    gc.unfreeze()
+
+
+def test_a_forked_worker_serves_from_the_inherited_state_without_rebuilding_it(committed_serving_world):
+    profile_id = ViewingEvent.objects.values_list("profile_id", flat=True).order_by("-profile_id").first()
+    models = warm_up()
+
+    def worker() -> str:
+        result = RecommendationEngine().recommend(context=UserContext(profile_id=profile_id), n=10)
+        return f"{serving_state.models() is models} {len(result.items)}"
+
+    assert in_forked_child(worker) == "True 10"
+    assert serving_state.models() is models  # the parent's state is untouched too
