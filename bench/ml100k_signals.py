@@ -10,6 +10,7 @@ alone, and MF-ALS blended with it (per-user z-scores over unseen titles, MF + w 
 last rows blend every signal at once (coordinate ascent on validation). Signals:
 
 - EASE, item-kNN (cosine co-occurrence) and user-kNN (50 cosine neighbours): other collaborative views;
+- MF-ALS bagged: the mean score of five more ALS fits with other seeds (does averaging factorizations help?);
 - co-visitation: titles rated within 10 positions of each other in a user's sequence ("watched next");
 - same session: titles rated within 10 minutes of each other (75 % of ml-100k ratings share a timestamp
   with another of the same user: they were submitted a page at a time);
@@ -120,6 +121,10 @@ def pair_counts(fit: pd.DataFrame, shape: tuple[int, int], close: Callable[[np.n
 def signals(phase: Phase, threads: int) -> dict[str, np.ndarray]:
     fit, rated = phase.fit, phase.rated
     out = {"MF-ALS": model_scores(MatrixFactorization(**ALS_PARAMS, objective="als", num_threads=threads).fit(fit), phase)}
+    out["MF-ALS bagged"] = np.mean([
+        model_scores(MatrixFactorization(**ALS_PARAMS, objective="als", num_threads=threads, random_state=seed).fit(fit), phase)
+        for seed in range(1, 6)
+    ], axis=0)  # fmt: skip
     out["EASE"] = model_scores(EASE(EASE_LAMBDA).fit(fit), phase)
     out["item-kNN"] = cosine_neighbourhood((rated.T @ rated).toarray(), rated)
     overlap = (rated @ rated.T).toarray()  # titles two users share; the diagonal is each user's count
