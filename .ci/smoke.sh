@@ -30,3 +30,22 @@ assert body['degraded'] == [], 'the demo must serve the full path: ' + str(body[
 print('smoke: /api/recs gave', len(body['items']), 'items and', len(body['rows']), 'rows; degraded:', body['degraded'])
 " "$workdir/recs.json"
 echo "smoke: demo served on SQLite, /healthz, /admin/login/ and /api/recs answer"
+
+# The production web server on the same data: gunicorn's master loads the models, then forks two workers.
+kill $server; wait $server 2>/dev/null || true
+env -u DATABASE_URL -u REDIS_URL -u CELERY_BROKER_URL RECO_VAR_DIR="$workdir" LOG_LEVEL=INFO \
+  GUNICORN_BIND="127.0.0.1:$port" WEB_CONCURRENCY=2 \
+  .venv/bin/python -m gunicorn -c config/gunicorn.py config.wsgi >"$workdir/gunicorn.log" 2>&1 &
+server=$!
+for _ in $(seq 60); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 1; done
+grep -q "warm-up: .* titles and models" "$workdir/gunicorn.log" \
+  || { cat "$workdir/gunicorn.log" >&2; echo "smoke: gunicorn's master did not warm up" >&2; exit 1; }
+for _ in 1 2 3 4; do  # more requests than workers: both forked workers answer from the inherited state
+  eval "$example" >"$workdir/recs.json"
+  python3 -c "
+import json, sys
+body = json.load(open(sys.argv[1]))
+assert len(body['items']) == 10 and body['degraded'] == [], body
+" "$workdir/recs.json"
+done
+echo "smoke: gunicorn -c config/gunicorn.py warmed the models up in its master and its workers serve them"
