@@ -41,7 +41,7 @@ for _ in $(seq 60); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && b
 grep -q "warm-up: .* titles and models" "$workdir/gunicorn.log" \
   || { cat "$workdir/gunicorn.log" >&2; echo "smoke: gunicorn's master did not warm up" >&2; exit 1; }
 for _ in 1 2 3 4; do  # more requests than workers: both forked workers answer from the inherited state
-  eval "$example" >"$workdir/recs.json"
+  timeout 60 bash -c "$example" >"$workdir/recs.json"  # a worker that hangs after the fork fails here
   python3 -c "
 import json, sys
 body = json.load(open(sys.argv[1]))
