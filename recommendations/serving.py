@@ -155,15 +155,15 @@ def warm_up() -> ServingModels | None:
     with the serving state already built, frozen out of the collector, and shared copy-on-write with the
     others instead of each worker building a private copy on its first request. The database connections
     it opened are closed before the fork (a socket must not be shared between processes; redis-py's pools
-    notice a fork by themselves). Returns None, logged, when the database cannot be read: the workers then
-    build their state on their first request, as without a warm-up.
+    notice a fork by themselves). Never raises, so that the web server starts whatever happens: on a failure
+    (logged) it returns None and the workers build their state on their first request, as without a warm-up.
     """
-    from django.db import DatabaseError, connections
+    from django.db import connections
 
     started = time.perf_counter()
     try:
         models = serving_state.models()
-    except DatabaseError:
+    except Exception:  # noqa: BLE001 - a failed warm-up must not keep the web server from starting
         log.exception("warm-up skipped: the serving state could not be read; workers will build their own")
         models = None
     finally:

@@ -10,6 +10,7 @@ from ranking.ml.features import RANKER_FEATURE_NAMES
 from ranking.ml.ranker import MODEL_FILE, LambdaMARTRanker, monotone_constraints
 from recommendations.ml.base import META_FILE
 from recommendations.ml.metrics import ndcg_at_k
+from tests.forking import in_forked_child
 
 QUERIES, PER_QUERY = 120, 40
 SIGNAL = RANKER_FEATURE_NAMES.index("model_mf_z")
@@ -124,33 +125,8 @@ def test_a_monotone_feature_moves_the_score_one_way_only(fitted):
 def test_a_ranker_loaded_before_a_fork_predicts_in_the_forked_child(fitted, tmp_path):
     """gunicorn's master loads the models and then forks the workers (config/gunicorn.py); OpenMP runtimes
     can hang in a child whose parent ran a parallel region, so a worker must still predict, as serving does."""
-    import os
-    import select
-    import signal
-
     features, _, _ = planted(5)
     loaded = LambdaMARTRanker.load(fitted.save(tmp_path / "ranker"))
     expected = loaded.predict(features, num_threads=2)  # the parent runs a parallel region first
-    read_end, write_end = os.pipe()
-    child = os.fork()
-    if child == 0:  # the worker: one thread, as the request path predicts
-        try:
-            os.write(write_end, loaded.predict(features, num_threads=1).astype(np.float64).tobytes())
-        finally:
-            os._exit(0)
-    os.close(write_end)
-    received = b""
-    try:
-        while len(received) < expected.size * 8:
-            ready, _, _ = select.select([read_end], [], [], 30)
-            assert ready, "the forked child hung in predict"
-            chunk = os.read(read_end, 1 << 16)
-            if not chunk:
-                break
-            received += chunk
-    finally:
-        os.close(read_end)
-        if os.waitpid(child, os.WNOHANG) == (0, 0):  # still running: hung
-            os.kill(child, signal.SIGKILL)
-            os.waitpid(child, 0)
-    np.testing.assert_allclose(np.frombuffer(received, np.float64), expected, rtol=1e-6)
+    answer = in_forked_child(lambda: loaded.predict(features, num_threads=1).astype(np.float64).tobytes().hex())
+    np.testing.assert_allclose(np.frombuffer(bytes.fromhex(answer), np.float64), expected, rtol=1e-6)

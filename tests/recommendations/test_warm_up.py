@@ -2,45 +2,14 @@
 from __future__ import annotations
 
 import gc
-import os
-import select
-import signal
-from collections.abc import Callable
 
 from django.db import connections
 
 from recommendations.context import UserContext
 from recommendations.engine import RecommendationEngine
 from recommendations.serving import serving_state, warm_up
+from tests.forking import in_forked_child
 from users.models import ViewingEvent
-
-
-def in_forked_child(work: Callable[[], str], timeout: float = 60.0) -> str:
-    """What `work` returns when run in a forked child, as a gunicorn worker runs; fails if the child hangs."""
-    read_end, write_end = os.pipe()
-    child = os.fork()
-    if child == 0:
-        try:
-            os.write(write_end, work().encode())
-        except BaseException as error:  # noqa: BLE001 - reported to the parent, which fails the test
-            os.write(write_end, f"error: {error!r}".encode())
-        finally:
-            os._exit(0)
-    os.close(write_end)
-    received = b""
-    try:
-        while True:
-            ready, _, _ = select.select([read_end], [], [], timeout)
-            assert ready, "the forked child hung"
-            chunk = os.read(read_end, 1 << 16)
-            if not chunk:
-                return received.decode()
-            received += chunk
-    finally:
-        os.close(read_end)
-        if os.waitpid(child, os.WNOHANG) == (0, 0):
-            os.kill(child, signal.SIGKILL)
-            os.waitpid(child, 0)
 
 
 def test_the_warm_up_builds_the_serving_state_and_leaves_no_connection_open(committed_serving_world):
