@@ -9,7 +9,7 @@ TEST_DATABASE_URL ?= postgres://reco:reco@127.0.0.1:5432/reco
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 TEST_BROKER_URL ?= redis://127.0.0.1:6379/13
 
-.PHONY: install browser demo serve test smoke bench-load
+.PHONY: install browser demo test smoke bench-load
 
 install: $(VENV)/.installed
 
