@@ -48,4 +48,10 @@ body = json.load(open(sys.argv[1]))
 assert len(body['items']) == 10 and body['degraded'] == [], body
 " "$workdir/recs.json"
 done
-echo "smoke: gunicorn -c config/gunicorn.py warmed the models up in its master and its workers serve them"
+# SIGHUP: the master loads the state again and forks fresh workers, which serve it.
+kill -HUP $server
+for _ in $(seq 60); do [ "$(grep -c "warm-up: .* titles and models" "$workdir/gunicorn.log")" -ge 2 ] && break; sleep 1; done
+[ "$(grep -c "warm-up: .* titles and models" "$workdir/gunicorn.log")" -ge 2 ] \
+  || { cat "$workdir/gunicorn.log" >&2; echo "smoke: gunicorn's master did not warm up again on SIGHUP" >&2; exit 1; }
+timeout 60 bash -c "$example" | python3 -c "import json, sys; assert json.load(sys.stdin)['degraded'] == []"
+echo "smoke: gunicorn -c config/gunicorn.py warmed the models up in its master (again on SIGHUP); its workers serve them"

@@ -3,8 +3,9 @@
 The master imports Django and loads the catalog and the active models once, before it forks the workers
 (preload_app and `when_ready`), so the workers share those pages copy-on-write: the memory-mapped factor
 matrices are shared in any case, and preloading also shares the interpreter, Django and the catalog arrays.
-A worker rebuilds its own state when a model is activated or the catalog changes, as without preloading.
-GUNICORN_PRELOAD=0 turns preloading off: each worker then imports the app and loads the models itself.
+A worker builds its own copy when a model is activated or the catalog changes; `kill -HUP <master>` then makes
+the master load the new state once and replace the workers (the old ones finish their requests), which share
+it again. GUNICORN_PRELOAD=0 turns preloading off: each worker then imports the app and loads the models itself.
 """
 import os
 
@@ -21,3 +22,8 @@ def when_ready(server) -> None:  # noqa: ANN001
         from recommendations.serving import warm_up
 
         warm_up()
+
+
+def on_reload(server) -> None:  # noqa: ANN001
+    """On SIGHUP, in the master, before the new workers are forked: they inherit today's models."""
+    when_ready(server)

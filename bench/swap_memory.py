@@ -1,0 +1,108 @@
+#!/usr/bin/env python
+"""Web tier memory across a model swap: gunicorn with config/gunicorn.py on reco_bench.
+
+    .venv/bin/python bench/swap_memory.py --workers 4       # about 3 minutes (one popularity retrain)
+
+Measures the proportional set size of the master and its workers together (shared pages counted once):
+1. after start-up: the master loaded the models before forking, the workers share them;
+2. after a new popularity version is activated and every worker has picked it up (each builds its own
+   serving state around it);
+3. after SIGHUP: the master loads the new state once and forks fresh workers, which share it again.
+Each step first sends --requests requests over random profiles, so the workers have touched what they use.
+"""
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from _server import wait_ready
+from http_load import PORT, _get, _issue_key, _memory, _profiles
+
+ROOT = Path(__file__).resolve().parent.parent
+WARM_UP = re.compile(r"warm-up: .* titles and models")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database-url", default="postgres://reco:reco@127.0.0.1:5432/reco_bench")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
+    parser.add_argument("--artifact-dir", default="/tmp/reco-bench-artifacts")
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--requests", type=int, default=400, help="requests before each measurement")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    env = {**os.environ, "DATABASE_URL": args.database_url, "REDIS_URL": args.redis_url,
+           "RECO_ARTIFACT_DIR": args.artifact_dir, "DJANGO_SETTINGS_MODULE": "config.settings.base",
+           "LOG_LEVEL": "INFO", "RECO_RESPONSE_CACHE_SECONDS": "0", "OPENBLAS_NUM_THREADS": "1"}  # fmt: skip
+    profiles = _profiles(env)
+    _issue_key(env)
+    rng = np.random.default_rng(3)
+    log_file = Path(tempfile.mkstemp(prefix="swap-memory-", suffix=".log")[1])
+    steps: dict[str, dict] = {}
+    with log_file.open("w") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "--config", "config/gunicorn.py", "config.wsgi:application",
+             "--bind", f"127.0.0.1:{PORT}", "--workers", str(args.workers)],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            wait_ready(PORT, seconds=120)
+            steps["started"] = _measure(server.pid, profiles, rng, args.requests)
+            version = _activate_new_popularity()
+            time.sleep(6)  # RECO_REGISTRY_CHECK_SECONDS (5) for every worker to notice
+            steps["after_swap"] = _measure(server.pid, profiles, rng, args.requests)
+            server.send_signal(signal.SIGHUP)
+            _wait_for(lambda: len(WARM_UP.findall(log_file.read_text())) >= 2, "the master's second warm-up")
+            time.sleep(5)  # the old workers finish and exit; the new ones answer
+            steps["after_sighup"] = _measure(server.pid, profiles, rng, args.requests)
+        finally:
+            server.send_signal(signal.SIGTERM)
+            server.wait(timeout=30)
+    result = {"workers": args.workers, "activated_popularity": version,
+              "total_pss_mib": {step: figures["total_pss_mib"] for step, figures in steps.items()}, "steps": steps}  # fmt: skip
+    print(json.dumps(result["total_pss_mib"]))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+
+
+def _measure(master_pid: int, profiles: np.ndarray, rng: np.random.Generator, requests: int) -> dict:
+    for profile_id in rng.choice(profiles, size=requests):
+        connection = http.client.HTTPConnection("127.0.0.1", PORT, timeout=60)  # new connections spread the load
+        status, _ = _get(connection, int(profile_id))
+        connection.close()
+        if status != 200:
+            raise SystemExit(f"/api/recs answered {status}")
+    return _memory(master_pid)
+
+
+def _activate_new_popularity() -> str:
+    """Train a popularity version on the same data and activate it (about a minute at 20M viewings)."""
+    from recommendations.models import ModelKind
+    from recommendations.training import model_train
+
+    result = model_train(kind=ModelKind.POPULARITY, activation="always")
+    if not result.activated:
+        raise SystemExit(f"the new popularity version was not activated: {result.reason}")
+    return result.version.version
+
+
+def _wait_for(condition, what: str, seconds: float = 120.0) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"gave up waiting for {what}")
+        time.sleep(0.5)
+
+
+if __name__ == "__main__":
+    main()
