@@ -31,3 +31,13 @@ def test_a_forked_worker_serves_from_the_inherited_state_without_rebuilding_it(c
 
     assert in_forked_child(worker) == "True 10"
     assert serving_state.models() is models  # the parent's state is untouched too
+
+
+def test_a_failed_warm_up_is_logged_and_never_keeps_the_server_from_starting(transactional_db, monkeypatch, caplog):
+    def broken() -> None:
+        raise OSError("artifact store unreachable")
+
+    monkeypatch.setattr(serving_state, "models", broken)
+    assert warm_up() is None
+    assert "warm-up skipped" in caplog.text and "artifact store unreachable" in caplog.text
+    assert all(connection.connection is None for connection in connections.all())
