@@ -9,13 +9,15 @@ loaded the models; --no-preload: workers that load their own) on the database, i
 worker up, then send requests at each --rates value (open loop: a request leaves on schedule whether or not the
 last one came back, so queueing shows in the latency) for --seconds, over random profiles, the response
 cache off (--cache to leave it on). Prints p50/p95/p99, achieved throughput and errors per rate, the
-highest rate whose p99 (and every lower rate's) stayed under --p99-budget ms, and the workers' memory: RSS
-and PSS (proportional set size: shared memory-mapped model pages counted once across processes), from /proc.
+highest rate whose p99 (and every lower rate's) stayed under --p99-budget ms, and the memory of the workers
+and their master: RSS and PSS (proportional set size: pages shared between processes, such as the memory-mapped
+models and what the master loaded before forking, are split among them), from /proc.
 
 Slow requests (over --slow-ms) are explained per rate: how many, when (seconds into the run, to see whether
 they cluster), how much of their latency the engine itself spent (the Server-Timing total) and how much was
-spent waiting (queued behind a busy worker, in the kernel, in this client), beside the CPU time the
-hypervisor took from this VM (steal, /proc/stat) and the PostgreSQL checkpoints that ran during the rate.
+spent waiting (queued behind a busy worker, in the kernel, in this client), beside the longest garbage
+collection in this client, the CPU time the hypervisor took from this VM (steal, /proc/stat) and the buffers
+PostgreSQL's checkpoints wrote during the rate.
 """
 from __future__ import annotations
 
