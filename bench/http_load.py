@@ -28,7 +28,6 @@ import json
 import os
 import queue
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -36,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 from _machine import calibration  # bench/, on sys.path as the script's folder
-from _server import wait_ready
+from _server import add_service_arguments, service_env, start_gunicorn, wait_ready
 
 ROOT = Path(__file__).resolve().parent.parent
 PORT = 8765
@@ -46,9 +45,7 @@ KEY = "bench-http-load-key-0123456789"
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--database-url", default="postgres://reco:reco@127.0.0.1:5432/reco_bench")
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
-    parser.add_argument("--artifact-dir", default="/tmp/reco-bench-artifacts")
+    add_service_arguments(parser)
     parser.add_argument("--workers", type=int, nargs="+", default=[2])
     parser.add_argument("--rates", type=int, nargs="+", default=[50, 75, 100, 125, 150, 200])
     parser.add_argument("--seconds", type=float, default=20.0)
@@ -60,21 +57,15 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
-    env = {**os.environ, "DATABASE_URL": args.database_url, "REDIS_URL": args.redis_url,
-           "RECO_ARTIFACT_DIR": args.artifact_dir, "DJANGO_SETTINGS_MODULE": "config.settings.base",
-           "LOG_LEVEL": "WARNING",
-           "RECO_RESPONSE_CACHE_SECONDS": "600" if args.cache else "0", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}  # fmt: skip
+    env = service_env(args, LOG_LEVEL="WARNING", RECO_RESPONSE_CACHE_SECONDS="600" if args.cache else "0",
+                      GUNICORN_PRELOAD="0" if args.no_preload else "1")
     profiles = _profiles(env)
     _issue_key(env)
     results = {"database": args.database_url.rsplit("/", 1)[1], "cache": args.cache, "machine": calibration(),
                "runs": []}  # fmt: skip
     print(f"machine calibration: {results['machine']}")
     for workers in args.workers:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--config", "config/gunicorn.py", "config.wsgi:application",
-             "--bind", f"127.0.0.1:{PORT}", "--workers", str(workers), "--log-level", "warning"],
-            cwd=ROOT, env={**env, "GUNICORN_PRELOAD": "0" if args.no_preload else "1"},
-        )  # fmt: skip
+        server = start_gunicorn(PORT, workers, env, "--log-level", "warning")
         try:
             wait_ready(PORT)
             _warm_up(profiles, workers)

@@ -15,46 +15,35 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
 import re
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-from _server import wait_ready
+from _server import add_service_arguments, service_env, start_gunicorn, wait_ready
 from http_load import PORT, _get, _issue_key, _memory, _profiles
 
-ROOT = Path(__file__).resolve().parent.parent
 WARM_UP = re.compile(r"warm-up: .* titles and models")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--database-url", default="postgres://reco:reco@127.0.0.1:5432/reco_bench")
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
-    parser.add_argument("--artifact-dir", default="/tmp/reco-bench-artifacts")
+    add_service_arguments(parser)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--requests", type=int, default=400, help="requests before each measurement")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    env = {**os.environ, "DATABASE_URL": args.database_url, "REDIS_URL": args.redis_url,
-           "RECO_ARTIFACT_DIR": args.artifact_dir, "DJANGO_SETTINGS_MODULE": "config.settings.base",
-           "LOG_LEVEL": "INFO", "RECO_RESPONSE_CACHE_SECONDS": "0", "OPENBLAS_NUM_THREADS": "1"}  # fmt: skip
+    env = service_env(args, LOG_LEVEL="INFO", RECO_RESPONSE_CACHE_SECONDS="0")
     profiles = _profiles(env)
     _issue_key(env)
     rng = np.random.default_rng(3)
-    log_file = Path(tempfile.mkstemp(prefix="swap-memory-", suffix=".log")[1])
     steps: dict[str, dict] = {}
-    with log_file.open("w") as log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--config", "config/gunicorn.py", "config.wsgi:application",
-             "--bind", f"127.0.0.1:{PORT}", "--workers", str(args.workers)],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+    with tempfile.TemporaryDirectory() as scratch, (Path(scratch) / "gunicorn.log").open("w") as log:
+        log_file = Path(log.name)
+        server = start_gunicorn(PORT, args.workers, env, stdout=log, stderr=subprocess.STDOUT)
         try:
             wait_ready(PORT, seconds=120)
             steps["started"] = _measure(server.pid, profiles, rng, args.requests)
