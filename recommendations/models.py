@@ -57,6 +57,17 @@ class ModelVersion(models.Model):
 API_KEY_PREFIX_LENGTH = 8
 
 
+class ApiScope(models.TextChoices):
+    """What an API client may do; a key without the scope an operation needs gets 403."""
+
+    READ_RECOMMENDATIONS = "recs:read", "Read recommendations"
+    WRITE_EVENTS = "events:write", "Write events"
+
+
+def default_scopes() -> list[str]:
+    return [ApiScope.READ_RECOMMENDATIONS.value, ApiScope.WRITE_EVENTS.value]
+
+
 def api_key_digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
@@ -71,6 +82,8 @@ class ApiClient(models.Model):
     rate = models.CharField(
         max_length=20, default="6000/min", help_text="Requests allowed per client, e.g. 6000/min or 100/s."
     )
+    scopes = models.JSONField(default=default_scopes, blank=True,
+                              help_text="What the key may do: recs:read, events:write.")  # fmt: skip
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -84,10 +97,12 @@ class ApiClient(models.Model):
         return f"{self.name} ({self.key_prefix}…)"
 
     @classmethod
-    def issue(cls, name: str, *, key: str | None = None, rate: str = "6000/min") -> tuple[ApiClient, str]:
+    def issue(cls, name: str, *, key: str | None = None, rate: str = "6000/min",
+              scopes: list[str] | None = None) -> tuple[ApiClient, str]:  # fmt: skip
         """Create a client; returns it and its key, which is shown once and never stored in clear."""
         key = key or secrets.token_urlsafe(32)
         client = cls.objects.create(
-            name=name, key_prefix=key[:API_KEY_PREFIX_LENGTH], key_digest=api_key_digest(key), rate=rate
+            name=name, key_prefix=key[:API_KEY_PREFIX_LENGTH], key_digest=api_key_digest(key), rate=rate,
+            scopes=default_scopes() if scopes is None else list(scopes),
         )
         return client, key
