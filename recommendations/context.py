@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from django.db import connection
 from django.utils.dateparse import parse_datetime
 
 from catalog.models import MaturityRating
+from recommendations.ml.catalog import CatalogIndex
 from users.models import Account, DeviceType, Profile, ViewingEvent
 
 HISTORY_LIMIT = 200  # newest viewings a request reads: enough for every source, one index range scan
@@ -63,6 +64,21 @@ class ProfileState:
     @property
     def has_history(self) -> bool:
         return len(self.history_title_ids) > 0
+
+    def within_maturity_cap(self, catalog: CatalogIndex) -> ProfileState:
+        """The state without the viewings of titles above the profile's cap (or unknown to the catalog).
+
+        A history can hold them (a rating raised after the viewing, a play reported for a kids profile); kept,
+        they would seed "similar to watched" and be named by "Because you watched X" (issue #14)."""
+        rows, known = catalog.positions(self.history_title_ids)
+        keep = known & (catalog.maturity[rows] <= self.maturity_cap)
+        if keep.all():
+            return self
+        return replace(
+            self, history_title_ids=self.history_title_ids[keep],
+            history_watch_percentage=self.history_watch_percentage[keep],
+            history_last_watched=self.history_last_watched[keep], history_completed=self.history_completed[keep],
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)

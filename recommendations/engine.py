@@ -40,7 +40,7 @@ from users.models import Profile
 
 log = logging.getLogger(__name__)
 
-CACHE_PREFIX = "recs:v2"  # bump when the cached Recommendations change shape
+CACHE_PREFIX = "recs:v3"  # bump when the cached Recommendations change shape or content (v3: no above-cap names)
 MAX_N = 100
 STAGES = ("profile", "cache", "candidates", "features", "ranking", "rules", "diversification", "postprocess")
 SECONDS_PER_DAY = 86_400
@@ -197,7 +197,8 @@ class RecommendationEngine:
             cached.request_id, cached.cached = request_id, True
             cached.timings_ms = clock.timings
             return cached
-        state = profile_state_load(profile_id=head.profile_id, head=head)
+        # Seeds and reasons come only from titles the profile may see: the items' maturity filter, on its history.
+        state = profile_state_load(profile_id=head.profile_id, head=head).within_maturity_cap(models.catalog)
         clock.lap("profile")
 
         now = timezone.now()
@@ -347,7 +348,9 @@ class RecommendationEngine:
             anchors, _ = sources.because_watched(content.model.similarity, content.alignment,
                                                  candidates.history_rows[:50], candidates.rows[similar])  # fmt: skip
             because[similar] = anchors
-        names = {int(r): str(catalog.names[r]) for r in np.unique(because[because >= 0])}
+        # Only anchors within the cap may be named (the history is already filtered; postprocess shows no other).
+        names = {int(r): str(catalog.names[r]) for r in np.unique(because[because >= 0])
+                 if catalog.maturity[r] <= state.maturity_cap}  # fmt: skip
         page = postprocess.PageInput(
             ordered=show, in_progress=flag[sources.CONTINUE_WATCHING], new_release=flag[sources.NEW_RELEASES],
             trending=flag[sources.TRENDING], similar=flag[sources.SIMILAR_TO_WATCHED], because_rows=because,

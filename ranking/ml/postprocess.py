@@ -3,7 +3,8 @@
 Reasons, first that applies: "Continue watching" (in progress), "Because you watched X" (a content
 neighbour of X, the watched title most similar to it), "New release", "Trending now", "Top pick for you".
 Rows, in page order: Continue Watching, Top Picks, Trending Now, up to three "Because you watched X",
-New Releases, then genre rows; a title appears in one row only.
+New Releases, then genre rows; a title appears in one row only. Only anchors the caller names (because_names)
+are ever shown: one it leaves out (a title above the profile's maturity cap) gives neither a reason nor a row.
 """
 from __future__ import annotations
 
@@ -31,8 +32,8 @@ class PageInput:
 
     ordered: int (n,) positions into the arrays below, best first; names: title names (n,);
     in_progress / new_release / trending / similar: bool (n,); because_rows: int (n,) catalog row of
-    the watched title most similar to each candidate (-1 none); because_names: name by catalog row
-    (dict); genre_slot: int (n,) each title's main genre slot (-1 none); genre_names: name per slot.
+    the watched title most similar to each candidate (-1 none); because_names: name by catalog row of
+    the anchors that may be named (dict; the others count as no anchor); genre_slot: int (n,) each title's main genre slot (-1 none); genre_names: name per slot.
     """
 
     ordered: np.ndarray
@@ -44,6 +45,12 @@ class PageInput:
     because_names: dict[int, str]
     genre_slot: np.ndarray
     genre_names: tuple[str, ...]
+
+    @property
+    def named_similar(self) -> np.ndarray:
+        """bool (n,): similar-to-watched candidates whose anchor may be named."""
+        named = np.fromiter(self.because_names, np.int64, len(self.because_names))
+        return self.similar & (self.because_rows >= 0) & np.isin(self.because_rows, named)
 
 
 @dataclass(frozen=True)
@@ -57,10 +64,11 @@ def reasons(page: PageInput, positions: np.ndarray) -> list[str]:
     """The reason shown beside each candidate at `positions`."""
     out = []
     for p in np.asarray(positions, np.int64):
+        name = page.because_names.get(int(page.because_rows[p])) if page.similar[p] else None
         if page.in_progress[p]:
             out.append(REASON_CONTINUE)
-        elif page.similar[p] and page.because_rows[p] >= 0:
-            out.append(f"Because you watched {page.because_names.get(int(page.because_rows[p]), 'a title you liked')}")
+        elif name is not None:
+            out.append(f"Because you watched {name}")
         elif page.new_release[p]:
             out.append(REASON_NEW)
         elif page.trending[p]:
@@ -88,15 +96,15 @@ def build_rows(
     take(CONTINUE_WATCHING, "Continue Watching", page.in_progress, row_size)
     take(TOP_PICKS, "Top Picks for You", ~page.in_progress, top_picks)
     take(TRENDING_NOW, "Trending Now", page.trending & ~page.in_progress, row_size)
-    anchors = page.because_rows[ordered][page.similar[ordered] & (page.because_rows[ordered] >= 0)]
+    named = page.named_similar
+    anchors = page.because_rows[ordered][named[ordered]]
     if len(anchors):
         # Anchors by how many remaining candidates they explain; ties: the one explaining the better item.
         _, first, counts = np.unique(anchors, return_index=True, return_counts=True)
         best = np.unique(anchors)[np.lexsort((first, -counts))]
         for anchor in best[:because_rows]:
-            name = page.because_names.get(int(anchor), "a title you liked")
-            take(f"{BECAUSE_YOU_WATCHED}:{int(anchor)}", f"Because You Watched {name}",
-                 page.similar & (page.because_rows == anchor), row_size)  # fmt: skip
+            take(f"{BECAUSE_YOU_WATCHED}:{int(anchor)}", f"Because You Watched {page.because_names[int(anchor)]}",
+                 named & (page.because_rows == anchor), row_size)  # fmt: skip
     take(NEW_RELEASES, "New Releases", page.new_release & ~page.in_progress, row_size)
     slots = page.genre_slot[ordered][(page.genre_slot[ordered] >= 0) & ~used[ordered]]
     if len(slots):
