@@ -3,7 +3,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from staff.views import healthz
+from config import probes
 
 admin.site.site_header = "Reco administration"
 admin.site.site_title = "Reco"
@@ -15,5 +15,11 @@ urlpatterns = [
     path("api/", include("events.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
-    path("healthz", healthz, name="healthz"),
+    path("healthz", probes.liveness, name="healthz"),
+    path("readyz", probes.readiness, name="readyz"),
 ]
+
+handler400 = "config.api_errors.handler400"
+handler403 = "config.api_errors.handler403"
+handler404 = "config.api_errors.handler404"
+handler500 = "config.api_errors.handler500"

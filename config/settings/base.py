@@ -6,7 +6,7 @@ from pathlib import Path
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from config.settings.env import env_bool, env_int, env_list, env_str, parse_database_url
+from config.settings.env import env_bool, env_float, env_int, env_list, env_str, parse_database_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = Path(env_str("RECO_VAR_DIR", str(BASE_DIR / "var")))
@@ -39,6 +39,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "config.deadlines.DeadlineMiddleware",
+    "config.api_errors.DatabaseUnavailableMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -68,9 +70,25 @@ TEMPLATES = [
 ]
 
 # --- Database: DATABASE_URL, else an embedded SQLite file under var/ ---------------------------
+# Which kind of process this is: config/wsgi.py and asgi.py say "web" (request timeouts), others "".
+RECO_PROCESS = env_str("RECO_PROCESS", "")
+# How long one wait for PostgreSQL may last in a web request before it gives up with a 503 (config/db):
+# the request path's queries take milliseconds; staff and admin pages get longer.
+RECO_API_DB_TIMEOUT_SECONDS = env_float("RECO_API_DB_TIMEOUT_SECONDS", 0.8)
+RECO_PAGE_DB_TIMEOUT_SECONDS = env_float("RECO_PAGE_DB_TIMEOUT_SECONDS", 15.0)
+DATABASE_CONNECT_TIMEOUT = env_int("DATABASE_CONNECT_TIMEOUT", 2)  # seconds; libpq's minimum is 2
+# Server-side limit per statement for web processes (jobs run long aggregations: none by default).
+DATABASE_STATEMENT_TIMEOUT_MS = env_int("DATABASE_STATEMENT_TIMEOUT_MS", 15_000 if RECO_PROCESS == "web" else 0)
 DATABASE_URL = env_str("DATABASE_URL")
 if DATABASE_URL:
     DATABASES = {"default": parse_database_url(DATABASE_URL)}
+    if DATABASES["default"]["ENGINE"] == "config.db":
+        _options = DATABASES["default"].setdefault("OPTIONS", {})
+        _options.setdefault("connect_timeout", DATABASE_CONNECT_TIMEOUT)
+        if DATABASE_STATEMENT_TIMEOUT_MS:
+            # and the server stops a query whose client went away (the deadline closed its connection)
+            _options.setdefault("options", f"-c statement_timeout={DATABASE_STATEMENT_TIMEOUT_MS} "
+                                           "-c client_connection_check_interval=1000")  # fmt: skip
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
@@ -84,18 +102,26 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Caches: REDIS_URL, else local memory ---------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL")
+CACHE_KEY_PREFIX = env_str("CACHE_KEY_PREFIX", "reco")
+# Every Redis call of the process goes through a circuit breaker (config/redis_connection.py): after this many
+# failures in a row Redis is skipped (answers degraded) until a background ping, every PROBE seconds, succeeds.
+REDIS_BREAKER_FAILURES = env_int("REDIS_BREAKER_FAILURES", 2)
+REDIS_BREAKER_PROBE_SECONDS = env_float("REDIS_BREAKER_PROBE_SECONDS", 0.5)
+REDIS_SOCKET_TIMEOUT = env_float("REDIS_SOCKET_TIMEOUT", 0.5)
 if REDIS_URL:
+    from config.redis_connection import BreakerConnection
+
     CACHES = {
         "default": {
             "BACKEND": "django_redis.cache.RedisCache",
             "LOCATION": REDIS_URL,
-            "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "reco"),
+            "KEY_PREFIX": CACHE_KEY_PREFIX,
             "OPTIONS": {
                 "CLIENT_CLASS": "django_redis.client.DefaultClient",
-                "SOCKET_CONNECT_TIMEOUT": 0.5,
-                "SOCKET_TIMEOUT": 0.5,
-                # One retry at most: a hung Redis must cost a request ~1 s, then it falls back to defaults.
-                "CONNECTION_POOL_KWARGS": {"retry": Retry(NoBackoff(), 1)},
+                "SOCKET_CONNECT_TIMEOUT": REDIS_SOCKET_TIMEOUT,
+                "SOCKET_TIMEOUT": REDIS_SOCKET_TIMEOUT,
+                # One retry at most, and the breaker: a hung Redis costs a process ~1 s once, then nothing.
+                "CONNECTION_POOL_KWARGS": {"retry": Retry(NoBackoff(), 1), "connection_class": BreakerConnection},
             },
         }
     }
@@ -141,6 +167,9 @@ STORAGES = {
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "config.api_errors.exception_handler",  # one error shape: {code, message, details}
+    "DEFAULT_PARSER_CLASSES": ["config.parsers.BoundedJSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
     ],
@@ -168,6 +197,18 @@ LOGGING = {
 # --- Model registry (recommendations/) -----------------------------------------------------------
 RECO_ARTIFACT_DIR = Path(env_str("RECO_ARTIFACT_DIR", str(RECO_DATA_DIR / "artifacts")))
 RECO_REGISTRY_CHECK_SECONDS = float(env_int("RECO_REGISTRY_CHECK_SECONDS", 5))
+# Serving loads each artifact from this host's own verified read-only copy (local disk, one directory per
+# checksum: recommendations/artifact_cache.py); RECO_ARTIFACT_MMAP=0 reads the arrays into memory instead.
+RECO_SERVING_CACHE_DIR = Path(env_str("RECO_SERVING_CACHE_DIR", str(VAR_DIR / "serving-cache")))
+RECO_ARTIFACT_MMAP = env_bool("RECO_ARTIFACT_MMAP", default=True)
+# A failed load is retried after 5 s, then 10, 20 ... up to 5 minutes.
+RECO_ARTIFACT_RETRY_SECONDS = float(env_int("RECO_ARTIFACT_RETRY_SECONDS", 5))
+RECO_ARTIFACT_RETRY_MAX_SECONDS = float(env_int("RECO_ARTIFACT_RETRY_MAX_SECONDS", 300))
+# Web processes stat every served file this often (a change is hashed, logged, shown, and a changed private
+# copy replaced) and hash them all, paced, this often; they publish their status to the cache this often.
+RECO_ARTIFACT_VERIFY_SECONDS = float(env_int("RECO_ARTIFACT_VERIFY_SECONDS", 15))
+RECO_ARTIFACT_REHASH_SECONDS = float(env_int("RECO_ARTIFACT_REHASH_SECONDS", 3600))
+RECO_PROCESS_STATUS_SECONDS = float(env_int("RECO_PROCESS_STATUS_SECONDS", 30))
 # How often a process looks for edited business rules (ranking/rules.py); edits serve within ~2 s.
 RECO_RULES_CHECK_SECONDS = float(env_int("RECO_RULES_CHECK_SECONDS", 2))
 # How often a process reloads running experiments and the bandit state (experiments/); default 5.

@@ -1,44 +1,42 @@
 """POST /api/events: a thin view over events_ingest."""
 from __future__ import annotations
 
-from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import status
+from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.api_docs import error_responses
+from config.errors import InvalidInput
 from events.api.parsing import batch_parse
 from events.api.serializers import EventBatchResultSerializer, EventBatchSerializer
 from events.services import EventError, events_ingest
-from recommendations.api.auth import ApiKeyAuthentication, ClientRateThrottle
+from recommendations.api.auth import ApiKeyAuthentication, ClientRateThrottle, HasScope
+from recommendations.models import ApiScope
+
+ROWS_PER_REQUEST = 50  # ~2 ms of worker time: a batch costs one request of the client's rate per 50 rows
 
 
 class EventsView(APIView):
     authentication_classes = [ApiKeyAuthentication]
+    permission_classes = [HasScope]
     throttle_classes = [ClientRateThrottle]
+    required_scope = ApiScope.WRITE_EVENTS.value
 
     @extend_schema(
         request=EventBatchSerializer,
         responses={
             200: EventBatchResultSerializer,
-            400: OpenApiResponse(description="No valid event (same body, with `code`), or a malformed envelope"),
-            413: OpenApiResponse(description="Body over DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB): send smaller batches"),
-        },
+            **error_responses(400, 401, 403, 413, 429, 503, descriptions={
+                400: "No valid event (`details` holds the per-event errors), or a malformed envelope"}),
+        },  # fmt: skip
         summary="Impressions, clicks, plays, progress and completions, up to 1,000 a batch",
     )
     def post(self, request: Request) -> Response:
-        try:
-            data = request.data
-        except RequestDataTooBig:
-            return Response({"code": "batch_too_large", "message": f"Send at most {settings.DATA_UPLOAD_MAX_MEMORY_SIZE:,} "
-                             "bytes a request: split the batch."}, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)  # fmt: skip
-        batch = batch_parse(data, now=timezone.now())
+        batch = batch_parse(request.data, now=timezone.now())
         if batch.envelope_errors:
-            return Response({"code": "invalid_batch", "message": "The body is not a batch of events.",
-                             "details": batch.envelope_errors}, status=status.HTTP_400_BAD_REQUEST)  # fmt: skip
+            raise InvalidInput("The body is not a batch of events.", code="invalid_batch", details=batch.envelope_errors)
         result = events_ingest(client_id=request.user.client_id, events=batch.events) if batch.events else None
         errors = sorted(batch.errors + (result.errors if result else []), key=lambda error: error.index)
         body = {
@@ -48,9 +46,16 @@ class EventsView(APIView):
             "errors": [_error(error) for error in errors],
         }
         if len(errors) == len(batch.events) + len(batch.errors):
-            body = {"code": "no_valid_events", "message": "No event in the batch is valid.", **body}
-            return Response(body, status=status.HTTP_400_BAD_REQUEST)
+            raise InvalidInput("No event in the batch is valid.", code="no_valid_events", details=body)
         return Response(body)
+
+    def request_cost(self, request: Request) -> int:
+        """Rows the batch would store (an impression stores one per item), per ROWS_PER_REQUEST."""
+        events = request.data.get("events") if isinstance(request.data, dict) else None
+        if not isinstance(events, list):
+            return 1
+        rows = sum(len(e["items"]) if isinstance(e, dict) and isinstance(e.get("items"), list) else 1 for e in events)
+        return 1 + rows // ROWS_PER_REQUEST
 
 
 def _error(error: EventError) -> dict:

@@ -22,7 +22,7 @@ class DeviceField(serializers.Field):
         value = str(data).strip().lower()
         if value in self.names:
             return self.names[value]
-        if value.isdigit() and int(value) in DeviceType.values:
+        if value.isascii() and value.isdigit() and int(value) in DeviceType.values:
             return int(value)
         self.fail("invalid", value=data, choices=", ".join(sorted(self.names)))
 
@@ -36,7 +36,7 @@ class RecsQuerySerializer(serializers.Serializer):
                                        help_text="The account; when given it must own the profile.")  # fmt: skip
     country = serializers.RegexField(r"^[A-Za-z]{2}$", required=False,
                                      help_text="Where the viewer is (ISO 3166-1 alpha-2); default: the account's.")  # fmt: skip
-    device_type = DeviceField(required=False, default=DeviceType.TV, help_text="tv, mobile, tablet, web or console.")
+    device_type = DeviceField(required=False, help_text="tv, mobile, tablet, web or console; default tv.")
     time_of_day = serializers.IntegerField(min_value=0, max_value=23, required=False,
                                            help_text="The viewer's local hour.")  # fmt: skip
     subscription_tier = serializers.ChoiceField(
@@ -82,3 +82,19 @@ class RecsResponseSerializer(serializers.Serializer):
     arm = serializers.CharField()
     items = ItemSerializer(many=True)
     rows = RowSerializer(many=True)
+
+
+class BatchResultSerializer(serializers.Serializer):
+    """One answer of a batch: a RecsResponse, or an error `{code, message, details}` (details.status: 404)."""
+
+    request_id = serializers.CharField(required=False)
+    profile_id = serializers.IntegerField(required=False)
+    items = ItemSerializer(many=True, required=False)
+    rows = RowSerializer(many=True, required=False)
+    code = serializers.CharField(required=False)
+    message = serializers.CharField(required=False)
+    details = serializers.DictField(required=False)
+
+
+class BatchResponseSerializer(serializers.Serializer):
+    results = BatchResultSerializer(many=True, help_text="One per request, in order.")

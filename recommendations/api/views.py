@@ -3,16 +3,24 @@ from __future__ import annotations
 
 import logging
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import status
+from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from recommendations.api.auth import ApiKeyAuthentication, ClientRateThrottle
-from recommendations.api.serializers import BatchSerializer, RecsQuerySerializer, RecsResponseSerializer
+from config.api_docs import error_responses
+from config.errors import NotFound, error_body
+from recommendations.api.auth import ApiKeyAuthentication, ClientRateThrottle, HasScope
+from recommendations.api.serializers import (
+    BatchResponseSerializer,
+    BatchSerializer,
+    RecsQuerySerializer,
+    RecsResponseSerializer,
+)
 from recommendations.context import UserContext
 from recommendations.engine import STAGES, ProfileNotFound, RecommendationEngine, Recommendations, experiment_variant
+from recommendations.models import ApiScope
+from users.models import DeviceType
 
 log = logging.getLogger(__name__)
 engine = RecommendationEngine(variant_for=experiment_variant)
@@ -21,7 +29,7 @@ engine = RecommendationEngine(variant_for=experiment_variant)
 def _context(data: dict) -> UserContext:
     return UserContext(
         user_id=data.get("user_id"), profile_id=data["profile_id"], country=data.get("country"),
-        device_type=data["device_type"], time_of_day=data.get("time_of_day"),
+        device_type=data.get("device_type", DeviceType.TV), time_of_day=data.get("time_of_day"),
         subscription_tier=data.get("subscription_tier"),
     )  # fmt: skip
 
@@ -39,14 +47,18 @@ def server_timing(timings: dict[str, float]) -> str:
     return ", ".join(parts)
 
 
-class RecsView(APIView):
+class _RecsApiView(APIView):
     authentication_classes = [ApiKeyAuthentication]
+    permission_classes = [HasScope]
     throttle_classes = [ClientRateThrottle]
+    required_scope = ApiScope.READ_RECOMMENDATIONS.value
 
+
+class RecsView(_RecsApiView):
     @extend_schema(
         parameters=[RecsQuerySerializer],
-        responses={200: RecsResponseSerializer, 400: OpenApiResponse(description="Invalid parameters, per field"),
-                   404: OpenApiResponse(description="Unknown profile")},  # fmt: skip
+        responses={200: RecsResponseSerializer, **error_responses(400, 401, 403, 404, 429, 503,
+                   descriptions={404: "Unknown profile, or a user_id that does not own it"})},  # fmt: skip
         summary="Recommendations and homepage rows for one profile",
     )
     def get(self, request: Request) -> Response:
@@ -56,20 +68,16 @@ class RecsView(APIView):
         try:
             result = engine.recommend(context=_context(data), n=data["n"], with_rows=data["rows"])
         except ProfileNotFound as error:
-            return Response({"profile_id": [str(error)]}, status=status.HTTP_404_NOT_FOUND)
+            raise NotFound(str(error), details={"profile_id": [str(error)]}) from None
         response = Response(_body(result))
         response["Server-Timing"] = server_timing(result.timings_ms)
         response["X-Request-Id"] = result.request_id
         return response
 
 
-class RecsBatchView(APIView):
-    authentication_classes = [ApiKeyAuthentication]
-    throttle_classes = [ClientRateThrottle]
-
+class RecsBatchView(_RecsApiView):
     @extend_schema(request=BatchSerializer, summary="Recommendations for many profiles in one call",
-                   responses={200: OpenApiResponse(description="{results: [...]}, one per request, in order; "
-                                                               "an unknown profile gives an error entry")})  # fmt: skip
+                   responses={200: BatchResponseSerializer, **error_responses(400, 401, 403, 413, 429, 503)})  # fmt: skip
     def post(self, request: Request) -> Response:
         batch = BatchSerializer(data=request.data)
         batch.is_valid(raise_exception=True)
@@ -79,5 +87,10 @@ class RecsBatchView(APIView):
                 result = engine.recommend(context=_context(data), n=data["n"], with_rows=data["rows"])
                 results.append(_body(result))
             except ProfileNotFound as error:
-                results.append({"profile_id": data["profile_id"], "error": str(error), "status": 404})
+                results.append(error_body("not_found", str(error), {"profile_id": data["profile_id"], "status": 404}))
         return Response({"results": results})
+
+    def request_cost(self, request: Request) -> int:
+        """Each profile of the batch counts as one request against the client's rate."""
+        requests = request.data.get("requests") if isinstance(request.data, dict) else None
+        return len(requests) if isinstance(requests, list) else 1

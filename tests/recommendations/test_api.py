@@ -52,12 +52,14 @@ def test_recs_answers_with_items_rows_versions_and_server_timing(api, profile):
 )
 def test_bad_parameters_get_400_naming_the_field(api, params, field):
     response = api.get("/api/recs", params)
-    assert response.status_code == 400 and field in response.json()
+    body = response.json()
+    assert response.status_code == 400 and body["code"] == "invalid" and field in body["details"]
 
 
 def test_unknown_profile_is_404(api):
     response = api.get("/api/recs", {"profile_id": 10**12})
-    assert response.status_code == 404 and "profile_id" in response.json()
+    assert response.status_code == 404 and response.json()["code"] == "not_found"
+    assert "profile_id" in response.json()["details"]
 
 
 def test_a_profile_of_another_account_is_404(api, profile):
@@ -96,12 +98,13 @@ def test_batch_serves_many_profiles_and_reports_unknown_ones(api, profile):
     assert response.status_code == 200
     results = response.json()["results"]
     assert [len(r.get("items", [])) for r in results] == [5, 5, 0]
-    assert results[1]["rows"] == [] and results[2]["status"] == 404
+    assert results[1]["rows"] == [] and results[2]["code"] == "not_found"
+    assert set(results[2]) == {"code", "message", "details"} and results[2]["details"]["status"] == 404
 
 
 def test_batch_validation_names_the_bad_request(api):
     response = api.post("/api/recs/batch", {"requests": [{"profile_id": 1}, {"n": 3}]}, format="json")
-    errors = response.json()["requests"]
+    errors = response.json()["details"]["requests"]
     assert response.status_code == 400
     assert "profile_id" in (errors[1] if isinstance(errors, list) else errors["1"])  # the second request's error
 

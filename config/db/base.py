@@ -1,0 +1,84 @@
+"""Django's PostgreSQL backend, with a deadline on every wait for the server and a circuit breaker.
+
+PostgreSQL's own `statement_timeout` cannot help when the network or the server hangs: the query never
+arrives, or its answer never leaves. So every wait for the server (a query, a health check) in a thread
+that set a deadline (`config.deadlines`: the web tier sets one per request) gives up after it, closes the
+connection (its protocol state is unknown) and raises OperationalError, which the API answers with a JSON
+503. The first such failure opens the breaker: later calls fail at once, without waiting, until a
+background probe connects again. Connecting uses libpq's `connect_timeout` (2 s at least).
+"""
+from __future__ import annotations
+
+import psycopg
+from django.db.backends.postgresql import base as postgresql
+from psycopg import errors as pg_errors
+
+from config.breakers import CircuitBreaker, CircuitOpen, breaker
+from config.deadlines import database_deadline
+
+
+class DatabaseUnavailable(CircuitOpen, psycopg.OperationalError):
+    pass
+
+
+class DeadlineConnection(psycopg.Connection):
+    """A psycopg connection whose waits honour the calling thread's database deadline."""
+
+    breaker: CircuitBreaker | None = None
+
+    def wait(self, gen, interval=0.1, timeout=None):  # noqa: ANN001, ANN201 - psycopg's signature
+        limit = database_deadline()
+        if limit is not None and (timeout is None or limit < timeout):
+            timeout = limit
+        try:
+            return super().wait(gen, interval=interval, timeout=timeout)
+        except pg_errors._WaitTimeout:  # psycopg 3.3's timeout signal (pinned in pyproject.toml)
+            self.pgconn.finish()  # mid-protocol: the connection cannot be reused
+            error = psycopg.OperationalError(f"no answer from the database within {timeout:g} s")
+            if self.breaker is not None:
+                self.breaker.record_failure(error)
+            raise error from None
+        except psycopg.OperationalError as error:
+            if self.breaker is not None and self.pgconn.status != psycopg.pq.ConnStatus.OK:
+                self.breaker.record_failure(error)
+            raise
+
+
+class _Psycopg:
+    """The psycopg module as Django's backend uses it, except that connections are DeadlineConnections."""
+
+    def __init__(self, connection_class: type[psycopg.Connection]) -> None:
+        self._connection_class = connection_class
+
+    def __getattr__(self, name: str):  # noqa: ANN204
+        return getattr(psycopg, name)
+
+    def connect(self, *args, **kwargs) -> psycopg.Connection:
+        return self._connection_class.connect(*args, **kwargs)
+
+
+class DatabaseWrapper(postgresql.DatabaseWrapper):
+    Database = _Psycopg(DeadlineConnection)
+
+    def get_new_connection(self, conn_params: dict) -> psycopg.Connection:
+        guard = self._breaker(conn_params)
+        if guard.is_open:
+            raise DatabaseUnavailable(f"database {self.alias} skipped: circuit open ({guard.state().last_error})")
+        try:
+            connection = super().get_new_connection(conn_params)
+        except psycopg.OperationalError as error:
+            guard.record_failure(error)
+            raise
+        connection.breaker = guard
+        guard.record_success()
+        return connection
+
+    def _breaker(self, conn_params: dict) -> CircuitBreaker:
+        target = f"{conn_params.get('host', '')}:{conn_params.get('port', '')}/{conn_params.get('dbname', '')}"
+
+        def probe() -> None:
+            params = {k: v for k, v in conn_params.items() if k not in {"cursor_factory", "context", "prepare_threshold"}}
+            with psycopg.connect(**params, autocommit=True) as connection:
+                connection.execute("SELECT 1")
+
+        return breaker(f"postgresql {target}", probe=probe, failure_threshold=1, probe_seconds=0.25)
