@@ -22,10 +22,10 @@ $(VENV)/.installed: pyproject.toml
 browser:
 	bash .ci/browser.sh
 
-demo: install
-	$(BIN)/python manage.py migrate --verbosity 0
-	$(BIN)/python manage.py demo_setup --host $(HOST)
-	$(BIN)/python manage.py runserver $(HOST)
+demo: install  # development settings on purpose: plain HTTP, an insecure key, DEBUG still off
+	DJANGO_SETTINGS_MODULE=config.settings.dev $(BIN)/python manage.py migrate --verbosity 0
+	DJANGO_SETTINGS_MODULE=config.settings.dev $(BIN)/python manage.py demo_setup --host $(HOST)
+	DJANGO_SETTINGS_MODULE=config.settings.dev $(BIN)/python manage.py runserver $(HOST)
 
 test: install browser
 	$(BIN)/ruff check .

@@ -31,9 +31,11 @@ print('smoke: /api/recs gave', len(body['items']), 'items and', len(body['rows']
 " "$workdir/recs.json"
 echo "smoke: demo served on SQLite, /healthz, /admin/login/ and /api/recs answer"
 
-# The production web server on the same data: gunicorn's master loads the models, then forks two workers.
+# The production web server on the same data, with the production settings (its default): gunicorn's master
+# loads the models, then forks two workers. Plain HTTP here, so no redirect to HTTPS.
 kill $server; wait $server 2>/dev/null || true
-env -u DATABASE_URL -u REDIS_URL -u CELERY_BROKER_URL RECO_VAR_DIR="$workdir" LOG_LEVEL=INFO \
+env -u DATABASE_URL -u REDIS_URL -u CELERY_BROKER_URL -u DJANGO_SETTINGS_MODULE -u DEBUG RECO_VAR_DIR="$workdir" \
+  LOG_LEVEL=INFO SECRET_KEY="smoke-$(head -c 48 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')" SECURE_SSL_REDIRECT=0 \
   GUNICORN_BIND="127.0.0.1:$port" WEB_CONCURRENCY=2 \
   .venv/bin/python -m gunicorn -c config/gunicorn.py config.wsgi >"$workdir/gunicorn.log" 2>&1 &
 server=$!
@@ -54,4 +56,8 @@ for _ in $(seq 60); do [ "$(grep -c "warm-up: .* titles and models" "$workdir/gu
 [ "$(grep -c "warm-up: .* titles and models" "$workdir/gunicorn.log")" -ge 2 ] \
   || { cat "$workdir/gunicorn.log" >&2; echo "smoke: gunicorn's master did not warm up again on SIGHUP" >&2; exit 1; }
 timeout 60 bash -c "$example" | python3 -c "import json, sys; assert json.load(sys.stdin)['degraded'] == []"
+# No debug page anywhere: an unknown API path is the JSON error shape, an unknown page lists no URL patterns.
+curl -s "http://127.0.0.1:$port/api/nothing" | python3 -c "import json, sys; assert set(json.load(sys.stdin)) == {'code', 'message', 'details'}"
+! curl -s "http://127.0.0.1:$port/nothing" | grep -q "URLconf"
+curl -sf "http://127.0.0.1:$port/readyz" | grep -q '"ready"'
 echo "smoke: gunicorn -c config/gunicorn.py warmed the models up in its master (again on SIGHUP); its workers serve them"

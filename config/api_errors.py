@@ -13,6 +13,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
@@ -52,6 +54,10 @@ def exception_handler(error: Exception, context: dict) -> Response | None:
         log.warning("database unavailable: %s", error)
         set_rollback_quietly()
         return Response(database_unavailable_body(), status=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+    if isinstance(error, RequestDataTooBig):
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        return Response(error_body("body_too_large", f"Send at most {limit:,} bytes a request: split the batch.",
+                                   {"max_bytes": limit}), status=413)  # fmt: skip
     if isinstance(error, drf.ValidationError):
         details = error.detail if isinstance(error.detail, dict) else {"non_field_errors": error.detail}
         return Response(error_body("invalid", "Some parameters are invalid; see details.", details), status=400)

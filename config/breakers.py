@@ -124,3 +124,24 @@ def breaker(name: str, *, probe: Callable[[], object], **options) -> CircuitBrea
 
 def breaker_states() -> list[BreakerState]:
     return [b.state() for b in sorted(_breakers.values(), key=lambda b: b.name)]
+
+
+class SkipOpenCircuit:
+    """A logging filter: a call refused by an open breaker is not news (the breaker logged when it opened), so
+    records about one are dropped instead of printing a traceback on every request of an outage."""
+
+    def filter(self, record) -> bool:  # noqa: ANN001
+        if record.exc_info and _caused_by_open_circuit(record.exc_info[1]):
+            return False
+        args = record.args if isinstance(record.args, tuple) else ()
+        return not any(isinstance(arg, BaseException) and _caused_by_open_circuit(arg) for arg in args)
+
+
+def _caused_by_open_circuit(error: BaseException | None) -> bool:
+    for _ in range(5):  # wrappers such as django-redis' ConnectionInterrupted keep the cause
+        if error is None:
+            return False
+        if isinstance(error, CircuitOpen):
+            return True
+        error = error.__cause__ or error.__context__
+    return False

@@ -42,7 +42,7 @@ def test_env_int_and_list(monkeypatch):
 
 def test_database_url_parsing():
     config = parse_database_url("postgres://reco:s%40cret@db.internal:6543/reco?sslmode=require")
-    assert config["ENGINE"] == "django.db.backends.postgresql"
+    assert config["ENGINE"] == "config.db"  # Django's PostgreSQL backend with deadlines and a breaker
     assert (config["USER"], config["PASSWORD"], config["HOST"], config["PORT"], config["NAME"]) == (
         "reco", "s@cret", "db.internal", "6543", "reco",
     )  # fmt: skip
@@ -96,3 +96,28 @@ def test_production_settings_refuse_the_dev_secret():
     )
     assert result.returncode != 0
     assert "SECRET_KEY" in result.stderr
+
+
+def _python(code: str, **env: str) -> subprocess.CompletedProcess:
+    environment = {k: v for k, v in os.environ.items() if k not in {"DJANGO_SETTINGS_MODULE", "DEBUG", "RECO_PROCESS"}}
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**environment, **env}, capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+
+
+def test_the_wsgi_and_celery_entry_points_default_to_production_settings():
+    result = _python("import config.celery, os; print(os.environ['DJANGO_SETTINGS_MODULE'])")
+    assert result.stdout.strip() == "config.settings.production", result.stderr
+    result = _python("import config.wsgi")  # production refuses to start without a real SECRET_KEY
+    assert result.returncode != 0 and "SECRET_KEY" in result.stderr
+
+
+def test_a_served_site_never_runs_with_debug():
+    code = "import gunicorn, config.wsgi"
+    result = _python(code, DJANGO_SETTINGS_MODULE="config.settings.dev", DEBUG="1")
+    assert result.returncode != 0 and "DEBUG is on" in result.stderr
+    assert _python(code, DJANGO_SETTINGS_MODULE="config.settings.dev").returncode == 0
+
+
+def test_the_dev_settings_leave_debug_off_unless_asked():
+    code = "import django; django.setup(); from django.conf import settings; print(settings.DEBUG)"
+    assert _python(code, DJANGO_SETTINGS_MODULE="config.settings.dev").stdout.strip() == "False"

@@ -144,6 +144,14 @@ CELERY_IMPORTS = ["tasks.features", "tasks.maintenance", "tasks.training", "task
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_SEND_TASK_EVENTS = False
 CELERY_RESULT_EXPIRES = 3600
+# Redis broker: a message a worker has not acked within visibility_timeout goes to another worker. That
+# is how a killed worker's late-acked task comes back, so it must exceed the longest hard time limit
+# (train_model: 2 h 5 min), or a long run is delivered twice. RabbitMQ needs none (it redelivers when
+# the connection drops), but its consumer_timeout (rabbitmq.conf, default 30 min) must exceed that limit
+# too, or it closes the channel of a long late-acked task.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3 * 3600)}
+# Job locks (tasks/locks.py) lapse this long after their holder dies; a live holder renews them.
+RECO_JOB_LOCK_SECONDS = env_int("RECO_JOB_LOCK_SECONDS", 60)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -189,7 +197,8 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"skip_open_circuit": {"()": "config.breakers.SkipOpenCircuit"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["skip_open_circuit"]}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }

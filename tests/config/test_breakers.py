@@ -109,3 +109,25 @@ def test_a_hung_or_dead_database_fails_within_the_deadline_and_then_at_once(faul
             wait_until(lambda: _timed(lambda: _select_one(wrapper))[1] is None, seconds=3, what="the database back")
             assert time.monotonic() - started < 1.5
         wrapper.close()
+
+
+def test_log_records_about_an_open_circuit_are_dropped():
+    import logging
+
+    from config.breakers import SkipOpenCircuit
+
+    def record(exc: BaseException | None, *args: object) -> logging.LogRecord:
+        return logging.LogRecord("x", logging.WARNING, __file__, 1, "msg %s", args or None,
+                                 (type(exc), exc, None) if exc else None)  # fmt: skip
+
+    try:
+        try:
+            raise CircuitOpen("open")
+        except CircuitOpen as error:
+            raise RuntimeError("wrapped") from error
+    except RuntimeError as wrapped:
+        wrapped_error = wrapped
+    skip = SkipOpenCircuit()
+    assert not skip.filter(record(wrapped_error))
+    assert not skip.filter(record(None, CircuitOpen("open")))
+    assert skip.filter(record(RuntimeError("a real bug")))
