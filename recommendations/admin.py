@@ -1,9 +1,10 @@
 """Model versions in the admin: metrics at a glance, activation and rollback through the services."""
 import secrets
 
+from django import forms
 from django.contrib import admin, messages
 
-from recommendations.models import API_KEY_PREFIX_LENGTH, ApiClient, ModelVersion, api_key_digest
+from recommendations.models import API_KEY_PREFIX_LENGTH, ApiClient, ApiScope, ModelVersion, api_key_digest
 from recommendations.services import ModelActivationError, model_version_activate, model_version_rollback
 
 
@@ -47,11 +48,21 @@ class ModelVersionAdmin(admin.ModelAdmin):
             self.message_user(request, f"{version} is active again.")
 
 
+class ApiClientForm(forms.ModelForm):
+    scopes = forms.MultipleChoiceField(choices=ApiScope.choices, widget=forms.CheckboxSelectMultiple, required=False,
+                                       help_text="What the key may do; a call outside them gets 403.")  # fmt: skip
+
+    class Meta:
+        model = ApiClient
+        fields = ["name", "rate", "scopes", "is_active"]
+
+
 @admin.register(ApiClient)
 class ApiClientAdmin(admin.ModelAdmin):
     """Client apps: a new client's key is shown once, on the page after saving; only its hash is stored."""
 
-    list_display = ("name", "key_prefix", "rate", "is_active", "created_at")
+    form = ApiClientForm
+    list_display = ("name", "key_prefix", "rate", "scopes", "is_active", "created_at")
     list_filter = ("is_active",)
     search_fields = ("name", "key_prefix")
     readonly_fields = ("key_prefix", "created_at")
