@@ -52,6 +52,18 @@ class ProfileNotFound(LookupError):
     pass
 
 
+def _feature_gaps(read, *, has_history: bool) -> list[str]:  # noqa: ANN001
+    """What the feature read lacked: the store itself, or the entries (an emptied Redis, a refresh not run)."""
+    if read.user.store_unavailable:
+        return ["feature_store_unavailable"]
+    gaps = []
+    if has_history and read.user.computed_at is None:
+        gaps.append("user_features_missing")  # a profile with history always has features once refreshed
+    if len(read.content.found) and not read.content.found.any():
+        gaps.append("content_features_missing")
+    return gaps
+
+
 @dataclass(frozen=True)
 class Variant:
     """How one request is served. Experiment arms and the staff preview's toggles set these."""
@@ -211,8 +223,7 @@ class RecommendationEngine:
         clock.lap("candidates")
 
         read = self.store.get_request_features(state.profile_id, candidates.content_ids)
-        if read.user.store_unavailable:
-            degraded.append("feature_store_unavailable")
+        degraded += _feature_gaps(read, has_history=state.has_history)
         clock.lap("features")
 
         features = None

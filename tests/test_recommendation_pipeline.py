@@ -51,8 +51,19 @@ def test_features_from_the_worker_feed_the_served_recommendations(transactional_
     body = response.json()
     assert "feature_store_unavailable" not in body["degraded"]
     assert "trending_from_popularity" not in body["degraded"]  # the worker wrote the trending list
+    assert not {"user_features_missing", "content_features_missing"} & set(body["degraded"])
     assert len(body["items"]) == 20
     assert any(row["key"] == "trending_now" for row in body["rows"])
+
+
+def test_features_missing_from_a_reachable_store_are_flagged(api):
+    """An emptied Redis (a restart, a flush) answers, but the defaults it gives are not silent."""
+    from django.core.cache import cache
+
+    cache.clear()
+    body = api.get("/api/recs", {"profile_id": _profile().pk, "n": 5}).json()
+    assert {"user_features_missing", "content_features_missing"} <= set(body["degraded"])
+    assert "feature_store_unavailable" not in body["degraded"]
 
 
 def test_with_redis_down_the_api_still_answers_degraded(api, settings, monkeypatch):
