@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -129,5 +130,10 @@ def handler404(request: HttpRequest, exception: Exception | None = None) -> Http
 
 
 def handler500(request: HttpRequest) -> HttpResponse:
+    """Django calls this while handling the exception, so an unreachable database raised outside a view (in a
+    middleware: sessions, authentication) still becomes a 503."""
+    error = sys.exc_info()[1]
+    if isinstance(error, UNAVAILABLE):
+        return DatabaseUnavailableMiddleware(lambda r: HttpResponse()).process_exception(request, error)
     return _page_or_json(request, 500, "server_error", "Something went wrong on our side; it has been logged.",
                          "500.html")  # fmt: skip
