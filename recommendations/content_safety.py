@@ -19,7 +19,7 @@ from ranking.ml import postprocess
 from recommendations.engine import Recommendations
 from recommendations.ml.catalog import CatalogIndex
 
-BECAUSE_PHRASES = ("Because you watched ", "Because You Watched ")
+BECAUSE_PHRASES = (postprocess.REASON_BECAUSE, "Because You Watched ")  # a reason's, a row title's
 FIXED_TEXTS = frozenset({
     postprocess.REASON_CONTINUE, postprocess.REASON_NEW, postprocess.REASON_TRENDING, postprocess.REASON_TOP_PICK,
     "Continue Watching", "Top Picks for You", "Trending Now", "New Releases",

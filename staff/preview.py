@@ -2,10 +2,16 @@
 
 Calls RecommendationEngine as documented (no response cache, explanations on), then adds what a page needs
 and the engine does not return: each title's genres and originals flag, and the rules that match it, named.
+Without `show_details` (users.view_profile_details: operators and superusers; never editors) the page shows
+nothing of the viewing history or the account: no titles in progress, no watched title named by a "Because
+you watched" reason or row, no account id, home country or tier.
+
+`preview_query_parse` reads the page's query string: a value that is not valid is ignored and said why.
 """
 from __future__ import annotations
 
 import datetime as dt
+import unicodedata
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -17,13 +23,19 @@ from django.db.models import Prefetch, Q
 from django.utils import timezone
 
 from catalog.models import Country, MaturityRating, SubscriptionTier
+from ranking.ml.postprocess import BECAUSE_YOU_WATCHED, CONTINUE_WATCHING, REASON_BECAUSE
 from ranking.models import Boost, Suppression, TargetKind, TierRule
 from recommendations.catalog_cache import catalog_cache
 from recommendations.context import ProfileHead, UserContext, profile_head_load
 from recommendations.engine import RecommendationEngine, Recommendations, Variant
+from recommendations.ml.sources import CONTINUE_WATCHING as IN_PROGRESS_SOURCE
 from users.models import DeviceType, Profile
 
 N_TOP = 20  # the top list the engine ranks; rows are drawn from its wider ordering
+HIDDEN_REASON = "Because you watched a title in this profile's history"
+HIDDEN_ROW_TITLE = "Because You Watched … (a title in the viewing history)"
+MAX_ID = 2**63 - 1  # PostgreSQL bigint
+MAX_QUERY_LENGTH = 50  # the longest profile name (users.Profile.name)
 
 COMPARE_CHOICES = {
     "": "—",
@@ -40,6 +52,71 @@ class PreviewRequest:
     time_of_day: int | None = None  # None: the server's current UTC hour, as the engine does
     country: str | None = None  # None: the account's country
     compare: str = ""  # a COMPARE_CHOICES key
+    show_details: bool = False  # viewing history and account details (users.view_profile_details)
+
+
+@dataclass(frozen=True)
+class PreviewQuery:
+    """The preview page's query string, validated: every field is usable as it is; `problems` says what of the
+    request was ignored, and why."""
+
+    query: str = ""
+    profile_id: int | None = None
+    device: int = DeviceType.TV
+    hour: int | None = None
+    country: str | None = None
+    compare: str = ""
+    after: int = 0
+    problems: tuple[str, ...] = ()
+
+
+def preview_query_parse(params: Any, *, country_codes: Iterable[str]) -> PreviewQuery:
+    """Validate the preview's GET parameters (a QueryDict or dict of str); a bad value is dropped with a problem."""
+    problems: list[str] = []
+
+    def text(name: str) -> str:
+        value = str(params.get(name, "") or "").strip()
+        if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in value):
+            problems.append(f"Ignored {name}: it contains control characters.")
+            return ""
+        return value
+
+    def number(name: str, *, low: int, high: int, label: str) -> int | None:
+        value = text(name)
+        if not value:
+            return None
+        # ASCII digits only: int() also reads other scripts' digits, isdigit() also passes "²" that int() refuses.
+        if not (value.isascii() and value.isdigit() and len(value) <= len(str(high)) and low <= int(value) <= high):
+            problems.append(f"Ignored {name} {_shown(value)}: {label}.")
+            return None
+        return int(value)
+
+    query = text("q")
+    if len(query) > MAX_QUERY_LENGTH:
+        problems.append(f"No profile name is longer than {MAX_QUERY_LENGTH} characters: the search was not run.")
+        query = ""
+    profile_id = number("profile", low=1, high=MAX_ID, label="not a profile id")
+    device = number("device", low=0, high=MAX_ID, label="not a device")
+    if device is not None and device not in DeviceType.values:
+        problems.append(f"Ignored device {device}: not a device.")
+        device = None
+    hour = number("hour", low=0, high=23, label="an hour is 0 to 23")
+    country = text("country").upper() or None
+    if country is not None and country not in set(country_codes):
+        problems.append(f"Ignored country {_shown(country)}: not a country of the catalog.")
+        country = None
+    compare = text("compare")
+    if compare not in COMPARE_CHOICES:
+        problems.append(f"Ignored compare {_shown(compare)}: not a comparison this page offers.")
+        compare = ""
+    after = number("after", low=0, high=MAX_ID, label="not a profile id")
+    return PreviewQuery(query, profile_id, DeviceType.TV if device is None else device, hour, country, compare,
+                        after or 0, tuple(problems))  # fmt: skip
+
+
+def _shown(value: str) -> str:
+    """A rejected value as the message quotes it: short, and escapes visible."""
+    return repr(value[:40] + ("…" if len(value) > 40 else ""))
 
 
 @dataclass(frozen=True)
@@ -62,6 +139,7 @@ class RowView:
     key: str
     title: str
     tiles: tuple[Tile, ...]
+    hidden: int = 0  # titles from the viewing history left out (no users.view_profile_details)
 
 
 @dataclass(frozen=True)
@@ -122,10 +200,15 @@ def homepage_preview(*, request: PreviewRequest, engine: RecommendationEngine | 
     rules = rules_matching(titles=titles, head=head, country=country, now=now)
     explanations = result.explanations or {}
     other_ids = _shown_ids(other) if other else None
-    page = _page_view("As served", result, titles, explanations, other_ids)
-    compare = _page_view(f"Served {COMPARE_CHOICES[request.compare]}", other, titles, {}, _shown_ids(result)) if other else None
+    details = request.show_details
+    page = _page_view("As served", result, titles, explanations, other_ids, details)
+    compare = (_page_view(f"Served {COMPARE_CHOICES[request.compare]}", other, titles, {}, _shown_ids(result), details)
+               if other else None)  # fmt: skip
+    visible = page.content_ids | (compare.content_ids if compare else set())
     why = {}
     for content_id, info in titles.items():
+        if content_id not in visible:
+            continue
         explained = explanations.get(content_id, {})
         why[str(content_id)] = {
             "title": info.name, "genres": list(info.genres), "is_original": info.is_original,
@@ -136,11 +219,14 @@ def homepage_preview(*, request: PreviewRequest, engine: RecommendationEngine | 
             "explained": content_id in explanations,
         }  # fmt: skip
     profile = Profile.objects.only("id", "name").get(pk=head.profile_id)
+    summary = {"id": head.profile_id, "name": profile.name, "is_kids": head.is_kids, "maturity_cap": head.maturity_cap}
+    if details:
+        summary.update(account_id=head.account_id, country=head.country, tier=SubscriptionTier(head.tier).label)
     return HomepagePreview(
-        profile={"id": head.profile_id, "name": profile.name, "account_id": head.account_id, "country": head.country,
-                 "tier": SubscriptionTier(head.tier).label, "is_kids": head.is_kids,
-                 "maturity_cap": head.maturity_cap},  # fmt: skip
-        context={"country": country, "device": DeviceType(request.device_type).label,
+        profile=summary,
+        # Without details an unchosen country stays unnamed: it is the account's home country.
+        context={"country": country if details or request.country else None,
+                 "device": DeviceType(request.device_type).label,
                  "time_of_day": request.time_of_day, "compare": request.compare},  # fmt: skip
         page=page, compare=compare, model_versions=result.model_versions, rules_version=result.rules_version,
         why=why,
@@ -190,20 +276,34 @@ def _hue(genres: tuple[str, ...], content_id: int) -> int:
 
 
 def _page_view(label: str, result: Recommendations, titles: dict[int, TitleInfo], explanations: dict,
-               other_ids: set[int] | None) -> PageView:  # fmt: skip
+               other_ids: set[int] | None, show_history: bool = True) -> PageView:  # fmt: skip
+    """The rows as tiles; without show_history, titles in progress are left out (counted) and the watched titles
+    that "Because you watched" names are not named (nor numbered: the row key carries the title's catalog row)."""
     rows = []
+    because = 0
     for row in result.rows:
         tiles = []
+        hidden = 0
         for item in row.items:
+            if not show_history and (row.key == CONTINUE_WATCHING or IN_PROGRESS_SOURCE in item.sources):
+                hidden += 1
+                continue
+            reason = item.reason
+            if not show_history and reason.startswith(REASON_BECAUSE):
+                reason = HIDDEN_REASON
             info = titles.get(item.content_id)
             genres = info.genres if info else ()
             tiles.append(Tile(
                 content_id=item.content_id, title=item.title, genres=genres, is_original=bool(info and info.is_original),
-                reason=item.reason, rank=item.rank, score=item.score, sources=item.sources,
+                reason=reason, rank=item.rank, score=item.score, sources=item.sources,
                 hue=_hue(genres, item.content_id), boosted=bool(explanations.get(item.content_id, {}).get("boosted")),
                 only_here=other_ids is not None and item.content_id not in other_ids,
             ))  # fmt: skip
-        rows.append(RowView(row.key, row.title, tuple(tiles)))
+        key, title = row.key, row.title
+        if not show_history and key.startswith(f"{BECAUSE_YOU_WATCHED}:"):
+            because += 1
+            key, title = f"{BECAUSE_YOU_WATCHED}:{because}", HIDDEN_ROW_TITLE
+        rows.append(RowView(key, title, tuple(tiles), hidden))
     overall = explanations.get(-1, {})
     shown = {tile.content_id for row in rows for tile in row.tiles}
     summary = {

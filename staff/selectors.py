@@ -22,6 +22,7 @@ from tasks.models import JobRun
 from users.models import Profile
 
 PROFILES_PER_PAGE = 20
+MAX_ID = 2**63 - 1  # PostgreSQL bigint: a larger id matches no row (and would fail the query)
 VERSIONS_PER_KIND = 20
 RUNS_PER_PAGE = 50
 FAILURES_SHOWN = 20
@@ -38,10 +39,11 @@ RECALL_METRICS = ("candidate_recall", "recall_at_500", "recall_at_10")
 class ProfileHit:
     id: int
     name: str
-    account_id: int
-    country: str
-    tier: str
     is_kids: bool
+    # Account details, None unless asked for (users.view_profile_details: never editors).
+    account_id: int | None = None
+    country: str | None = None
+    tier: str | None = None
 
 
 @dataclass(frozen=True)
@@ -51,23 +53,34 @@ class ProfileSearch:
     next_after: int | None  # the id to continue after, when there are more
 
 
-def profiles_search(*, query: str, after: int = 0, limit: int = PROFILES_PER_PAGE) -> ProfileSearch:
-    """A profile by id (digits), else profiles whose name equals `query` in any case, by id, `limit` per page.
-    Both are index scans (the primary key; profile_name_upper_idx on UPPER(name), id)."""
+def profiles_search(
+    *, query: str, after: int = 0, limit: int = PROFILES_PER_PAGE, with_account: bool = False
+) -> ProfileSearch:
+    """A profile by id (ASCII digits), else profiles whose name equals `query` in any case, by id, `limit` per
+    page; with_account adds each one's account id, country and tier. Both are index scans (the primary key;
+    profile_name_upper_idx on UPPER(name), id). A query no profile can match (a NUL, an id beyond bigint, a name
+    longer than names are) finds nothing without a query."""
     query = query.strip()
-    if not query:
+    if not query or "\x00" in query or len(query) > Profile._meta.get_field("name").max_length:
         return ProfileSearch(query, (), None)
-    profiles = Profile.objects.select_related("account").only(
-        "id", "name", "is_kids", "account__id", "account__country", "account__subscription_tier"
-    )
-    if query.isdigit():
+    fields = ["id", "name", "is_kids"]
+    profiles = Profile.objects.all()
+    if with_account:
+        profiles = profiles.select_related("account")
+        fields += ["account__id", "account__country", "account__subscription_tier"]
+    profiles = profiles.only(*fields)
+    if query.isascii() and query.isdigit():  # not str.isdigit alone: "²" is a digit that int() refuses
+        if int(query) > MAX_ID:
+            return ProfileSearch(query, (), None)
         profiles = profiles.filter(pk=int(query))
     else:
-        profiles = profiles.alias(upper_name=Upper("name")).filter(upper_name=query.upper(), pk__gt=after)
+        profiles = profiles.alias(upper_name=Upper("name")).filter(upper_name=query.upper(), pk__gt=min(after, MAX_ID))
     rows = list(profiles.order_by("id")[: limit + 1])
     hits = tuple(
-        ProfileHit(p.pk, p.name, p.account.pk, p.account.country, SubscriptionTier(p.account.subscription_tier).label,
-                   p.is_kids)  # fmt: skip
+        ProfileHit(p.pk, p.name, p.is_kids, p.account.pk, p.account.country,
+                   SubscriptionTier(p.account.subscription_tier).label)  # fmt: skip
+        if with_account
+        else ProfileHit(p.pk, p.name, p.is_kids)
         for p in rows[:limit]
     )
     return ProfileSearch(query, hits, rows[limit - 1].pk if len(rows) > limit else None)

@@ -13,10 +13,11 @@ from recommendations.models import ModelKind, ModelVersion
 from recommendations.services import ModelActivationError, model_version_activate, model_version_rollback
 from staff import health, presenters, selectors
 from staff.access import staff_required
-from staff.preview import COMPARE_CHOICES, PreviewRequest, homepage_preview, preview_contexts
-from users.models import DeviceType, Profile
+from staff.preview import PreviewRequest, homepage_preview, preview_contexts, preview_query_parse
+from users.models import Profile
 
 MODEL_PERMISSION = "recommendations.change_modelversion"
+PROFILE_DETAILS_PERMISSION = "users.view_profile_details"  # viewing history and account details (users 0003)
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -51,27 +52,24 @@ def _int(value: str | None, *, low: int, high: int) -> int | None:
 @staff_required
 @require_GET
 def preview(request: HttpRequest) -> HttpResponse:
-    query = request.GET.get("q", "").strip()[:50]
-    profile_id = _int(request.GET.get("profile"), low=1, high=2**62)
-    device = _int(request.GET.get("device"), low=1, high=99)
-    device = device if device in DeviceType.values else DeviceType.TV
-    hour = _int(request.GET.get("hour"), low=0, high=23)
-    country = request.GET.get("country", "").strip().upper()[:2] or None
-    compare = request.GET.get("compare", "")
-    compare = compare if compare in COMPARE_CHOICES else ""
+    choices = preview_contexts()
+    asked = preview_query_parse(request.GET, country_codes=[code for code, _ in choices["countries"]])
+    details = request.user.has_perm(PROFILE_DETAILS_PERMISSION)
     context: dict[str, Any] = {
-        "query": query, "profile_id": profile_id, "device": device, "hour": hour, "country": country or "",
-        "compare": compare, **preview_contexts(),
+        "query": asked.query, "profile_id": asked.profile_id, "device": asked.device, "hour": asked.hour,
+        "country": asked.country or "", "compare": asked.compare, "problems": asked.problems, "show_details": details,
+        **choices,
     }  # fmt: skip
-    if query and profile_id is None:
-        context["search"] = selectors.profiles_search(query=query, after=_int(request.GET.get("after"), low=0, high=2**62) or 0)
+    if asked.query and asked.profile_id is None:
+        context["search"] = selectors.profiles_search(query=asked.query, after=asked.after, with_account=details)
     status = 200
-    if profile_id is not None:
+    if asked.profile_id is not None:
         try:
             context["preview"] = homepage_preview(request=PreviewRequest(
-                profile_id=profile_id, device_type=device, time_of_day=hour, country=country, compare=compare))
+                profile_id=asked.profile_id, device_type=asked.device, time_of_day=asked.hour, country=asked.country,
+                compare=asked.compare, show_details=details))  # fmt: skip
         except Profile.DoesNotExist:
-            context["not_found"] = profile_id
+            context["not_found"] = asked.profile_id
             status = 404
     response = _page(request, "staff/preview.html", "Homepage preview", **context)
     response.status_code = status

@@ -49,6 +49,8 @@ class Profile(models.Model):
 
     class Meta:
         ordering = ["account_id", "slot"]
+        # Staff pages show viewing history and account details (account, country, tier) only with it.
+        permissions = [("view_profile_details", "View profile viewing history and account details")]
         # The staff homepage preview finds profiles by name in any case, index-backed at 1M profiles.
         indexes = [models.Index(Upper("name"), F("id"), name="profile_name_upper_idx")]
         constraints = [

@@ -23,6 +23,7 @@ REASON_CONTINUE = "Continue watching"
 REASON_NEW = "New release"
 REASON_TRENDING = "Trending now"
 REASON_TOP_PICK = "Top pick for you"
+REASON_BECAUSE = "Because you watched "  # followed by the watched title's name
 MIN_ROW_ITEMS = 3  # a row with fewer titles is not worth a shelf
 
 
@@ -68,7 +69,7 @@ def reasons(page: PageInput, positions: np.ndarray) -> list[str]:
         if page.in_progress[p]:
             out.append(REASON_CONTINUE)
         elif name is not None:
-            out.append(f"Because you watched {name}")
+            out.append(f"{REASON_BECAUSE}{name}")
         elif page.new_release[p]:
             out.append(REASON_NEW)
         elif page.trending[p]:
