@@ -1,8 +1,7 @@
 #!/usr/bin/env python
 """Content safety over a whole world: no capped profile's response shows or names a title above its cap.
 
-    .venv/bin/python bench/kids_safety.py --database-url postgres://reco:reco@127.0.0.1:5432/reco_demo \\
-        --artifact-dir var/artifacts --inject 6
+    .venv/bin/python bench/kids_safety.py --capped --inject 6       # the demo world (`make demo`'s SQLite)
     .venv/bin/python bench/kids_safety.py --database-url postgres://reco:reco@127.0.0.1:5432/reco_bench \\
         --redis-url redis://127.0.0.1:6379/14 --artifact-dir /tmp/reco-bench-artifacts --limit 5000 --seconds 180
 
@@ -35,9 +34,9 @@ EXAMPLES = 5  # leaks printed in full
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--database-url", default="postgres://reco:reco@127.0.0.1:5432/reco_demo")
+    parser.add_argument("--database-url", default="", help="default: the embedded SQLite database the demo uses")
     parser.add_argument("--redis-url", default="", help="the feature store's Redis (default: none, the embedded store)")
-    parser.add_argument("--artifact-dir", default=str(ROOT / "var" / "artifacts"))
+    parser.add_argument("--artifact-dir", default="", help="default: the settings' (the demo's)")
     parser.add_argument("--capped", action="store_true", help="also every non-kids profile with a cap below 18+")
     parser.add_argument("--limit", type=int, default=0, help="a random sample of this many profiles (0: all)")
     parser.add_argument("--seconds", type=float, default=120.0, help="stop walking after this long")
@@ -45,12 +44,13 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=14)
     args = parser.parse_args()
 
-    os.environ.update(DATABASE_URL=args.database_url, RECO_ARTIFACT_DIR=args.artifact_dir,
-                      DJANGO_SETTINGS_MODULE="config.settings.base", LOG_LEVEL="WARNING")  # fmt: skip
-    if args.redis_url:
-        os.environ["REDIS_URL"] = args.redis_url
-    else:
-        os.environ.pop("REDIS_URL", None)
+    os.environ.update(DJANGO_SETTINGS_MODULE="config.settings.base", LOG_LEVEL="WARNING")
+    for name, value in (("DATABASE_URL", args.database_url), ("REDIS_URL", args.redis_url),
+                        ("RECO_ARTIFACT_DIR", args.artifact_dir)):  # fmt: skip
+        if value:
+            os.environ[name] = value
+        else:
+            os.environ.pop(name, None)
     sys.path.insert(0, str(ROOT))
     import django
 

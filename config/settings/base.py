@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "events",
     "experiments",
     "staff",
+    "axes",  # login throttling (below)
 ]
 
 MIDDLEWARE = [
@@ -48,6 +49,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes requires
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -152,6 +154,17 @@ CELERY_RESULT_EXPIRES = 3600
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3 * 3600)}
 # Job locks (tasks/locks.py) lapse this long after their holder dies; a live holder renews them.
 RECO_JOB_LOCK_SECONDS = env_int("RECO_JOB_LOCK_SECONDS", 60)
+
+# --- Login throttling (django-axes): after AXES_FAILURE_LIMIT wrong passwords for one username from one address,
+# that pair is refused (429, staff.lockout) until AXES_COOLOFF_MINUTES have passed without a try. Attempts live
+# in the database, one row per (username, address) that failed within the cool-off, expired by axes itself.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = env_int("AXES_COOLOFF_MINUTES", 15) / 60  # hours, as axes reads a number
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "staff.lockout.login_locked_response"
+AXES_DISABLE_ACCESS_LOG = True  # no row per successful login: storage stays bounded (last_login is kept)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
