@@ -2,12 +2,13 @@
 """Benchmark POST /api/events over HTTP: gunicorn on this machine, closed-loop clients, then a loss count.
 
     .venv/bin/python bench/events.py                                  # reco_bench, 2 workers, 4 clients, 20 s
-    .venv/bin/python bench/events.py --clients 8 --batch 500 --seconds 30
+    .venv/bin/python bench/events.py --clients 8 --batch 400 --seconds 30
 
 Starts gunicorn (sync workers) on the database, issues an API key, and has --clients threads POST batches
 of --batch events as fast as the server answers, for --seconds. The mix is a homepage's: impressions of
 20 titles (one stored row per title), clicks, and viewings that play, progress and complete (folded into
-viewing history). After each batch a client re-sends an earlier one with probability --resend, as a
+viewing history); an impression that would take a body past the API's row cap (MAX_ROWS) is sent as a
+click instead. After each batch a client re-sends an earlier one with probability --resend, as a
 retrying app would; those must come back all duplicates. A failed request is retried until it succeeds.
 Prints rows stored a second (the ingest rate), events a second as posted, request p50/p95/p99 and errors,
 and the CPU seconds the Django workers, their PostgreSQL backends and this load generator spent (other jobs
@@ -63,8 +64,10 @@ def main() -> None:
     load_average = _load_average()  # other jobs share these cores
     profile_ids, title_ids = _sample_ids(env)
     client_id = _issue_key()
+    from events.api.parsing import MAX_ROWS
+
     run = f"b{uuid.uuid4().hex[:10]}"  # every event id of this run starts with it
-    batches = _Batches(run, profile_ids, title_ids, size=args.batch, seed=args.seed)
+    batches = _Batches(run, profile_ids, title_ids, size=args.batch, seed=args.seed, max_rows=MAX_ROWS)
     server = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "config.wsgi:application", "--bind", f"127.0.0.1:{PORT}",
          "--workers", str(args.workers), "--worker-class", "sync", "--timeout", "60", "--log-level", "warning"],
@@ -131,8 +134,10 @@ def _issue_key() -> int:
 class _Batches:
     """Request bodies of `size` events with unique ids, made on demand (thread-safe); counts the rows sent."""
 
-    def __init__(self, run: str, profile_ids: np.ndarray, title_ids: np.ndarray, *, size: int, seed: int) -> None:
+    def __init__(self, run: str, profile_ids: np.ndarray, title_ids: np.ndarray, *, size: int, seed: int,
+                 max_rows: int) -> None:  # fmt: skip
         self.run, self.profile_ids, self.title_ids, self.size = run, profile_ids, title_ids, size
+        self.max_rows = max_rows
         self.rng = np.random.default_rng(seed)
         self.lock = threading.Lock()
         self.count = 0
@@ -153,6 +158,8 @@ class _Batches:
         started = (now - dt.timedelta(minutes=30)).isoformat()
         events, rows = [], 0
         for i, event_type in enumerate(types):
+            if event_type == "impression" and rows + IMPRESSION_ITEMS + (self.size - i - 1) > self.max_rows:
+                event_type = "click"
             event = {"event_id": f"{self.run}-{number}-{i}", "type": str(event_type), "profile_id": int(profiles[i]),
                      "occurred_at": (now - dt.timedelta(seconds=i)).isoformat(), "device_type": "tv"}  # fmt: skip
             if event_type == "impression":
@@ -179,7 +186,7 @@ def _post(connection: http.client.HTTPConnection, body: bytes) -> tuple[int, dic
     connection.request("POST", "/api/events", body=body, headers={"X-Api-Key": KEY, "Content-Type": "application/json"})
     response = connection.getresponse()
     payload = response.read()
-    return response.status, (json.loads(payload) if response.status in (200, 400) else {})
+    return response.status, (json.loads(payload) if response.status in (200, 400, 413) else {})
 
 
 def _send_until_stored(connection: http.client.HTTPConnection, body: bytes, failures: list) -> tuple[dict, http.client.HTTPConnection]:
@@ -189,6 +196,8 @@ def _send_until_stored(connection: http.client.HTTPConnection, body: bytes, fail
             status, answer = _post(connection, body)
             if status == 200:
                 return answer, connection
+            if status in (400, 413):  # the same body would be refused again
+                raise SystemExit(f"the API refused a batch: {status} {answer}")
             failures.append(status)
         except (OSError, http.client.HTTPException) as error:
             failures.append(type(error).__name__)
@@ -246,9 +255,9 @@ def _count_stored(client_id: int, run: str) -> tuple[int, int]:
     from django.db import connection
 
     with connection.cursor() as cursor:
-        # A range on the unique index's (client_id, client_event_id): the run's rows only.
+        # A range on the unique index's (client_id, client_event_id, item_position): the run's rows only.
         cursor.execute(
-            "SELECT count(*), count(DISTINCT client_event_id) FROM events_event "
+            "SELECT count(*), count(DISTINCT (client_event_id, item_position)) FROM events_event "
             "WHERE client_id = %s AND client_event_id >= %s AND client_event_id < %s",
             [client_id, f"{run}-", f"{run}."],
         )

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from django.db import models
-from django.db.models import Q
+from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
 from catalog.models import Title
@@ -23,9 +23,9 @@ VIEWING_TYPES = frozenset({EventType.PLAY, EventType.PROGRESS, EventType.COMPLET
 
 
 class Event(models.Model):
-    """What a client saw or did; an impression of n items is stored as n rows (`<event_id>:<position>`).
+    """What a client saw or did; an impression of n items is stored as n rows, one per item position.
 
-    Unique per (client, client_event_id), so a retried batch stores nothing twice.
+    Unique per (client, client_event_id, item_position), so a retried batch stores nothing twice.
     """
 
     id = models.BigAutoField(primary_key=True)
@@ -47,10 +47,21 @@ class Event(models.Model):
     device_type = models.PositiveSmallIntegerField(choices=DeviceType.choices)
     occurred_at = models.DateTimeField()
     received_at = models.DateTimeField(default=timezone.now)
+    # The key's last part, so impression items get a key space of their own (issue #14: a click "X:1" was
+    # dropped as a duplicate of impression X's item 1): an impression row's position, 0 for any other event.
+    item_position = models.GeneratedField(
+        expression=Case(When(type=EventType.IMPRESSION.value, then=F("position")), default=Value(0)),
+        output_field=models.PositiveSmallIntegerField(),
+        db_persist=True,
+    )
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["client", "client_event_id"], name="event_unique_client_event"),
+            models.UniqueConstraint(fields=["client", "client_event_id", "item_position"], name="event_unique_client_item"),
+            models.CheckConstraint(
+                condition=~Q(type=EventType.IMPRESSION.value) | Q(position__isnull=False),
+                name="event_impression_has_position",
+            ),
             models.CheckConstraint(condition=Q(type__in=EventType.values), name="event_type_valid"),
             models.CheckConstraint(
                 condition=Q(propensity__isnull=True) | (Q(propensity__gt=0) & Q(propensity__lte=1)),

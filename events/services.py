@@ -1,4 +1,9 @@
-"""Storing a batch of client events once each and folding the new viewing events into viewing history."""
+"""Storing a batch of client events once each and folding the new viewing events into viewing history.
+
+A row's key is (client, client_event_id, item_position): an impression's rows carry its event id and differ by
+item position, every other event is item 0 (see Event.item_position). An event that names the account
+(`user_id`) is stored only when that account owns its profile.
+"""
 from __future__ import annotations
 
 import datetime as dt
@@ -14,6 +19,7 @@ from users.loaders.dataset import COMPLETED_AT
 from users.models import Profile, ViewingEvent
 
 SQLITE_CHUNK = 500  # values per IN (...) list or INSERT, well under SQLite's variable limit
+_IMPRESSION = EventType.IMPRESSION.value  # a plain string: comparing with the enum member costs a descriptor call
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +43,15 @@ class EventRow:
     started_at: dt.datetime | None = None  # identifies the viewing (play, progress, complete); folded, not stored
     watch_seconds: int = 0  # filled in from the title's runtime before folding
 
+    @property
+    def item_position(self) -> int:
+        """The key's last part, as the database computes Event.item_position."""
+        return (self.position or 0) if self.type == _IMPRESSION else 0
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return self.client_event_id, self.item_position
+
 
 @dataclass(frozen=True)
 class IncomingEvent:
@@ -45,6 +60,7 @@ class IncomingEvent:
     index: int
     event_id: str
     rows: tuple[EventRow, ...]
+    user_id: int | None = None  # the account, when the client names it: it must own the profile
 
 
 @dataclass(frozen=True)
@@ -63,19 +79,19 @@ class IngestResult:
 
 
 def events_ingest(*, client_id: int, events: Sequence[IncomingEvent]) -> IngestResult:
-    """Store the events whose profile and titles exist, each once, and fold the new ones into history."""
-    known_profiles = _existing_ids(Profile, {row.profile_id for event in events for row in event.rows})
+    """Store the events whose profile, titles and account check out, each once, and fold the new ones into history."""
+    profile_accounts = _profile_accounts({row.profile_id for event in events for row in event.rows})
     runtimes = _title_runtimes({row.title_id for event in events for row in event.rows})
     errors: list[EventError] = []
     rows: list[EventRow] = []
     for event in events:
-        problems = _unknown_references(event, known_profiles, runtimes)
+        problems = _reference_problems(event, profile_accounts, runtimes)
         if problems:
             errors.append(EventError(event.index, event.event_id, problems))
         else:
             rows.extend(_with_watch_seconds(row, runtimes[row.title_id]) for row in event.rows)
-    unique_rows = list({row.client_event_id: row for row in reversed(rows)}.values())  # the first of repeats wins
-    unique_rows.sort(key=lambda row: row.client_event_id)  # one lock order for every batch: no deadlocks
+    unique_rows = list({row.key: row for row in reversed(rows)}.values())  # the first of repeats wins
+    unique_rows.sort(key=lambda row: row.key)  # one lock order for every batch: no deadlocks
     if not unique_rows:
         return IngestResult(accepted=0, duplicates=0, errors=errors)
     with transaction.atomic():
@@ -86,8 +102,9 @@ def events_ingest(*, client_id: int, events: Sequence[IncomingEvent]) -> IngestR
     return IngestResult(accepted=stored, duplicates=len(rows) - stored, errors=errors, folded=folded)
 
 
-def _existing_ids(model: type, ids: set[int]) -> set[int]:
-    return {row[0] for row in _id_lookup(model._meta.db_table, "id", ids)}
+def _profile_accounts(ids: set[int]) -> dict[int, int]:
+    """Profile id -> its account's id, for the profiles that exist (one query for the whole batch)."""
+    return dict(_id_lookup(Profile._meta.db_table, "id, account_id", ids))
 
 
 def _title_runtimes(ids: set[int]) -> dict[int, int]:
@@ -117,11 +134,13 @@ def _chunks(values: list) -> Iterable[list]:
         yield values[start : start + SQLITE_CHUNK]
 
 
-def _unknown_references(event: IncomingEvent, known_profiles: set[int], runtimes: dict[int, int]) -> dict:
+def _reference_problems(event: IncomingEvent, profile_accounts: dict[int, int], runtimes: dict[int, int]) -> dict:
     problems: dict = {}
     profile_id = event.rows[0].profile_id
-    if profile_id not in known_profiles:
+    if profile_id not in profile_accounts:
         problems["profile_id"] = [f"Unknown profile {profile_id}."]
+    elif event.user_id is not None and profile_accounts[profile_id] != event.user_id:
+        problems["user_id"] = [f"Profile {profile_id} does not belong to user {event.user_id}."]
     if event.rows[0].type == EventType.IMPRESSION:
         items = {str(i): {"content_id": [f"Unknown title {row.title_id}."]}
                  for i, row in enumerate(event.rows) if row.title_id not in runtimes}  # fmt: skip
@@ -145,23 +164,25 @@ _COLUMNS = (
     ("device_type", "smallint"), ("occurred_at", "timestamptz"),
 )  # fmt: skip
 _FOLD_COLUMNS = (("started_at", "timestamptz"), ("watch_seconds", "integer"))
+_KEY_COLUMNS = (("item_position", "smallint"),)  # computed by the database on insert; read to order and join
 _STORED = ", ".join(name for name, _ in _COLUMNS)
 _VIEWING_TYPES_SQL = ", ".join(f"'{t.value}'" for t in sorted(VIEWING_TYPES))
 
 # One statement: read the batch from one JSON parameter, insert the rows that are new, and fold exactly
 # those into viewing history, aggregated per viewing (ON CONFLICT DO UPDATE may touch a row only once
-# per statement). Both inserts run in key order, so concurrent batches take their locks alike.
+# per statement). Both inserts run in key order, so concurrent batches take their locks alike. Viewing
+# events are item 0, so the join on the whole key never meets an impression's rows.
 # One JSON text costs ~3 ms to build for 1,000 rows; binding 16 arrays cost ~30 ms of psycopg quoting.
 _STORE_AND_FOLD_SQL = f"""
 WITH incoming AS (
     SELECT * FROM json_to_recordset(%(rows)s::json)
-        AS t({", ".join(f"{name} {sql_type}" for name, sql_type in _COLUMNS + _FOLD_COLUMNS)})
+        AS t({", ".join(f"{name} {sql_type}" for name, sql_type in _COLUMNS + _FOLD_COLUMNS + _KEY_COLUMNS)})
 ),
 stored AS (
     INSERT INTO events_event (client_id, received_at, {_STORED})
-    SELECT %(client_id)s, %(received_at)s, {_STORED} FROM incoming ORDER BY client_event_id
-    ON CONFLICT (client_id, client_event_id) DO NOTHING
-    RETURNING client_event_id
+    SELECT %(client_id)s, %(received_at)s, {_STORED} FROM incoming ORDER BY client_event_id, item_position
+    ON CONFLICT (client_id, client_event_id, item_position) DO NOTHING
+    RETURNING client_event_id, item_position
 ),
 viewings AS (
     SELECT i.profile_id, i.title_id, i.started_at,
@@ -170,7 +191,7 @@ viewings AS (
            max(coalesce(i.watch_percentage, 0)) AS watch_percentage,
            (array_agg(i.device_type ORDER BY i.occurred_at))[1] AS device_type,  -- where playback began
            bool_or(i.type = %(complete)s) OR max(coalesce(i.watch_percentage, 0)) >= %(completed_at)s AS completed
-    FROM incoming i JOIN stored USING (client_event_id)
+    FROM incoming i JOIN stored USING (client_event_id, item_position)
     WHERE i.type IN ({_VIEWING_TYPES_SQL})
     GROUP BY i.profile_id, i.title_id, i.started_at
 ),
@@ -188,7 +209,7 @@ folded AS (
 )
 SELECT (SELECT count(*) FROM stored), (SELECT count(*) FROM folded)
 """
-_JSON_NAMES = [name for name, _ in _COLUMNS + _FOLD_COLUMNS]
+_JSON_NAMES = [name for name, _ in _COLUMNS + _FOLD_COLUMNS + _KEY_COLUMNS]
 
 
 def _store_and_fold_postgres(client_id: int, rows: list[EventRow]) -> tuple[int, int]:
@@ -207,15 +228,15 @@ def _iso(value: dt.datetime) -> str:
 
 def _store_and_fold_portable(client_id: int, rows: list[EventRow]) -> tuple[int, int]:
     """The embedded default (SQLite): the same outcome in a few ORM queries."""
-    ids = [row.client_event_id for row in rows]
+    ids = sorted({row.client_event_id for row in rows})
     existing = {
-        value
+        key
         for chunk in _chunks(ids)
-        for value in Event.objects.filter(client_id=client_id, client_event_id__in=chunk).values_list(
-            "client_event_id", flat=True
+        for key in Event.objects.filter(client_id=client_id, client_event_id__in=chunk).values_list(
+            "client_event_id", "item_position"
         )
     }
-    new_rows = [row for row in rows if row.client_event_id not in existing]
+    new_rows = [row for row in rows if row.key not in existing]
     received_at = _now()
     Event.objects.bulk_create(
         [Event(client_id=client_id, received_at=received_at, **_stored_fields(row)) for row in new_rows],

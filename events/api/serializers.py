@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from events.api.parsing import MAX_EVENT_ID_LENGTH, MAX_EVENTS, MAX_ITEMS
+from events.api.parsing import MAX_EVENT_ID_LENGTH, MAX_EVENTS, MAX_ITEMS, MAX_ROWS
 from events.models import EventType
 from recommendations.api.serializers import DeviceField
 
@@ -20,7 +20,10 @@ class EventSerializer(serializers.Serializer):
     event_id = serializers.CharField(max_length=MAX_EVENT_ID_LENGTH, help_text="The client's id: a retry stores nothing twice.")
     type = serializers.ChoiceField(choices=EventType.values)
     profile_id = serializers.IntegerField(min_value=1)
-    occurred_at = serializers.DateTimeField(help_text="At most 5 minutes in the future.")
+    user_id = serializers.IntegerField(min_value=1, max_value=2**63 - 1, required=False,
+                                       help_text="The account; when given it must own the profile.")  # fmt: skip
+    occurred_at = serializers.DateTimeField(help_text="At most 5 minutes in the future; an offset within "
+                                            "±15:59:59 in whole seconds (stored in UTC).")  # fmt: skip
     device_type = DeviceField(help_text="tv, mobile, tablet, web or console (or its number).")
     request_id = serializers.CharField(max_length=32, required=False, help_text="The /api/recs response's request_id.")
     experiment = serializers.CharField(max_length=64, required=False)
@@ -30,14 +33,16 @@ class EventSerializer(serializers.Serializer):
     row = serializers.CharField(max_length=64, required=False)
     content_id = serializers.IntegerField(min_value=1, required=False, help_text="click, play, progress, complete.")
     position = serializers.IntegerField(min_value=1, required=False, help_text="click, play.")
-    started_at = serializers.DateTimeField(required=False,
-                                           help_text="play, progress, complete: when playback began (the viewing).")  # fmt: skip
+    started_at = serializers.DateTimeField(required=False, help_text="play, progress, complete: when playback "
+                                           "began (the viewing); the same rules as occurred_at.")  # fmt: skip
     watch_percentage = serializers.FloatField(min_value=0, max_value=1, required=False,
                                               help_text="progress (required), complete (default 1).")  # fmt: skip
 
 
 class EventBatchSerializer(serializers.Serializer):
-    events = EventSerializer(many=True, max_length=MAX_EVENTS, allow_empty=False)
+    events = EventSerializer(many=True, max_length=MAX_EVENTS, allow_empty=False,
+                             help_text=f"At most {MAX_ROWS:,} rows in all: an impression's items count one each, "
+                             "any other event one.")  # fmt: skip
 
 
 class EventErrorSerializer(serializers.Serializer):

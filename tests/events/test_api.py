@@ -39,11 +39,11 @@ def test_good_events_are_stored_and_each_bad_one_is_reported_by_index(api, app_c
     assert "watch_percentage" in errors[5]["errors"]
     assert "type" in errors[6]["errors"] and "non_field_errors" in errors[7]["errors"]
 
-    stored = Event.objects.filter(client=app_client).order_by("client_event_id")
+    stored = Event.objects.filter(client=app_client).order_by("client_event_id", "item_position")
     impression_id = events[0]["event_id"]
-    assert [row.client_event_id for row in stored] == [f"{impression_id}:1", f"{impression_id}:2", f"{impression_id}:3",
-                                                       events[1]["event_id"]]  # fmt: skip
-    shown = stored.get(client_event_id=f"{impression_id}:2")
+    assert [(row.client_event_id, row.item_position) for row in stored] == [
+        (impression_id, 1), (impression_id, 2), (impression_id, 3), (events[1]["event_id"], 0)]  # fmt: skip
+    shown = stored.get(client_event_id=impression_id, item_position=2)
     assert (shown.type, shown.title_id, shown.position, shown.row_key, shown.propensity, shown.policy) == (
         EventType.IMPRESSION, titles[1].pk, 2, "top-picks", 0.5, "ranker")
     assert (shown.experiment, shown.arm, shown.request_id, shown.device_type) == ("home-v2", "bandit", "r" * 32,
@@ -93,8 +93,8 @@ def test_a_bad_field_names_the_field(api, profiles, titles, change, field):
 )
 def test_impression_items_are_validated(api, profiles, items, message_part):
     response = post(api, [event("impression", profiles[0].pk, items=items)])
-    assert response.status_code == 400
-    assert message_part in str(response.json()["errors"][0]["errors"]["items"])
+    assert response.status_code == 400 and response.json()["code"] == "no_valid_events"
+    assert message_part in str(response.json()["details"]["errors"][0]["errors"]["items"])
 
 
 def test_watch_percentage_must_be_within_0_and_1_and_complete_defaults_to_1(api, app_client, profiles, titles):
@@ -113,8 +113,9 @@ def test_when_no_event_is_valid_the_answer_is_400_with_every_error(api, profiles
     assert response.status_code == 400
     body = response.json()
     assert body["code"] == "no_valid_events"
-    assert (body["accepted"], body["rejected"]) == (0, 2)
-    assert "content_id" in body["errors"][0]["errors"] and "profile_id" in body["errors"][1]["errors"]
+    details = body["details"]  # the answer a 200 would have given
+    assert (details["accepted"], details["duplicates"], details["rejected"]) == (0, 0, 2)
+    assert "content_id" in details["errors"][0]["errors"] and "profile_id" in details["errors"][1]["errors"]
     assert not Event.objects.exists()
 
 
@@ -178,11 +179,12 @@ def test_the_schema_documents_the_events_endpoint(api):
     assert "ApiKey" in str(schema["paths"]["/api/events"]["post"]["security"])
 
 
-def test_a_body_over_the_upload_limit_is_413_batch_too_large(api, settings, profiles, titles):
+def test_a_body_over_the_upload_limit_is_413_body_too_large(api, settings, profiles, titles):
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 10_000
     events = [impression(profiles[0].pk, [t.pk for t in titles]) for _ in range(40)]
     response = post(api, events)
-    assert response.status_code == 413 and response.json()["code"] == "batch_too_large"
+    assert response.status_code == 413 and response.json()["code"] == "body_too_large"
+    assert not Event.objects.exists()
 
 
 FIELDS = ["event_id", "type", "profile_id", "occurred_at", "device_type", "content_id", "position", "row", "items",

@@ -126,6 +126,11 @@ def test_the_database_refuses_what_the_api_refuses(db):
                 {"device_type": 9}):  # fmt: skip
         with pytest.raises(IntegrityError), transaction.atomic():
             EventFactory(**bad)
-    first = EventFactory(type=EventType.IMPRESSION, propensity=1.0)
     with pytest.raises(IntegrityError), transaction.atomic():
-        EventFactory(client=first.client, client_event_id=first.client_event_id)
+        EventFactory(type=EventType.IMPRESSION, position=None)  # an impression row is an item: it has a position
+    first = EventFactory(type=EventType.IMPRESSION, propensity=1.0, position=2)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        EventFactory(client=first.client, client_event_id=first.client_event_id, type=EventType.IMPRESSION, position=2)
+    click = EventFactory(client=first.client, client_event_id=first.client_event_id, position=2)  # item 0, its own key
+    with pytest.raises(IntegrityError), transaction.atomic():
+        EventFactory(client=first.client, client_event_id=click.client_event_id, type=EventType.PLAY, position=None)

@@ -58,9 +58,9 @@ def test_concurrent_batches_lose_nothing_and_store_nothing_twice(live_server, tr
     with ThreadPoolExecutor(THREADS) as pool:
         answers = list(pool.map(lambda batch: send(url, batch), batches + retried))
 
-    expected_ids = {f"{e['event_id']}:{item['position']}" for e in events if e["type"] == "impression"
-                    for item in e["items"]} | {e["event_id"] for e in events if e["type"] != "impression"}  # fmt: skip
-    stored_ids = list(Event.objects.filter(client=app).values_list("client_event_id", flat=True))
+    expected_ids = {(e["event_id"], item["position"]) for e in events if e["type"] == "impression"
+                    for item in e["items"]} | {(e["event_id"], 0) for e in events if e["type"] != "impression"}  # fmt: skip
+    stored_ids = list(Event.objects.filter(client=app).values_list("client_event_id", "item_position"))
     assert len(stored_ids) == len(set(stored_ids)) == len(expected_ids)
     assert set(stored_ids) == expected_ids
     assert sum(a["accepted"] for a in answers) == len(expected_ids)
