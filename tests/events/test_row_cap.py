@@ -8,7 +8,7 @@ import datetime as dt
 
 import pytest
 
-from events.api.parsing import MAX_EVENTS, MAX_ITEMS, MAX_ROWS, batch_parse
+from events.api.parsing import MAX_EVENTS, MAX_ITEMS, MAX_ROWS, batch_parse, batch_rows_sent
 from events.models import Event
 from tests.events.helpers import event, impression, post
 
@@ -62,6 +62,20 @@ def test_row_count_counts_the_rows_valid_events_would_store():
                                     event("click", 1), "junk"]}, now=NOW)  # fmt: skip
     assert (batch.rows_sent, batch.row_count) == (4 + 3 + 1 + 1 + 1, 4 + 1)
     assert [error.index for error in batch.errors] == [1, 3, 4]
+
+
+@pytest.mark.parametrize(
+    ("body", "rows"),
+    [
+        ({"events": [impression(1, [1, 2, 3]), event("click", 1, items=[{}, {}]), {"type": "impression", "items": []},
+                     {"type": "impression", "items": "many"}, 7]}, 3 + 1 + 1 + 1 + 1),
+        ({"events": full_impressions(MAX_EVENTS + 1)}, (MAX_EVENTS + 1) * MAX_ITEMS),  # counted, then refused
+        ({"events": "many"}, 0),
+        ([impression(1, [1])], 0),
+    ],
+)  # fmt: skip
+def test_batch_rows_sent_is_what_the_cap_counts_before_parsing(body, rows):
+    assert batch_rows_sent(body) == rows
 
 
 def test_an_impression_with_too_many_items_is_its_own_error_while_the_batch_fits():
