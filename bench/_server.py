@@ -15,16 +15,18 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def add_service_arguments(parser: argparse.ArgumentParser) -> None:
     """--database-url, --redis-url and --artifact-dir, defaulting to what bench/load_data.py and
-    bench/train_models.py build (reco_bench)."""
+    bench/train_models.py build (reco_bench), and --serving-cache-dir (the web processes' private copies)."""
     parser.add_argument("--database-url", default="postgres://reco:reco@127.0.0.1:5432/reco_bench")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
     parser.add_argument("--artifact-dir", default="/tmp/reco-bench-artifacts")
+    parser.add_argument("--serving-cache-dir", default="/tmp/reco-bench-serving-cache")
 
 
 def service_env(args: argparse.Namespace, **extra: str) -> dict[str, str]:
     """This process's environment pointed at the services in `args`, one BLAS thread, plus `extra`."""
     return {**os.environ, "DATABASE_URL": args.database_url, "REDIS_URL": args.redis_url,
-            "RECO_ARTIFACT_DIR": args.artifact_dir, "DJANGO_SETTINGS_MODULE": "config.settings.base",
+            "RECO_ARTIFACT_DIR": args.artifact_dir, "RECO_SERVING_CACHE_DIR": args.serving_cache_dir,
+            "DJANGO_SETTINGS_MODULE": "config.settings.base",
             "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", **extra}  # fmt: skip
 
 

@@ -1,29 +1,75 @@
 """gunicorn settings for the web tier: `gunicorn -c config/gunicorn.py config.wsgi`.
 
 The master imports Django and loads the catalog and the active models once, before it forks the workers
-(preload_app and `when_ready`), so the workers share those pages copy-on-write: the memory-mapped factor
-matrices are shared in any case, and preloading also shares the interpreter, Django and the catalog arrays.
-A worker builds its own copy when a model is activated or the catalog changes; `kill -HUP <master>` then makes
-the master load the new state once and replace the workers (the old ones finish their requests), which share
-it again. GUNICORN_PRELOAD=0 turns preloading off: each worker then imports the app and loads the models itself.
+(preload_app and `when_ready`), so the workers share those pages copy-on-write (and the memory-mapped arrays
+of the artifacts' private copies in any case). Every process then runs a monitor thread
+(recommendations/serving_monitor.py) that re-verifies the served artifacts and publishes what the process
+serves to the cache (the staff health page lists them). The master's monitor also notices a newly activated
+version: it loads it and sends the master a SIGHUP, so that `on_reload` warms up again and fresh workers
+share the new models, while the old workers finish their requests; until then each worker has already
+switched by itself (its registry checks every RECO_REGISTRY_CHECK_SECONDS). No manual SIGHUP is needed.
+
+Every value is read through the typed helpers of config/settings/env.py: GUNICORN_PRELOAD=0/false/off turns
+preloading off (each worker then imports the app and loads the models itself), a malformed value stops
+gunicorn with ImproperlyConfigured instead of being guessed at.
 """
 import os
+import signal
 
-bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
-workers = int(os.environ.get("WEB_CONCURRENCY", "2"))  # about one per core: a request is CPU-bound
+from config.settings.env import env_bool, env_int, env_str
+
+bind = env_str("GUNICORN_BIND", "127.0.0.1:8000")
+workers = env_int("WEB_CONCURRENCY", 2)  # about one per core: a request is CPU-bound
 worker_class = "sync"
-timeout = 60
-preload_app = os.environ.get("GUNICORN_PRELOAD", "1") != "0"
+timeout = env_int("GUNICORN_TIMEOUT", 60)
+preload_app = env_bool("GUNICORN_PRELOAD", default=True)
+
+
+def _reload_master() -> None:
+    os.kill(os.getpid(), signal.SIGHUP)  # handled by gunicorn's main loop: reload, on_reload, fresh workers
 
 
 def when_ready(server) -> None:  # noqa: ANN001
     """After the app is imported in the master, before any worker is forked."""
     if server.cfg.preload_app:  # otherwise the workers import the app themselves, after the fork
         from recommendations.serving import warm_up
+        from recommendations.serving_monitor import serving_monitor
 
         warm_up()
+        serving_monitor.start(role="master", on_models_changed=_reload_master)
 
 
 def on_reload(server) -> None:  # noqa: ANN001
-    """On SIGHUP, in the master, before the new workers are forked: they inherit today's models."""
-    when_ready(server)
+    """On SIGHUP (sent by the master's monitor after an activation, or by hand), in the master, before the
+    new workers are forked: they inherit today's models."""
+    if server.cfg.preload_app:
+        from recommendations.serving import warm_up
+        from recommendations.serving_monitor import serving_monitor
+
+        warm_up()
+        serving_monitor.models_shared()
+        if not serving_monitor.running:  # preloading was off when the master started
+            serving_monitor.start(role="master", on_models_changed=_reload_master)
+
+
+def post_worker_init(worker) -> None:  # noqa: ANN001
+    """In each worker, once it has the app: its own monitor (the parent's thread did not survive the fork)."""
+    from recommendations.serving_monitor import serving_monitor
+
+    serving_monitor.start(role="worker")
+
+
+def worker_exit(server, worker) -> None:  # noqa: ANN001
+    """In the worker, as it exits: take its status off the list."""
+    try:
+        from recommendations.serving_monitor import serving_monitor
+    except Exception:  # noqa: BLE001 - a worker that never loaded the app has nothing to withdraw
+        return
+    serving_monitor.stop()
+
+
+def on_exit(server) -> None:  # noqa: ANN001
+    if server.cfg.preload_app:
+        from recommendations.serving_monitor import serving_monitor
+
+        serving_monitor.stop()

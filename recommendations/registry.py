@@ -1,23 +1,45 @@
 """The active model of each kind, held in this process and swapped atomically when the active version changes.
 
 Every web or worker process has one `registry`. At most every RECO_REGISTRY_CHECK_SECONDS it asks the
-database which versions are active; a changed one is loaded (factor matrices memory-mapped, so processes
-share one copy) and verified before it replaces the old one. A corrupt or missing artifact is logged and
-never replaces a working model.
+database which versions are active; a changed one is loaded from this host's private, verified, read-only
+copy of its artifact (recommendations/artifact_cache.py: content-addressed, never a file another process may
+rewrite), with its large arrays memory-mapped from that copy (RECO_ARTIFACT_MMAP, the default: the processes
+of a host share its pages) or read into memory, and only then replaces the old one.
+
+A load that fails (a missing, truncated or altered artifact) keeps the previous model, is logged and is
+retried with exponential back-off (RECO_ARTIFACT_RETRY_SECONDS doubling up to RECO_ARTIFACT_RETRY_MAX_SECONDS),
+so restoring the file heals the process by itself. `verify_served()`, called off the request path by the
+process's monitor thread (recommendations/serving_monitor.py), notices within RECO_ARTIFACT_VERIFY_SECONDS
+that a served file changed on disk, from its stat (size, times, inode; a full paced re-hash every
+RECO_ARTIFACT_REHASH_SECONDS), hashes it, logs it and, if it was the private copy that serves, reloads a good
+copy. `status()` says what the process serves (versions and checksums), what failed and when it retries.
 """
 from __future__ import annotations
 
 import importlib
+import itertools
 import logging
+import os
 import threading
 import time
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 
-from recommendations.ml.base import META_FILE, Recommender, file_sha256
+from recommendations.artifact_cache import (
+    ArtifactCorrupt,
+    FileState,
+    VerifiedArtifact,
+    private_copy,
+    prune_unused,
+    remove_copy,
+    sha256_of,
+)
+from recommendations.ml.base import Recommender
 from recommendations.models import ModelKind, ModelVersion
 
 log = logging.getLogger(__name__)
@@ -31,6 +53,9 @@ _MODEL_CLASS_PATHS: dict[str, str] = {
     ModelKind.EASE: "recommendations.ml.ease:EASE",
 }
 RECOMMENDER_KINDS = frozenset(_MODEL_CLASS_PATHS)
+HASH_BYTES_PER_SECOND = 64 * 2**20  # background re-hashing: ~6 % of a core per process, 1 GiB in 16 s
+RECENT_ERRORS = 10
+SOURCE, COPY = "source", "copy"
 
 
 def model_class(kind: str) -> type[Recommender]:
@@ -45,33 +70,90 @@ class LoadedModel:
     kind: str
     version: str
     model: Any  # a Recommender, or a LambdaMARTRanker for kind 'ranker'
-    loaded_at: float
+    loaded_at: float  # time.monotonic()
+    artifact: VerifiedArtifact | None = None  # None for models built in memory (ranker training)
+    serial: int = 0  # tells two loads of one version apart (a private copy made again)
+    mapped: bool = False  # its large arrays are memory-mapped from the private copy
+
+    @property
+    def checksum(self) -> str:
+        return self.artifact.checksum if self.artifact else ""
+
+
+@dataclass
+class LoadFailure:
+    """The active version of a kind that did not load, and when it is tried again."""
+
+    version_id: int
+    version: str
+    error: str
+    attempts: int
+    failed_at: float  # time.time()
+    retry_at: float  # time.monotonic()
+
+
+@dataclass
+class _Watch:
+    """What the files of one served model looked like when last hashed, and when the last full hash was."""
+
+    states: dict[tuple[str, str], FileState | None]  # (SOURCE or COPY, file name) -> stat
+    hashed_at: float = field(default_factory=time.monotonic)
 
 
 def artifact_dir() -> Path:
     return Path(settings.RECO_ARTIFACT_DIR)
 
 
-def load_artifact(*, kind: str, artifact_path: str, checksum: str) -> Any:
-    """Load and verify one artifact; ValueError/OSError if it is missing, altered or of the wrong kind."""
-    directory = artifact_dir() / artifact_path
-    if file_sha256(directory / META_FILE) != checksum:
-        raise ValueError(f"{directory}: meta.json does not match the registered checksum")
+def serving_cache_dir() -> Path:
+    return Path(settings.RECO_SERVING_CACHE_DIR)
+
+
+def load_verified(*, kind: str, artifact_path: str, checksum: str, mmap: bool,
+                  check_source: bool = False) -> tuple[Any, VerifiedArtifact]:  # fmt: skip
+    """The model of an artifact, loaded from this host's verified private copy (made now if needed; an intact
+    copy serves even if the store's files changed since, unless `check_source`).
+
+    ArtifactCorrupt (a ValueError) or OSError if the artifact is missing, altered or of the wrong kind."""
+    verified = private_copy(source=artifact_dir() / artifact_path, cache_root=serving_cache_dir(), checksum=checksum,
+                            check_source=check_source)  # fmt: skip
     if kind == ModelKind.RANKER:
         from ranking.ml.ranker import LambdaMARTRanker  # LightGBM only in processes that rank
 
-        return LambdaMARTRanker.load(directory, verify=True)
-    return model_class(kind).load(directory, mmap=True, verify=True)
+        return LambdaMARTRanker.load(verified.copy, verify=False), verified  # LightGBM reads the file into memory
+    return model_class(kind).load(verified.copy, mmap=mmap, verify=False), verified  # verified while copied
+
+
+def load_artifact(*, kind: str, artifact_path: str, checksum: str) -> Any:
+    """Load and verify one artifact in the store (activation); ValueError/OSError if it is missing, altered or
+    of the wrong kind."""
+    return load_verified(kind=kind, artifact_path=artifact_path, checksum=checksum, mmap=True, check_source=True)[0]
 
 
 class ModelRegistry:
     def __init__(self, *, check_seconds: float | None = None) -> None:
         self.check_seconds = settings.RECO_REGISTRY_CHECK_SECONDS if check_seconds is None else check_seconds
         self._models: dict[str, LoadedModel] = {}
-        self._broken: dict[str, int] = {}  # kind -> version id that failed to load (not retried)
-        self._pinned: dict[tuple[str, str], LoadedModel | None] = {}  # versions experiment arms ask for
+        self._failures: dict[str, LoadFailure] = {}  # kind -> its active version that does not load (retried)
+        self._problems: dict[tuple[str, str], dict[str, Any]] = {}  # (kind, path) -> a served file that changed
+        self._recent_errors: deque[dict[str, Any]] = deque(maxlen=RECENT_ERRORS)
+        self._watches: dict[int, _Watch] = {}  # serial -> stat baselines of that loaded model's files
+        self._pinned: dict[tuple[str, str], tuple[LoadedModel | None, float]] = {}  # experiment arms' versions
+        self._listeners: list[Callable[[], None]] = []
+        self._serials = itertools.count(1)
         self._checked_at = float("-inf")
         self._refreshing = threading.Lock()
+
+    def _after_fork_in_child(self) -> None:
+        # A thread of the parent (its monitor) may have held the lock at the fork; the child has no such thread.
+        self._refreshing = threading.Lock()
+
+    def add_listener(self, callback: Callable[[], None]) -> None:
+        """`callback()` after every swap, failed load or changed file (the monitor publishes the status then)."""
+        self._listeners.append(callback)
+
+    def _changed(self) -> None:
+        for callback in list(self._listeners):
+            callback()
 
     def get(self, kind: str) -> LoadedModel | None:
         """The active model of `kind`, or None when none is active or loadable (callers fall back)."""
@@ -80,25 +162,29 @@ class ModelRegistry:
 
     def get_version(self, kind: str, version: str) -> LoadedModel | None:
         """A registered version that need not be active (an experiment arm's); loaded once per process.
-        None if it does not exist or does not load."""
+        None if it does not exist or does not load (tried again after RECO_ARTIFACT_RETRY_MAX_SECONDS)."""
         key = (kind, version)
-        if key not in self._pinned:
+        cached = self._pinned.get(key)
+        if cached is None or (cached[0] is None and time.monotonic() >= cached[1]):
             row = ModelVersion.objects.filter(kind=kind, version=version).values(
                 "id", "artifact_path", "checksum").first()  # fmt: skip
             loaded = None
             if row is not None:
                 try:
-                    model = load_artifact(kind=kind, artifact_path=row["artifact_path"], checksum=row["checksum"])
-                    loaded = LoadedModel(row["id"], kind, version, model, time.monotonic())
+                    loaded = self._load(kind, row["id"], version, row["artifact_path"], row["checksum"])
                 except Exception:
                     log.exception("could not load %s %s for an experiment arm", kind, version)
-            self._pinned[key] = loaded
-        return self._pinned[key]
+            self._pinned[key] = (loaded, time.monotonic() + settings.RECO_ARTIFACT_RETRY_MAX_SECONDS)
+        return self._pinned[key][0]
 
     def versions(self) -> dict[str, str]:
         """{kind: version} of the models this process serves right now."""
         self.refresh_if_due()
         return {kind: loaded.version for kind, loaded in sorted(self._models.items())}
+
+    def serving_key(self) -> tuple:
+        """Changes whenever a served model does (another version, or the same one loaded again)."""
+        return tuple(sorted((kind, m.version_id, m.serial) for kind, m in self._models.items()))
 
     def refresh_if_due(self) -> None:
         if time.monotonic() - self._checked_at < self.check_seconds:
@@ -118,22 +204,221 @@ class ModelRegistry:
                 "id", "kind", "version", "artifact_path", "checksum"
             )
         }
+        changed = False
         for kind in set(self._models) - set(active):
             del self._models[kind]  # deactivated without a successor: stop serving it
+            changed = True
+        for kind in set(self._failures) - set(active):
+            del self._failures[kind]
+            changed = True
         for kind, row in active.items():
             current = self._models.get(kind)
-            if (current and current.version_id == row["id"]) or self._broken.get(kind) == row["id"]:
+            if current and current.version_id == row["id"]:
                 continue
+            failure = self._failures.get(kind)
+            if failure and failure.version_id == row["id"] and time.monotonic() < failure.retry_at:
+                continue  # backing off
+            self._load_active(kind, row, current, failure)
+            changed = True
+        if changed:
+            self._forget_unserved()
+            self._changed()
+
+    def _load_active(self, kind: str, row: dict[str, Any], current: LoadedModel | None,
+                     failure: LoadFailure | None) -> None:  # fmt: skip
+        try:
+            loaded = self._load(kind, row["id"], row["version"], row["artifact_path"], row["checksum"])
+        except Exception as error:
+            attempts = failure.attempts + 1 if failure and failure.version_id == row["id"] else 1
+            self._failed(kind, row["id"], row["version"], error, attempts, current)
+            return
+        # One dict assignment: a request sees the old model or the new one, never half of either.
+        self._models[kind] = loaded
+        self._failures.pop(kind, None)
+        if failure and failure.version_id == row["id"]:
+            log.warning("loaded %s %s after %d failed attempts", kind, row["version"], failure.attempts)
+        log.info("serving %s %s (checksum %s, %s)", kind, row["version"], row["checksum"][:12],
+                 "memory-mapped" if loaded.mapped else "in memory")  # fmt: skip
+        try:
+            prune_unused(serving_cache_dir(), keep={m.checksum for m in self._models.values()})
+        except OSError:
+            log.warning("could not prune the serving cache %s", serving_cache_dir(), exc_info=True)
+
+    def _load(self, kind: str, version_id: int, version: str, artifact_path: str, checksum: str) -> LoadedModel:
+        mmap = bool(settings.RECO_ARTIFACT_MMAP)
+        model, verified = load_verified(kind=kind, artifact_path=artifact_path, checksum=checksum, mmap=mmap)
+        return LoadedModel(version_id, kind, version, model, time.monotonic(), verified, next(self._serials),
+                           mmap and kind != ModelKind.RANKER)  # fmt: skip
+
+    def _failed(self, kind: str, version_id: int, version: str, error: BaseException, attempts: int,
+                current: LoadedModel | None) -> None:  # fmt: skip
+        base, ceiling = settings.RECO_ARTIFACT_RETRY_SECONDS, settings.RECO_ARTIFACT_RETRY_MAX_SECONDS
+        delay = min(base * 2 ** (attempts - 1), ceiling)
+        message = f"{type(error).__name__}: {error}"
+        self._failures[kind] = LoadFailure(version_id, version, message, attempts, time.time(),
+                                           time.monotonic() + delay)  # fmt: skip
+        self._note_error(kind, version, message)
+        # The traceback once; the retries say only what failed.
+        log.error("could not load %s %s (attempt %d, next try in %.0f s); still serving %s: %s", kind, version,
+                  attempts, delay, current.version if current else "nothing", message,
+                  exc_info=attempts == 1 and not isinstance(error, ArtifactCorrupt | OSError))  # fmt: skip
+
+    def _note_error(self, kind: str, version: str, message: str) -> None:
+        self._recent_errors.append({"at": _iso(time.time()), "kind": kind, "version": version, "message": message})
+
+    def _forget_unserved(self) -> None:
+        serving = {m.serial for m in self._models.values()}
+        for serial in set(self._watches) - serving:
+            del self._watches[serial]
+        served_kinds = {(m.kind, str(m.artifact.source)) for m in self._models.values() if m.artifact}
+        for key, problem in list(self._problems.items()):
+            if (key[0], problem["artifact"]) not in served_kinds:
+                del self._problems[key]
+
+    # --- background re-verification (the monitor thread; never the request path) ------------------------
+    def verify_served(self, *, rehash_seconds: float | None = None,
+                      bytes_per_second: float | None = HASH_BYTES_PER_SECOND) -> None:  # fmt: skip
+        """Check every file of every served model, in its private copy and in the artifact store.
+
+        A file whose stat is unchanged since it was last hashed is not read, except on a full pass (at most
+        every `rehash_seconds`, default RECO_ARTIFACT_REHASH_SECONDS); a changed one is hashed (paced at
+        `bytes_per_second`). A changed artifact in the store is logged and shown while the private copy
+        keeps serving; a changed private copy that serves (memory-mapped) is replaced by a good copy."""
+        rehash_seconds = settings.RECO_ARTIFACT_REHASH_SECONDS if rehash_seconds is None else rehash_seconds
+        for kind, loaded in list(self._models.items()):
+            artifact = loaded.artifact
+            if artifact is None:
+                continue
+            watch = self._watches.get(loaded.serial)
+            if watch is None:
+                baseline = {(SOURCE, name): state for name, state in artifact.source_states.items()}
+                baseline |= {(COPY, name): state for name, state in artifact.copy_states.items()}
+                watch = self._watches[loaded.serial] = _Watch(baseline)
+            full = time.monotonic() - watch.hashed_at >= rehash_seconds
             try:
-                model = load_artifact(kind=kind, artifact_path=row["artifact_path"], checksum=row["checksum"])
-            except Exception:
-                log.exception("could not load %s %s; still serving %s", kind, row["version"],
-                              current.version if current else "nothing")  # fmt: skip
-                self._broken[kind] = row["id"]
+                os.utime(artifact.copy)  # in use: no other process of this host prunes it (artifact_cache)
+            except OSError:
+                pass  # gone: the check below says so
+            copy_bad = self._check(loaded, COPY, artifact.copy, watch, full, bytes_per_second) if loaded.mapped else {}
+            self._check(loaded, SOURCE, artifact.source, watch, full, bytes_per_second)
+            if full:
+                watch.hashed_at = time.monotonic()
+            if copy_bad:
+                self._replace_copy(kind, loaded, copy_bad)
+
+    def _check(self, loaded: LoadedModel, where: str, directory: Path, watch: _Watch, full: bool,
+               bytes_per_second: float | None) -> dict[str, str]:  # fmt: skip
+        """{file name: what is wrong} for the files of `directory` that do not hold what was verified."""
+        artifact = loaded.artifact
+        assert artifact is not None
+        bad: dict[str, str] = {}
+        for name, expected in artifact.files.items():
+            path = directory / name
+            state = FileState.of(path)
+            key = (where, name)
+            known = key in watch.states
+            if known and watch.states[key] == state and not full:
+                if (loaded.kind, str(path)) in self._problems:
+                    bad[name] = self._problems[(loaded.kind, str(path))]["detail"]
                 continue
-            # One dict assignment: a request sees the old model or the new one, never half of either.
-            self._models[kind] = LoadedModel(row["id"], kind, row["version"], model, time.monotonic())
-            log.info("serving %s %s", kind, row["version"])
+            watch.states[key] = state
+            problem = self._file_problem(path, state, expected, bytes_per_second)
+            if where == COPY and problem is None and state is not None:
+                original = artifact.copy_states.get(name)
+                if original is not None and original.inode != state.inode:
+                    problem = "replaced on disk by another file: the process maps the old one"
+            self._note_file(loaded, where, path, problem)
+            if problem is not None:
+                bad[name] = problem
+        return bad
+
+    @staticmethod
+    def _file_problem(path: Path, state: FileState | None, expected: str, bytes_per_second: float | None) -> str | None:
+        if state is None:
+            return "missing"
+        try:
+            digest = sha256_of(path, bytes_per_second=bytes_per_second)
+        except OSError as error:
+            return f"unreadable ({error.strerror})"
+        return None if digest == expected else f"changed on disk: {state.size:,} bytes, SHA-256 {digest[:12]}… " \
+                                               f"instead of {expected[:12]}…"  # fmt: skip
+
+    def _note_file(self, loaded: LoadedModel, where: str, path: Path, problem: str | None) -> None:
+        key = (loaded.kind, str(path))
+        known = self._problems.get(key)
+        if problem is None:
+            if known is not None:
+                del self._problems[key]
+                log.warning("%s of %s %s is intact again: %s", known["where"], loaded.kind, loaded.version, path)
+                self._changed()
+            return
+        if known is not None and known["detail"] == problem:
+            return
+        serving = "still serving the verified private copy" if where == SOURCE else "loading a good copy"
+        log.error("%s file of %s %s %s: %s (%s)", "artifact store" if where == SOURCE else "private copy",
+                  loaded.kind, loaded.version, problem, path, serving)  # fmt: skip
+        self._problems[key] = {"kind": loaded.kind, "version": loaded.version, "where": where, "file": str(path),
+                               "artifact": str(loaded.artifact.source) if loaded.artifact else "",
+                               "detail": problem, "noticed_at": _iso(time.time())}  # fmt: skip
+        self._note_error(loaded.kind, loaded.version, f"{where} {path.name} {problem}")
+        self._changed()
+
+    def _replace_copy(self, kind: str, loaded: LoadedModel, bad: dict[str, str]) -> None:
+        """The mapped private copy of a served model changed: drop the copy, load a good one or stop serving it."""
+        artifact = loaded.artifact
+        assert artifact is not None
+        if not self._refreshing.acquire(timeout=60):
+            return  # a refresh is stuck; the next pass tries again
+        try:
+            if self._models.get(kind) is not loaded:
+                return  # swapped meanwhile
+            if any(_same_inode(artifact.copy_states.get(name), FileState.of(artifact.copy / name)) for name in bad):
+                remove_copy(artifact.copy)  # still the bad copy on disk (not one another process made anew)
+            try:
+                fresh = self._load(kind, loaded.version_id, loaded.version, str(artifact.source.relative_to(
+                    artifact_dir())), artifact.checksum)  # fmt: skip
+            except Exception as error:
+                # A truncated mapping faults when touched: serving nothing of this kind (callers fall back,
+                # flagged) is safer than serving it. The refresh retries the active version with back-off.
+                del self._models[kind]
+                self._failed(kind, loaded.version_id, loaded.version, error, 1, None)
+            else:
+                self._models[kind] = fresh
+                log.warning("serving %s %s from a new private copy %s", kind, loaded.version, fresh.artifact.copy)
+            for name in bad:
+                self._problems.pop((kind, str(artifact.copy / name)), None)
+            self._forget_unserved()
+        finally:
+            self._refreshing.release()
+        self._changed()
+
+    # --- what this process serves ---------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        """The versions and checksums served, failed loads with their next try, changed files, recent errors."""
+        now_wall, now = time.time(), time.monotonic()
+        models = [
+            {"kind": m.kind, "version": m.version, "version_id": m.version_id, "checksum": m.checksum,
+             "copy": str(m.artifact.copy) if m.artifact else "", "mapped": m.mapped,
+             "loaded_at": _iso(now_wall - (now - m.loaded_at))}  # fmt: skip
+            for m in sorted(self._models.values(), key=lambda m: m.kind)
+        ]
+        failures = [
+            {"kind": kind, "version": f.version, "version_id": f.version_id, "error": f.error,
+             "attempts": f.attempts, "failed_at": _iso(f.failed_at),
+             "next_retry_at": _iso(now_wall + max(f.retry_at - now, 0.0))}  # fmt: skip
+            for kind, f in sorted(self._failures.items())
+        ]
+        return {"models": models, "failures": failures, "problems": list(self._problems.values()),
+                "last_errors": list(self._recent_errors)}  # fmt: skip
+
+
+def _same_inode(first: FileState | None, second: FileState | None) -> bool:
+    return first is not None and second is not None and first.inode == second.inode
+
+
+def _iso(timestamp: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
 
 
 registry = ModelRegistry()
+os.register_at_fork(after_in_child=lambda: registry._after_fork_in_child())

@@ -64,6 +64,7 @@ class TrendingList:
 class ServingState:
     def __init__(self) -> None:
         self._models: ServingModels | None = None
+        self._serials: tuple = ()
         self._trending: tuple[float, tuple, TrendingList] | None = None
         self._lock = threading.Lock()
 
@@ -71,13 +72,17 @@ class ServingState:
         catalog = catalog_cache.current()
         loaded = {kind: registry.get(kind) for kind in ModelKind.values}
         key = (catalog.version, tuple(sorted((k, m.version_id) for k, m in loaded.items() if m is not None)))
+        # Not in the key (which response cache keys shared by all processes include): the same version loaded
+        # again from a new private copy (registry.verify_served) must replace the old arrays all the same.
+        serials = tuple(sorted((k, m.serial) for k, m in loaded.items() if m is not None))
         current = self._models
-        if current is not None and current.key == key:
+        if current is not None and current.key == key and self._serials == serials:
             return current
         with self._lock:
-            if self._models is None or self._models.key != key:
+            if self._models is None or self._models.key != key or self._serials != serials:
                 started = time.perf_counter()
                 self._models = build_serving_models(catalog, {k: m for k, m in loaded.items() if m is not None}, key)
+                self._serials = serials
                 _freeze_long_lived_objects()
                 log.info("serving models %s ready in %.2f s", self._models.versions, time.perf_counter() - started)
             return self._models

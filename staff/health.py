@@ -1,4 +1,5 @@
-"""Health of the moving parts: database, Redis, broker, worker, active models, feature freshness, cache.
+"""Health of the moving parts: database, Redis, broker, worker, active models, what each web process serves,
+feature freshness, cache.
 
 Each check is bounded in time (sub-second timeouts) and never raises: a failure is reported, not thrown.
 `health_report()` is what /staff/health.json returns and the health page draws.
@@ -22,6 +23,7 @@ from catalog.models import Title
 from features.definitions import CONTENT, USER
 from features.store import FeatureStore, ttl_for
 from recommendations.models import ModelVersion
+from recommendations.process_status import serving_processes
 from staff.selectors import age_of
 from users.models import Profile
 
@@ -50,13 +52,16 @@ def health_report(*, store: FeatureStore | None = None, sample_seed: int | None 
         CONTENT: feature_freshness(entity_type=CONTENT, store=store, seed=sample_seed),
     }
     models = active_models()
-    statuses = [c["status"] for c in checks.values()]
-    overall = DOWN if checks["database"]["status"] == DOWN else (DEGRADED if DOWN in statuses or not models else OK)
+    processes = _timed(lambda: serving_processes_check(active=models))
+    statuses = [c["status"] for c in checks.values()] + [processes["status"]]
+    overall = DOWN if checks["database"]["status"] == DOWN else (
+        DEGRADED if DOWN in statuses or DEGRADED in statuses or not models else OK)  # fmt: skip
     return {
         "status": overall,
         "checked_at": timezone.now().isoformat(timespec="seconds"),
         "checks": checks,
         "models": models,
+        "processes": processes,
         "feature_freshness": freshness,
         "cache": cache_stats(),
         "duration_ms": round((time.perf_counter() - started) * 1000, 1),
@@ -121,6 +126,30 @@ def active_models() -> list[dict[str, Any]]:
          "ndcg_at_10": v.metrics.get("ndcg_at_10")}  # fmt: skip
         for v in ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).order_by("kind")
     ]
+
+
+def serving_processes_check(*, active: list[dict[str, Any]]) -> dict[str, Any]:
+    """What each web process says it serves (versions, checksums, failed loads, changed files), published to the
+    cache by its monitor within the last two minutes; "degraded" if one reports a failed load or a changed
+    file. `behind` names the kinds a process serves at another version than the active one (a swap under
+    way, or an idle worker that has not checked yet)."""
+    processes = serving_processes()
+    wanted = {m["kind"]: m["version"] for m in active}
+    degraded = 0
+    for process in processes:
+        serving = {m["kind"]: m["version"] for m in process.get("models", [])}
+        process["behind"] = sorted(kind for kind, version in wanted.items() if serving.get(kind) != version)
+        process["status"] = DEGRADED if process.get("failures") or process.get("problems") else OK
+        degraded += process["status"] == DEGRADED
+        for model in process.get("models", []):
+            model["checksum_short"] = model.get("checksum", "")[:12]
+    if not processes:
+        detail = ("no web process has published its status within two minutes (their monitor runs under "
+                  "gunicorn -c config/gunicorn.py; on local-memory caches a process sees only itself)")  # fmt: skip
+    else:
+        detail = f"{len(processes)} processes on {len({p.get('host') for p in processes})} hosts" + (
+            f"; {degraded} report a failed load or a changed artifact" if degraded else "")  # fmt: skip
+    return {"status": DEGRADED if degraded else OK, "detail": detail, "list": processes}
 
 
 def feature_freshness(*, entity_type: str, store: FeatureStore, seed: int | None = None) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from tests.factories.recommendations import ModelVersionFactory
 @pytest.fixture(autouse=True)
 def artifacts_in_tmp(settings, tmp_path):
     settings.RECO_ARTIFACT_DIR = tmp_path / "artifacts"
+    settings.RECO_SERVING_CACHE_DIR = tmp_path / "serving-cache"
 
 
 def _top_item(registry: ModelRegistry) -> int:
@@ -77,7 +78,7 @@ def test_corrupt_artifact_cannot_be_activated(db):
     assert good.status == ModelVersion.Status.ACTIVE
 
 
-def test_artifact_lost_after_activation_never_replaces_the_serving_model(db):
+def test_artifact_lost_after_activation_never_replaces_the_serving_model(db, settings, tmp_path):
     registry = ModelRegistry(check_seconds=0)
     good, later = ModelVersionFactory(heavy_item=20), ModelVersionFactory(heavy_item=30)
     model_version_activate(version_id=good.pk)
@@ -85,6 +86,7 @@ def test_artifact_lost_after_activation_never_replaces_the_serving_model(db):
 
     model_version_activate(version_id=later.pk)
     (artifact_dir() / later.artifact_path / "meta.json").unlink()  # e.g. a disk cleanup went wrong
+    settings.RECO_SERVING_CACHE_DIR = tmp_path / "another-host"  # without the copy activation made here
 
     assert _top_item(registry) == 20
     assert registry.versions() == {"popularity": good.version}
