@@ -9,7 +9,7 @@ from rest_framework.views import APIView
 
 from config.api_docs import error_responses
 from config.errors import InvalidInput
-from events.api.parsing import batch_parse
+from events.api.parsing import batch_parse, batch_rows_sent
 from events.api.serializers import EventBatchResultSerializer, EventBatchSerializer
 from events.services import EventError, events_ingest
 from recommendations.api.auth import ApiKeyAuthentication, ClientRateThrottle, HasScope
@@ -29,14 +29,15 @@ class EventsView(APIView):
         responses={
             200: EventBatchResultSerializer,
             **error_responses(400, 401, 403, 413, 429, 503, descriptions={
-                400: "No valid event (`details` holds the per-event errors), or a malformed envelope"}),
+                400: "No valid event (`details` holds the per-event errors), or a malformed envelope",
+                413: "Over 2.5 MB (`body_too_large`) or over 2,000 rows (`too_many_rows`): send smaller batches"}),
         },  # fmt: skip
-        summary="Impressions, clicks, plays, progress and completions, up to 1,000 a batch",
+        summary="Impressions, clicks, plays, progress and completions: up to 1,000 events and 2,000 rows a batch",
     )
     def post(self, request: Request) -> Response:
         batch = batch_parse(request.data, now=timezone.now())
-        if batch.envelope_errors:
-            raise InvalidInput("The body is not a batch of events.", code="invalid_batch", details=batch.envelope_errors)
+        if batch.error:
+            raise batch.error
         result = events_ingest(client_id=request.user.client_id, events=batch.events) if batch.events else None
         errors = sorted(batch.errors + (result.errors if result else []), key=lambda error: error.index)
         body = {
@@ -50,12 +51,8 @@ class EventsView(APIView):
         return Response(body)
 
     def request_cost(self, request: Request) -> int:
-        """Rows the batch would store (an impression stores one per item), per ROWS_PER_REQUEST."""
-        events = request.data.get("events") if isinstance(request.data, dict) else None
-        if not isinstance(events, list):
-            return 1
-        rows = sum(len(e["items"]) if isinstance(e, dict) and isinstance(e.get("items"), list) else 1 for e in events)
-        return 1 + rows // ROWS_PER_REQUEST
+        """Rows the batch asks to store (an impression stores one per item), per ROWS_PER_REQUEST."""
+        return 1 + batch_rows_sent(request.data) // ROWS_PER_REQUEST
 
 
 def _error(error: EventError) -> dict:

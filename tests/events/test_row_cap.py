@@ -93,12 +93,11 @@ def test_a_body_that_is_not_a_batch_is_invalid_batch(body):
 
 def test_over_the_cap_nothing_is_stored(api, profiles, titles):
     response = post(api, over_the_cap(profiles, titles))
-    assert response.status_code in (400, 413), response.content
+    assert response.status_code == 413, response.content
     assert response.json()["details"]["max_rows"] == MAX_ROWS
     assert not Event.objects.exists()
 
 
-@pytest.mark.xfail(strict=True, reason="until events/api/views.py raises `batch.error` (lead engineer, issue #14)")
 def test_over_the_cap_is_413_too_many_rows(api, profiles, titles):
     response = post(api, over_the_cap(profiles, titles))
     assert response.status_code == 413 and response.json()["code"] == "too_many_rows"

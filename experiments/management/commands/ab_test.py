@@ -14,6 +14,7 @@ from django.utils import timezone
 from tqdm import tqdm
 
 from catalog.models import Title
+from events.api.parsing import MAX_EVENTS, MAX_ROWS
 from experiments.management.commands.experiment_metrics import _as_dict, _table
 from experiments.models import Experiment, Metric
 from experiments.services import ArmSpec, experiment_create, experiment_metrics_compute, experiment_status_set
@@ -192,6 +193,21 @@ def _viewer_events(body, number, row, device, truth, title_ids, behaviour, rng) 
 
 
 def _post(client: Client, headers: dict, events: list[dict]) -> None:
+    """Send `events` in as many calls as the API's per-call limits (events and rows) need."""
+    chunk: list[dict] = []
+    rows = 0
+    for event in events:
+        weight = len(event.get("items") or ()) or 1
+        if chunk and (len(chunk) == MAX_EVENTS or rows + weight > MAX_ROWS):
+            _post_chunk(client, headers, chunk)
+            chunk, rows = [], 0
+        chunk.append(event)
+        rows += weight
+    if chunk:
+        _post_chunk(client, headers, chunk)
+
+
+def _post_chunk(client: Client, headers: dict, events: list[dict]) -> None:
     response = client.post("/api/events", {"events": events}, content_type="application/json", **headers)
     body = response.json()
     if response.status_code != 200 or body.get("rejected"):
