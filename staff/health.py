@@ -52,7 +52,10 @@ def health_report(*, store: FeatureStore | None = None, sample_seed: int | None 
         CONTENT: feature_freshness(entity_type=CONTENT, store=store, seed=sample_seed),
     }
     models = active_models()
-    processes = _timed(lambda: serving_processes_check(active=models))
+    def serving_processes_listed() -> dict[str, Any]:
+        return serving_processes_check(active=models)
+
+    processes = _timed(serving_processes_listed)
     statuses = [c["status"] for c in checks.values()] + [processes["status"]]
     overall = DOWN if checks["database"]["status"] == DOWN else (
         DEGRADED if DOWN in statuses or DEGRADED in statuses or not models else OK)  # fmt: skip

@@ -101,6 +101,23 @@ def test_a_private_copy_is_never_made_of_a_damaged_artifact_and_leaves_nothing_b
     assert list(cache_root.iterdir()) == []  # no half-made copy under any name
 
 
+def test_processes_copying_the_same_artifact_at_once_end_with_one_whole_copy(db, settings):
+    from concurrent.futures import ThreadPoolExecutor
+
+    version = _mf_version()
+    cache_root = Path(settings.RECO_SERVING_CACHE_DIR)
+    source = artifact_dir() / version.artifact_path
+
+    def copy(_: int):
+        return private_copy(source=source, cache_root=cache_root, checksum=version.checksum)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        copies = list(pool.map(copy, range(4)))
+    assert {c.copy for c in copies} == {cache_root / version.checksum}
+    assert [entry.name for entry in cache_root.iterdir()] == [version.checksum]  # no scratch left behind
+    assert sorted(p.name for p in (cache_root / version.checksum).iterdir()) == sorted(copies[0].files)
+
+
 @pytest.mark.parametrize("damage", [_truncate, _flip], ids=["truncated", "flipped"])
 def test_a_damaged_store_file_is_noticed_shown_and_healed_while_the_copy_serves(db, damage, caplog):
     version = _mf_version()
