@@ -28,7 +28,9 @@ log = logging.getLogger(__name__)
 CHUNK_BYTES = 1 << 20
 READ_ONLY_FILE = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH  # 0o444
 READ_ONLY_DIR = READ_ONLY_FILE | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH  # 0o555
-UNUSED_COPY_SECONDS = 2 * 86_400  # a copy no process of this host has used for two days is removed
+# A copy no process of this host has verified for 6 h is removed (serving monitors touch theirs every pass; a
+# process still mapping a removed copy keeps its pages, and a later load copies again).
+UNUSED_COPY_SECONDS = 6 * 3600
 
 
 class ArtifactCorrupt(ValueError):

@@ -118,6 +118,21 @@ def test_processes_copying_the_same_artifact_at_once_end_with_one_whole_copy(db,
     assert sorted(p.name for p in (cache_root / version.checksum).iterdir()) == sorted(copies[0].files)
 
 
+def test_copies_unused_for_hours_are_pruned_unless_served(db, settings):
+    from recommendations.artifact_cache import UNUSED_COPY_SECONDS, prune_unused
+
+    cache_root = Path(settings.RECO_SERVING_CACHE_DIR)
+    served, stale, recent = (_mf_version(seed=seed) for seed in (1, 2, 3))
+    for version in (served, stale, recent):
+        private_copy(source=artifact_dir() / version.artifact_path, cache_root=cache_root, checksum=version.checksum)
+    long_ago = time.time() - UNUSED_COPY_SECONDS - 60
+    for version in (served, stale):
+        os.utime(cache_root / version.checksum, (long_ago, long_ago))
+
+    prune_unused(cache_root, keep={served.checksum})
+    assert sorted(entry.name for entry in cache_root.iterdir()) == sorted([served.checksum, recent.checksum])
+
+
 @pytest.mark.parametrize("damage", [_truncate, _flip], ids=["truncated", "flipped"])
 def test_a_damaged_store_file_is_noticed_shown_and_healed_while_the_copy_serves(db, damage, caplog):
     version = _mf_version()
