@@ -490,6 +490,55 @@ def gunicorn_server(env: Mapping[str, str], workers: int = 2, *, ready_path: str
             server.log_path.unlink(missing_ok=True)
 
 
+# --- Celery ---------------------------------------------------------------------------------------
+class CeleryWorker:
+    """A Celery worker of config.celery (solo pool), optionally with an embedded beat; see `celery_worker()`."""
+
+    def __init__(self, env: Mapping[str, str], *, beat: bool = False, ready_seconds: float = 90.0) -> None:
+        self._directory = tempfile.TemporaryDirectory(prefix="reco-celery-")
+        self.log_path = Path(self._directory.name) / "worker.log"
+        self._log = self.log_path.open("w")
+        name = f"reliability-{os.getpid()}-{free_port()}"
+        command = [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo", "--loglevel", "INFO",
+                   "--without-gossip", "--without-mingle", "--hostname", f"{name}@%h"]  # fmt: skip
+        if beat:
+            command += ["--beat", "--schedule", str(Path(self._directory.name) / "beat-schedule")]
+        full_env = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", **os.environ, **env}
+        self.process = subprocess.Popen(command, cwd=ROOT, env=full_env, stdout=self._log, stderr=subprocess.STDOUT,
+                                        start_new_session=True)  # fmt: skip
+        _register(self, self.close)
+        try:
+            wait_until(lambda: " ready." in self.log_text() or self.process.poll() is not None,
+                       seconds=ready_seconds, interval=0.2, what="the Celery worker being ready")  # fmt: skip
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the Celery worker exited with {self.process.returncode}:\n{self.log_text()[-4000:]}")
+        except BaseException:
+            self.close()
+            raise
+
+    def log_text(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def close(self) -> None:
+        _stop_process(self.process, group=True, grace=15)
+        if not self._log.closed:
+            self._log.close()
+        self._directory.cleanup()
+        _unregister(self)
+
+
+@contextlib.contextmanager
+def celery_worker(env: Mapping[str, str], *, beat: bool = False) -> Iterator[CeleryWorker]:
+    """`celery -A config worker --pool solo` (and `--beat` if asked) with os.environ + `env`, until it says it is
+    ready; stopped with its beat afterwards."""
+    worker = CeleryWorker(env, beat=beat)
+    try:
+        yield worker
+    finally:
+        worker.close()
+
+
 # --- HTTP and load --------------------------------------------------------------------------------
 def request(url: str, *, method: str = "GET", headers: Mapping[str, str] | None = None, body: bytes | None = None,
             timeout: float = 5.0) -> tuple[int, dict[str, str], bytes]:  # fmt: skip
@@ -608,14 +657,15 @@ Action = tuple[float, str, Callable[[], object]]
 
 
 def load(url: str | Callable[[int], str], rate: float, seconds: float, headers: Mapping[str, str] | None = None, *,
-         timeout: float = 5.0, actions: Sequence[Action] = (), max_in_flight: int = 64) -> LoadResult:  # fmt: skip
+         timeout: float = 5.0, actions: Sequence[Action] = (), max_in_flight: int = 64,
+         stop: threading.Event | None = None) -> LoadResult:  # fmt: skip
     """GET `url` (or `url(i)` for the i-th request) `rate` times a second for `seconds`, open loop.
 
     Each request uses a new connection (gunicorn's sync workers close it anyway) and gives up after `timeout`
     seconds per socket operation. `actions`: (at_seconds, name, callable) run on their own thread at that
     offset, e.g. (5.0, "freeze", redis.freeze); LoadResult.actions says when each finished. Bounded: exactly
     int(rate * seconds) requests, at most `max_in_flight` at once, and the call returns within about
-    seconds + 2 * timeout.
+    seconds + 2 * timeout. `stop`: set it to end the run early (LoadResult.seconds then says how long it ran).
     """
     total = int(rate * seconds)
     records: list[RequestRecord] = []
@@ -654,6 +704,9 @@ def load(url: str | Callable[[int], str], rate: float, seconds: float, headers: 
     slots = threading.BoundedSemaphore(max_in_flight)
     with ThreadPoolExecutor(max_workers=max_in_flight, thread_name_prefix="load") as pool:
         for i in range(total):
+            if stop is not None and stop.is_set():
+                seconds = i / rate
+                break
             scheduled = start + i / rate
             delay = scheduled - time.perf_counter()
             if delay > 0:
@@ -698,6 +751,7 @@ def schemathesis_run(base_url: str, *, api_key: str, report_dir: Path, max_examp
     API key, `max_examples` per operation in the fuzzing phase (its coverage phase adds a few hundred), no
     shrinking and every failure of a case kept, stopped after `timeout` seconds. Reads the run's JSON report."""
     executable = Path(sys.executable).with_name("schemathesis")
+    report_dir = report_dir.resolve()
     report_dir.mkdir(parents=True, exist_ok=True)
     report = report_dir / f"schemathesis-{seed}.json"
     command = [
@@ -708,7 +762,8 @@ def schemathesis_run(base_url: str, *, api_key: str, report_dir: Path, max_examp
     ]  # fmt: skip
     started = time.monotonic()
     try:
-        completed = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+        # its working directory: schemathesis keeps a cache folder (.schemathesis/) there
+        completed = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=report_dir)
         exit_code, output = completed.returncode, completed.stdout + completed.stderr
     except subprocess.TimeoutExpired as expired:
         exit_code, output = None, f"{expired.stdout or ''}\n... stopped after {timeout:.0f} s"

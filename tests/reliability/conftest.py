@@ -48,9 +48,10 @@ class ServedWorld:
     def headers(self) -> dict[str, str]:
         return {"X-Api-Key": self.api_key}
 
-    def recs_url(self) -> Callable[[int], str]:
-        """The i-th request's /api/recs URL: profiles in turn, so few answers come from the response cache."""
-        cycle = itertools.cycle(self.profile_ids)
+    def recs_url(self, profiles: int | None = None) -> Callable[[int], str]:
+        """The i-th request's /api/recs URL, over the first `profiles` profiles in turn (default all 400, so
+        few answers come from the response cache; fewer, so that answers cached during a fault are asked again)."""
+        cycle = itertools.cycle(self.profile_ids[:profiles])
         return lambda i: f"{self.server.url}/api/recs?profile_id={next(cycle)}&n=10"
 
     @staticmethod

@@ -16,6 +16,9 @@ pytestmark = pytest.mark.reliability
 FAULT_P99_MS = 100.0
 BEFORE, FAULT = 2.0, 6.0  # seconds of load before the fault, and of the fault
 RECOVERY_SECONDS = 10.0  # a breaker may wait this long before it tries Redis again
+# 60 profiles at 20/s: each is asked again every 3 s, so an answer cached while Redis was empty (degraded) is
+# asked for again after the features are back, as a client refreshing its homepage would.
+PROFILES = 60
 
 
 def _assert_served_through_the_fault(world: ServedWorld, run: LoadResult, start: float, end: float) -> None:
@@ -39,7 +42,7 @@ def test_a_frozen_redis_gives_fast_flagged_answers_and_full_ones_once_thawed(ser
     world = served_world
     _warm(world)
     thaw_at = BEFORE + FAULT
-    run = load(world.recs_url(), RATE, thaw_at + RECOVERY_SECONDS + 3, world.headers,
+    run = load(world.recs_url(PROFILES), RATE, thaw_at + RECOVERY_SECONDS + 3, world.headers,
                actions=[(BEFORE, "freeze", world.redis.freeze), (thaw_at, "thaw", world.redis.thaw)])  # fmt: skip
 
     _assert_served_through_the_fault(world, run, run.actions["freeze"], run.actions_started["thaw"])
@@ -54,7 +57,7 @@ def test_a_killed_redis_gives_fast_flagged_answers_and_full_ones_once_back_and_r
     _warm(world)
     back_at = BEFORE + FAULT
     refresh_at = back_at + 2.0  # an empty Redis first: answers must say so, not silently use defaults
-    run = load(world.recs_url(), RATE, refresh_at + RECOVERY_SECONDS + 3, world.headers,
+    run = load(world.recs_url(PROFILES), RATE, refresh_at + RECOVERY_SECONDS + 3, world.headers,
                actions=[(BEFORE, "kill", world.redis.kill), (back_at, "restart", world.redis.restart),
                         (refresh_at, "refresh", world.refresh_features)])  # fmt: skip
 

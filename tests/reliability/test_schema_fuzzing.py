@@ -13,7 +13,7 @@ from tests.reliability.conftest import ServedWorld
 
 pytestmark = pytest.mark.reliability
 
-CASES_PER_OPERATION = 60
+CASES_PER_OPERATION = 150
 
 
 def test_schemathesis_finds_no_server_error_and_no_schema_violation(served_world: ServedWorld, tmp_path):
