@@ -3,6 +3,8 @@
 User features: viewing history in chunks of USER_CHUNK_PROFILES profiles (one packed-column query per
 chunk on the (profile_id, last_watched_at) index), computed by features.compute, written in pipelines.
 Content features: one SQL GROUP BY title_id with FILTER windows (no pandas over the whole history).
+A sentinel key without a TTL marks a Redis store as populated: when Redis comes back empty it is gone,
+and the frequent `ensure_online_features` job claims it and enqueues one full refresh (issue #14).
 """
 from __future__ import annotations
 
@@ -16,11 +18,12 @@ from django.utils import timezone
 from features import compute, selectors, snapshots
 from features.compute import FeatureMatrix
 from features.definitions import CONTENT, USER, feature_set
-from features.store import FeatureBatch, FeatureRow, FeatureStore, ttl_for
+from features.store import FeatureBatch, FeatureRow, FeatureStore, RedisBackend, ttl_for
 
 TRENDING = "trending"
 TRENDING_SIZE = 1_000  # titles kept in the trending list, best first by time-decayed views
 USER_CHUNK_PROFILES = 50_000  # ~2.5M viewings at 50 per profile: 0.7 GB peak (measured)
+POPULATED_SENTINEL = "populated"  # `fs:populated`: no TTL, so only a Redis that lost its data lacks it
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,28 @@ def content_features_refresh(*, as_of: dt.datetime | None = None, store: Feature
     top = top[popularity[top] > 0]
     store.set_ranking(TRENDING, matrix.ids[top], popularity[top], ttl_seconds=ttl_for(CONTENT))
     return written
+
+
+def online_store_rebuild_claim(*, store: FeatureStore | None = None) -> bool:
+    """True exactly once after the online store came back empty (its sentinel missing), setting it: the
+    caller then enqueues a full refresh. False while it is populated, and always for the embedded database
+    store, which survives restarts. Redis errors propagate (a store that is down cannot be rebuilt yet)."""
+    store = store or FeatureStore()
+    if not isinstance(store.backend, RedisBackend):
+        return False
+    claimed = store.backend.client.set(sentinel_key(store), timezone.now().isoformat(), nx=True)
+    return bool(claimed)
+
+
+def online_store_rebuild_release(*, store: FeatureStore | None = None) -> None:
+    """Undo a claim whose refresh could not be enqueued, so that the next check claims it again."""
+    store = store or FeatureStore()
+    if isinstance(store.backend, RedisBackend):
+        store.backend.client.delete(sentinel_key(store))
+
+
+def sentinel_key(store: FeatureStore) -> str:
+    return f"{store.namespace}:{POPULATED_SENTINEL}"
 
 
 def offline_snapshot_write(*, entity_type: str, as_of: dt.datetime, location: str | None = None) -> str:

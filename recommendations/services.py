@@ -1,9 +1,20 @@
-"""Registering, activating and rolling back model versions."""
+"""Registering, activating and rolling back model versions.
+
+A version is registered only once its artifact is complete: training saves into a staging directory
+inside the artifact store, registration verifies every file's checksum there, renames the directory into
+place (one atomic step on one filesystem) and only then creates the ModelVersion row. A worker killed at
+any point leaves at most a staging directory (pruned by the next training), never a row.
+"""
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import os
 import shutil
+import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +25,39 @@ from recommendations.ml.base import META_FILE, file_sha256
 from recommendations.models import ModelKind, ModelVersion
 from recommendations.registry import RECOMMENDER_KINDS, artifact_dir, load_artifact, model_class
 
+log = logging.getLogger(__name__)
+
+STAGING_DIR = ".staging"  # under the artifact store, so that registering is a rename on one filesystem
+STAGING_STALE_SECONDS = 3 * 3600  # older than the training job's hard limit (2 h 5 min): its writer is dead
+
 
 class ModelActivationError(Exception):
     pass
+
+
+@contextmanager
+def model_artifact_staging(*, kind: str) -> Iterator[Path]:
+    """A fresh directory inside the artifact store to save a model into, removed on exit (a registered
+    model has been moved out of it by then). Staging left by killed trainings is pruned on entry."""
+    root = artifact_dir() / STAGING_DIR
+    root.mkdir(parents=True, exist_ok=True)
+    _staging_prune(root, older_than=time.time() - STAGING_STALE_SECONDS)
+    scratch = root / f"{kind}-{uuid.uuid4().hex}"
+    scratch.mkdir()
+    try:
+        yield scratch
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _staging_prune(root: Path, *, older_than: float) -> None:
+    for stale in root.iterdir():
+        try:
+            if stale.stat().st_mtime < older_than:
+                shutil.rmtree(stale, ignore_errors=True)
+                log.info("removed stale model staging %s (its training was killed)", stale)
+        except FileNotFoundError:  # another training pruned it first
+            continue
 
 
 def model_version_register(
@@ -29,31 +70,50 @@ def model_version_register(
     data_to: dt.datetime | None = None,
     notes: str = "",
 ) -> ModelVersion:
-    """Move a saved model into the artifact store and record it as a candidate version."""
-    if kind == ModelKind.RANKER:
-        from ranking.ml.ranker import LambdaMARTRanker
-
-        LambdaMARTRanker.load(saved_model_dir, verify=True)  # refuses another class, format or feature set
-    elif kind in RECOMMENDER_KINDS:
-        model_class(kind).read_meta(saved_model_dir)  # refuses another class or format
-    else:
+    """Move a complete, verified saved model into the artifact store, then record it as a candidate version."""
+    saved_model_dir = Path(saved_model_dir)
+    if kind not in ModelKind.values:
         raise ValueError(f"unknown model kind {kind!r}; expected one of {sorted(ModelKind.values)}")
+    staging = artifact_dir() / STAGING_DIR
+    if saved_model_dir.resolve().parent.parent != staging.resolve():  # saved elsewhere (another filesystem)
+        with model_artifact_staging(kind=kind) as scratch:
+            copied = shutil.copytree(saved_model_dir, scratch / "model")
+            return model_version_register(kind=kind, saved_model_dir=copied, metrics=metrics, params=params,
+                                          data_from=data_from, data_to=data_to, notes=notes)  # fmt: skip
+    _artifact_verify(kind, saved_model_dir)
     version = f"{timezone.now():%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
     relative = f"{kind}/{version}"
     target = artifact_dir() / relative
     target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.move(str(saved_model_dir), target)
-    return ModelVersion.objects.create(
-        kind=kind,
-        version=version,
-        artifact_path=relative,
-        checksum=file_sha256(target / META_FILE),
-        metrics=metrics or {},
-        params=params or {},
-        data_from=data_from,
-        data_to=data_to,
-        notes=notes,
-    )
+    checksum = file_sha256(saved_model_dir / META_FILE)
+    os.rename(saved_model_dir, target)  # atomic: the artifact path holds a whole artifact or nothing
+    try:
+        return ModelVersion.objects.create(
+            kind=kind,
+            version=version,
+            artifact_path=relative,
+            checksum=checksum,
+            metrics=metrics or {},
+            params=params or {},
+            data_from=data_from,
+            data_to=data_to,
+            notes=notes,
+        )
+    except BaseException:
+        shutil.rmtree(target, ignore_errors=True)  # no row, so no artifact either
+        raise
+
+
+def _artifact_verify(kind: str, directory: Path) -> None:
+    """Every file present with the checksum its meta.json lists; ValueError (or OSError) otherwise."""
+    if kind == ModelKind.RANKER:
+        from ranking.ml.ranker import LambdaMARTRanker
+
+        LambdaMARTRanker.load(directory, verify=True)  # refuses another class, format or feature set
+    elif kind in RECOMMENDER_KINDS:
+        model_class(kind).load(directory, mmap=True, verify=True)  # refuses another class, format or a bad file
+    else:
+        raise ValueError(f"unknown model kind {kind!r}; expected one of {sorted(ModelKind.values)}")
 
 
 def model_version_activate(*, version_id: int, by_user=None) -> ModelVersion:

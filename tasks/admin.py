@@ -6,9 +6,9 @@ from tasks.models import JobRun
 
 @admin.register(JobRun)
 class JobRunAdmin(admin.ModelAdmin):
-    list_display = ("job", "status", "attempt", "started_at", "duration_seconds", "rows_written")
+    list_display = ("job", "status", "attempt", "started_at", "duration_seconds", "rows_written", "worker")
     list_filter = ("status", "job")
-    search_fields = ("job", "task_id", "error")
+    search_fields = ("job", "task_id", "error", "worker")
     readonly_fields = [f.name for f in JobRun._meta.fields]
     show_full_result_count = False
     list_per_page = 50

@@ -1,6 +1,7 @@
 """Feature-store jobs: thin Celery wrappers around features.services."""
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 from celery import group, shared_task
@@ -8,7 +9,10 @@ from django.utils import timezone
 
 from features import services
 from features.snapshots import snapshot_row_count
+from features.store import UNAVAILABLE
 from tasks.runner import JobTask
+
+logger = logging.getLogger(__name__)
 
 USER_SHARD_SIZE = 50_000  # profiles per shard task: about a minute of work at 50 events per profile
 
@@ -53,3 +57,25 @@ def write_feature_snapshot(self, entity_type: str) -> int:
         return snapshot_row_count(path)
 
     return self.run_job(write, lock_name=f"{self.name}:{entity_type}")
+
+
+@shared_task(name="tasks.features.ensure_online_features")
+def ensure_online_features() -> bool:
+    """Every 30 s: when Redis came back empty, recompute the online features now rather than at the next
+    scheduled refresh. One SET NX of the store's sentinel per run; the claim is the lock, so however many
+    checks run, one full refresh is enqueued. Not a JobRun: it does nothing nearly always, and the refreshes
+    it enqueues record their own."""
+    try:
+        if not services.online_store_rebuild_claim():
+            return False
+    except UNAVAILABLE as error:
+        logger.info("online feature store unavailable, checking again on the next run: %s", error)
+        return False
+    try:
+        refresh_content_features.delay()
+        refresh_user_features.delay()
+    except BaseException:
+        services.online_store_rebuild_release()  # the next check claims it again
+        raise
+    logger.warning("online feature store found empty (no sentinel): full refresh enqueued")
+    return True

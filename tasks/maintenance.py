@@ -4,11 +4,15 @@ from __future__ import annotations
 from datetime import timedelta
 
 from celery import shared_task
+from django.conf import settings
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from tasks.models import JobRun
 from tasks.runner import JobTask
+from tasks.services import job_runs_mark_lost
+
+LOST_AFTER_TTLS = 3  # heartbeats come every third of a lock TTL: nine missed in a row is a dead worker
 
 
 @shared_task(base=JobTask, bind=True, name="tasks.maintenance.prune_job_runs")
@@ -22,3 +26,13 @@ def prune_job_runs(self, keep_days: int = 30) -> int:
         return deleted
 
     return self.run_job(prune)
+
+
+@shared_task(base=JobTask, bind=True, name="tasks.maintenance.mark_lost_job_runs")
+def mark_lost_job_runs(self, silent_seconds: int | None = None) -> int:
+    """Job runs still "running" without a heartbeat for `silent_seconds` (default three lock TTLs) lost
+    their worker: mark them LOST. Idempotent (one conditional UPDATE)."""
+    silent = silent_seconds or LOST_AFTER_TTLS * settings.RECO_JOB_LOCK_SECONDS
+    return self.run_job(lambda: job_runs_mark_lost(
+        silent_since=timezone.now() - timedelta(seconds=silent), reason=f"no heartbeat for {silent} s: its worker died"
+    ))  # fmt: skip

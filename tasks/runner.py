@@ -1,31 +1,45 @@
-"""The Celery base task for jobs: lock, JobRun record, bounded retries on transient errors."""
+"""The Celery base task for jobs: a lock tied to a live holder, a JobRun per attempt, bounded retries.
+
+Surviving a killed worker (issue #14): tasks ack late and are rejected back to the queue when their worker
+process dies (every job is idempotent, see the README), and the broker redelivers what a dead worker
+never acked (Redis: after CELERY_BROKER_TRANSPORT_OPTIONS' visibility_timeout). The redelivered attempt
+finds the dead attempt still recorded as running and its lock still held for at most one lock TTL; it
+waits that out, takes the lock over, marks the dead attempt LOST and runs the job again.
+"""
 from __future__ import annotations
 
 import logging
+import os
+import socket
+import threading
 import time
 import traceback
 from collections.abc import Callable
 
 import celery
-from django.db import InterfaceError, OperationalError
+from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections, connection
 from django.utils import timezone
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from tasks.locks import job_lock
+from tasks.locks import JobLock
 from tasks.models import JobRun
+from tasks.services import job_runs_mark_lost_by_id
 
 logger = logging.getLogger(__name__)
 
 # Worth retrying: the database or Redis went away for a moment. Anything else is a bug or bad input.
 TRANSIENT_ERRORS = (OperationalError, InterfaceError, RedisConnectionError, RedisTimeoutError)
+TAKEOVER_POLL_SECONDS = 0.5
 
 
 class JobTask(celery.Task):
-    """Base for every job: acks late, retries transient failures with back-off, records each attempt."""
+    """Base for every job: acks late (and requeues when its worker dies), retries transient failures with
+    back-off, holds the job's lock with a heartbeat, records each attempt."""
 
     acks_late = True
-    reject_on_worker_lost = True
+    reject_on_worker_lost = True  # every job is idempotent: running one again after a crash is safe
     autoretry_for = TRANSIENT_ERRORS
     max_retries = 3
     retry_backoff = 5
@@ -33,33 +47,111 @@ class JobTask(celery.Task):
     retry_jitter = True
     soft_time_limit = 30 * 60
     time_limit = 35 * 60
-    lock_seconds = 40 * 60  # longer than the hard limit: a killed run's lock expires on its own
 
     def run_job(self, work: Callable[[], int], *, lock_name: str | None = None) -> int:
         """Run `work` (returns rows written) under the job's lock and record the attempt as a JobRun."""
-        params = {"args": list(self.request.args or []), "kwargs": dict(self.request.kwargs or {})}
+        task_id = self.request.id or ""
+        lock = JobLock(lock_name or self.name)
+        earlier = list(JobRun.objects.filter(task_id=task_id).values_list("pk", "status")) if task_id else []
+        now = timezone.now()
         run = JobRun.objects.create(
             job=self.name,
-            task_id=self.request.id or "",
-            params=params,
-            attempt=(self.request.retries or 0) + 1,
-            started_at=timezone.now(),
+            task_id=task_id,
+            params={"args": list(self.request.args or []), "kwargs": dict(self.request.kwargs or {})},
+            attempt=max((self.request.retries or 0) + 1, len(earlier) + 1),
+            started_at=now,
+            heartbeat_at=now,
+            worker=f"{socket.gethostname()}:{os.getpid()}",
+            lock_name=lock.name,
+            lock_token=lock.token,
         )
         started = time.perf_counter()
-        with job_lock(lock_name or self.name, timeout_seconds=self.lock_seconds) as acquired:
-            if not acquired:
-                _finish(run, JobRun.Status.SKIPPED, started)
-                logger.info("%s skipped: another run holds the lock", self.name)
-                return 0
-            try:
-                rows = int(work())
-            except BaseException as error:
-                will_retry = isinstance(error, TRANSIENT_ERRORS) and (self.request.retries or 0) < self.max_retries
-                status = JobRun.Status.RETRYING if will_retry else JobRun.Status.FAILED
-                _finish(run, status, started, error="".join(traceback.format_exception(error))[-4000:])
-                raise
+        dead = [pk for pk, status in earlier if status == JobRun.Status.RUNNING]
+        try:
+            acquired = lock.acquire() or (bool(dead) and _take_over(lock, dead))
+        except BaseException as error:  # Redis unreachable: record the attempt, then retry or fail
+            self._record_failure(run, started, error)
+            raise
+        if not acquired:
+            _finish(run, JobRun.Status.SKIPPED, started)
+            logger.info("%s skipped: another run holds the lock %s", self.name, lock.name)
+            return 0
+        if dead:
+            job_runs_mark_lost_by_id(run_ids=dead, reason=f"its worker was lost; attempt {run.attempt} (run {run.pk}) took over")
+            logger.warning("%s: took over from lost attempt(s) %s of task %s", self.name, dead, task_id)
+        heartbeat = Heartbeat(lock, run.pk)
+        heartbeat.start()
+        try:
+            rows = int(work())
+        except BaseException as error:
+            self._record_failure(run, started, error)
+            raise
+        finally:
+            heartbeat.stop()
+            _release(lock)
         _finish(run, JobRun.Status.SUCCEEDED, started, rows=rows)
         return rows
+
+    def _record_failure(self, run: JobRun, started: float, error: BaseException) -> None:
+        will_retry = isinstance(error, TRANSIENT_ERRORS) and (self.request.retries or 0) < self.max_retries
+        status = JobRun.Status.RETRYING if will_retry else JobRun.Status.FAILED
+        _finish(run, status, started, error="".join(traceback.format_exception(error))[-4000:])
+
+
+class Heartbeat(threading.Thread):
+    """Renews the lock and stamps the JobRun every third of the lock's TTL while the job runs."""
+
+    def __init__(self, lock: JobLock, run_id: int) -> None:
+        super().__init__(name=f"heartbeat-{lock.name}", daemon=True)
+        self.lock, self.run_id = lock, run_id
+        self.interval = max(lock.ttl_seconds / 3, 0.1)
+        self._stopped = threading.Event()
+
+    def run(self) -> None:
+        try:
+            while not self._stopped.wait(self.interval):
+                self.beat()
+        finally:
+            connection.close()  # this thread's own database connection
+
+    def beat(self) -> None:
+        try:
+            if not self.lock.renew():
+                logger.error("lost the lock %s to another holder while still running", self.lock.name)
+        except RedisError as error:  # a hiccup: the next beat (well within the TTL) tries again
+            logger.warning("could not renew the lock %s: %s", self.lock.name, error)
+        try:
+            close_old_connections()
+            JobRun.objects.filter(pk=self.run_id).update(heartbeat_at=timezone.now())
+        except DatabaseError as error:
+            logger.warning("could not record the heartbeat of job run %s: %s", self.run_id, error)
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self.join(timeout=5)
+
+
+def _take_over(lock: JobLock, dead_run_ids: list[int]) -> bool:
+    """A redelivered task whose earlier attempt is still recorded as running: wait (at most one lock TTL
+    and one heartbeat) for that attempt's lock to lapse, then take it. An earlier attempt that is alive
+    keeps renewing it, and we give up; so does anyone else holding it."""
+    tokens = set(JobRun.objects.filter(pk__in=dead_run_ids).values_list("lock_token", flat=True))
+    deadline = time.monotonic() + lock.ttl_seconds * 4 / 3 + 1
+    while time.monotonic() < deadline:
+        if lock.acquire():
+            return True
+        holder = lock.holder()
+        if holder is not None and holder not in tokens:
+            return False  # another run of the job holds it: not ours to wait for
+        time.sleep(TAKEOVER_POLL_SECONDS)
+    return False
+
+
+def _release(lock: JobLock) -> None:
+    try:
+        lock.release()
+    except RedisError as error:  # it lapses within one TTL anyway
+        logger.warning("could not release the lock %s: %s", lock.name, error)
 
 
 def _finish(run: JobRun, status: str, started: float, *, rows: int = 0, error: str = "") -> None:

@@ -8,9 +8,11 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class DefaultSchedule:
     task: str
-    crontab: str  # minute hour day-of-month month day-of-week, UTC
+    crontab: str  # minute hour day-of-month month day-of-week, UTC; "" for an interval schedule
     description: str
     kwargs: dict | None = None
+    every_seconds: int | None = None  # instead of a crontab, for checks more frequent than a minute
+    expire_seconds: int | None = None  # a run still queued after this is dropped (checks must not pile up)
 
 
 DEFAULT_SCHEDULES: dict[str, DefaultSchedule] = {
@@ -45,7 +47,7 @@ DEFAULT_SCHEDULES: dict[str, DefaultSchedule] = {
     "Retrain matrix factorization": DefaultSchedule(
         "tasks.training.train_model",
         "0 4 * * *",
-        "Daily at 04:00 UTC: retrain, validate, activate only if not worse than the active version.",
+        "Daily at 04:00 UTC: retrain, validate, activate only through the gate (enough data, beats popularity, not worse).",
         {"kind": "mf"},
     ),
     "Retrain content similarity": DefaultSchedule(
@@ -77,6 +79,18 @@ DEFAULT_SCHEDULES: dict[str, DefaultSchedule] = {
         "Daily at 03:15 UTC: what the bandit saw for picks older than 30 days (long folded) goes.",
         {"keep_days": 30},
     ),
+    "Mark job runs whose worker died as lost": DefaultSchedule(
+        "tasks.maintenance.mark_lost_job_runs",
+        "*/5 * * * *",
+        "Every 5 minutes: runs still 'running' without a heartbeat for three lock TTLs (3 min) become 'lost'.",
+    ),
+    "Rebuild the online features after Redis came back empty": DefaultSchedule(
+        "tasks.features.ensure_online_features",
+        "",
+        "Every 30 s: one SET NX; if the store's sentinel is gone, one full feature refresh is enqueued at once.",
+        every_seconds=30,
+        expire_seconds=30,
+    ),
     "Prune old job runs": DefaultSchedule(
         "tasks.maintenance.prune_job_runs",
         "0 3 * * *",
@@ -86,30 +100,38 @@ DEFAULT_SCHEDULES: dict[str, DefaultSchedule] = {
 }
 
 
-def sync_default_schedules(periodic_task_model, crontab_model) -> list[str]:
+def sync_default_schedules(periodic_task_model, crontab_model, interval_model=None) -> list[str]:
     """Create the default schedules that do not exist yet (by name); returns the names created.
 
-    Takes the models as arguments so that a data migration can pass its historical models.
+    Takes the models as arguments so that a data migration can pass its historical models. Interval
+    schedules need `interval_model` (migrations before 0006 pass none and skip them).
     """
     created = []
     for name, schedule in DEFAULT_SCHEDULES.items():
         if periodic_task_model.objects.filter(name=name).exists():
             continue  # operators may have edited it: leave it alone
-        minute, hour, day_of_month, month_of_year, day_of_week = schedule.crontab.split()
-        crontab, _ = crontab_model.objects.get_or_create(
-            minute=minute,
-            hour=hour,
-            day_of_month=day_of_month,
-            month_of_year=month_of_year,
-            day_of_week=day_of_week,
-            timezone="UTC",
-        )
+        when: dict = {}
+        if schedule.every_seconds:
+            if interval_model is None:
+                continue
+            when["interval"], _ = interval_model.objects.get_or_create(every=schedule.every_seconds, period="seconds")
+        else:
+            minute, hour, day_of_month, month_of_year, day_of_week = schedule.crontab.split()
+            when["crontab"], _ = crontab_model.objects.get_or_create(
+                minute=minute,
+                hour=hour,
+                day_of_month=day_of_month,
+                month_of_year=month_of_year,
+                day_of_week=day_of_week,
+                timezone="UTC",
+            )
         periodic_task_model.objects.create(
             name=name,
             task=schedule.task,
-            crontab=crontab,
             kwargs=json.dumps(schedule.kwargs or {}),
             description=schedule.description,
+            expire_seconds=schedule.expire_seconds,
+            **when,
         )
         created.append(name)
     return created

@@ -1,6 +1,8 @@
 """Training jobs: thin Celery wrappers around recommendations.training."""
 from __future__ import annotations
 
+from typing import Any
+
 from celery import shared_task
 
 from recommendations.training import model_train
@@ -12,10 +14,13 @@ from tasks.runner import JobTask
     bind=True,
     name="tasks.training.train_model",
     soft_time_limit=2 * 3600,
-    time_limit=2 * 3600 + 300,
-    lock_seconds=2 * 3600 + 600,  # outlives the hard limit, so a killed run's lock still expires
+    time_limit=2 * 3600 + 300,  # the longest of all jobs: the broker's visibility timeout must exceed it
 )
-def train_model(self, kind: str, activation: str = "if-not-worse") -> int:
-    """Retrain one model kind from the database; registers a version, activates it if not worse, and
-    records the number of interactions it learned from."""
-    return self.run_job(lambda: model_train(kind=kind, activation=activation).interactions, lock_name=f"{self.name}:{kind}")
+def train_model(self, kind: str, activation: str = "if-not-worse", params: dict[str, Any] | None = None) -> int:
+    """Retrain one model kind from the database; registers a version, activates it if it passes the gate,
+    and records the number of interactions it learned from. Idempotent: a run again (after a crash) only
+    registers one more version, and a killed run registers none."""
+    return self.run_job(
+        lambda: model_train(kind=kind, activation=activation, params=params).interactions,
+        lock_name=f"{self.name}:{kind}",
+    )

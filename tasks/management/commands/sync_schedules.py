@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from django.core.management.base import BaseCommand
-from django_celery_beat.models import CrontabSchedule, PeriodicTask
+from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
 from tasks.schedules import sync_default_schedules
 
@@ -14,7 +14,7 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args, **options) -> None:
-        created = sync_default_schedules(PeriodicTask, CrontabSchedule)
+        created = sync_default_schedules(PeriodicTask, CrontabSchedule, IntervalSchedule)
         for name in created:
             self.stdout.write(f"created: {name}")
         self.stdout.write(self.style.SUCCESS(f"{len(created)} schedules created, the others already existed"))
