@@ -4,16 +4,16 @@ At a cutoff T: candidate models are fitted on viewings before T; features are co
 the offline store's snapshot at T holds); each sampled profile's candidates are generated exactly as
 serving would have at T; labels are what the profile watched in [T, T + label_days): 2 for 80 %+
 watched, 1 for less, 0 for not watched. The ranker is fitted on most profiles and measured on the rest
-(NDCG@10 against the ranker-free ordering), registered, and activated if not worse than the active one.
+(NDCG@10 against the ranker-free ordering and against popularity over the same candidates), registered,
+and activated through the gate of recommendations.training: enough held-out queries and positives, better
+than popularity and not worse than the ranker-free ordering, and not worse than the active ranker.
 """
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import tempfile
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -36,9 +36,9 @@ from recommendations.ml.metrics import ndcg_at_k
 from recommendations.models import ModelKind, ModelVersion
 from recommendations.ranking_input import blend_sources, ranking_input_build
 from recommendations.registry import LoadedModel
-from recommendations.services import model_version_activate, model_version_register
+from recommendations.services import model_artifact_staging, model_version_activate, model_version_register
 from recommendations.serving import TrendingList, build_serving_models
-from recommendations.training import activation_gate, fit_model, utc
+from recommendations.training import BASELINE_METRIC, activation_gate, fit_model, utc
 from users.models import ViewingEvent
 
 log = logging.getLogger(__name__)
@@ -97,7 +97,7 @@ def ranker_train(
         feature_selectors.content_aggregates(as_of=cutoff), feature_selectors.catalog_arrays()
     )
     contexts = _label_contexts(outcomes)
-    queries, baseline = [], {}
+    queries, baseline, popular = [], {}, {}
     for position, profile_id in enumerate(sampled):
         state = profile_state_load(profile_id=int(profile_id), before=cutoff)
         candidates = candidates_generate(state, models, trending, now=cutoff)
@@ -112,25 +112,32 @@ def ranker_train(
         ))  # fmt: skip
         queries.append(RankingQuery(int(profile_id), candidates.content_ids, features))
         baseline[int(profile_id)] = blend_sources(candidates.merged)
+        popular[int(profile_id)] = models.popularity[candidates.rows]  # non-personalised: the same for everyone
     data = training_data(queries, outcomes[["user_id", "content_id", "rating"]], strong_rating=STRONG_SHARE * 5)
     fit_part, held_out = data.split_profiles(HELD_OUT, seed=seed)  # held_out: measured, never seen in fitting
     train_part, stop_part = fit_part.split_profiles(EARLY_STOPPING_SHARE, seed=seed + 1)
+    if min(len(part.group_sizes) for part in (train_part, stop_part, held_out)) == 0:
+        raise ValueError(f"{len(data.group_sizes)} labelled ranking queries are too few to fit, stop early and "
+                         f"measure a ranker (profiles that watched something in the {label_days} days after "
+                         f"{cutoff:%Y-%m-%d})")  # fmt: skip
     ranker = LambdaMARTRanker(params)
     ranker.fit(train_part.features, train_part.labels, train_part.group_sizes,
                eval=(stop_part.features, stop_part.labels, stop_part.group_sizes))  # fmt: skip
     metrics = {
         "ndcg_at_10": _ndcg(ranker.predict(held_out.features), held_out),
         "baseline_ndcg_at_10": _ndcg(np.concatenate([baseline[int(p)] for p in held_out.profile_ids]), held_out),
+        BASELINE_METRIC: _ndcg(np.concatenate([popular[int(p)] for p in held_out.profile_ids]), held_out),
         "queries": int(len(data.group_sizes)), "held_out_queries": int(len(held_out.group_sizes)),
         "rows": int(len(data.labels)), "positives": int((data.labels > 0).sum()),
+        "held_out_positives": int((held_out.labels > 0).sum()),
         "train_seconds": round(time.perf_counter() - started, 1),
     }  # fmt: skip
     window = {"data_from": utc(history["started_at"].min()), "data_to": cutoff}
-    with tempfile.TemporaryDirectory(prefix="reco-ranker-") as scratch:
-        saved = ranker.save(Path(scratch) / "model", metadata={"cutoff": cutoff.isoformat(), "label_days": label_days})
+    activated, reason = activation_gate(kind=ModelKind.RANKER, metrics=metrics, activation=activation)
+    with model_artifact_staging(kind=ModelKind.RANKER) as scratch:
+        saved = ranker.save(scratch / "model", metadata={"cutoff": cutoff.isoformat(), "label_days": label_days})
         version = model_version_register(kind=ModelKind.RANKER, saved_model_dir=saved, metrics=metrics,
-                                         params=ranker.params, **window)  # fmt: skip
-    activated, reason = activation_gate(version, activation)
+                                         params=ranker.params, notes=reason, **window)  # fmt: skip
     if activated:
         version = model_version_activate(version_id=version.pk)
     log.info("trained ranker %s: %s; %s", version.version, metrics, reason)
