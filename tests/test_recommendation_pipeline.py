@@ -79,12 +79,17 @@ def test_with_redis_down_the_api_still_answers_degraded(api, settings, monkeypat
     assert len(response.json()["items"]) == 20
 
 
-def test_a_corrupt_artifact_never_replaces_a_model_and_the_api_still_answers(api):
+def test_a_corrupt_artifact_never_replaces_a_model_and_the_api_still_answers(api, tmp_path):
     active = ModelVersion.objects.get(kind=ModelKind.MATRIX_FACTORIZATION, status=ModelVersion.Status.ACTIVE)
+    assert "mf" in api.get("/api/recs", {"profile_id": _profile().pk}).json()["model_versions"]  # copied, verified
     factors = Path(settings.RECO_ARTIFACT_DIR) / active.artifact_path / "item_factors.npy"
     factors.write_bytes(b"not a numpy file")
-    serving_caches_reset()  # a fresh process: it must load the artifact now
 
+    serving_caches_reset()  # a fresh process on this host: its verified private copy still serves
+    assert "mf" in api.get("/api/recs", {"profile_id": _profile().pk}).json()["model_versions"]
+
+    settings.RECO_SERVING_CACHE_DIR = tmp_path / "another-host"
+    serving_caches_reset()  # a fresh host: it must copy the artifact now, and the copy fails verification
     response = api.get("/api/recs", {"profile_id": _profile().pk})
 
     assert response.status_code == 200
