@@ -99,7 +99,7 @@ def ranker_train(
     contexts = _label_contexts(outcomes)
     queries, baseline, popular = [], {}, {}
     for position, profile_id in enumerate(sampled):
-        state = profile_state_load(profile_id=int(profile_id), before=cutoff)
+        state = profile_state_load(profile_id=int(profile_id), before=cutoff).within_maturity_cap(models.catalog)
         candidates = candidates_generate(state, models, trending, now=cutoff)
         if not len(candidates.rows):
             continue

@@ -140,7 +140,7 @@ class JobsOverview:
 def jobs_overview(*, before: int | None = None, per_page: int = RUNS_PER_PAGE) -> JobsOverview:
     """Failures first, then what runs now, then a page of every run by id (runs are created as they start, so
     id order is start order, on the primary key) and the beat schedule (a small table)."""
-    failed = (JobRun.Status.FAILED, JobRun.Status.RETRYING)
+    failed = (JobRun.Status.FAILED, JobRun.Status.RETRYING, JobRun.Status.LOST)
     # One index range scan per status on jobrun_status_recent_idx, merged: no sort of the whole table.
     failures = sorted(
         [run for status in failed for run in JobRun.objects.filter(status=status).order_by("-started_at")[:FAILURES_SHOWN]],
