@@ -10,7 +10,10 @@ Everything here runs on 127.0.0.1 and only touches what it started itself, never
 - `gunicorn_server(env)`: the web tier exactly as the README serves it (`gunicorn -c config/gunicorn.py
   config.wsgi`, WEB_CONCURRENCY and GUNICORN_BIND from the environment), its log in a temporary file.
 - `load(url, rate, seconds, headers)`: an open-loop load generator (requests leave on schedule whatever the
-  server does, so a stall shows as latency, not as fewer requests) returning one record per request.
+  server does, so a stall shows as latency, not as fewer requests) returning one record per request;
+  `recovered_at()` says from when on every answer was good again.
+- `celery_worker(env, beat=...)`: a worker of config.celery (solo pool), optionally with its beat.
+- `schemathesis_run(base_url, ...)`: schemathesis' CLI with every check against /api/schema/, its JSON report read.
 
 Every process is stopped when its context exits and, as a last resort, at interpreter exit; every wait has a
 deadline and every loop a bound. Importable by the tests and by bench/ scripts (which put the repository root
