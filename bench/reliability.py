@@ -211,8 +211,8 @@ def _world_prepare(args: argparse.Namespace, redis: RedisServer) -> World:
             from recommendations.models import ModelKind
             from recommendations.training import model_train
 
-            call_command("generate_synthetic", "--titles", "600", "--accounts", "300", "--events", "30000",
-                         "--seed", "5", verbosity=1)  # fmt: skip
+            call_command("generate_synthetic", "--titles", "600", "--accounts", "300", "--events", "30000", "--seed", "5",
+                         "--ground-truth-dir", str(args.artifact_dir.parent / "truth"), verbosity=1)  # fmt: skip
             for kind in (ModelKind.POPULARITY, ModelKind.MATRIX_FACTORIZATION, ModelKind.CONTENT):
                 model_train(kind=kind, activation="always")
     active = set(ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).values_list("kind", flat=True))
