@@ -68,6 +68,7 @@ class EventError:
     index: int
     event_id: str | None
     errors: dict
+    malformed: bool = False  # it does not match the documented schema (else: a content problem, e.g. an unknown id)
 
 
 @dataclass(frozen=True)

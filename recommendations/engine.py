@@ -46,6 +46,9 @@ STAGES = ("profile", "cache", "candidates", "features", "ranking", "rules", "div
 SECONDS_PER_DAY = 86_400
 COMPLETED_SHARE = 0.9
 EXPLORATION_POOL = 100  # the bandit picks among the candidates ranked just below the shown ones
+# Degradations the cache key already covers (it holds the model versions): an answer flagged only with these is
+# as good as it gets until a model is activated, so it is cached; any other flag is a passing fault.
+CACHEABLE_DEGRADATIONS = frozenset({"no_ranker", "no_collaborative_model", "no_content_model"})
 
 
 class ProfileNotFound(LookupError):
@@ -492,8 +495,8 @@ class RecommendationEngine:
         return cached if isinstance(cached, Recommendations) else None
 
     def _cache_set(self, key: str, result: Recommendations, degraded: list[str]) -> None:
-        if not self.use_cache or "cache_unavailable" in degraded:
-            return
+        if not self.use_cache or not CACHEABLE_DEGRADATIONS.issuperset(degraded):
+            return  # a passing fault (Redis, features, a failed stage) must not outlive itself in the cache
         try:
             # The object itself: pickling dataclasses is ~8x faster than asdict + rebuilding them on a hit.
             cache.set(key, replace(result, timings_ms={}, explanations=None),

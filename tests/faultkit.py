@@ -758,7 +758,7 @@ def schemathesis_run(base_url: str, *, api_key: str, report_dir: Path, max_examp
     report_dir.mkdir(parents=True, exist_ok=True)
     report = report_dir / f"schemathesis-{seed}.json"
     command = [
-        str(executable), "run", f"{base_url}/api/schema/", "--checks", "all", "--max-examples", str(max_examples),
+        str(executable), "--config-file", str(ROOT / "schemathesis.toml"), "run", f"{base_url}/api/schema/", "--checks", "all", "--max-examples", str(max_examples),
         "--seed", str(seed), "--header", f"X-Api-Key: {api_key}", "--workers", str(workers), "--no-color",
         "--generation-database", "none", "--no-shrink", "--continue-on-failure", "--request-timeout", "10",
         "--report", "json", "--report-json-path", str(report), *extra,
@@ -773,9 +773,9 @@ def schemathesis_run(base_url: str, *, api_key: str, report_dir: Path, max_examp
         output = output if isinstance(output, str) else output.decode(errors="replace")
     seconds = round(time.monotonic() - started, 1)
     if not report.exists():
-        return SchemathesisResult(exit_code, 0, 0, {}, [], seconds, output[-6000:])
+        return SchemathesisResult(exit_code, 0, 0, {}, [], seconds, output[-20000:])
     summary = json.loads(report.read_text())
     failures = {f"{f['code']} {f['title']}": {"count": f["count"], "operations": f["operations"]}
                 for f in summary.get("failures", [])}  # fmt: skip
     return SchemathesisResult(exit_code, summary["test_cases"]["generated"], summary["operations"]["tested"],
-                              failures, summary.get("errors", []), seconds, output[-6000:])  # fmt: skip
+                              failures, summary.get("errors", []), seconds, output[-20000:])  # fmt: skip

@@ -61,9 +61,18 @@ def test_features_missing_from_a_reachable_store_are_flagged(api):
     from django.core.cache import cache
 
     cache.clear()
-    body = api.get("/api/recs", {"profile_id": _profile().pk, "n": 5}).json()
+    profile = _profile()
+    body = api.get("/api/recs", {"profile_id": profile.pk, "n": 5}).json()
     assert {"user_features_missing", "content_features_missing"} <= set(body["degraded"])
     assert "feature_store_unavailable" not in body["degraded"]
+
+    # The refresh puts them back, and the next answer has them: the degraded one was never cached.
+    from features.services import content_features_refresh, user_features_refresh
+
+    content_features_refresh()
+    user_features_refresh(profile_id_start=profile.pk, profile_id_end=profile.pk + 1)
+    body = api.get("/api/recs", {"profile_id": profile.pk, "n": 5}).json()
+    assert not body["cached"] and not {"user_features_missing", "content_features_missing"} & set(body["degraded"])
 
 
 def test_with_redis_down_the_api_still_answers_degraded(api, settings, monkeypatch):

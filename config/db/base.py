@@ -5,9 +5,12 @@ arrives, or its answer never leaves. So every wait for the server (a query, a he
 that set a deadline (`config.deadlines`: the web tier sets one per request) gives up after it, closes the
 connection (its protocol state is unknown) and raises OperationalError, which the API answers with a JSON
 503. The first such failure opens the breaker: later calls fail at once, without waiting, until a
-background probe connects again. Connecting uses libpq's `connect_timeout` (2 s at least).
+background probe connects again. Connecting honours the deadline too (on a helper thread: libpq's
+`connect_timeout` cannot go below 2 s).
 """
 from __future__ import annotations
+
+import threading
 
 import psycopg
 from django.db.backends.postgresql import base as postgresql
@@ -65,13 +68,42 @@ class DatabaseWrapper(postgresql.DatabaseWrapper):
         if guard.is_open:
             raise DatabaseUnavailable(f"database {self.alias} skipped: circuit open ({guard.state().last_error})")
         try:
-            connection = super().get_new_connection(conn_params)
+            connection = self._connect_within(database_deadline(), conn_params)
         except psycopg.OperationalError as error:
             guard.record_failure(error)
             raise
         connection.breaker = guard
         guard.record_success()
         return connection
+
+    def _connect_within(self, seconds: float | None, conn_params: dict) -> psycopg.Connection:
+        """Connect, giving up after `seconds` (libpq's own connect_timeout cannot go below 2 s). The attempt
+        runs on a helper thread; one that gives up leaves it to finish, and closes what it returns."""
+        connect = super().get_new_connection
+        if seconds is None:
+            return connect(conn_params)
+        outcome: dict = {}
+        done = threading.Event()
+        abandoned = threading.Event()
+
+        def attempt() -> None:
+            try:
+                outcome["connection"] = connect(conn_params)
+            except BaseException as error:  # noqa: BLE001 - handed to the waiting thread
+                outcome["error"] = error
+            done.set()
+            if abandoned.is_set() and "connection" in outcome:
+                outcome["connection"].close()
+
+        threading.Thread(target=attempt, name=f"connect-{self.alias}", daemon=True).start()
+        if not done.wait(seconds):
+            abandoned.set()
+            if done.is_set() and "connection" in outcome:  # it finished just now
+                outcome["connection"].close()
+            raise psycopg.OperationalError(f"no connection to the database within {seconds:g} s")
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["connection"]
 
     def _breaker(self, conn_params: dict) -> CircuitBreaker:
         target = f"{conn_params.get('host', '')}:{conn_params.get('port', '')}/{conn_params.get('dbname', '')}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.retry import Retry
 
 from config.settings.env import env_bool, env_float, env_int, env_list, env_str, parse_database_url
@@ -107,9 +108,11 @@ REDIS_URL = env_str("REDIS_URL")
 CACHE_KEY_PREFIX = env_str("CACHE_KEY_PREFIX", "reco")
 # Every Redis call of the process goes through a circuit breaker (config/redis_connection.py): after this many
 # failures in a row Redis is skipped (answers degraded) until a background ping, every PROBE seconds, succeeds.
-REDIS_BREAKER_FAILURES = env_int("REDIS_BREAKER_FAILURES", 2)
+# A web request's Redis calls take a millisecond: one that has not answered in 0.1 s opens the breaker at once,
+# so a hung Redis holds each web worker up for 0.1 s, once. Jobs write big pipelines: they wait longer.
+REDIS_BREAKER_FAILURES = env_int("REDIS_BREAKER_FAILURES", 1)
 REDIS_BREAKER_PROBE_SECONDS = env_float("REDIS_BREAKER_PROBE_SECONDS", 0.5)
-REDIS_SOCKET_TIMEOUT = env_float("REDIS_SOCKET_TIMEOUT", 0.5)
+REDIS_SOCKET_TIMEOUT = env_float("REDIS_SOCKET_TIMEOUT", 0.1 if RECO_PROCESS == "web" else 0.5)
 if REDIS_URL:
     from config.redis_connection import BreakerConnection
 
@@ -122,8 +125,10 @@ if REDIS_URL:
                 "CLIENT_CLASS": "django_redis.client.DefaultClient",
                 "SOCKET_CONNECT_TIMEOUT": REDIS_SOCKET_TIMEOUT,
                 "SOCKET_TIMEOUT": REDIS_SOCKET_TIMEOUT,
-                # One retry at most, and the breaker: a hung Redis costs a process ~1 s once, then nothing.
-                "CONNECTION_POOL_KWARGS": {"retry": Retry(NoBackoff(), 1), "connection_class": BreakerConnection},
+                # One retry, for a dropped connection only (a pooled socket Redis closed); a timeout is not
+                # retried: it opens the breaker, and later calls fail at once until Redis answers a ping.
+                "CONNECTION_POOL_KWARGS": {"retry": Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+                                           "connection_class": BreakerConnection},  # fmt: skip
             },
         }
     }

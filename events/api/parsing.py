@@ -22,7 +22,7 @@ from rest_framework.exceptions import ValidationError
 from config.errors import ApplicationError, InvalidInput, PayloadTooLarge
 from events.models import VIEWING_TYPES, Event, EventType
 from events.services import EventError, EventRow, IncomingEvent
-from recommendations.api.serializers import DeviceField
+from recommendations.api.serializers import DeviceOrNumberField
 
 MAX_EVENTS = 1000
 MAX_ITEMS = 200
@@ -40,7 +40,7 @@ MAX_OFFSET = dt.timedelta(hours=15, minutes=59, seconds=59)  # PostgreSQL's; rea
 _FRACTIONAL_OFFSET = re.compile(r"[+-]\d\d:?\d\d:?\d\d[.,]\d+\Z")
 
 _LENGTHS = {name: Event._meta.get_field(name).max_length for name in ("request_id", "row_key", "experiment", "arm", "policy")}
-_device_field = DeviceField()
+_device_field = DeviceOrNumberField()
 # Plain strings: comparing with enum members goes through a descriptor, per event.
 _TYPES = EventType.values
 _IMPRESSION, _PROGRESS, _COMPLETE = EventType.IMPRESSION.value, EventType.PROGRESS.value, EventType.COMPLETE.value
@@ -123,6 +123,18 @@ class _EventReader:
         self.raw = raw if isinstance(raw, dict) else {}
         self.latest = latest
         self.errors: dict[str, Any] = {} if isinstance(raw, dict) else {"non_field_errors": ["Expected an object."]}
+        # Fields whose error is about the content, which the schema cannot say (unknown ids are found later, a
+        # time too far ahead, an offset PostgreSQL cannot read, a repeated position, a NUL): that event is
+        # refused and the others are stored. Any other error means the event does not match the schema.
+        self.content_errors: set[str] = set()
+
+    def content_error(self, name: str, message: str) -> None:
+        self.errors[name] = [message]
+        self.content_errors.add(name)
+
+    @property
+    def malformed(self) -> bool:
+        return any(name not in self.content_errors for name in self.errors)
 
     def read(self, index: int) -> IncomingEvent | EventError:
         event_id = self.text("event_id", max_length=MAX_EVENT_ID_LENGTH, required=True)
@@ -143,7 +155,7 @@ class _EventReader:
         elif event_type:
             rows = self.single_rows(event_id, common)
         if self.errors:
-            return EventError(index, event_id or _raw_event_id(self.raw), self.errors)
+            return EventError(index, event_id or _raw_event_id(self.raw), self.errors, malformed=self.malformed)
         return IncomingEvent(index, event_id, tuple(rows), user_id=user_id)
 
     def impression_rows(self, event_id: str, common: dict) -> list[EventRow]:
@@ -152,16 +164,19 @@ class _EventReader:
             self.errors["items"] = [f"Send a list of 1 to {MAX_ITEMS} items {{content_id, position, ...}}."]
             return []
         default_row = self.text("row", max_length=_LENGTHS["row_key"])
-        rows, item_errors, seen_positions = [], {}, set()
+        rows, item_errors, seen_positions, item_readers = [], {}, set(), []
         for i, raw_item in enumerate(items):
             item = _EventReader(raw_item, latest=self.latest)
+            item_readers.append(item)
             content_id = item.integer("content_id", required=True)
             position = item.integer("position", required=True, minimum=1, maximum=MAX_POSITION)
             if position is not None and position in seen_positions:
-                item.errors["position"] = [f"Position {position} appears twice in this impression."]
+                item.content_error("position", f"Position {position} appears twice in this impression.")
             seen_positions.add(position)
             row_key = item.text("row", max_length=_LENGTHS["row_key"]) or default_row
-            propensity = item.number("propensity", low=0.0, high=1.0, low_open=True)
+            propensity = item.number("propensity", low=0.0, high=1.0)
+            if propensity == 0.0:
+                item.content_error("propensity", "A title shown with probability 0 was not shown: send (0, 1].")
             policy = item.text("policy", max_length=_LENGTHS["policy"])
             if item.errors:
                 item_errors[str(i)] = item.errors
@@ -170,6 +185,8 @@ class _EventReader:
                                      row_key=row_key, propensity=propensity, policy=policy, **common))  # fmt: skip
         if item_errors:
             self.errors["items"] = item_errors
+            if not any(item.malformed for item in item_readers):
+                self.content_errors.add("items")
         return rows
 
     def single_rows(self, event_id: str, common: dict) -> list[EventRow]:
@@ -190,8 +207,6 @@ class _EventReader:
     # --- fields ---------------------------------------------------------------------------------------
     def _value(self, name: str, required: bool) -> Any:
         value = self.raw.get(name, MISSING)
-        if value is None and not required:
-            return MISSING
         if value is MISSING and required:
             self.errors[name] = ["This field is required."]
         elif value is None:
@@ -203,25 +218,22 @@ class _EventReader:
         value = self._value(name, required)
         if value is MISSING:
             return ""
-        if isinstance(value, bool) or not isinstance(value, str | int):
+        if not isinstance(value, str):  # the schema says string: 5 is not "5"
             self.errors[name] = ["Not a valid string."]
             return ""
-        value = str(value).strip()
         if required and not value:
             self.errors[name] = ["This field may not be blank."]
         elif len(value) > max_length:
             self.errors[name] = [f"Ensure this field has no more than {max_length} characters."]
         elif "\x00" in value or not _encodable(value):  # PostgreSQL text holds neither, nor does a UTF-8 reply
-            self.errors[name] = ["Null and lone surrogate characters are not allowed."]
+            self.content_error(name, "Null and lone surrogate characters are not allowed.")
         return "" if name in self.errors else value
 
     def integer(self, name: str, *, required: bool = False, minimum: int = 1, maximum: int = MAX_ID) -> int | None:
         value = self._value(name, required)
         if value is MISSING:
             return None
-        if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
-            value = int(value)
-        if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, bool) or not isinstance(value, int):  # the schema says integer: "5" is not 5
             self.errors[name] = ["A valid integer is required."]
             return None
         if not minimum <= value <= maximum:
@@ -256,25 +268,27 @@ class _EventReader:
         if value is MISSING:
             return None
         try:
+            if not isinstance(value, str) or not _DATE_TIME.match(value):
+                raise ValueError(value)
             moment = dt.datetime.fromisoformat(value)
         except (TypeError, ValueError):
             self.errors[name] = ["Use an ISO 8601 date and time, e.g. 2026-11-26T08:15:00Z."]
             return None
         offset = moment.utcoffset()
         if offset is not None and not _postgres_reads_offset(offset, value):
-            self.errors[name] = ["Use a UTC offset within ±15:59:59 in whole seconds, e.g. +05:30 or Z."]
+            self.content_error(name, "Use a UTC offset within ±15:59:59 in whole seconds, e.g. +05:30 or Z.")
             return None
         try:
             # No zone: UTC, like DRF with USE_TZ and TIME_ZONE = UTC.
             moment = moment.replace(tzinfo=dt.UTC) if offset is None else moment.astimezone(dt.UTC)
         except OverflowError:  # year 1 or 9999 pushed off the calendar by its offset
-            self.errors[name] = [_TOO_EARLY if moment.year < EARLIEST.year else _TOO_LATE]
+            self.content_error(name, _TOO_EARLY if moment.year < EARLIEST.year else _TOO_LATE)
             return None
         if moment < EARLIEST:
-            self.errors[name] = [_TOO_EARLY]
+            self.content_error(name, _TOO_EARLY)
             return None
         if moment > self.latest:
-            self.errors[name] = [_TOO_LATE]
+            self.content_error(name, _TOO_LATE)
             return None
         return moment
 
@@ -287,6 +301,12 @@ class _EventReader:
         except ValidationError as error:
             self.errors[name] = [str(message) for message in error.detail]
             return None
+
+
+# A date and a time of day (what the schema's date-time is), with an optional offset of any precision: the offset's
+# range is checked next, as content.
+_DATE_TIME = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
+                        r"([Zz]|[+-][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?)?$")  # fmt: skip
 
 
 def _postgres_reads_offset(offset: dt.timedelta, text: str) -> bool:

@@ -29,7 +29,7 @@ class EventsView(APIView):
         responses={
             200: EventBatchResultSerializer,
             **error_responses(400, 401, 403, 413, 429, 503, descriptions={
-                400: "No valid event (`details` holds the per-event errors), or a malformed envelope",
+                400: "Not a batch, or events that do not match the schema (`details.errors`); nothing is stored",
                 413: "Over 2.5 MB (`body_too_large`) or over 2,000 rows (`too_many_rows`): send smaller batches"}),
         },  # fmt: skip
         summary="Impressions, clicks, plays, progress and completions: up to 1,000 events and 2,000 rows a batch",
@@ -38,17 +38,18 @@ class EventsView(APIView):
         batch = batch_parse(request.data, now=timezone.now())
         if batch.error:
             raise batch.error
+        malformed = [error for error in batch.errors if error.malformed]
+        if malformed:  # a client bug: nothing is stored, so resending the fixed batch loses nothing
+            raise InvalidInput("Some events do not match the schema; nothing was stored. Fix them and send the "
+                               "batch again.", code="invalid_events", details={"errors": [_error(e) for e in malformed]})  # fmt: skip
         result = events_ingest(client_id=request.user.client_id, events=batch.events) if batch.events else None
         errors = sorted(batch.errors + (result.errors if result else []), key=lambda error: error.index)
-        body = {
+        return Response({
             "accepted": result.accepted if result else 0,
             "duplicates": result.duplicates if result else 0,
             "rejected": len(errors),
             "errors": [_error(error) for error in errors],
-        }
-        if len(errors) == len(batch.events) + len(batch.errors):
-            raise InvalidInput("No event in the batch is valid.", code="no_valid_events", details=body)
-        return Response(body)
+        })  # fmt: skip
 
     def request_cost(self, request: Request) -> int:
         """Rows the batch asks to store (an impression stores one per item), per ROWS_PER_REQUEST."""

@@ -1,6 +1,9 @@
 """Request parameters and response shapes of /api/recs (validation: 400 with a message per field)."""
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
+
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -18,19 +21,41 @@ class DeviceField(serializers.Field):
     default_error_messages = {"invalid": "Unknown device {value!r}: use one of {choices}."}
     names = {**DEVICE_NAMES, "console": DeviceType.CONSOLE}
 
+    def __init__(self, *args, numbers: bool = False, **kwargs) -> None:
+        self.numbers = numbers  # events also take the device's number (their schema says so)
+        super().__init__(*args, **kwargs)
+
     def to_internal_value(self, data):  # noqa: ANN001, ANN201
-        value = str(data).strip().lower()
-        if value in self.names:
-            return self.names[value]
-        if value.isascii() and value.isdigit() and int(value) in DeviceType.values:
-            return int(value)
+        if isinstance(data, str) and data in self.names:
+            return self.names[data]
+        if self.numbers and type(data) is int and data in DeviceType.values:
+            return data
         self.fail("invalid", value=data, choices=", ".join(sorted(self.names)))
 
     def to_representation(self, value):  # noqa: ANN001, ANN201
         return DeviceType(value).label
 
 
+@extend_schema_field({"oneOf": [{"type": "string", "enum": ["tv", "mobile", "tablet", "web", "console"]},
+                                  {"type": "integer", "enum": sorted(DeviceType.values)}]})  # fmt: skip
+class DeviceOrNumberField(DeviceField):
+    """A device as its name or its number (events)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, numbers=True, **kwargs)
+
+
+# JSON types the batch body must use, as the schema says (DRF would also take "5" for 5 and 0 for false).
+_JSON_TYPES = {"profile_id": int, "user_id": int, "time_of_day": int, "n": int, "subscription_tier": int,
+               "country": str, "device_type": str, "rows": bool}  # fmt: skip
+_QUERY_INTEGER = re.compile(r"^[0-9]{1,19}$")
+_QUERY_BOOLEAN = {"true": True, "false": False}
+
+
 class RecsQuerySerializer(serializers.Serializer):
+    """One request's parameters: from the query string (context `query=True`: strings, integers as plain digits,
+    booleans as true/false) or from a batch body (JSON values of exactly the documented types)."""
+
     profile_id = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
     user_id = serializers.IntegerField(min_value=1, max_value=2**63 - 1, required=False,
                                        help_text="The account; when given it must own the profile.")  # fmt: skip
@@ -49,9 +74,43 @@ class RecsQuerySerializer(serializers.Serializer):
     def validate_country(self, value: str) -> str:
         return value.upper()
 
+    def to_internal_value(self, data):  # noqa: ANN001, ANN201
+        if not isinstance(data, Mapping):
+            return super().to_internal_value(data)
+        errors = _query_type_errors(data, set(self.fields)) if self.context.get("query") else _json_type_errors(data)
+        if errors:
+            raise serializers.ValidationError(errors)
+        if self.context.get("query") and "rows" in data:
+            data = {**{k: data.get(k) for k in data}, "rows": _QUERY_BOOLEAN[str(data.get("rows")).lower()]}
+        return super().to_internal_value(data)
+
+
+def _json_type_errors(data: Mapping) -> dict[str, list[str]]:
+    errors = {}
+    for name, kind in _JSON_TYPES.items():
+        value = data.get(name)
+        if value is not None and (type(value) is not kind):  # bool is an int subclass: compare exactly
+            errors[name] = [f"Expected a JSON {'boolean' if kind is bool else 'integer' if kind is int else 'string'}."]
+    return errors
+
+
+def _query_type_errors(data: Mapping, known: set[str]) -> dict[str, list[str]]:
+    errors = {name: ["Unknown parameter."] for name in data if name not in known}
+    if hasattr(data, "getlist"):
+        errors.update({name: ["Give this parameter once."] for name in known if len(data.getlist(name)) > 1})
+    for name, kind in _JSON_TYPES.items():
+        value = data.get(name)
+        if value is None:
+            continue
+        if kind is int and not _QUERY_INTEGER.match(str(value)):
+            errors[name] = ["Expected a whole number written in digits."]
+        elif kind is bool and str(value).lower() not in _QUERY_BOOLEAN:
+            errors[name] = ["Expected true or false."]
+    return errors
+
 
 class BatchSerializer(serializers.Serializer):
-    requests = RecsQuerySerializer(many=True, allow_empty=False, max_length=100)
+    requests = serializers.ListField(child=RecsQuerySerializer(), min_length=1, max_length=100)
 
 
 class ItemSerializer(serializers.Serializer):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -58,11 +58,12 @@ class RecsView(_RecsApiView):
     @extend_schema(
         parameters=[RecsQuerySerializer],
         responses={200: RecsResponseSerializer, **error_responses(400, 401, 403, 404, 429, 503,
-                   descriptions={404: "Unknown profile, or a user_id that does not own it"})},  # fmt: skip
+                   descriptions={404: "Unknown profile, or a user_id that does not own it"}),
+                   414: OpenApiResponse(description="A query string longer than the web server takes (4 KB)")},  # fmt: skip
         summary="Recommendations and homepage rows for one profile",
     )
     def get(self, request: Request) -> Response:
-        query = RecsQuerySerializer(data=request.query_params)
+        query = RecsQuerySerializer(data=request.query_params, context={"query": True})
         query.is_valid(raise_exception=True)
         data = query.validated_data
         try:

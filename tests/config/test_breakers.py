@@ -131,3 +131,18 @@ def test_log_records_about_an_open_circuit_are_dropped():
     assert not skip.filter(record(wrapped_error))
     assert not skip.filter(record(None, CircuitOpen("open")))
     assert skip.filter(record(RuntimeError("a real bug")))
+
+
+@pytest.mark.django_db
+@pytest.mark.skipif("connection.vendor != 'postgresql'")
+def test_connecting_to_a_hung_database_honours_the_deadline_below_libpqs_two_seconds():
+    db = connection.settings_dict
+    with tcp_proxy(db["HOST"] or "127.0.0.1", int(db["PORT"] or 5432)) as proxy:
+        proxy.freeze()
+        wrapper = _proxied(proxy.port)
+        with database_deadline_set(0.4):
+            seconds, error = _timed(lambda: _select_one(wrapper))
+        assert isinstance(error, OperationalError) and seconds < 0.8, (seconds, error)
+        proxy.thaw()
+        wait_until(lambda: _timed(lambda: _select_one(wrapper))[1] is None, seconds=3, what="the database back")
+        wrapper.close()

@@ -22,22 +22,17 @@ def test_good_events_are_stored_and_each_bad_one_is_reported_by_index(api, app_c
         event("click", 10**12, content_id=title.pk),  # unknown profile
         event("click", profile.pk, content_id=title.pk, occurred_at=moment(minutes_ago=-10)),  # 10 min ahead
         impression(profile.pk, [titles[1].pk, 10**12]),  # one unknown title drops the whole impression
-        event("progress", profile.pk, content_id=title.pk, started_at=moment(20)),  # no watch_percentage
-        event("scroll", profile.pk),
-        "not an object",
     ]
     response = post(api, events)
 
     assert response.status_code == 200, response.content
     body = response.json()
-    assert (body["accepted"], body["duplicates"], body["rejected"]) == (4, 0, 6)
+    assert (body["accepted"], body["duplicates"], body["rejected"]) == (4, 0, 3)
     errors = {error["index"]: error for error in body["errors"]}
-    assert sorted(errors) == [2, 3, 4, 5, 6, 7]
+    assert sorted(errors) == [2, 3, 4]
     assert "profile_id" in errors[2]["errors"] and errors[2]["event_id"] == events[2]["event_id"]
     assert "occurred_at" in errors[3]["errors"]
     assert errors[4]["errors"] == {"items": {"1": {"content_id": [f"Unknown title {10**12}."]}}}
-    assert "watch_percentage" in errors[5]["errors"]
-    assert "type" in errors[6]["errors"] and "non_field_errors" in errors[7]["errors"]
 
     stored = Event.objects.filter(client=app_client).order_by("client_event_id", "item_position")
     impression_id = events[0]["event_id"]
@@ -50,6 +45,22 @@ def test_good_events_are_stored_and_each_bad_one_is_reported_by_index(api, app_c
                                                                                   DeviceType.TV)  # fmt: skip
 
 
+def test_events_that_do_not_match_the_schema_store_nothing_and_are_reported_by_index(api, app_client, profiles,
+                                                                                     titles):  # fmt: skip
+    events = [
+        event("click", profiles[0].pk, content_id=titles[0].pk),
+        event("progress", profiles[0].pk, content_id=titles[0].pk, started_at=moment(20)),  # no watch_percentage
+        event("scroll", profiles[0].pk),
+        "not an object",
+    ]
+    response = post(api, events)
+    assert response.status_code == 400 and response.json()["code"] == "invalid_events"
+    errors = {error["index"]: error["errors"] for error in response.json()["details"]["errors"]}
+    assert sorted(errors) == [1, 2, 3]
+    assert "watch_percentage" in errors[1] and "type" in errors[2] and "non_field_errors" in errors[3]
+    assert not Event.objects.exists()  # the client still holds the batch: fixed and sent again, nothing is lost
+
+
 @pytest.mark.parametrize(
     ("change", "field"),
     [
@@ -59,18 +70,37 @@ def test_good_events_are_stored_and_each_bad_one_is_reported_by_index(api, app_c
         ({"profile_id": True}, "profile_id"),
         ({"device_type": "toaster"}, "device_type"),
         ({"occurred_at": "yesterday"}, "occurred_at"),
-        ({"occurred_at": "1999-12-31T23:00:00Z"}, "occurred_at"),
         ({"request_id": "r" * 33}, "request_id"),
         ({"experiment": ["a"]}, "experiment"),
         ({"content_id": None}, "content_id"),
         ({"position": 0}, "position"),
         ({"started_at": None}, "started_at"),
+        ({"profile_id": "5"}, "profile_id"),
+        ({"event_id": 5}, "event_id"),
+        ({"occurred_at": "2026-11-26"}, "occurred_at"),
+    ],
+)
+def test_a_field_outside_the_schema_refuses_the_batch_naming_the_field(api, profiles, titles, change, field):
+    good = event("play", profiles[0].pk, content_id=titles[0].pk, started_at=moment(11))
+    response = post(api, [good, {**event("play", profiles[0].pk, content_id=titles[0].pk, started_at=moment(11)),
+                                 **change}])  # fmt: skip
+    assert response.status_code == 400, response.content
+    error = response.json()["details"]["errors"][0]
+    assert error["index"] == 1 and field in error["errors"]
+    assert not Event.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"occurred_at": "1999-12-31T23:00:00Z"}, "occurred_at"),
+        ({"occurred_at": "2026-11-26T08:15:00+20:00"}, "occurred_at"),
         ({"row": "top\x00picks"}, "row"),
         ({"experiment": "\ud800"}, "experiment"),
         ({"event_id": "\ud800"}, "event_id"),
     ],
 )
-def test_a_bad_field_names_the_field(api, profiles, titles, change, field):
+def test_content_the_schema_cannot_express_refuses_only_that_event(api, profiles, titles, change, field):
     good = event("play", profiles[0].pk, content_id=titles[0].pk, started_at=moment(11))
     response = post(api, [good, {**event("play", profiles[0].pk, content_id=titles[0].pk, started_at=moment(11)),
                                  **change}])  # fmt: skip
@@ -80,21 +110,24 @@ def test_a_bad_field_names_the_field(api, profiles, titles, change, field):
 
 
 @pytest.mark.parametrize(
-    ("items", "message_part"),
+    ("items", "status", "message_part"),
     [
-        ([], "1 to 200"),
-        ([{"content_id": 1, "position": i} for i in range(1, 202)], "1 to 200"),
-        ([{"content_id": 1, "position": 1}, {"content_id": 2, "position": 1}], "twice"),
-        ([{"content_id": 1, "position": 1, "propensity": 0}], "(0, 1]"),
-        ([{"content_id": 1, "position": 1, "propensity": 1.5}], "(0, 1]"),
-        ([{"content_id": 1, "position": 1, "policy": "p" * 17}], "16 characters"),
-        ([{"content_id": 1}], "required"),
+        ([], 400, "1 to 200"),
+        ([{"content_id": 1, "position": i} for i in range(1, 202)], 400, "1 to 200"),
+        ([{"content_id": 1, "position": 1}, {"content_id": 2, "position": 1}], 200, "twice"),
+        ([{"content_id": 1, "position": 1, "propensity": 0}], 200, "(0, 1]"),
+        ([{"content_id": 1, "position": 1, "propensity": 1.5}], 400, "[0, 1]"),
+        ([{"content_id": 1, "position": 1, "policy": "p" * 17}], 400, "16 characters"),
+        ([{"content_id": 1}], 400, "required"),
     ],
 )
-def test_impression_items_are_validated(api, profiles, items, message_part):
+def test_impression_items_are_validated(api, profiles, items, status, message_part):
+    """400 when the schema says no (nothing stored), 200 with the event refused when only its content is wrong."""
     response = post(api, [event("impression", profiles[0].pk, items=items)])
-    assert response.status_code == 400 and response.json()["code"] == "no_valid_events"
-    assert message_part in str(response.json()["details"]["errors"][0]["errors"]["items"])
+    assert response.status_code == status, response.content
+    body = response.json()
+    errors = body["details"]["errors"] if status == 400 else body["errors"]
+    assert message_part in str(errors[0]["errors"]["items"])
 
 
 def test_watch_percentage_must_be_within_0_and_1_and_complete_defaults_to_1(api, app_client, profiles, titles):
@@ -103,19 +136,18 @@ def test_watch_percentage_must_be_within_0_and_1_and_complete_defaults_to_1(api,
         event("progress", profiles[0].pk, content_id=titles[0].pk, started_at=started, watch_percentage=1.2),
         event("complete", profiles[0].pk, content_id=titles[0].pk, started_at=started),
     ]
-    body = post(api, events).json()
-    assert body["rejected"] == 1 and "watch_percentage" in body["errors"][0]["errors"]
+    response = post(api, events)
+    assert response.status_code == 400 and "watch_percentage" in response.json()["details"]["errors"][0]["errors"]
+    assert post(api, events[1:]).status_code == 200
     assert Event.objects.get(client=app_client).watch_percentage == 1.0
 
 
-def test_when_no_event_is_valid_the_answer_is_400_with_every_error(api, profiles):
-    response = post(api, [event("click", profiles[0].pk), event("click", 10**12, content_id=1)])
-    assert response.status_code == 400
+def test_well_formed_events_all_refused_for_their_content_are_a_200_saying_so(api, profiles):
+    response = post(api, [event("click", 10**12, content_id=1), event("click", 10**12 + 1, content_id=1)])
+    assert response.status_code == 200  # the request was right; each event's answer is in the body
     body = response.json()
-    assert body["code"] == "no_valid_events"
-    details = body["details"]  # the answer a 200 would have given
-    assert (details["accepted"], details["duplicates"], details["rejected"]) == (0, 0, 2)
-    assert "content_id" in details["errors"][0]["errors"] and "profile_id" in details["errors"][1]["errors"]
+    assert (body["accepted"], body["duplicates"], body["rejected"]) == (0, 0, 2)
+    assert all("profile_id" in error["errors"] for error in body["errors"])
     assert not Event.objects.exists()
 
 

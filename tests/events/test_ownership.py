@@ -34,13 +34,14 @@ def test_an_event_whose_user_does_not_own_its_profile_is_rejected_and_the_others
 @pytest.mark.parametrize("user_id", ["abc", 0, -3, True, 2**63, 1.5, {"id": 1}])
 def test_a_malformed_user_id_is_a_field_error(api, profiles, titles, user_id):
     good = event("click", profiles[0].pk, content_id=titles[0].pk)
-    body = post(api, [good, event("click", profiles[0].pk, content_id=titles[0].pk, user_id=user_id)]).json()
-    assert body["accepted"] == 1 and list(body["errors"][0]["errors"]) == ["user_id"]
+    response = post(api, [good, event("click", profiles[0].pk, content_id=titles[0].pk, user_id=user_id)])
+    assert response.status_code == 400 and list(response.json()["details"]["errors"][0]["errors"]) == ["user_id"]
 
 
-def test_a_numeric_string_user_id_is_read_like_profile_id(api, profiles, titles):
+def test_a_numeric_string_user_id_is_refused_as_the_schema_says_integer(api, profiles, titles):
     owned = event("click", profiles[0].pk, content_id=titles[0].pk, user_id=str(profiles[0].account_id))
-    assert post(api, [owned]).json()["accepted"] == 1
+    body = post(api, [owned]).json()
+    assert body["code"] == "invalid_events" and list(body["details"]["errors"][0]["errors"]) == ["user_id"]
 
 
 def test_the_check_costs_no_query_per_event(api, profiles, titles, django_assert_max_num_queries):

@@ -5,6 +5,7 @@ import datetime as dt
 
 from django.core.cache import cache
 
+from features.services import content_features_refresh, user_features_refresh
 from recommendations.context import UserContext
 from recommendations.engine import RecommendationEngine
 from tests.events.helpers import event, post
@@ -16,6 +17,8 @@ def test_a_completed_title_ends_the_cached_recommendations_and_leaves_them(servi
     profile = Profile.objects.get(pk=ViewingEvent.objects.order_by("-profile_id").values("profile_id")[0]["profile_id"])
     engine = RecommendationEngine(use_cache=True)
     context = UserContext(profile_id=profile.pk)
+    content_features_refresh()  # answers without features are degraded, and those are never cached
+    user_features_refresh(profile_id_start=profile.pk, profile_id_end=profile.pk + 1)
 
     first = engine.recommend(context=context, n=20, with_rows=False)
     second = engine.recommend(context=context, n=20, with_rows=False)
