@@ -87,7 +87,12 @@ def test_without_a_ranker_the_engine_ranks_by_sources_and_says_so(engine):
 
 
 def test_the_response_is_cached_until_the_profile_watches_something(engine):
+    from features.services import user_features_refresh
+
     profile = _active_profile()
+    # an answer without the profile's features is degraded, and those are never cached
+    user_features_refresh(profile_id_start=profile.pk, profile_id_end=profile.pk + 1, as_of=SERVING_NOW,
+                          store=engine.store)  # fmt: skip
     first = engine.recommend(context=UserContext(profile_id=profile.pk))
     second = engine.recommend(context=UserContext(profile_id=profile.pk))
     assert not first.cached and second.cached

@@ -108,11 +108,11 @@ REDIS_URL = env_str("REDIS_URL")
 CACHE_KEY_PREFIX = env_str("CACHE_KEY_PREFIX", "reco")
 # Every Redis call of the process goes through a circuit breaker (config/redis_connection.py): after this many
 # failures in a row Redis is skipped (answers degraded) until a background ping, every PROBE seconds, succeeds.
-# A web request's Redis calls take a millisecond: one that has not answered in 0.1 s opens the breaker at once,
-# so a hung Redis holds each web worker up for 0.1 s, once. Jobs write big pipelines: they wait longer.
+# A web request's Redis calls take a millisecond: one that has not answered in 50 ms opens the breaker at once,
+# so a hung Redis holds each web worker up for 50 ms, once. Jobs write big pipelines: they wait longer.
 REDIS_BREAKER_FAILURES = env_int("REDIS_BREAKER_FAILURES", 1)
 REDIS_BREAKER_PROBE_SECONDS = env_float("REDIS_BREAKER_PROBE_SECONDS", 0.5)
-REDIS_SOCKET_TIMEOUT = env_float("REDIS_SOCKET_TIMEOUT", 0.1 if RECO_PROCESS == "web" else 0.5)
+REDIS_SOCKET_TIMEOUT = env_float("REDIS_SOCKET_TIMEOUT", 0.05 if RECO_PROCESS == "web" else 0.5)
 if REDIS_URL:
     from config.redis_connection import BreakerConnection
 

@@ -12,6 +12,7 @@ from recommendations.engine import MAX_N
 from users.models import DeviceType
 
 DEVICE_NAMES = {label.lower().split()[0]: value for value, label in DeviceType.choices}  # tv, mobile, tablet, web, game
+DEVICE_API_NAMES = {value: name for name, value in {**DEVICE_NAMES, "console": DeviceType.CONSOLE}.items()}  # 5: console
 
 
 @extend_schema_field({"type": "string", "enum": ["tv", "mobile", "tablet", "web", "console"]})

@@ -19,6 +19,7 @@ from experiments.management.commands.experiment_metrics import _as_dict, _table
 from experiments.models import Experiment, Metric
 from experiments.services import ArmSpec, experiment_create, experiment_metrics_compute, experiment_status_set
 from experiments.simulation import BehaviourModel
+from recommendations.api.serializers import DEVICE_API_NAMES
 from recommendations.models import API_KEY_PREFIX_LENGTH, ApiClient, api_key_digest
 from users.loaders.synthetic import GroundTruth
 from users.models import Profile
@@ -85,7 +86,8 @@ class Command(BaseCommand):
                 device = int(truth.profile_device[row])
                 hour = int(rng.integers(0, 24))
                 response = client.get("/api/recs", {"profile_id": int(profile_id), "n": PAGE_SIZE, "rows": "false",
-                                                    "device_type": device, "time_of_day": hour}, **headers)  # fmt: skip
+                                                    "device_type": DEVICE_API_NAMES[device], "time_of_day": hour},
+                                      **headers)  # fmt: skip
                 if response.status_code != 200:
                     raise CommandError(f"/api/recs answered {response.status_code}: {response.content[:300]!r}")
                 body = response.json()
