@@ -19,7 +19,7 @@ def pytest_configure(config):
     # On CI a silently embedded SQLite or local-memory cache would make the real-services tests meaningless.
     if ON_CI:
         engine = settings.DATABASES["default"]["ENGINE"]
-        if not engine.endswith("postgresql"):
+        if not _is_postgresql(engine):
             raise pytest.UsageError(f"CI must test on PostgreSQL (DATABASE_URL), not {engine}.")
         if not settings.REDIS_URL:
             raise pytest.UsageError("CI must test against Redis: set REDIS_URL.")
@@ -27,7 +27,12 @@ def pytest_configure(config):
 
 @pytest.fixture
 def is_postgres() -> bool:
-    return settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
+    return _is_postgresql(settings.DATABASES["default"]["ENGINE"])
+
+
+def _is_postgresql(engine: str) -> bool:
+    """Django's backend, or ours on top of it (config.db: deadlines and a circuit breaker)."""
+    return engine.endswith("postgresql") or engine == "config.db"
 
 
 @pytest.fixture
