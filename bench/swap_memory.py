@@ -96,11 +96,10 @@ def _measure(master_pid: int, profiles: np.ndarray, rng: np.random.Generator, re
     return _memory(master_pid)
 
 
-class _Background:
-    """About 20 requests/s while the swap happens; non-200 answers are collected."""
+class _Daemon:
+    """A daemon thread running `_run` until `stop()`."""
 
-    def __init__(self, profiles: np.ndarray, failures: list[int]) -> None:
-        self.profiles, self.failures, self.sent = profiles, failures, 0
+    def __init__(self) -> None:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -110,6 +109,17 @@ class _Background:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join()
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+
+class _Background(_Daemon):
+    """About 20 requests/s while the swap happens; non-200 answers are collected."""
+
+    def __init__(self, profiles: np.ndarray, failures: list[int]) -> None:
+        super().__init__()
+        self.profiles, self.failures, self.sent = profiles, failures, 0
 
     def _run(self) -> None:
         rng = np.random.default_rng(5)
@@ -126,18 +136,10 @@ class _Background:
                 self.failures.append(status)
 
 
-class _PeakSampler:
+class _PeakSampler(_Daemon):
     def __init__(self, master_pid: int) -> None:
+        super().__init__()
         self.master_pid, self.peak = master_pid, 0.0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
 
     def _run(self) -> None:
         while not self._stop.wait(0.5):
