@@ -49,7 +49,7 @@ class DeviceOrNumberField(DeviceField):
 # JSON types the batch body must use, as the schema says (DRF would also take "5" for 5 and 0 for false).
 _JSON_TYPES = {"profile_id": int, "user_id": int, "time_of_day": int, "n": int, "subscription_tier": int,
                "country": str, "device_type": str, "rows": bool}  # fmt: skip
-_QUERY_INTEGER = re.compile(r"^[0-9]{1,19}$")
+_QUERY_INTEGER = re.compile(r"^(0|[1-9][0-9]{0,18})$")  # as JSON writes one: no sign, no leading zeros
 _QUERY_BOOLEAN = {"true": True, "false": False}
 
 
@@ -82,7 +82,7 @@ class RecsQuerySerializer(serializers.Serializer):
         if errors:
             raise serializers.ValidationError(errors)
         if self.context.get("query") and "rows" in data:
-            data = {**{k: data.get(k) for k in data}, "rows": _QUERY_BOOLEAN[str(data.get("rows")).lower()]}
+            data = {**{k: data.get(k) for k in data}, "rows": _QUERY_BOOLEAN[str(data.get("rows"))]}
         return super().to_internal_value(data)
 
 
@@ -105,7 +105,7 @@ def _query_type_errors(data: Mapping, known: set[str]) -> dict[str, list[str]]:
             continue
         if kind is int and not _QUERY_INTEGER.match(str(value)):
             errors[name] = ["Expected a whole number written in digits."]
-        elif kind is bool and str(value).lower() not in _QUERY_BOOLEAN:
+        elif kind is bool and str(value) not in _QUERY_BOOLEAN:
             errors[name] = ["Expected true or false."]
     return errors
 
