@@ -31,11 +31,13 @@ class DeadlineConnection(psycopg.Connection):
 
     def wait(self, gen, interval=0.1, timeout=None):  # noqa: ANN001, ANN201 - psycopg's signature
         limit = database_deadline()
-        if limit is not None and (timeout is None or limit < timeout):
-            timeout = limit
+        ours = limit is not None and (timeout is None or limit < timeout)
+        timeout = limit if ours else timeout
         try:
             return super().wait(gen, interval=interval, timeout=timeout)
         except pg_errors._WaitTimeout:  # psycopg 3.3's timeout signal (pinned in pyproject.toml)
+            if not ours:
+                raise  # the caller's own timeout (psycopg's notifies(timeout=...)): its business
             self.pgconn.finish()  # mid-protocol: the connection cannot be reused
             error = psycopg.OperationalError(f"no answer from the database within {timeout:g} s")
             if self.breaker is not None:
