@@ -4,7 +4,8 @@ A bucket holds at most `capacity` tokens and refills at `rate` tokens a second; 
 is refused, with the seconds until it could pass. Unlike fixed windows, no window boundary lets twice the rate
 through: over any period T at most `capacity + rate·T` tokens are spent. When Redis is unreachable the same
 buckets live in this process (at most LOCAL_BUCKETS of them, least recently used dropped), so limits keep
-holding per process instead of vanishing.
+holding per process instead of vanishing. On a Redis Cluster each bucket is one key, so its script runs on the
+one node of that key's slot; a node that is down sends only its buckets to the local fallback.
 """
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from django.conf import settings
+
+from config.redis_cluster import shared_redis
 
 log = logging.getLogger(__name__)
 
@@ -73,32 +76,31 @@ class _LocalBuckets:
 
 
 local_buckets = _LocalBuckets()
-_script = None
+_script = None  # (client, registered script): registered again when the cache's client changes
 _warned_at = 0.0
 
 
 def take(key: str, *, rate: float, capacity: float, cost: float = 1.0) -> Decision:
     """Take `cost` tokens from bucket `key` (rate: tokens per second). Never raises for Redis trouble."""
     allowed, tokens, shared = None, 0.0, False
-    if settings.REDIS_URL:
-        try:
-            allowed, tokens = _take_shared(key, rate, capacity, cost)
+    try:
+        client = shared_redis()
+        if client is not None:
+            allowed, tokens = _take_shared(client, key, rate, capacity, cost)
             shared = True
-        except Exception as error:  # noqa: BLE001 - a limiter must never take the API down
-            _warn(error)
+    except Exception as error:  # noqa: BLE001 - a limiter must never take the API down
+        _warn(error)
     if allowed is None:
         allowed, tokens = local_buckets.take(key, rate, capacity, cost)
     retry_after = 0.0 if allowed else (cost - tokens) / rate
     return Decision(bool(allowed), tokens, retry_after, shared)
 
 
-def _take_shared(key: str, rate: float, capacity: float, cost: float) -> tuple[bool, float]:
+def _take_shared(client, key: str, rate: float, capacity: float, cost: float) -> tuple[bool, float]:  # noqa: ANN001
     global _script
-    from django_redis import get_redis_connection
-
-    if _script is None:
-        _script = get_redis_connection("default").register_script(_SCRIPT)
-    allowed, tokens = _script(keys=[f"{settings.CACHE_KEY_PREFIX}:bucket:{key}"], args=[rate, capacity, cost])
+    if _script is None or _script[0] is not client:
+        _script = (client, client.register_script(_SCRIPT))
+    allowed, tokens = _script[1](keys=[f"{settings.CACHE_KEY_PREFIX}:bucket:{key}"], args=[rate, capacity, cost])
     return bool(int(allowed)), float(tokens)
 
 

@@ -2,7 +2,8 @@
 
 User features: viewing history in chunks of USER_CHUNK_PROFILES profiles (one packed-column query per
 chunk on the (profile_id, last_watched_at) index), computed by features.compute, written in pipelines.
-Content features: one SQL GROUP BY title_id with FILTER windows (no pandas over the whole history).
+Content features: one SQL GROUP BY title_id with FILTER windows (no pandas over the whole history), written
+per title and as one matrix under a new announced version, which every serving process loads into memory.
 A sentinel key without a TTL marks a Redis store as populated: when Redis comes back empty it is gone,
 and the frequent `ensure_online_features` job claims it and enqueues one full refresh (issue #14).
 """
@@ -23,7 +24,9 @@ from features.store import FeatureBatch, FeatureRow, FeatureStore, RedisBackend,
 TRENDING = "trending"
 TRENDING_SIZE = 1_000  # titles kept in the trending list, best first by time-decayed views
 USER_CHUNK_PROFILES = 50_000  # ~2.5M viewings at 50 per profile: 0.7 GB peak (measured)
-POPULATED_SENTINEL = "populated"  # `fs:populated`: no TTL, so only a Redis that lost its data lacks it
+# `fs:populated:keys-v2`: no TTL, so only a Redis that lost its data lacks it. keys-v2: the hash-tagged key layout
+# (features/keys.py), so a Redis holding only the old layout's keys is rebuilt once.
+POPULATED_SENTINEL = "populated:keys-v2"
 
 
 @dataclass(frozen=True)
@@ -84,10 +87,13 @@ def user_features_refresh_recent(
 
 
 def content_features_refresh(*, as_of: dt.datetime | None = None, store: FeatureStore | None = None) -> int:
-    """Recompute and store every title's features and the trending list; returns title rows written."""
+    """Recompute and store every title's features (per title, and as the announced in-process matrix) and the
+    trending list; returns title rows written."""
     store = store or FeatureStore()
     matrix = _content_matrix(as_of or timezone.now())
-    written = store.set_many(CONTENT, matrix.ids, matrix.values)
+    computed_at = timezone.now()
+    written = store.set_many(CONTENT, matrix.ids, matrix.values, computed_at=computed_at)
+    store.publish_matrix(CONTENT, matrix.ids, matrix.values, computed_at=computed_at)
     popularity = matrix.values[:, feature_set(CONTENT).slices["popularity_score"]].reshape(-1)
     top = np.argsort(-popularity, kind="stable")[:TRENDING_SIZE]
     top = top[popularity[top] > 0]

@@ -1,13 +1,23 @@
-"""FeatureStore: online features on raw Redis (REDIS_URL) or, embedded, in a database table.
+"""FeatureStore: online features on Redis Cluster (REDIS_CLUSTER_URLS), one Redis (REDIS_URL) or, embedded,
+in a database table.
 
 Reads never raise for an unreachable Redis: they return the declared defaults flagged
 `store_unavailable` and log a warning. Writes raise, so a refresh job fails, retries, and the features
 already stored stay in place until their TTL.
+
+The request path (`get_request_features`) reads the profile's one payload with one command (on a cluster:
+from the one node of its slot, so a node that is down degrades only its profiles) and its candidates' title
+features from process memory: `TitleFeatureCache` holds the newest matrix the content refresh announced
+(`publish_matrix`), checked every RECO_TITLE_FEATURES_CHECK_SECONDS. Without a fresh matrix it falls back to
+the per-title keys (one MGET, on one node: they share a hash tag), missing ones defaulted as before.
 """
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
+import time
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -16,11 +26,19 @@ import numpy as np
 import redis
 from django.conf import settings
 from django.db import DatabaseError, transaction
-from django_redis import get_redis_connection
+from redis.cluster import RedisCluster
 
+from config.redis_cluster import shared_redis
 from features import codec
 from features.definitions import CONTENT, USER, FeatureSet, feature_set
-from features.keys import DEFAULT_NAMESPACE, feature_key, feature_keys, ranking_key
+from features.keys import (
+    DEFAULT_NAMESPACE,
+    feature_key,
+    feature_keys,
+    matrix_key,
+    matrix_version_key,
+    ranking_key,
+)
 from features.models import OnlineFeature
 
 log = logging.getLogger(__name__)
@@ -96,6 +114,7 @@ class Ranking:
 
 class Backend(Protocol):
     name: str
+    location: str  # which store: title matrices are cached per store and namespace
 
     def get(self, keys: Sequence[str]) -> list[bytes | None]: ...
 
@@ -110,6 +129,11 @@ class RedisBackend:
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
 
+    @property
+    def location(self) -> str:
+        kwargs = self.client.connection_pool.connection_kwargs
+        return f"{kwargs.get('host')}:{kwargs.get('port')}/{kwargs.get('db', 0)}"
+
     def get(self, keys: Sequence[str]) -> list[bytes | None]:
         return self.client.mget(keys) if keys else []
 
@@ -121,11 +145,29 @@ class RedisBackend:
             pipe.execute()
 
 
+class ClusterBackend(RedisBackend):
+    """Redis Cluster: GET for one key, MGET per slot otherwise (one command when the keys share a tag);
+    writes in pipelines that redis-py groups by node (one round trip per node per PIPELINE_SETS)."""
+
+    name = "redis-cluster"
+    client: RedisCluster
+
+    @property
+    def location(self) -> str:
+        return ",".join(sorted(node.name for node in self.client.startup_nodes))
+
+    def get(self, keys: Sequence[str]) -> list[bytes | None]:
+        if len(keys) == 1:
+            return [self.client.get(keys[0])]
+        return self.client.mget_nonatomic(list(keys)) if keys else []
+
+
 class DatabaseBackend:
     """The embedded stand-in for Redis: one SELECT per read, batched upserts per write, expired rows
     ignored on read and deleted on write. Shared by every process that uses the same database."""
 
     name = "database"
+    location = "default"
 
     def get(self, keys: Sequence[str]) -> list[bytes | None]:
         found: dict[str, bytes] = {}
@@ -157,13 +199,16 @@ class FeatureStore:
         self.backend: Backend
         if backend is not None:
             self.backend = backend
-        elif connection is not None:
-            self.backend = RedisBackend(connection)
-        elif getattr(settings, "REDIS_URL", ""):
-            self.backend = RedisBackend(get_redis_connection("default"))
         else:
-            self.backend = DatabaseBackend()
+            client = connection if connection is not None else shared_redis()
+            if client is None:
+                self.backend = DatabaseBackend()
+            elif isinstance(client, RedisCluster):
+                self.backend = ClusterBackend(client)
+            else:
+                self.backend = RedisBackend(client)
         self.namespace = namespace
+        self.titles = title_feature_cache(self.backend, namespace)
 
     @classmethod
     def from_url(cls, url: str, *, socket_timeout: float = 0.5, namespace: str = DEFAULT_NAMESPACE) -> FeatureStore:
@@ -187,13 +232,20 @@ class FeatureStore:
         return _batch(feature_set(entity_type), ids, payloads, unavailable)
 
     def get_request_features(self, profile_id: int, title_ids: Iterable[int]) -> RequestFeatures:
-        """One profile plus its candidate titles in one round trip (a single MGET)."""
+        """One profile (one command, one node) plus its candidate titles from process memory; without a fresh
+        title matrix, the titles' keys in the same round trip (one MGET on one Redis)."""
         ids = _ids(title_ids)
         keys = [feature_key(USER, profile_id, namespace=self.namespace)]
-        keys += feature_keys(CONTENT, ids, namespace=self.namespace)
+        matrix = self.titles.current(self.backend)
+        if matrix is None:
+            keys += feature_keys(CONTENT, ids, namespace=self.namespace)
         payloads, unavailable = self._read(keys)
         user = _batch(feature_set(USER), np.array([profile_id], dtype=np.int64), payloads[:1], unavailable)
-        return RequestFeatures(user=user.row(0), content=_batch(feature_set(CONTENT), ids, payloads[1:], unavailable))
+        if matrix is None:
+            content = _batch(feature_set(CONTENT), ids, payloads[1:], unavailable)
+        else:
+            content = matrix.batch(ids)
+        return RequestFeatures(user=user.row(0), content=content)
 
     def _read(self, keys: list[str]) -> tuple[list[bytes | None], bool]:
         try:
@@ -213,6 +265,21 @@ class FeatureStore:
         return Ranking(ids, scores, unavailable)
 
     # --- writes ---------------------------------------------------------------------------------
+    def publish_matrix(
+        self, entity_type: str, entity_ids: Iterable[int], values: np.ndarray, *, computed_at: dt.datetime | None = None
+    ) -> str:
+        """Store every row as one payload under a new version, then announce that version; returns it.
+        Serving processes load it within RECO_TITLE_FEATURES_CHECK_SECONDS (only content is read this way)."""
+        ids = _ids(entity_ids)
+        stamp = (computed_at or dt.datetime.now(dt.UTC)).timestamp()
+        payload = codec.encode_matrix(feature_set(entity_type), ids, values, computed_at=stamp)
+        version = f"{int(stamp)}-{uuid.uuid4().hex[:8]}"
+        ttl = ttl_for(entity_type)
+        self.backend.set([(matrix_key(entity_type, version, namespace=self.namespace), payload)], ttl)
+        # Announced only once the matrix is complete, so no reader finds a version without its matrix.
+        self.backend.set([(matrix_version_key(entity_type, namespace=self.namespace), version.encode())], ttl)
+        return version
+
     def set_ranking(self, name: str, ids: np.ndarray, scores: np.ndarray, *, ttl_seconds: int) -> None:
         """Store a ranked title list (best first) under one key."""
         if len(ids) != len(scores):
@@ -266,6 +333,95 @@ class FeatureStore:
         keys = feature_keys(entity_type, ids, namespace=self.namespace)
         self.backend.set(list(zip(keys, payloads, strict=True)), ttl_seconds or ttl_for(entity_type))
         return len(ids)
+
+
+@dataclass(frozen=True)
+class TitleMatrix:
+    """One announced matrix in process memory: ids ascending, rows in the schema's column order."""
+
+    version: str
+    ids: np.ndarray  # (n,) int64 ascending
+    values: np.ndarray  # (n, width) float32
+    computed_at: float  # Unix seconds
+
+    def batch(self, title_ids: np.ndarray) -> FeatureBatch:
+        """The rows of `title_ids` (defaults, found False, for titles the refresh did not know)."""
+        schema = feature_set(CONTENT)
+        if not len(self.ids):
+            values, found, computed_at = codec.decode_many(schema, [None] * len(title_ids))
+            return FeatureBatch(CONTENT, title_ids, values, found, computed_at)
+        positions = np.minimum(np.searchsorted(self.ids, title_ids), len(self.ids) - 1)
+        found = self.ids[positions] == title_ids
+        values = self.values[positions]
+        if not found.all():
+            values[~found] = schema.defaults
+        computed_at = np.where(found, self.computed_at, np.nan)
+        return FeatureBatch(CONTENT, title_ids, values, found, computed_at)
+
+
+class TitleFeatureCache:
+    """This process's copy of the newest announced title matrix (see the module docstring).
+
+    `current()` reads the announcement at most every RECO_TITLE_FEATURES_CHECK_SECONDS (one GET) and the matrix
+    when it moved; one thread checks while the others keep serving the copy they have. A store that is down
+    keeps the copy serving until it is older than the content TTL, like the per-title keys would expire."""
+
+    def __init__(self, namespace: str) -> None:
+        self.namespace = namespace
+        self.matrix: TitleMatrix | None = None
+        self._next_check = 0.0
+        self._lock = threading.Lock()
+
+    def current(self, backend: Backend) -> TitleMatrix | None:
+        """The matrix while fresh, else None (the caller reads the per-title keys)."""
+        now = time.monotonic()
+        if now >= self._next_check and self._lock.acquire(blocking=False):
+            try:
+                self._next_check = now + getattr(settings, "RECO_TITLE_FEATURES_CHECK_SECONDS", 2.0)
+                self._check(backend)
+            finally:
+                self._lock.release()
+        matrix = self.matrix
+        if matrix is None or time.time() - matrix.computed_at > ttl_for(CONTENT):
+            return None
+        return matrix
+
+    def expire_check(self) -> None:
+        """Check at the next read (tests; a process that wants the newest at once)."""
+        self._next_check = 0.0
+
+    def _check(self, backend: Backend) -> None:
+        try:
+            (announced,) = backend.get([matrix_version_key(CONTENT, namespace=self.namespace)])
+            if announced is None:
+                return
+            version = announced.decode() if isinstance(announced, bytes) else str(announced)
+            if self.matrix is not None and self.matrix.version == version:
+                return
+            started = time.perf_counter()
+            (payload,) = backend.get([matrix_key(CONTENT, version, namespace=self.namespace)])
+        except UNAVAILABLE as error:
+            log.warning("title features: announcement unreadable, keeping version %s: %s",
+                        self.matrix.version if self.matrix else None, error)  # fmt: skip
+            return
+        decoded = codec.decode_matrix(feature_set(CONTENT), payload) if payload else None
+        if decoded is None:
+            log.warning("title features: matrix %s missing or of another schema; reading per-title keys", version)
+            return
+        self.matrix = TitleMatrix(version, *decoded)
+        log.info("title features %s: %d titles loaded in %.1f ms", version, len(self.matrix.ids),
+                 (time.perf_counter() - started) * 1000)  # fmt: skip
+
+
+_title_caches: dict[tuple[str, str, str], TitleFeatureCache] = {}
+_title_caches_lock = threading.Lock()
+
+
+def title_feature_cache(backend: Backend, namespace: str) -> TitleFeatureCache:
+    """The process's cache for one kind of store and namespace (every FeatureStore of them shares it)."""
+    key = (backend.name, backend.location, namespace)
+    with _title_caches_lock:
+        return _title_caches.setdefault(key, TitleFeatureCache(namespace))
 
 
 def _now() -> dt.datetime:

@@ -13,20 +13,18 @@ import json
 import time
 from typing import Any
 
-from django.conf import settings
 from django.core.cache import cache
+
+from config.redis_cluster import shared_redis
 
 PROCESS_STATUS_KEY = "serving:processes"
 PROCESS_STATUS_TTL_SECONDS = 120
 
 
 def _redis():  # noqa: ANN202
-    """The raw Redis client under the default cache, or None on another backend."""
-    if not settings.CACHES["default"]["BACKEND"].startswith("django_redis"):
-        return None
-    from django_redis import get_redis_connection
-
-    return get_redis_connection("default")
+    """The raw Redis client under the default cache (one server or a cluster: the hash is one key, so one
+    node), or None on another backend."""
+    return shared_redis()
 
 
 def _field(status: dict[str, Any]) -> str:

@@ -20,6 +20,7 @@ from django.db.models import Max, Min
 from django.utils import timezone
 
 from catalog.models import Title
+from config.redis_cluster import is_cluster, shared_redis
 from features.definitions import CONTENT, USER
 from features.store import FeatureStore, ttl_for
 from recommendations.models import ModelVersion
@@ -90,12 +91,32 @@ def database_check() -> dict[str, Any]:
 
 
 def redis_check() -> dict[str, Any]:
-    if not settings.REDIS_URL:
+    client = shared_redis()
+    if client is None:
         return {"status": NOT_USED, "detail": "no REDIS_URL: local-memory caches, online features in the database"}
-    from django_redis import get_redis_connection
+    if not is_cluster(client):
+        client.ping()
+        return {"status": OK, "detail": "ping answered"}
+    nodes = _cluster_nodes_pinged(client)
+    masters = [n for n in nodes if n["role"] == "primary"]
+    down = [n["node"] for n in masters if not n["ok"]]
+    status = DOWN if len(down) == len(masters) else DEGRADED if down else OK
+    detail = f"cluster: {len(masters) - len(down)} of {len(masters)} masters answer" + (
+        f"; unreachable: {', '.join(down)} (the profiles on their slots are served degraded)" if down else "")  # fmt: skip
+    return {"status": status, "detail": detail, "nodes": nodes}
 
-    get_redis_connection("default").ping()
-    return {"status": OK, "detail": "ping answered"}
+
+def _cluster_nodes_pinged(client) -> list[dict[str, Any]]:  # noqa: ANN001 — a RedisCluster
+    """Every node of the client's slot map, masters first, each pinged on its own connection (its breaker)."""
+    nodes = []
+    for node in sorted(client.get_nodes(), key=lambda n: (n.server_type != "primary", n.name)):
+        try:
+            node.redis_connection.ping()
+            ok, error = True, ""
+        except Exception as failure:  # reported per node
+            ok, error = False, f"{type(failure).__name__}: {failure}"
+        nodes.append({"node": node.name, "role": node.server_type, "ok": ok, "error": error})
+    return nodes
 
 
 def broker_check() -> dict[str, Any]:
@@ -181,15 +202,23 @@ def cache_stats() -> dict[str, Any]:
     """Redis's own keyspace hit rate since it started (every cache read: responses, features, rules versions).
 
     The response cache keeps no counters of its own, so this is the server-wide rate."""
-    if not settings.REDIS_URL:
-        return {"hit_rate": None, "detail": "local-memory caches keep no statistics"}
-    from django_redis import get_redis_connection
-
     try:
-        stats = get_redis_connection("default").info("stats")
+        client = shared_redis()
+        if client is None:
+            return {"hit_rate": None, "detail": "local-memory caches keep no statistics"}
+        if is_cluster(client):  # the masters that answer, summed
+            per_node = []
+            for node in client.get_primaries():
+                try:
+                    per_node.append(node.redis_connection.info("stats"))
+                except Exception:  # noqa: BLE001 — a master that is down counts nothing
+                    log.info("cache stats: %s unreachable", node.name)
+        else:
+            per_node = [client.info("stats")]
     except Exception as error:  # reported, like every check
         return {"hit_rate": None, "detail": f"{type(error).__name__}: {error}"}
-    hits, misses = int(stats.get("keyspace_hits", 0)), int(stats.get("keyspace_misses", 0))
+    hits = sum(int(stats.get("keyspace_hits", 0)) for stats in per_node)
+    misses = sum(int(stats.get("keyspace_misses", 0)) for stats in per_node)
     rate = hits / (hits + misses) if hits + misses else math.nan
     return {"hit_rate": None if math.isnan(rate) else round(rate, 4), "hits": hits, "misses": misses,
             "detail": "Redis keyspace hits / (hits + misses) since the server started"}  # fmt: skip

@@ -2,8 +2,9 @@
 
 A lock is a key holding its holder's token with a short TTL (settings.RECO_JOB_LOCK_SECONDS, 60 s): the
 job's heartbeat renews it every third of that while the job runs, so a holder killed with `kill -9` lets
-go within one TTL instead of after the job's whole time limit. Redis when configured, else the local
-cache (one process: the embedded and eager modes).
+go within one TTL instead of after the job's whole time limit. Redis (one server or a cluster: every
+command and script touches the lock's one key, so one slot) when configured, else the local cache (one
+process: the embedded and eager modes).
 """
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from contextlib import contextmanager
 
 from django.conf import settings
 from django.core.cache import cache
+
+from config.redis_cluster import shared_redis
 
 LOCK_PREFIX = "reco:lock:"
 
@@ -32,10 +35,8 @@ return 0
 """
 
 
-def _redis():  # noqa: ANN202 — a redis.Redis
-    from django_redis import get_redis_connection
-
-    return get_redis_connection("default")
+def _redis():  # noqa: ANN202 — a redis.Redis or RedisCluster, None on local-memory caches
+    return shared_redis()
 
 
 class JobLock:
@@ -49,14 +50,14 @@ class JobLock:
 
     def acquire(self) -> bool:
         """Take the lock if nobody holds it (never waits)."""
-        if settings.REDIS_URL:
-            return bool(_redis().set(self.key, self.token, nx=True, px=self.ttl_seconds * 1000))
+        if (client := _redis()) is not None:
+            return bool(client.set(self.key, self.token, nx=True, px=self.ttl_seconds * 1000))
         return cache.add(self.key, self.token, self.ttl_seconds)
 
     def renew(self) -> bool:
         """Extend our hold by one TTL; False when another holder has it (ours lapsed and was taken)."""
-        if settings.REDIS_URL:
-            return bool(_redis().eval(_RENEW, 1, self.key, self.token, self.ttl_seconds * 1000))
+        if (client := _redis()) is not None:
+            return bool(client.eval(_RENEW, 1, self.key, self.token, self.ttl_seconds * 1000))
         held = cache.get(self.key)
         if held == self.token:
             return cache.touch(self.key, self.ttl_seconds)
@@ -64,15 +65,15 @@ class JobLock:
 
     def release(self) -> None:
         """Let go, only if we still hold it (a lapsed lock may belong to someone else by now)."""
-        if settings.REDIS_URL:
-            _redis().eval(_RELEASE, 1, self.key, self.token)
+        if (client := _redis()) is not None:
+            client.eval(_RELEASE, 1, self.key, self.token)
         elif cache.get(self.key) == self.token:
             cache.delete(self.key)
 
     def holder(self) -> str | None:
         """The token of whoever holds the lock now, or None."""
-        if settings.REDIS_URL:
-            held = _redis().get(self.key)
+        if (client := _redis()) is not None:
+            held = client.get(self.key)
             return held.decode() if isinstance(held, bytes) else held
         return cache.get(self.key)
 

@@ -7,6 +7,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.retry import Retry
 
+from config.queues import celery_queues
 from config.settings.env import env_bool, env_float, env_int, env_list, env_str, parse_database_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -103,8 +104,13 @@ else:
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# --- Caches: REDIS_URL, else local memory ---------------------------------------------------------
+# --- Caches: REDIS_CLUSTER_URLS (a Redis Cluster), else REDIS_URL (one Redis), else local memory ------------
 REDIS_URL = env_str("REDIS_URL")
+# Startup nodes of a Redis Cluster, comma-separated `redis://host:port` (config/redis_cluster.py); when set it is
+# the cache, the online feature store, the rate limits and the locks (the Celery broker stays CELERY_BROKER_URL).
+REDIS_CLUSTER_URLS = env_list("REDIS_CLUSTER_URLS", [])
+# After a node fails, the cluster's slot map is re-read at most this often (a promoted replica serves then).
+REDIS_CLUSTER_REFRESH_SECONDS = env_float("REDIS_CLUSTER_REFRESH_SECONDS", 0.5)
 CACHE_KEY_PREFIX = env_str("CACHE_KEY_PREFIX", "reco")
 # Every Redis call of the process goes through a circuit breaker (config/redis_connection.py): after this many
 # failures in a row Redis is skipped (answers degraded) until a background ping, every PROBE seconds, succeeds.
@@ -113,7 +119,16 @@ CACHE_KEY_PREFIX = env_str("CACHE_KEY_PREFIX", "reco")
 REDIS_BREAKER_FAILURES = env_int("REDIS_BREAKER_FAILURES", 1)
 REDIS_BREAKER_PROBE_SECONDS = env_float("REDIS_BREAKER_PROBE_SECONDS", 0.5)
 REDIS_SOCKET_TIMEOUT = env_float("REDIS_SOCKET_TIMEOUT", 0.05 if RECO_PROCESS == "web" else 0.5)
-if REDIS_URL:
+if REDIS_CLUSTER_URLS:
+    CACHES = {
+        "default": {
+            "BACKEND": "config.redis_cluster.RedisClusterCache",
+            "LOCATION": REDIS_CLUSTER_URLS,
+            "KEY_PREFIX": CACHE_KEY_PREFIX,
+            "OPTIONS": {"socket_timeout": REDIS_SOCKET_TIMEOUT, "refresh_seconds": REDIS_CLUSTER_REFRESH_SECONDS},
+        }
+    }
+elif REDIS_URL:
     from config.redis_connection import BreakerConnection
 
     CACHES = {
@@ -147,6 +162,25 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_DEFAULT_QUEUE", "reco")
+# One queue per job domain (config/queues.py routes each task by its module), so that a worker pool per queue
+# group keeps a two-hour training from delaying the feature refresh. Naming them all alike gives one queue.
+RECO_QUEUES = {group: env_str(f"CELERY_{group.upper()}_QUEUE", group)
+               for group in ("features", "training", "experiments", "housekeeping")}  # fmt: skip
+# Every queue is bound to this topic exchange by its own name (topic, not direct: RabbitMQ's native delayed
+# delivery, which countdown retries need on quorum queues, cannot route through a direct exchange).
+CELERY_TASK_DEFAULT_EXCHANGE = env_str("CELERY_EXCHANGE", "reco.jobs")
+CELERY_TASK_DEFAULT_EXCHANGE_TYPE = "topic"
+CELERY_TASK_DEFAULT_ROUTING_KEY = CELERY_TASK_DEFAULT_QUEUE
+# On RabbitMQ the queues are durable quorum queues (replicated across a cluster's nodes; Redis ignores the
+# arguments). A message redelivered this many times (a task that keeps killing its worker) is dropped; its
+# JobRun shows LOST. Quorum queues have no global QoS: the worker detects them and prefetches per consumer.
+RECO_QUORUM_DELIVERY_LIMIT = env_int("CELERY_QUORUM_DELIVERY_LIMIT", 10)
+CELERY_WORKER_DETECT_QUORUM_QUEUES = True
+CELERY_TASK_QUEUES = celery_queues(
+    [CELERY_TASK_DEFAULT_QUEUE, *RECO_QUEUES.values()], exchange=CELERY_TASK_DEFAULT_EXCHANGE,
+    delivery_limit=RECO_QUORUM_DELIVERY_LIMIT,
+)  # fmt: skip
+CELERY_TASK_ROUTES = ("config.queues.route_task",)
 CELERY_IMPORTS = ["tasks.features", "tasks.maintenance", "tasks.training", "tasks.experiments"]  # the job modules of tasks/ (autodiscovery only finds `tasks.py`)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_SEND_TASK_EVENTS = False
@@ -252,8 +286,11 @@ RECO_RESPONSE_CACHE_SECONDS = env_int("RECO_RESPONSE_CACHE_SECONDS", 600)
 # no beat refreshing them) the features stay a week: `demo_setup` refreshes them on every run.
 _EMBEDDED_FEATURE_TTL = 7 * 24 * 3600
 FEATURE_TTL_SECONDS = {
-    "user": env_int("FEATURE_TTL_USER_SECONDS", 3600 if REDIS_URL else _EMBEDDED_FEATURE_TTL),
-    "content": env_int("FEATURE_TTL_CONTENT_SECONDS", 300 if REDIS_URL else _EMBEDDED_FEATURE_TTL),
+    "user": env_int("FEATURE_TTL_USER_SECONDS", 3600 if REDIS_URL or REDIS_CLUSTER_URLS else _EMBEDDED_FEATURE_TTL),
+    "content": env_int("FEATURE_TTL_CONTENT_SECONDS", 300 if REDIS_URL or REDIS_CLUSTER_URLS else _EMBEDDED_FEATURE_TTL),
 }
+# How often a process looks for a new title-feature matrix (features/title_features.py; the content refresh
+# announces one every 5 minutes); between checks the request path reads title features from process memory.
+RECO_TITLE_FEATURES_CHECK_SECONDS = env_float("RECO_TITLE_FEATURES_CHECK_SECONDS", 2.0)
 # Offline Parquet snapshots: a local directory, or any fsspec URL (s3:// needs s3fs installed).
 FEATURE_OFFLINE_DIR = env_str("FEATURE_OFFLINE_DIR", str(RECO_DATA_DIR / "features"))

@@ -107,7 +107,7 @@ def test_payload_is_compact_binary(redis_store):
 def test_a_schema_bump_never_reads_old_payloads(store, monkeypatch):
     store.set_batch_features("user", 5, user_features())
     monkeypatch.setitem(FEATURE_SETS, "user", dataclasses.replace(USER_FEATURES, schema_version=2))
-    assert feature_key("user", 5) == "fs:user:v2:5"
+    assert feature_key("user", 5) == "fs:{p5}:user:v2"
     assert store.get_online_features("user", 5).defaulted == frozenset(USER_FEATURES.names)
 
 
@@ -120,10 +120,7 @@ def test_a_payload_of_another_schema_under_the_key_counts_as_missing():
     np.testing.assert_array_equal(values, np.tile(USER_FEATURES.defaults, (3, 1)))
 
 
-def test_profile_and_500_titles_in_one_round_trip(redis_store, monkeypatch):
-    redis_store.set_batch_features("user", 1, user_features())
-    redis_store.set_many("content", range(500), content_matrix(500))
-    client = redis_store.backend.client
+def _count_sends(client, monkeypatch) -> list:
     client.ping()  # the connection is open before counting
     connection_class = client.connection_pool.connection_class
     sends = []
@@ -134,10 +131,43 @@ def test_profile_and_500_titles_in_one_round_trip(redis_store, monkeypatch):
         return original(self, command, check_health)
 
     monkeypatch.setattr(connection_class, "send_packed_command", counting)
+    return sends
+
+
+def test_profile_and_500_titles_in_one_round_trip_without_a_title_matrix(redis_store, monkeypatch):
+    redis_store.set_batch_features("user", 1, user_features())
+    redis_store.set_many("content", range(500), content_matrix(500))
+    redis_store.get_request_features(1, [1])  # the first read looks for an announced matrix: there is none
+    sends = _count_sends(redis_store.backend.client, monkeypatch)
     read = redis_store.get_request_features(1, range(500))
     assert len(sends) == 1
     assert read.user.values["total_watch_hours"] == 12.5 and read.content.found.all()
     assert list(read.content.column("view_count_7d")[:3]) == [0, 1, 2]
+
+
+def test_with_a_title_matrix_a_request_reads_only_the_profile_payload(redis_store, monkeypatch):
+    redis_store.set_batch_features("user", 1, user_features())
+    redis_store.publish_matrix("content", np.arange(499, -1, -1), content_matrix(500)[::-1])
+    redis_store.titles.expire_check()
+    redis_store.get_request_features(1, [1])  # loads the announced matrix
+    sends = _count_sends(redis_store.backend.client, monkeypatch)
+    read = redis_store.get_request_features(1, [7, 3, 123456])
+    assert len(sends) == 1 and b"{p1}:user" in sends[0][0] and b"content" not in sends[0][0]
+    assert read.user.values["total_watch_hours"] == 12.5
+    assert list(read.content.found) == [True, True, False]
+    assert list(read.content.column("view_count_7d")[:2]) == [7, 3]
+    np.testing.assert_array_equal(read.content.values[2], CONTENT_FEATURES.defaults)
+    assert math.isnan(read.content.computed_at[2]) and read.content.computed_at[0] > 0
+
+
+def test_a_stale_title_matrix_falls_back_to_the_per_title_keys(redis_store, settings):
+    old = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=301)
+    settings.FEATURE_TTL_SECONDS = {"user": 3600, "content": 300}
+    redis_store.publish_matrix("content", np.arange(3), content_matrix(3), computed_at=old)
+    redis_store.titles.expire_check()
+    read = redis_store.get_request_features(1, [0, 1, 2])
+    assert redis_store.titles.matrix is not None  # loaded, but too old to serve
+    assert not read.content.found.any()  # no per-title keys either: defaults, as the engine flags them
 
 
 def test_unreachable_redis_serves_flagged_defaults_and_never_raises(caplog):
