@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from celery import group, shared_task
+from celery import shared_task
 from django.utils import timezone
 
 from features import services
@@ -19,21 +19,19 @@ USER_SHARD_SIZE = 50_000  # profiles per shard task: about a minute of work at 5
 
 @shared_task(base=JobTask, bind=True, name="tasks.features.refresh_user_features")
 def refresh_user_features(self, shard_size: int = USER_SHARD_SIZE) -> int:
-    """Fan out one shard task per range of profile ids, so that several workers share a full refresh."""
-
-    def fan_out() -> int:
-        shards = services.user_features_shards(shard_size=shard_size)
-        group(refresh_user_features_shard.s(start, end) for start, end in shards).apply_async()
-        return len(shards)
-
-    return self.run_job(fan_out)
+    """Fan out one shard task per range of profile ids, so that any number of workers share a full refresh;
+    returns the number of shards. Its JobRun is the parent: it finishes, with every shard's rows and the
+    whole refresh's seconds, when the last shard does (tasks.runner.JobTask.run_fan_out)."""
+    return self.run_fan_out(lambda: services.user_features_shards(shard_size=shard_size), refresh_user_features_shard)
 
 
 @shared_task(base=JobTask, bind=True, name="tasks.features.refresh_user_features_shard")
-def refresh_user_features_shard(self, profile_id_start: int, profile_id_end: int) -> int:
+def refresh_user_features_shard(self, profile_id_start: int, profile_id_end: int, shard_id: int | None = None) -> int:
+    """The profiles with ids in [start, end); `shard_id` when it is a shard of a full refresh (counted once)."""
     return self.run_job(
         lambda: services.user_features_refresh(profile_id_start=profile_id_start, profile_id_end=profile_id_end),
         lock_name=f"{self.name}:{profile_id_start}-{profile_id_end}",
+        shard_id=shard_id,
     )
 
 

@@ -1,14 +1,16 @@
-"""Job-run bookkeeping that more than one job needs: marking attempts whose worker died as lost."""
+"""Job-run bookkeeping that more than one job needs: marking attempts whose worker died as lost, and the
+parent run and shards of a fanned-out job."""
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
 
+from django.db import transaction
 from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from tasks.models import JobRun
+from tasks.models import JobRun, JobShard
 
 
 def job_runs_mark_lost(*, silent_since: dt.datetime, reason: str) -> int:
@@ -31,3 +33,71 @@ def _mark_lost(runs, reason: str) -> int:  # noqa: ANN001 — a JobRun queryset
         finished_at=Coalesce(F("heartbeat_at"), F("started_at")),
         error=f"{reason} (marked lost at {now:%Y-%m-%d %H:%M:%S} UTC)",
     )
+
+
+# --- fanned-out runs ----------------------------------------------------------------------------------------
+def fan_out_running(*, job: str, exclude_run_id: int) -> JobRun | None:
+    """Another fanned-out run of `job` still running (its shards alive: a silent one is swept LOST), or None."""
+    runs = JobRun.objects.filter(job=job, status=JobRun.Status.RUNNING, shards_total__gt=0)
+    return runs.exclude(pk=exclude_run_id).order_by("-started_at").first()
+
+
+def fan_out_record(*, parent_id: int, ranges: list[tuple[int, int]]) -> list[JobShard]:
+    """Record one pending shard per [start, end) range under the parent run, and their number on it."""
+    with transaction.atomic():
+        shards = JobShard.objects.bulk_create(
+            JobShard(parent_id=parent_id, number=number, range_start=start, range_end=end)
+            for number, (start, end) in enumerate(ranges)
+        )
+        JobRun.objects.filter(pk=parent_id).update(shards_total=len(shards), heartbeat_at=timezone.now())
+    return shards
+
+
+def job_shard_started(*, shard_id: int) -> JobShard | None:
+    """Count an attempt of the shard and show life on its parent; None when the shard is gone (pruned)."""
+    shard = JobShard.objects.filter(pk=shard_id).first()
+    if shard is not None:
+        JobShard.objects.filter(pk=shard_id).update(attempts=F("attempts") + 1)
+        JobRun.objects.filter(pk=shard.parent_id).update(heartbeat_at=timezone.now())
+    return shard
+
+
+def job_shard_finish(*, shard_id: int, rows: int = 0, seconds: float | None = None, error: str = "") -> bool:
+    """Record a shard's outcome (an error means it failed) and, if it was the last one, finish its parent
+    with the shards' rows and its whole duration. Counts once: returns False when the shard was already
+    done (a redelivery), or already failed and fails again. A failed shard that later succeeds moves from
+    the failed count to the done one."""
+    now = timezone.now()
+    with transaction.atomic():
+        shard = JobShard.objects.select_for_update().filter(pk=shard_id).first()
+        if shard is None or shard.status == JobShard.Status.DONE or (error and shard.status == JobShard.Status.FAILED):
+            return False
+        parent = JobRun.objects.select_for_update().get(pk=shard.parent_id)  # serialises the parent's counters
+        if error:
+            shard.status, shard.error = JobShard.Status.FAILED, error
+            parent.shards_failed += 1
+        else:
+            if shard.status == JobShard.Status.FAILED:
+                parent.shards_failed -= 1
+            shard.status, shard.error, shard.rows_written = JobShard.Status.DONE, "", rows
+            parent.shards_done += 1
+            parent.rows_written += rows
+        shard.duration_seconds, shard.finished_at = seconds, now
+        shard.save(update_fields=["status", "error", "rows_written", "duration_seconds", "finished_at"])
+        parent.heartbeat_at = now
+        fields = ["shards_done", "shards_failed", "rows_written", "heartbeat_at"]
+        if parent.status == JobRun.Status.RUNNING and parent.shards_done + parent.shards_failed == parent.shards_total:
+            parent.status = JobRun.Status.SUCCEEDED if not parent.shards_failed else JobRun.Status.FAILED
+            parent.finished_at = now
+            parent.duration_seconds = (now - parent.started_at).total_seconds()
+            parent.error = _failed_shards_summary(parent.pk) if parent.shards_failed else ""
+            fields += ["status", "finished_at", "duration_seconds", "error"]
+        parent.save(update_fields=fields)
+    return True
+
+
+def _failed_shards_summary(parent_id: int) -> str:
+    failed = JobShard.objects.filter(parent_id=parent_id, status=JobShard.Status.FAILED).order_by("number")
+    lines = [f"shard {s.number} [{s.range_start}, {s.range_end}): {(s.error.strip().splitlines() or ['?'])[-1]}"
+             for s in failed[:20]]  # fmt: skip
+    return f"{failed.count()} shard(s) failed:\n" + "\n".join(lines)

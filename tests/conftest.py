@@ -84,6 +84,7 @@ def celery_worker_process(django_db_setup, django_db_blocker):
     from django.db import connection
 
     from config.celery import app
+    from tests.tasks.processes import one_queue_env, tasks_sent_to
 
     if not settings.CELERY_BROKER_URL:
         pytest.fail("The worker tests need CELERY_BROKER_URL (make test sets a Redis broker).")
@@ -95,7 +96,7 @@ def celery_worker_process(django_db_setup, django_db_blocker):
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
-        "CELERY_DEFAULT_QUEUE": queue,
+        **one_queue_env(queue),  # every domain's tasks to this run's own queue
         "DJANGO_SETTINGS_MODULE": "config.settings.test",
     }
     root = Path(__file__).resolve().parent.parent
@@ -106,23 +107,21 @@ def celery_worker_process(django_db_setup, django_db_blocker):
          "--hostname", f"{queue}@%h"],
         cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
-    previous_queue = app.conf.task_default_queue
-    app.conf.task_default_queue = queue
-    try:
-        deadline = time.monotonic() + 60
-        while not app.control.ping(destination=[f"{queue}@{os.uname().nodename}"], timeout=1.0):
-            if worker.poll() is not None or time.monotonic() > deadline:
-                log.flush()
-                pytest.fail(f"Celery worker did not start:\n{(root / 'var' / f'{queue}.log').read_text()[-3000:]}")
-        yield queue
-    finally:
-        app.conf.task_default_queue = previous_queue
-        worker.terminate()
+    with tasks_sent_to(queue):
         try:
-            worker.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-        log.close()
+            deadline = time.monotonic() + 60
+            while not app.control.ping(destination=[f"{queue}@{os.uname().nodename}"], timeout=1.0):
+                if worker.poll() is not None or time.monotonic() > deadline:
+                    log.flush()
+                    pytest.fail(f"Celery worker did not start:\n{(root / 'var' / f'{queue}.log').read_text()[-3000:]}")
+            yield queue
+        finally:
+            worker.terminate()
+            try:
+                worker.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+            log.close()
 
 
 SERVING_NOW = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)

@@ -11,6 +11,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -81,10 +83,29 @@ def worker_env(queue: str, **overrides: str) -> dict[str, str]:
     return {
         **os.environ,
         "DATABASE_URL": tests_database_url(),
-        "CELERY_DEFAULT_QUEUE": queue,
+        **one_queue_env(queue),
         "DJANGO_SETTINGS_MODULE": "config.settings.test",
         **overrides,
     }
+
+
+def one_queue_env(queue: str) -> dict[str, str]:
+    """Environment variables that send every task, of every domain, to `queue` (a test run's own)."""
+    return {"CELERY_DEFAULT_QUEUE": queue, **{f"CELERY_{group.upper()}_QUEUE": queue for group in settings.RECO_QUEUES}}
+
+
+@contextmanager
+def tasks_sent_to(queue: str) -> Iterator[None]:
+    """While inside, this process sends every task to `queue`, as `one_queue_env` does for a worker."""
+    from config.celery import app
+
+    previous_default, previous_queues = app.conf.task_default_queue, settings.RECO_QUEUES
+    app.conf.task_default_queue = queue
+    settings.RECO_QUEUES = dict.fromkeys(previous_queues, queue)
+    try:
+        yield
+    finally:
+        app.conf.task_default_queue, settings.RECO_QUEUES = previous_default, previous_queues
 
 
 def free_port() -> int:

@@ -30,7 +30,7 @@ from tasks.training import train_model
 from tests.factories.catalog import TitleFactory
 from tests.factories.tasks import JobRunFactory
 from tests.factories.users import ProfileFactory, ViewingEventFactory
-from tests.tasks.processes import RedisServer, Worker, free_port, wait_for, worker_env
+from tests.tasks.processes import RedisServer, Worker, free_port, tasks_sent_to, wait_for, worker_env
 
 LOCK_SECONDS = 1  # unit tests: a lock lapses a second after its holder stops renewing
 
@@ -188,12 +188,10 @@ def workers(transactional_db, tmp_path):
         started.append(worker)
         return worker.start()
 
-    previous = app.conf.task_default_queue
-    app.conf.task_default_queue = queue
     try:
-        yield start
+        with tasks_sent_to(queue):
+            yield start
     finally:
-        app.conf.task_default_queue = previous
         for worker in started:
             worker.stop()
         with app.connection_for_write() as connection:
