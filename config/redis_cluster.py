@@ -77,9 +77,12 @@ def cluster_client(
     urls: list[str], *, socket_timeout: float, refresh_seconds: float = 0.5, **options: Any
 ) -> RedisCluster:
     """A RedisCluster over BreakerConnection pools: one retry (after a slot-map refresh), per-node breakers."""
+    nodes = cluster_nodes(urls)
     try:
+        # Given a url, redis-py builds each node's pool from these kwargs, connection_class included.
         client = RedisCluster(
-            startup_nodes=cluster_nodes(urls),
+            url=f"redis://{nodes[0].host}:{nodes[0].port}",
+            startup_nodes=nodes[1:],
             socket_timeout=socket_timeout,
             socket_connect_timeout=socket_timeout,
             connection_class=BreakerConnection,

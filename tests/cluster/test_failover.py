@@ -1,0 +1,75 @@
+"""A killed master on the cluster: only the profiles on its slots degrade (flagged, at once, no hang), the
+others stay full, and all are full again once its replica is promoted; readiness and health say so."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from config import probes
+from features.definitions import USER_FEATURES
+from features.keys import feature_key
+from staff.health import redis_check
+from tests.faultkit import wait_until
+
+PROFILES = 300
+RECOVERY_BOUND_SECONDS = 15  # the issue's bound for full answers after a killed master
+
+
+def test_a_killed_master_degrades_only_its_profiles_until_its_replica_takes_over(cluster_store, cluster):
+    ids = np.arange(1, PROFILES + 1)
+    values = np.tile(USER_FEATURES.defaults, (PROFILES, 1))
+    cluster_store.set_many("user", ids, values)
+    slots = cluster.slot_map()
+    owner = {int(i): cluster.node_for_key(feature_key("user", int(i), namespace=cluster_store.namespace), slots)
+             for i in ids}  # fmt: skip
+    victim = cluster.masters()[0]
+    on_victim = {i for i, node in owner.items() if node is victim}
+    assert 0 < len(on_victim) < PROFILES
+    wait_until(lambda: _replicated(cluster, victim), seconds=5, what="the victim's replica caught up")
+
+    def read_all() -> tuple[set[int], set[int], float]:
+        degraded, full, slowest = set(), set(), 0.0
+        for profile_id in ids.tolist():
+            started = time.perf_counter()
+            read = cluster_store.get_request_features(profile_id, [1, 2, 3])
+            slowest = max(slowest, time.perf_counter() - started)
+            if read.user.store_unavailable:
+                degraded.add(profile_id)
+            elif read.user.computed_at is not None:
+                full.add(profile_id)
+        return degraded, full, slowest
+
+    assert read_all()[0] == set()
+    killed_at = time.monotonic()
+    cluster.kill(victim)
+    degraded, full, slowest = read_all()
+    assert degraded <= on_victim and degraded  # flagged, never an exception
+    assert full == set(ids.tolist()) - on_victim  # every other profile is served in full
+    assert slowest < 0.5
+    assert probes._redis_state() != "ok"
+
+    recovered_at = None
+    while time.monotonic() - killed_at < RECOVERY_BOUND_SECONDS + 5:
+        degraded, full, _ = read_all()
+        if len(full) == PROFILES:
+            recovered_at = time.monotonic()
+            break
+        assert full >= set(ids.tolist()) - on_victim
+        time.sleep(0.1)
+    assert recovered_at is not None, "the promoted replica never served the killed master's profiles"
+    seconds = recovered_at - killed_at
+    print(f"\nfull answers again {seconds:.1f} s after the master was killed ({len(on_victim)} of {PROFILES} "
+          "profiles were on it)")  # fmt: skip
+    assert seconds < RECOVERY_BOUND_SECONDS
+    assert probes._redis_state() == "ok"  # the dead node holds no slots any more
+    assert redis_check()["detail"].startswith("cluster: 3 of 3 masters answer")
+
+    cluster.restart(victim)  # it rejoins as a replica: the session's cluster is whole again for later tests
+    cluster.wait_ok(seconds=15)
+
+
+def _replicated(cluster, master) -> bool:  # noqa: ANN001
+    info = cluster.info(master, "replication")
+    offset = int(info["master_repl_offset"])
+    return any(f"offset={offset}," in value for key, value in info.items() if key.startswith("slave"))
