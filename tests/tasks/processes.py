@@ -31,18 +31,21 @@ def tests_database_url() -> str:
 @dataclass
 class Worker:
     """A `celery worker --pool solo` on one queue: the task runs in the worker process itself, so that
-    SIGKILL of its process group kills the task mid-flight with nothing left to clean up after it."""
+    SIGKILL of its process group kills the task mid-flight with nothing left to clean up after it. With
+    `processes`, a prefork pool of that many processes (SIGKILL of the group kills them all)."""
 
     name: str
     queue: str
     env: dict[str, str]
     log_path: Path
+    processes: int | None = None
     process: subprocess.Popen | None = field(default=None, repr=False)
 
     def start(self, *, ready_within: float = 60.0) -> Worker:
         log = open(self.log_path, "ab")  # noqa: SIM115 — the child holds it; closed when we stop it
+        pool = ["--pool", "prefork", "--concurrency", str(self.processes)] if self.processes else ["--pool", "solo"]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo", "--queues", self.queue,
+            [sys.executable, "-m", "celery", "-A", "config", "worker", *pool, "--queues", self.queue,
              "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel", "INFO",
              "--hostname", f"{self.name}@%h"],
             cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
