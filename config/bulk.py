@@ -16,6 +16,8 @@ import numpy as np
 import pandas as pd
 from django.db import connection
 
+from config import partitions
+
 SQLITE_BATCH_ROWS = 5_000
 T = TypeVar("T")
 
@@ -135,6 +137,7 @@ def copy_arrays(
             if pg_type == "timestamptz":
                 frame[name] = pd.to_datetime(frame[name], utc=True)
         return _sqlite_insert(table, frame, skip_conflicts_on=skip_conflicts_on)
+    _ensure_partitions(table, columns)
     if not skip_conflicts_on:
         return _copy_binary(table, columns)
     return _staged_insert(
@@ -143,6 +146,14 @@ def copy_arrays(
         conflict=f"({_quoted(skip_conflicts_on)}) DO NOTHING",
         fill=lambda c, stage: _copy_binary(stage, columns),
     )
+
+
+def _ensure_partitions(table: str, columns: dict[str, tuple[str, np.ndarray]]) -> None:
+    """A partitioned table (config.partitions) gets the month partitions of these rows before the COPY, which
+    PostgreSQL then routes; none of them lands in the default partition."""
+    spec = next((s for s in partitions.PARTITIONED_TABLES if s.table == table), None)
+    if spec is not None and spec.key in columns:
+        partitions.ensure_months(spec, partitions.months_of(columns[spec.key][1]))
 
 
 def _copy_binary(table: str, columns: dict[str, tuple[str, np.ndarray]]) -> int:
@@ -198,7 +209,8 @@ class IndexRebuild:
             cursor.execute(f"SET LOCAL maintenance_work_mem = '{maintenance_work_mem}'")
             cursor.execute("SET LOCAL max_parallel_maintenance_workers = 2")
             for _, definition in self.indexes:
-                cursor.execute(definition)
+                # A partitioned table's index reads "ON ONLY parent": built that way it would cover no partition.
+                cursor.execute(definition.replace(" ON ONLY ", " ON ", 1))
             for name, definition in reversed(self.constraints):
                 cursor.execute(
                     f"ALTER TABLE {quoted_table} ADD CONSTRAINT {connection.ops.quote_name(name)} {definition}"
@@ -211,7 +223,9 @@ def drop_indexes(table: str) -> IndexRebuild:
     Loading tens of millions of rows and then building each index once is several times faster than
     maintaining the indexes row by row. Call inside `transaction.atomic()` and call `.rebuild()` after the
     load: if anything fails in between, the rollback brings every index and constraint back. The rebuild
-    validates the unique and foreign-key constraints, so bad rows still fail the load.
+    validates the unique and foreign-key constraints, so bad rows still fail the load. On a partitioned table
+    the parent's indexes and constraints are dropped and rebuilt, which cascades to every partition (partitions
+    created during the load get them at the rebuild too); the primary key stays.
     """
     if not is_postgres():
         return IndexRebuild(table, [], [])

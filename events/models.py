@@ -25,7 +25,9 @@ VIEWING_TYPES = frozenset({EventType.PLAY, EventType.PROGRESS, EventType.COMPLET
 class Event(models.Model):
     """What a client saw or did; an impression of n items is stored as n rows, one per item position.
 
-    Unique per (client, client_event_id, item_position), so a retried batch stores nothing twice.
+    Unique per (client, client_event_id, item_position), so a retried batch stores nothing twice: EventKey holds
+    that key. On PostgreSQL the table is partitioned by month of occurred_at (config.partitions), and a unique
+    constraint there would have to include occurred_at, which a retry with another occurred_at would pass.
     """
 
     id = models.BigAutoField(primary_key=True)
@@ -57,7 +59,6 @@ class Event(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["client", "client_event_id", "item_position"], name="event_unique_client_item"),
             models.CheckConstraint(
                 condition=~Q(type=EventType.IMPRESSION.value) | Q(position__isnull=False),
                 name="event_impression_has_position",
@@ -86,3 +87,24 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} of title {self.title_id} by profile {self.profile_id}"
+
+
+class EventKey(models.Model):
+    """The idempotency key of each stored Event row: (client, client_event_id, item_position), once.
+
+    A plain table beside the partitioned events: ingesting inserts the keys first (ON CONFLICT DO NOTHING) and
+    stores only the events whose key was new. occurred_at is the event's, so retention deletes a key together
+    with its event's month partition.
+    """
+
+    pk = models.CompositePrimaryKey("client", "client_event_id", "item_position")
+    client = models.ForeignKey(ApiClient, on_delete=models.CASCADE, related_name="+", db_index=False)
+    client_event_id = models.CharField(max_length=80)
+    item_position = models.PositiveSmallIntegerField()
+    occurred_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["occurred_at"], name="event_key_occurred_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.client_id}:{self.client_event_id}:{self.item_position}"

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
+from config.partitions import partitions_maintain
 from tasks.models import JobRun
 from tasks.runner import JobTask
 from tasks.services import job_runs_mark_lost
@@ -36,3 +37,12 @@ def mark_lost_job_runs(self, silent_seconds: int | None = None) -> int:
     return self.run_job(lambda: job_runs_mark_lost(
         silent_since=timezone.now() - timedelta(seconds=silent), reason=f"no heartbeat for {silent} s: its worker died"
     ))  # fmt: skip
+
+
+@shared_task(base=JobTask, bind=True, name="tasks.maintenance.maintain_partitions")
+def maintain_partitions(self, months_ahead: int | None = None, retention_months: int | None = None) -> int:
+    """Create the next months' partitions of viewing history and API events and drop the months past the
+    retention window (settings RECO_PARTITION_*). Idempotent: a second run finds nothing to do."""
+    ahead = settings.RECO_PARTITION_MONTHS_AHEAD if months_ahead is None else months_ahead
+    keep = settings.RECO_PARTITION_RETENTION_MONTHS if retention_months is None else retention_months
+    return self.run_job(lambda: partitions_maintain(months_ahead=ahead, retention_months=keep, now=timezone.now()))

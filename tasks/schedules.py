@@ -91,6 +91,11 @@ DEFAULT_SCHEDULES: dict[str, DefaultSchedule] = {
         every_seconds=30,
         expire_seconds=30,
     ),
+    "Maintain monthly partitions": DefaultSchedule(
+        "tasks.maintenance.maintain_partitions",
+        "45 3 * * *",
+        "Daily at 03:45 UTC: the next months' partitions of viewing history and API events are created; months past the retention window are detached and dropped.",
+    ),
     "Prune old job runs": DefaultSchedule(
         "tasks.maintenance.prune_job_runs",
         "0 3 * * *",

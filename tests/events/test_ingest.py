@@ -6,7 +6,7 @@ import datetime as dt
 import pytest
 from django.db import IntegrityError, transaction
 
-from events.models import Event, EventType
+from events.models import Event, EventKey, EventType
 from tests.events.helpers import event, impression, moment, post
 from tests.factories.events import ApiClientFactory, EventFactory
 from tests.factories.users import ViewingEventFactory
@@ -128,9 +128,12 @@ def test_the_database_refuses_what_the_api_refuses(db):
             EventFactory(**bad)
     with pytest.raises(IntegrityError), transaction.atomic():
         EventFactory(type=EventType.IMPRESSION, position=None)  # an impression row is an item: it has a position
+    # The key is unique in EventKey (the partitioned events table cannot hold it): a second one is refused.
     first = EventFactory(type=EventType.IMPRESSION, propensity=1.0, position=2)
+    key = {"client": first.client, "client_event_id": first.client_event_id, "occurred_at": first.occurred_at}
+    EventKey.objects.create(**key, item_position=2)
     with pytest.raises(IntegrityError), transaction.atomic():
-        EventFactory(client=first.client, client_event_id=first.client_event_id, type=EventType.IMPRESSION, position=2)
-    click = EventFactory(client=first.client, client_event_id=first.client_event_id, position=2)  # item 0, its own key
+        EventKey.objects.create(**key, item_position=2)
+    EventKey.objects.create(**key, item_position=0)  # a click of the same id is item 0: its own key
     with pytest.raises(IntegrityError), transaction.atomic():
-        EventFactory(client=first.client, client_event_id=click.client_event_id, type=EventType.PLAY, position=None)
+        EventKey.objects.create(**key, item_position=0)

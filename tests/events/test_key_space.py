@@ -15,6 +15,7 @@ from tests.events.helpers import event, impression, post
 from tests.factories.events import EventFactory
 
 migration = importlib.import_module("events.migrations.0002_impression_item_key")
+key_migration = importlib.import_module("events.migrations.0003_event_keys_and_monthly_partitions")
 
 
 def keys(client) -> list[tuple[str, int, str]]:
@@ -61,6 +62,7 @@ def test_the_migration_moves_stored_items_into_their_key_space_so_a_retry_stays_
     with connection.cursor() as cursor:
         cursor.execute(migration.STRIP_ITEM_SUFFIX)
         assert cursor.rowcount == len(old_style)
+        cursor.execute(key_migration.COPY_KEYS)  # and events 0003 gives the stored rows their keys
 
     assert keys(app_client) == [("c:1", 0, EventType.CLICK), ("home:42", 1, EventType.IMPRESSION),
                                 ("home:42", 2, EventType.IMPRESSION), ("no-suffix", 3, EventType.IMPRESSION)]  # fmt: skip

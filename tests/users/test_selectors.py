@@ -66,4 +66,8 @@ def test_postgres_serves_query_from_its_index(db, is_postgres, query, index):
         for other in {"viewing_profile_recent_idx", "viewing_in_progress_idx", "viewing_title_started_idx"} - {index}:
             cursor.execute(f"DROP INDEX {other}")
         plan = query().explain()
-    assert index in plan
+        # Partitioned (config.partitions): each month partition's plan names its own copy of the index.
+        cursor.execute("SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                       "WHERE i.inhparent = %s::regclass", [index])  # fmt: skip
+        copies = {index} | {name for (name,) in cursor.fetchall()}
+    assert any(name in plan for name in copies), plan
