@@ -5,10 +5,11 @@ import datetime as dt
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-from django.db import connection
+from django.db import connections
 from django.utils.dateparse import parse_datetime
 
 from catalog.models import MaturityRating
+from config.db.replicas import read_alias
 from recommendations.ml.catalog import CatalogIndex
 from users.models import Account, DeviceType, Profile, ViewingEvent
 
@@ -96,7 +97,7 @@ class ProfileHead:
 
 def profile_head_load(*, profile_id: int) -> ProfileHead:
     """One indexed query (no ORM objects: this is on every request); Profile.DoesNotExist if unknown."""
-    with connection.cursor() as cursor:
+    with connections[read_alias(profile_id=profile_id)].cursor() as cursor:  # a replica unless pinned (config.db)
         cursor.execute(HEAD_SQL, [int(profile_id)])
         row = cursor.fetchone()
     if row is None:
@@ -121,7 +122,7 @@ def profile_state_load(
 
     before: only viewings last watched before this time (ranker training replays a past moment)."""
     head = head or profile_head_load(profile_id=profile_id)
-    with connection.cursor() as cursor:
+    with connections[read_alias(profile_id=head.profile_id)].cursor() as cursor:
         if before is None:
             cursor.execute(HISTORY_SQL.format(before=""), [head.profile_id, history_limit, head.profile_id])
         else:

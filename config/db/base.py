@@ -7,16 +7,21 @@ connection (its protocol state is unknown) and raises OperationalError, which th
 503. The first such failure opens the breaker: later calls fail at once, without waiting, until a
 background probe connects again. Connecting honours the deadline too (on a helper thread: libpq's
 `connect_timeout` cannot go below 2 s).
+
+A replica alias (settings.DATABASE_REPLICA_ALIASES) hands out ReplicaCursors (config/db/failover.py): a read the
+replica cannot answer runs again on the primary.
 """
 from __future__ import annotations
 
 import threading
 
 import psycopg
+from django.conf import settings
 from django.db.backends.postgresql import base as postgresql
 from psycopg import errors as pg_errors
 
 from config.breakers import CircuitBreaker, CircuitOpen, breaker
+from config.db.failover import ReplicaCursor
 from config.deadlines import database_deadline
 
 
@@ -64,6 +69,21 @@ class _Psycopg:
 
 class DatabaseWrapper(postgresql.DatabaseWrapper):
     Database = _Psycopg(DeadlineConnection)
+
+    def cursor(self):  # noqa: ANN201 - Django's
+        if self.alias not in settings.DATABASE_REPLICA_ALIASES:
+            return super().cursor()
+        return ReplicaCursor(self, super().cursor)
+
+    def chunked_cursor(self):  # noqa: ANN201 - replicas read client-side (a failover cannot resume a named cursor)
+        return self.cursor() if self.alias in settings.DATABASE_REPLICA_ALIASES else super().chunked_cursor()
+
+    def read_breaker(self) -> CircuitBreaker:
+        """This database's breaker (the router skips a replica while it is open)."""
+        found = getattr(self, "_read_breaker", None)
+        if found is None:
+            found = self._read_breaker = self._breaker(self.get_connection_params())
+        return found
 
     def get_new_connection(self, conn_params: dict) -> psycopg.Connection:
         guard = self._breaker(conn_params)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from django.core.exceptions import ImproperlyConfigured
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.retry import Retry
@@ -43,6 +44,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "config.deadlines.DeadlineMiddleware",
+    "config.db.middleware.ReplicaReadMiddleware",  # which requests' reads may go to a replica
     "config.api_errors.DatabaseUnavailableMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -84,15 +86,46 @@ DATABASE_CONNECT_TIMEOUT = env_int("DATABASE_CONNECT_TIMEOUT", 2)  # seconds; li
 # Server-side limit per statement for web processes (jobs run long aggregations: none by default).
 DATABASE_STATEMENT_TIMEOUT_MS = env_int("DATABASE_STATEMENT_TIMEOUT_MS", 15_000 if RECO_PROCESS == "web" else 0)
 DATABASE_URL = env_str("DATABASE_URL")
-if DATABASE_URL:
-    DATABASES = {"default": parse_database_url(DATABASE_URL)}
-    if DATABASES["default"]["ENGINE"] == "config.db":
-        _options = DATABASES["default"].setdefault("OPTIONS", {})
-        _options.setdefault("connect_timeout", DATABASE_CONNECT_TIMEOUT)
+# Read replicas (config/db/replicas.py): PostgreSQL URLs, comma-separated, of streaming replicas of DATABASE_URL.
+# The request path's and staff pages' reads go to them; writes, transactions, jobs and the admin stay on the
+# primary. After a profile's own writes its reads stay on the primary for DATABASE_PIN_SECONDS (pins in the
+# cache, so every web host honours them). A replica that is down, or replays more than
+# DATABASE_REPLICA_MAX_LAG_SECONDS (capped by the pin) behind, is skipped; a background check per process
+# measures that every DATABASE_REPLICA_CHECK_SECONDS. An API read waits at most DATABASE_REPLICA_TIMEOUT_SECONDS
+# for a replica before it runs on the primary. None set: everything on the primary.
+DATABASE_REPLICA_URLS = env_list("DATABASE_REPLICA_URLS", [])
+DATABASE_PIN_SECONDS = env_float("DATABASE_PIN_SECONDS", 5.0)
+DATABASE_REPLICA_MAX_LAG_SECONDS = env_float("DATABASE_REPLICA_MAX_LAG_SECONDS", 2.0)
+DATABASE_REPLICA_CHECK_SECONDS = env_float("DATABASE_REPLICA_CHECK_SECONDS", 1.0)
+DATABASE_REPLICA_TIMEOUT_SECONDS = env_float("DATABASE_REPLICA_TIMEOUT_SECONDS", 0.25)
+DATABASE_REPLICA_ALIASES: list[str] = []
+DATABASE_ROUTERS: list[str] = []
+
+
+def _postgres_options(database: dict) -> dict:
+    """Timeouts on every connection of config.db (the primary's and each replica's)."""
+    if database["ENGINE"] == "config.db":
+        options = database.setdefault("OPTIONS", {})
+        options.setdefault("connect_timeout", DATABASE_CONNECT_TIMEOUT)
         if DATABASE_STATEMENT_TIMEOUT_MS:
             # and the server stops a query whose client went away (the deadline closed its connection)
-            _options.setdefault("options", f"-c statement_timeout={DATABASE_STATEMENT_TIMEOUT_MS} "
-                                           "-c client_connection_check_interval=1000")  # fmt: skip
+            options.setdefault("options", f"-c statement_timeout={DATABASE_STATEMENT_TIMEOUT_MS} "
+                                          "-c client_connection_check_interval=1000")  # fmt: skip
+    return database
+
+
+if DATABASE_URL:
+    DATABASES = {"default": _postgres_options(parse_database_url(DATABASE_URL))}
+    for _number, _url in enumerate(DATABASE_REPLICA_URLS, 1):
+        _replica = _postgres_options(parse_database_url(_url))
+        if _replica["ENGINE"] != "config.db" or DATABASES["default"]["ENGINE"] != "config.db":
+            raise ImproperlyConfigured("DATABASE_REPLICA_URLS are PostgreSQL replicas of a PostgreSQL DATABASE_URL.")
+        DATABASES[f"replica{_number}"] = _replica
+        DATABASE_REPLICA_ALIASES.append(f"replica{_number}")
+    if DATABASE_REPLICA_ALIASES:
+        DATABASE_ROUTERS = ["config.db.router.ReplicaRouter"]
+elif DATABASE_REPLICA_URLS:
+    raise ImproperlyConfigured("DATABASE_REPLICA_URLS needs DATABASE_URL (the primary) as well.")
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {

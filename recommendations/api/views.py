@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api_docs import error_responses
+from config.db.replicas import profile_reads
 from config.errors import NotFound, error_body
 from recommendations.api.auth import ApiKeyAuthentication, ClientRateThrottle, HasScope
 from recommendations.api.serializers import (
@@ -85,7 +86,8 @@ class RecsBatchView(_RecsApiView):
         results = []
         for data in batch.validated_data["requests"]:
             try:
-                result = engine.recommend(context=_context(data), n=data["n"], with_rows=data["rows"])
+                with profile_reads(data["profile_id"]):  # this profile's pin decides where its reads go
+                    result = engine.recommend(context=_context(data), n=data["n"], with_rows=data["rows"])
                 results.append(_body(result))
             except ProfileNotFound as error:
                 results.append(error_body("not_found", str(error), {"profile_id": data["profile_id"], "status": 404}))

@@ -1,0 +1,25 @@
+"""The database router: ORM reads to a replica when config.db.replicas allows it, everything else to the primary.
+
+Installed only when DATABASE_REPLICA_URLS names replicas. Writes always go to the primary, and mark the request
+as having written (its later reads see the primary); a single-row save of a profile pins it. Migrations run on
+the primary only: the replicas follow by streaming.
+"""
+from __future__ import annotations
+
+from config.db.replicas import PRIMARY, note_write, read_alias, replica_aliases
+
+
+class ReplicaRouter:
+    def db_for_read(self, model, **hints) -> str:  # noqa: ANN001, ANN003 - Django's router signature
+        return read_alias()
+
+    def db_for_write(self, model, **hints) -> str:  # noqa: ANN001, ANN003
+        instance = hints.get("instance")
+        note_write(model_label=model._meta.label, profile_id=getattr(instance, "pk", None))
+        return PRIMARY
+
+    def allow_relation(self, obj1, obj2, **hints) -> bool:  # noqa: ANN001, ANN003 - one database, several copies
+        return True
+
+    def allow_migrate(self, db: str, app_label: str, model_name: str | None = None, **hints) -> bool | None:  # noqa: ANN003
+        return False if db in replica_aliases() else None

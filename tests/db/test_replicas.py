@@ -1,0 +1,127 @@
+"""Read replicas on a private primary + streaming replica, served by gunicorn (tests/db/replicated.py).
+
+The replica replays REPLAY_DELAY seconds behind, so which database answered shows in the answer: a title the
+profile just completed is still recommended from the replica and gone from the primary. The full 100-of-100
+read-your-writes figure is bench/replicas.py; here the same loop runs 20 times.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tests.db.replicated import API_DEADLINE, REPLAY_DELAY, ReplicatedWorld, item_ids, replicated_world
+from tests.faultkit import wait_until
+
+RYW_ROUNDS = 20
+_profiles = iter(range(10**6))  # each test takes profiles no other test has touched
+
+
+@pytest.fixture(scope="module")
+def world() -> Iterator[ReplicatedWorld]:
+    with replicated_world() as served:
+        for profile_id in served.profile_ids[:10]:  # every worker has started its replica monitor
+            assert served.recs(profile_id)[0] == 200
+        time.sleep(1.0)
+        yield served
+
+
+def fresh_profile(world: ReplicatedWorld) -> int:
+    return world.profile_ids[10 + next(_profiles)]
+
+
+def top_title(world: ReplicatedWorld, profile_id: int) -> int:
+    status, body = world.recs(profile_id)
+    assert status == 200, body
+    return item_ids(body)[0]
+
+
+def ryw_round(world: ReplicatedWorld, profile_id: int) -> dict:
+    """GET, complete the top title through POST /api/events, GET again: the title must be gone."""
+    watched = top_title(world, profile_id)
+    posted, result = world.complete(profile_id, watched)
+    started = time.monotonic()
+    status, body = world.recs(profile_id)
+    return {"posted": posted == 200 and result["accepted"] == 1, "status": status, "read_ms": (time.monotonic() - started) * 1000,
+            "seen": status == 200 and watched not in item_ids(body),
+            "replica_behind": not world.replica_has_completed(profile_id, watched)}  # fmt: skip
+
+
+def test_the_request_path_reads_the_replica(world):
+    profile_id = fresh_profile(world)
+    watched = top_title(world, profile_id)
+    world.complete_behind_the_api(profile_id, watched)  # on the primary, and nothing pins the profile
+
+    status, body = world.recs(profile_id)
+    assert status == 200 and watched in item_ids(body)  # answered from the replica, which has not replayed it yet
+    world.pair.wait_replica_caught_up(seconds=REPLAY_DELAY + 10)
+    status, body = world.recs(profile_id)
+    assert status == 200 and watched not in item_ids(body)
+
+
+def test_a_profile_reads_its_own_writes_while_the_replica_is_behind(world):
+    rounds = [ryw_round(world, fresh_profile(world)) for _ in range(RYW_ROUNDS)]
+
+    assert all(r["posted"] for r in rounds)  # the write went to the primary (the replica is read-only)
+    assert sum(r["seen"] for r in rounds) == RYW_ROUNDS, rounds
+    assert all(r["replica_behind"] for r in rounds), "the replica had caught up: the test proved nothing"
+
+
+def test_a_replica_lagging_past_the_limit_is_skipped(world):
+    profile_id = fresh_profile(world)
+    watched = top_title(world, profile_id)
+    world.pair.delay_replica(60)
+    try:
+        time.sleep(0.3)  # the reload reached the replica's startup process
+        world.complete_behind_the_api(profile_id, watched)
+        answers: list[int] = []
+
+        def from_the_primary() -> bool:
+            status, body = world.recs(profile_id)
+            answers.append(status)
+            return status == 200 and watched not in item_ids(body)
+
+        wait_until(from_the_primary, seconds=15, interval=0.2, what="reads leaving the lagging replica")
+        assert not world.replica_has_completed(profile_id, watched)  # so that answer came from the primary
+        assert set(answers) == {200}
+    finally:
+        world.pair.delay_replica(REPLAY_DELAY)
+        world.pair.wait_replica_caught_up(seconds=REPLAY_DELAY + 20)
+
+
+@pytest.mark.parametrize("fault", ["stopped", "frozen"])
+def test_a_replica_down_or_hung_costs_no_error(world, fault):
+    profile_id = fresh_profile(world)
+    watched = top_title(world, profile_id)
+    world.complete_behind_the_api(profile_id, watched)
+    (world.pair.stop_replica if fault == "stopped" else world.pair.replica.freeze)()
+    try:
+        answers = []
+        for i in range(20):
+            started = time.monotonic()
+            status, body = world.recs(world.profile_ids[i % 10] if i % 2 else profile_id)
+            answers.append((status, time.monotonic() - started, body if i % 2 == 0 else None))
+        assert [status for status, _, _ in answers] == [200] * 20
+        assert max(seconds for _, seconds, _ in answers) < API_DEADLINE, answers
+        assert all(watched not in item_ids(body) for _, _, body in answers if body)  # the primary's answers
+    finally:
+        if fault == "stopped":
+            world.pair.start_replica()
+        else:
+            world.pair.replica.thaw()
+        world.pair.wait_replica_caught_up(seconds=REPLAY_DELAY + 20)
+
+
+def test_without_the_pin_store_every_read_goes_to_the_primary(world):
+    profile_id = fresh_profile(world)
+    watched = top_title(world, profile_id)
+    world.complete_behind_the_api(profile_id, watched)  # stale on the replica for REPLAY_DELAY seconds
+    world.redis.freeze()
+    try:
+        status, body = world.recs(profile_id)
+        behind = not world.replica_has_completed(profile_id, watched)
+    finally:
+        world.redis.thaw()
+    assert status == 200 and "feature_store_unavailable" in body["degraded"]
+    assert watched not in item_ids(body) and behind  # from the primary: pins unknown, nobody reads the replica
