@@ -18,11 +18,19 @@ USER_SHARD_SIZE = 50_000  # profiles per shard task: about a minute of work at 5
 
 
 @shared_task(base=JobTask, bind=True, name="tasks.features.refresh_user_features")
-def refresh_user_features(self, shard_size: int = USER_SHARD_SIZE) -> int:
+def refresh_user_features(self, shard_size: int = USER_SHARD_SIZE, profile_id_end: int | None = None) -> int:
     """Fan out one shard task per range of profile ids, so that any number of workers share a full refresh;
     returns the number of shards. Its JobRun is the parent: it finishes, with every shard's rows and the
-    whole refresh's seconds, when the last shard does (tasks.runner.JobTask.run_fan_out)."""
-    return self.run_fan_out(lambda: services.user_features_shards(shard_size=shard_size), refresh_user_features_shard)
+    whole refresh's seconds, when the last shard does (tasks.runner.JobTask.run_fan_out). `profile_id_end`:
+    only the profiles below that id (bench/refresh_shards.py measures a given number of profiles)."""
+
+    def ranges() -> list[tuple[int, int]]:
+        shards = services.user_features_shards(shard_size=shard_size)
+        if profile_id_end is None:
+            return shards
+        return [(start, min(end, profile_id_end)) for start, end in shards if start < profile_id_end]
+
+    return self.run_fan_out(ranges, refresh_user_features_shard)
 
 
 @shared_task(base=JobTask, bind=True, name="tasks.features.refresh_user_features_shard")

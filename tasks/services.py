@@ -86,11 +86,15 @@ def job_shard_finish(*, shard_id: int, rows: int = 0, seconds: float | None = No
         shard.save(update_fields=["status", "error", "rows_written", "duration_seconds", "finished_at"])
         parent.heartbeat_at = now
         fields = ["shards_done", "shards_failed", "rows_written", "heartbeat_at"]
-        if parent.status == JobRun.Status.RUNNING and parent.shards_done + parent.shards_failed == parent.shards_total:
+        # A parent the sweep marked LOST (no shard showed life for minutes: workers down or busy) that then
+        # finished after all is no longer lost; the note says what happened.
+        unfinished = parent.status in (JobRun.Status.RUNNING, JobRun.Status.LOST)
+        if unfinished and parent.shards_done + parent.shards_failed == parent.shards_total:
+            lost_note = f"\n(earlier: {parent.error})" if parent.status == JobRun.Status.LOST else ""
             parent.status = JobRun.Status.SUCCEEDED if not parent.shards_failed else JobRun.Status.FAILED
             parent.finished_at = now
             parent.duration_seconds = (now - parent.started_at).total_seconds()
-            parent.error = _failed_shards_summary(parent.pk) if parent.shards_failed else ""
+            parent.error = (_failed_shards_summary(parent.pk) if parent.shards_failed else "") + lost_note
             fields += ["status", "finished_at", "duration_seconds", "error"]
         parent.save(update_fields=fields)
     return True

@@ -88,6 +88,15 @@ def test_a_failed_shard_fails_the_parent_and_says_which(db):
     assert "shard 0 [1, 5): RuntimeError: feature code bug" in parent.error
 
 
+def test_a_parent_swept_lost_while_its_shards_waited_finishes_when_they_do(db):
+    parent = _parent(started_at=timezone.now())
+    (shard,) = fan_out_record(parent_id=parent.pk, ranges=[(1, 5)])
+    JobRun.objects.filter(pk=parent.pk).update(status=JobRun.Status.LOST, error="no heartbeat for 180 s")
+    assert job_shard_finish(shard_id=shard.pk, rows=4)
+    parent.refresh_from_db()
+    assert parent.status == "succeeded" and "no heartbeat for 180 s" in parent.error
+
+
 def test_a_failed_shard_delivered_again_that_succeeds_moves_to_done(db):
     parent = _parent(started_at=timezone.now())
     (shard,) = fan_out_record(parent_id=parent.pk, ranges=[(1, 5)])
