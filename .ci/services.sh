@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Start PostgreSQL and Redis on 127.0.0.1 if they are down, and create the `reco` role the tests use.
+# Start PostgreSQL, Redis and RabbitMQ on 127.0.0.1 if they are down, and create the `reco` role the tests use.
 set -uo pipefail
 
 if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
@@ -18,6 +18,15 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
   for _ in $(seq 30); do redis-cli -h 127.0.0.1 ping >/dev/null 2>&1 && break; sleep 1; done
 fi
 redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null || { echo "Redis is not reachable on 127.0.0.1:6379" >&2; exit 1; }
+
+# RabbitMQ: the tests of the quorum queues and the sharded refresh run workers on it (RABBITMQ_URL, guest on 5672).
+rabbitmq_up() { timeout 2 bash -c 'exec 3<>/dev/tcp/127.0.0.1/5672' 2>/dev/null; }
+if ! rabbitmq_up; then
+  echo "starting RabbitMQ"
+  command -v rabbitmq-server >/dev/null && rabbitmq-server -detached
+  for _ in $(seq 60); do rabbitmq_up && break; sleep 1; done
+fi
+rabbitmq_up || { echo "RabbitMQ is not reachable on 127.0.0.1:5672" >&2; exit 1; }
 
 # A role of our own works whatever pg_hba.conf says about `postgres` (needs superuser access once).
 if command -v psql >/dev/null && psql -h 127.0.0.1 -U postgres -tAc "SELECT 1" >/dev/null 2>&1; then

@@ -2,6 +2,7 @@
 guarantees of issue #14 on each job, and the declarations RabbitMQ makes quorum queues of."""
 from __future__ import annotations
 
+import os
 import uuid
 
 import pytest
@@ -14,7 +15,8 @@ from config.celery import app
 from config.queues import celery_queues, queue_group
 from tasks.runner import JobTask
 
-RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672//"
+# The machine's RabbitMQ (.ci/services.sh starts it); tests use queue names of their own and delete them.
+RABBITMQ_URL = os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
 
 # The jobs of tasks/ and the domain whose queue must run each.
 EXPECTED_QUEUE = {
