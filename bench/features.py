@@ -9,10 +9,20 @@ and its peak memory, the incremental refresh of the profiles active in the hour 
 p50/p95/p99 of one profile plus --titles titles read in one round trip, over --reads reads. --as-of
 defaults to the newest last_watched_at in the data, so "the last hour" has viewers in a loaded dataset.
 Features go to the Redis named by --redis-url under --namespace, and expire with their TTLs.
+
+The request-path read is measured twice: with the title features in process memory (the matrix the content
+refresh announces; a request then reads only its profile's payload) and without (the per-title MGET):
+
+    .venv/bin/python bench/features.py --synthetic 100000 --reads 5000            # one Redis, no database work
+    .venv/bin/python bench/features.py --synthetic 100000 --reads 5000 --cluster  # a private 3+3 Redis Cluster
+
+--synthetic N writes N titles and 10,000 profiles of made-up features straight into the store (no database
+reads, no refresh): the read latency at catalog scale in well under a minute.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -37,15 +47,33 @@ def main() -> None:
     parser.add_argument("--titles", type=int, default=500, help="titles per request read (default 500)")
     parser.add_argument("--snapshots", action="store_true", help="also time the offline Parquet snapshots")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--synthetic", type=int, metavar="TITLES",
+                        help="only time request reads, on this many made-up titles (and 10,000 profiles)")  # fmt: skip
+    parser.add_argument("--cluster", action="store_true", help="with --synthetic: on a private Redis Cluster")
     args = parser.parse_args()
 
     os.environ.update(
         DATABASE_URL=args.database_url, REDIS_URL=args.redis_url, DJANGO_SETTINGS_MODULE="config.settings.base"
     )
     sys.path.insert(0, str(ROOT))
-    import django
+    with contextlib.ExitStack() as stack:
+        if args.cluster:
+            from tests.clusterkit import redis_cluster
 
-    django.setup()
+            os.environ["REDIS_CLUSTER_URLS"] = ",".join(stack.enter_context(redis_cluster()).urls)
+        import django
+
+        django.setup()
+        if args.synthetic:
+            figures = _synthetic_reads(args)
+        else:
+            figures = _loaded(args)
+    print(json.dumps(figures, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+
+
+def _loaded(args) -> dict:
     from features import selectors, services
     from features.store import FeatureStore
 
@@ -87,18 +115,63 @@ def main() -> None:
                 for entity in ("content", "user")
             }
     figures["peak_rss_gib"] = round(_peak_gib(), 2)
-    print(json.dumps(figures, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    return figures
 
 
-def _request_reads(store, reads: int, titles: int, selectors) -> dict:
-    """Latency of get_request_features: one random profile plus `titles` random titles, one MGET each."""
-    from catalog.models import Title
+def _synthetic_reads(args) -> dict:
+    """Request reads against N made-up titles and 10,000 profiles written straight into the store."""
+    from features.definitions import CONTENT_FEATURES, USER_FEATURES
+    from features.store import FeatureStore
 
+    store = FeatureStore(namespace=f"{args.namespace}-{os.getpid()}")
     rng = np.random.default_rng(0)
-    title_ids = np.fromiter(Title.objects.values_list("id", flat=True), dtype=np.int64)
-    low, high = selectors.profile_id_bounds()
+    title_ids = np.arange(1, args.synthetic + 1, dtype=np.int64)
+    profile_ids = np.arange(1, 10_001, dtype=np.int64)
+    titles = rng.random((len(title_ids), CONTENT_FEATURES.width), dtype=np.float32)
+    store.set_many("user", profile_ids, rng.random((len(profile_ids), USER_FEATURES.width), dtype=np.float32))
+    store.set_many("content", title_ids, titles)
+    figures: dict = {"backend": store.backend.name, "titles": len(title_ids), "profiles": len(profile_ids)}
+    figures["request_read_mget_ms"] = _request_reads(store, args.reads, args.titles, None, title_ids, profile_ids)
+    started = time.perf_counter()
+    store.publish_matrix("content", title_ids, titles)
+    figures["matrix_publish_seconds"] = round(time.perf_counter() - started, 3)
+    store.titles.expire_check()
+    started = time.perf_counter()
+    store.titles.current(store.backend)
+    figures["matrix_load_seconds"] = round(time.perf_counter() - started, 3)
+    figures["request_read_in_process_titles_ms"] = _request_reads(
+        store, args.reads, args.titles, None, title_ids, profile_ids
+    )
+    matrix = store.titles.matrix
+    figures["matrix_mib"] = round((matrix.values.nbytes + matrix.ids.nbytes) / 2**20, 1)
+    client = store.backend.client  # the made-up features go again (they would expire with their TTLs anyway)
+    for keys in _batched(client.scan_iter(f"{store.namespace}:*", count=10_000), 10_000):
+        client.delete(*keys)
+    return figures
+
+
+def _batched(items, size: int):
+    batch = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _request_reads(store, reads: int, titles: int, selectors, title_ids=None, profile_ids=None) -> dict:
+    """Latency of get_request_features: one random profile plus `titles` random titles (from process memory when
+    a fresh title matrix is announced, else one MGET)."""
+    rng = np.random.default_rng(0)
+    if title_ids is None:
+        from catalog.models import Title
+
+        title_ids = np.fromiter(Title.objects.values_list("id", flat=True), dtype=np.int64)
+        low, high = selectors.profile_id_bounds()
+    else:
+        low, high = int(profile_ids[0]), int(profile_ids[-1])
     for _ in range(20):  # warm the connection and the code paths
         store.get_request_features(int(rng.integers(low, high + 1)), rng.choice(title_ids, titles, replace=False))
     timings = np.empty(reads)

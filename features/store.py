@@ -424,6 +424,15 @@ def title_feature_cache(backend: Backend, namespace: str) -> TitleFeatureCache:
         return _title_caches.setdefault(key, TitleFeatureCache(namespace))
 
 
+def title_feature_caches_reset() -> None:
+    """Forget every title matrix this process holds (tests; the next read checks the announcement)."""
+    with _title_caches_lock:
+        caches = list(_title_caches.values())
+    for title_cache in caches:  # in place: every FeatureStore keeps a reference to its cache
+        title_cache.matrix = None
+        title_cache.expire_check()
+
+
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 

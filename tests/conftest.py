@@ -128,9 +128,10 @@ SERVING_NOW = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
 
 
 def serving_caches_reset() -> None:
-    """Forget every process-local serving cache (models, catalog, rules, API clients)."""
+    """Forget every process-local serving cache (models, catalog, rules, API clients, title features)."""
     from experiments.bandits import bandit_cache
     from experiments.services import experiments_cache
+    from features.store import title_feature_caches_reset
     from ranking.rules import rules_cache
     from recommendations.api.auth import client_cache
     from recommendations.catalog_cache import catalog_cache
@@ -144,6 +145,7 @@ def serving_caches_reset() -> None:
     client_cache.clear()
     experiments_cache.expire()
     bandit_cache.__init__()
+    title_feature_caches_reset()
 
 
 def _build_serving_world(settings, tmp_path) -> None:

@@ -76,6 +76,25 @@ def test_content_refresh_writes_hand_computed_features(content_histories, catalo
             assert_content_row(row.values, CONTENT_EXPECTED[name], genre_ids(catalog_rows))
 
 
+def test_content_refresh_announces_a_title_matrix_that_serving_reads_from_memory(
+    content_histories, catalog_rows, store
+):
+    """Also on the embedded database store: the matrix and its announcement are two more keys."""
+    services.content_features_refresh(as_of=AS_OF, store=store)
+    store.titles.expire_check()
+    ids = np.array([t.id for t in content_histories.values()], dtype=np.int64)
+    read = store.get_request_features(1, ids)
+    assert store.titles.matrix is not None and read.content.found.all()
+    stored = store.get_many("content", ids)
+    np.testing.assert_array_equal(read.content.values, stored.values)  # memory and per-title keys agree
+    np.testing.assert_array_equal(read.content.computed_at, stored.computed_at)
+    first = store.titles.matrix.version
+    services.content_features_refresh(as_of=AS_OF, store=store)
+    store.titles.expire_check()
+    store.get_request_features(1, ids[:1])
+    assert store.titles.matrix.version != first  # a new refresh, a new version, loaded at the next check
+
+
 def test_sql_aggregates_match_the_pandas_twin(content_histories):
     from features.compute import content_aggregates
 
