@@ -14,6 +14,7 @@ from collections import Counter
 import psycopg
 import pytest
 from amqp.exceptions import NotFound
+from django.urls import reverse
 from django.utils import timezone
 from kombu import Connection
 
@@ -297,3 +298,20 @@ def test_shards_of_a_killed_worker_are_redelivered_and_still_count_once(rabbitmq
     attempts = {(s.range_start, s.range_end): s.attempts for s in parent.shards.all()}
     assert {r: n for r, n in attempts.items() if r in killed_ranges} == dict.fromkeys(killed_ranges, 2)
     assert set(attempts.values()) == {1, 2}
+
+
+# --- where operators see it ------------------------------------------------------------------------------
+def test_operators_see_a_fan_outs_progress_shards_and_lost_attempts(admin_client, editor_client):
+    parent = _parent(started_at=timezone.now())
+    first, _ = fan_out_record(parent_id=parent.pk, ranges=[(1, 5), (5, 9)])
+    job_shard_finish(shard_id=first.pk, rows=4)
+    JobRunFactory(job=SHARD, parent=parent, status=JobRun.Status.LOST, params={"args": [5, 9]},
+                  error="its worker was lost; attempt 2 (run 9) took over")  # fmt: skip
+
+    listing = admin_client.get(reverse("admin:tasks_jobrun_changelist")).content.decode()
+    assert "1/2 shards" in listing
+    page = admin_client.get(reverse("admin:tasks_jobrun_change", args=[parent.pk]))
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "shard attempts" in html.lower() and "its worker was lost" in html and "[5, 9]" in html
+    assert "1/2 shards" in editor_client.get(reverse("staff:jobs")).content.decode()  # the staff jobs page
