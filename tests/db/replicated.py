@@ -18,6 +18,7 @@ import secrets
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,6 +82,25 @@ class ReplicatedWorld:
         with self.pair.replica.connect(self.pair.database) as connection:
             return connection.execute("SELECT EXISTS (SELECT 1 FROM users_viewingevent WHERE profile_id = %s AND "
                                       "title_id = %s AND completed)", [profile_id, title_id]).fetchone()[0]  # fmt: skip
+
+
+    def top_title(self, profile_id: int) -> int:
+        status, body = self.recs(profile_id)
+        if status != 200:
+            raise AssertionError(f"GET /api/recs answered {status}: {body}")
+        return item_ids(body)[0]
+
+    def ryw_round(self, profile_id: int) -> dict:
+        """GET, complete the top title through POST /api/events, GET again: `seen` if the title is gone, and
+        `replica_behind` if the replica had not replayed the completion yet (so only the primary had it)."""
+        watched = self.top_title(profile_id)
+        posted, result = self.complete(profile_id, watched)
+        started = time.monotonic()
+        status, body = self.recs(profile_id)
+        read_ms = (time.monotonic() - started) * 1000
+        return {"profile_id": profile_id, "posted": posted == 200 and result.get("accepted") == 1, "status": status,
+                "read_ms": round(read_ms, 2), "seen": status == 200 and watched not in item_ids(body),
+                "replica_behind": not self.replica_has_completed(profile_id, watched)}  # fmt: skip
 
 
 def item_ids(body: dict) -> list[int]:

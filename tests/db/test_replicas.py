@@ -31,26 +31,9 @@ def fresh_profile(world: ReplicatedWorld) -> int:
     return world.profile_ids[10 + next(_profiles)]
 
 
-def top_title(world: ReplicatedWorld, profile_id: int) -> int:
-    status, body = world.recs(profile_id)
-    assert status == 200, body
-    return item_ids(body)[0]
-
-
-def ryw_round(world: ReplicatedWorld, profile_id: int) -> dict:
-    """GET, complete the top title through POST /api/events, GET again: the title must be gone."""
-    watched = top_title(world, profile_id)
-    posted, result = world.complete(profile_id, watched)
-    started = time.monotonic()
-    status, body = world.recs(profile_id)
-    return {"posted": posted == 200 and result["accepted"] == 1, "status": status, "read_ms": (time.monotonic() - started) * 1000,
-            "seen": status == 200 and watched not in item_ids(body),
-            "replica_behind": not world.replica_has_completed(profile_id, watched)}  # fmt: skip
-
-
 def test_the_request_path_reads_the_replica(world):
     profile_id = fresh_profile(world)
-    watched = top_title(world, profile_id)
+    watched = world.top_title(profile_id)
     world.complete_behind_the_api(profile_id, watched)  # on the primary, and nothing pins the profile
 
     status, body = world.recs(profile_id)
@@ -61,7 +44,7 @@ def test_the_request_path_reads_the_replica(world):
 
 
 def test_a_profile_reads_its_own_writes_while_the_replica_is_behind(world):
-    rounds = [ryw_round(world, fresh_profile(world)) for _ in range(RYW_ROUNDS)]
+    rounds = [world.ryw_round(fresh_profile(world)) for _ in range(RYW_ROUNDS)]
 
     assert all(r["posted"] for r in rounds)  # the write went to the primary (the replica is read-only)
     assert sum(r["seen"] for r in rounds) == RYW_ROUNDS, rounds
@@ -70,7 +53,7 @@ def test_a_profile_reads_its_own_writes_while_the_replica_is_behind(world):
 
 def test_a_replica_lagging_past_the_limit_is_skipped(world):
     profile_id = fresh_profile(world)
-    watched = top_title(world, profile_id)
+    watched = world.top_title(profile_id)
     world.pair.delay_replica(60)
     try:
         time.sleep(0.3)  # the reload reached the replica's startup process
@@ -93,7 +76,7 @@ def test_a_replica_lagging_past_the_limit_is_skipped(world):
 @pytest.mark.parametrize("fault", ["stopped", "frozen"])
 def test_a_replica_down_or_hung_costs_no_error(world, fault):
     profile_id = fresh_profile(world)
-    watched = top_title(world, profile_id)
+    watched = world.top_title(profile_id)
     world.complete_behind_the_api(profile_id, watched)
     (world.pair.stop_replica if fault == "stopped" else world.pair.replica.freeze)()
     try:
@@ -115,7 +98,7 @@ def test_a_replica_down_or_hung_costs_no_error(world, fault):
 
 def test_without_the_pin_store_every_read_goes_to_the_primary(world):
     profile_id = fresh_profile(world)
-    watched = top_title(world, profile_id)
+    watched = world.top_title(profile_id)
     world.complete_behind_the_api(profile_id, watched)  # stale on the replica for REPLAY_DELAY seconds
     world.redis.freeze()
     try:
