@@ -188,8 +188,8 @@ def rabbitmq(world, tmp_path, delayed_delivery_queues):
         started.append(worker)
         return worker.start()
 
-    def send(task_name: str, **kwargs) -> None:
-        app.send_task(task_name, kwargs=kwargs, queue=features, connection=connection)
+    def send(task_name: str, countdown: float | None = None, **kwargs) -> None:
+        app.send_task(task_name, kwargs=kwargs, queue=features, connection=connection, countdown=countdown)
 
     try:
         yield start, send, names, connection
@@ -270,6 +270,15 @@ def test_two_worker_processes_share_the_shards_and_the_parent_finishes_when_all_
     _assert_every_shard_counted_once(parent, profiles=len(world))
     assert set(parent.shards.values_list("attempts", flat=True)) == {1}
     assert FeatureStore().get_many("user", world).found.all()
+
+    # A countdown (what a retry's back-off sends) on quorum queues: held by RabbitMQ's native delayed
+    # delivery, not by the worker, and delivered when due.
+    sent = time.monotonic()
+    send("tasks.maintenance.mark_lost_job_runs", countdown=1)
+    wait_for(lambda: JobRun.objects.filter(job="tasks.maintenance.mark_lost_job_runs").exists(), within=30,
+             message="the delayed task")  # fmt: skip
+    assert time.monotonic() - sent >= 1
+    assert "delayed delivery will not be available" not in worker.log_tail(chars=1 << 20)
 
 
 def test_shards_of_a_killed_worker_are_redelivered_and_still_count_once(rabbitmq, world):
