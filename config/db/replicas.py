@@ -113,6 +113,9 @@ def note_write(*, model_label: str = "", profile_id: int | None = None) -> None:
 
 
 PINNING_MODELS = frozenset({"users.Profile"})  # a single-row save of these pins the profile (admin edits)
+# Read on the primary whatever the request: who is signed in must never lag behind a login (sessions, users,
+# login attempts), and the admin's bookkeeping goes with them.
+PRIMARY_APPS = frozenset({"sessions", "auth", "contenttypes", "admin", "axes"})
 
 
 # --- pins -----------------------------------------------------------------------------------------

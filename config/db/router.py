@@ -1,17 +1,18 @@
 """The database router: ORM reads to a replica when config.db.replicas allows it, everything else to the primary.
 
-Installed only when DATABASE_REPLICA_URLS names replicas. Writes always go to the primary, and mark the request
-as having written (its later reads see the primary); a single-row save of a profile pins it. Migrations run on
-the primary only: the replicas follow by streaming.
+Installed only when DATABASE_REPLICA_URLS names replicas. Sessions, users and login attempts are always read on
+the primary (a login must count at once). Writes always go to the primary, and mark the request as having
+written (its later reads see the primary); a single-row save of a profile pins it. Migrations run on the primary
+only: the replicas follow by streaming.
 """
 from __future__ import annotations
 
-from config.db.replicas import PRIMARY, note_write, read_alias, replica_aliases
+from config.db.replicas import PRIMARY, PRIMARY_APPS, note_write, read_alias, replica_aliases
 
 
 class ReplicaRouter:
     def db_for_read(self, model, **hints) -> str:  # noqa: ANN001, ANN003 - Django's router signature
-        return read_alias()
+        return PRIMARY if model._meta.app_label in PRIMARY_APPS else read_alias()
 
     def db_for_write(self, model, **hints) -> str:  # noqa: ANN001, ANN003
         instance = hints.get("instance")

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import http.client
 import itertools
 import json
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -22,8 +24,9 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlencode
 
-from tests.faultkit import ROOT, GunicornServer, RedisServer, gunicorn_server, redis_server, request
+from tests.faultkit import LOOPBACK, ROOT, GunicornServer, RedisServer, gunicorn_server, redis_server, request
 from tests.pgkit import PgPair, pg_pair
 
 REPLAY_DELAY = 2.0  # seconds the replica replays behind the primary in these worlds
@@ -40,7 +43,10 @@ call_command("migrate", verbosity=0)
 call_command("generate_synthetic", titles=400, accounts={accounts}, events={events}, seed=7, verbosity=0)
 call_command("train_models", kinds="popularity", verbosity=0)
 print("API-KEY", ApiClient.issue("replicas", rate="1000000/min")[1])
+from django.contrib.auth import get_user_model
+get_user_model().objects.create_superuser("{staff_user}", "ops@example.com", "{staff_password}")
 """
+STAFF_USER, STAFF_PASSWORD = "ops", "replica-test-password-1"
 
 
 @dataclass
@@ -103,6 +109,42 @@ class ReplicatedWorld:
                 "replica_behind": not self.replica_has_completed(profile_id, watched)}  # fmt: skip
 
 
+    def browser_request(self, path: str, *, cookies: dict[str, str], form: dict[str, str] | None = None,
+                        timeout: float = 10.0) -> tuple[int, str, str]:  # fmt: skip
+        """GET (or POST `form`) with `cookies`, which take the response's Set-Cookie values: (status, Location,
+        body)."""
+        connection = http.client.HTTPConnection(LOOPBACK, self.server.port, timeout=timeout)
+        headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())}
+        body = None
+        if form is not None:
+            body = urlencode(form)
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        try:
+            connection.request("POST" if form is not None else "GET", path, body=body, headers=headers)
+            response = connection.getresponse()
+            text = response.read().decode(errors="replace")
+            for name, value in response.getheaders():
+                if name.lower() == "set-cookie":
+                    key, _, rest = value.partition("=")
+                    cookies[key] = rest.split(";", 1)[0]
+            return response.status, response.getheader("Location") or "", text
+        finally:
+            connection.close()
+
+    def staff_login(self) -> dict[str, str]:
+        """The admin's login form, as a browser fills it in; the session's cookies."""
+        cookies: dict[str, str] = {}
+        status, _, page = self.browser_request("/admin/login/?next=/staff/", cookies=cookies)
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
+        if status != 200 or token is None:
+            raise AssertionError(f"no login form ({status})")
+        status, location, _ = self.browser_request("/admin/login/?next=/staff/", cookies=cookies, form={
+            "username": STAFF_USER, "password": STAFF_PASSWORD, "csrfmiddlewaretoken": token.group(1), "next": "/staff/"})  # fmt: skip
+        if status != 302 or location != "/staff/":
+            raise AssertionError(f"login answered {status} to {location!r}")
+        return cookies
+
+
 def item_ids(body: dict) -> list[int]:
     return [item["content_id"] for item in body["items"]]
 
@@ -136,7 +178,8 @@ def replicated_world(*, profiles: int = 120, workers: int = 2) -> Iterator[Repli
             "RECO_RESPONSE_CACHE_SECONDS": "0",
             "LOG_LEVEL": "WARNING",
         }
-        setup = _SETUP.format(accounts=profiles // 2, events=profiles * 40)
+        setup = _SETUP.format(accounts=profiles // 2, events=profiles * 40, staff_user=STAFF_USER,
+                              staff_password=STAFF_PASSWORD)  # fmt: skip
         api_key = next(line.split()[1] for line in _manage(env, "shell", "-c", setup).splitlines()
                        if line.startswith("API-KEY"))  # fmt: skip
         with pair.primary.connect(pair.database) as connection:

@@ -108,3 +108,11 @@ def test_without_the_pin_store_every_read_goes_to_the_primary(world):
         world.redis.thaw()
     assert status == 200 and "feature_store_unavailable" in body["degraded"]
     assert watched not in item_ids(body) and behind  # from the primary: pins unknown, nobody reads the replica
+
+
+def test_a_staff_login_counts_at_once_while_the_replica_is_behind(world):
+    cookies = world.staff_login()  # the session row is on the primary only for the next REPLAY_DELAY seconds
+    status, location, page = world.browser_request("/staff/", cookies=cookies)
+
+    assert (status, location) == (200, "")
+    assert "sessionid" in cookies and "Log in" not in page
