@@ -9,7 +9,8 @@ The request path (`get_request_features`) reads the profile's one payload with o
 from the one node of its slot, so a node that is down degrades only its profiles) and its candidates' title
 features from process memory: `TitleFeatureCache` holds the newest matrix the content refresh announced
 (`publish_matrix`), checked every RECO_TITLE_FEATURES_CHECK_SECONDS. Without a fresh matrix it falls back to
-the per-title keys (one MGET, on one node: they share a hash tag), missing ones defaulted as before.
+the per-title keys (one MGET, on one node: they share a hash tag; on a cluster read apart from the profile's,
+so that either node being down degrades only its half), missing ones defaulted as before.
 """
 from __future__ import annotations
 
@@ -237,14 +238,20 @@ class FeatureStore:
         ids = _ids(title_ids)
         keys = [feature_key(USER, profile_id, namespace=self.namespace)]
         matrix = self.titles.current(self.backend)
-        if matrix is None:
+        # On a cluster the titles' keys live on another node: read apart, so that either node being down
+        # degrades only its own half.
+        together = matrix is None and not isinstance(self.backend, ClusterBackend)
+        if together:
             keys += feature_keys(CONTENT, ids, namespace=self.namespace)
         payloads, unavailable = self._read(keys)
         user = _batch(feature_set(USER), np.array([profile_id], dtype=np.int64), payloads[:1], unavailable)
-        if matrix is None:
+        if matrix is not None:
+            content = matrix.batch(ids)
+        elif together:
             content = _batch(feature_set(CONTENT), ids, payloads[1:], unavailable)
         else:
-            content = matrix.batch(ids)
+            title_payloads, titles_unavailable = self._read(feature_keys(CONTENT, ids, namespace=self.namespace))
+            content = _batch(feature_set(CONTENT), ids, title_payloads, titles_unavailable)
         return RequestFeatures(user=user.row(0), content=content)
 
     def _read(self, keys: list[str]) -> tuple[list[bytes | None], bool]:

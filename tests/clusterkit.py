@@ -176,7 +176,8 @@ class RedisClusterProcesses:
                 self._cli(node.port, "CONFIG", "RESETSTAT")
 
     def commandstats(self) -> dict[str, dict[str, int]]:
-        """{node name: {command: calls}} since the last reset, for every live node (CLUSTER/INFO calls omitted)."""
+        """{node name: {command: calls}} since the last reset, for every live node (our own INFO/CLUSTER/CONFIG calls
+        and replication traffic omitted)."""
         counts: dict[str, dict[str, int]] = {}
         for node in self.nodes:
             if not node.alive or node.frozen:
@@ -184,7 +185,7 @@ class RedisClusterProcesses:
             calls = {}
             for key, value in self.info(node, "commandstats").items():
                 command = key.removeprefix("cmdstat_")
-                if command.split("|")[0] in {"info", "cluster", "config", "ping"}:
+                if command.split("|")[0] in {"info", "cluster", "config", "ping", "replconf", "psync", "command"}:
                     continue
                 calls[command] = int(value.split("calls=")[1].split(",")[0])
             counts[node.name] = calls

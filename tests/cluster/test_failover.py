@@ -7,7 +7,7 @@ import time
 import numpy as np
 
 from config import probes
-from features.definitions import USER_FEATURES
+from features.definitions import CONTENT_FEATURES, USER_FEATURES
 from features.keys import feature_key
 from staff.health import redis_check
 from tests.faultkit import wait_until
@@ -20,6 +20,7 @@ def test_a_killed_master_degrades_only_its_profiles_until_its_replica_takes_over
     ids = np.arange(1, PROFILES + 1)
     values = np.tile(USER_FEATURES.defaults, (PROFILES, 1))
     cluster_store.set_many("user", ids, values)
+    cluster_store.publish_matrix("content", np.arange(1, 4), np.tile(CONTENT_FEATURES.defaults, (3, 1)))
     slots = cluster.slot_map()
     owner = {int(i): cluster.node_for_key(feature_key("user", int(i), namespace=cluster_store.namespace), slots)
              for i in ids}  # fmt: skip
@@ -73,3 +74,31 @@ def _replicated(cluster, master) -> bool:  # noqa: ANN001
     info = cluster.info(master, "replication")
     offset = int(info["master_repl_offset"])
     return any(f"offset={offset}," in value for key, value in info.items() if key.startswith("slave"))
+
+
+def test_a_hung_master_costs_its_profiles_one_timeout_and_others_nothing(cluster_store, cluster):
+    """Without a title matrix, so the titles' fallback read is on one node and the profile's on another."""
+    ids = list(range(1, PROFILES + 1))
+    cluster_store.set_many("user", ids, np.tile(USER_FEATURES.defaults, (PROFILES, 1)))
+    cluster_store.set_many("content", [1], np.tile(CONTENT_FEATURES.defaults, (1, 1)))
+    slots = cluster.slot_map()
+    victim = cluster.masters()[-1]
+    on_victim = {i for i in ids
+                 if cluster.node_for_key(feature_key("user", i, namespace=cluster_store.namespace), slots) is victim}  # fmt: skip
+    cluster.freeze(victim)
+    try:
+        started = time.perf_counter()
+        reads = {i: cluster_store.get_request_features(i, [1]) for i in ids}
+        elapsed = time.perf_counter() - started
+    finally:
+        cluster.thaw(victim)  # within the node timeout: no failover, the same master answers again
+    degraded = {i for i, read in reads.items() if read.user.store_unavailable}
+    assert degraded == on_victim  # its breaker opened at the first timeout (0.1 s here), the rest failed at once
+    assert all(reads[i].user.computed_at is not None for i in set(ids) - on_victim)
+    titles_on_victim = cluster.node_for_key(feature_key("content", 1, namespace=cluster_store.namespace), slots) is victim
+    assert all(read.content.store_unavailable == titles_on_victim for read in reads.values())
+    assert all(read.content.found.all() != titles_on_victim for read in reads.values())
+    assert elapsed < 1.0, elapsed
+    wait_until(lambda: not cluster_store.get_request_features(min(on_victim), [1]).user.store_unavailable,
+               seconds=5, interval=0.05, what="the thawed master served again")  # fmt: skip
+    cluster.wait_ok(seconds=15)
