@@ -197,6 +197,7 @@ def _world_prepare(args: argparse.Namespace, redis: RedisServer) -> World:
     from django_celery_beat.models import PeriodicTask
 
     from catalog.models import Title
+    from events.models import Event
     from features import selectors as feature_selectors
     from features import services as feature_services
     from recommendations.models import ApiClient, ModelVersion
@@ -222,6 +223,7 @@ def _world_prepare(args: argparse.Namespace, redis: RedisServer) -> World:
     feature_services.user_features_refresh(profile_id_start=low, profile_id_end=high + 1)
     feature_services.content_features_refresh()
     feature_services.online_store_rebuild_claim()  # populated: the beat's check has nothing to rebuild at start
+    Event.objects.filter(client__name="bench-reliability").delete()  # a previous run's (PROTECT on the client)
     ApiClient.objects.filter(name="bench-reliability").delete()
     _, key = ApiClient.issue("bench-reliability", rate="100000000/min")
     call_command("sync_schedules", verbosity=0)
@@ -478,6 +480,7 @@ def _wait_seconds(condition: Callable[[], bool], seconds: float) -> float | None
 def scenario_schemathesis(context: Context) -> dict:
     """Rounds of fresh seeds until the case budget is spent (each round: every operation, every check)."""
     target, cases, rounds, failures, errors = context.args.schemathesis_cases, 0, [], {}, []
+    failure_output: list[str] = []
     log_before = len(context.server.log_text())
     for seed in range(1, 21):  # bounded: 20 rounds at most
         if cases >= target:
@@ -494,6 +497,8 @@ def scenario_schemathesis(context: Context) -> dict:
             merged["count"] += failure["count"]
             merged["operations"].update(failure["operations"])
         errors += result.errors
+        if result.failures:  # what schemathesis printed about them: the failing requests, with curl to replay
+            failure_output.append(result.output_tail[max(0, result.output_tail.find("FAILURES")) :][:8000])
         if result.cases == 0:
             print(result.output_tail, flush=True)
             break
@@ -503,6 +508,7 @@ def scenario_schemathesis(context: Context) -> dict:
         "failures": {name: {"count": f["count"], "operations": sorted(f["operations"])} for name, f in failures.items()},
         "server_errors": sum(f["count"] for name, f in failures.items() if "server error" in name.lower()),
         "internal_server_errors_logged": log.count("Internal Server Error"),
+        "failure_output": failure_output,
     }  # fmt: skip
     figures["checks"] = {
         f">= {target} cases": cases >= target,

@@ -49,7 +49,7 @@ class DeviceOrNumberField(DeviceField):
 # JSON types the batch body must use, as the schema says (DRF would also take "5" for 5 and 0 for false).
 _JSON_TYPES = {"profile_id": int, "user_id": int, "time_of_day": int, "n": int, "subscription_tier": int,
                "country": str, "device_type": str, "rows": bool}  # fmt: skip
-_QUERY_INTEGER = re.compile(r"^(0|[1-9][0-9]{0,18})$")  # as JSON writes one: no sign, no leading zeros
+_QUERY_INTEGER = re.compile(r"0|[1-9][0-9]{0,18}")  # fullmatch: as JSON writes one, no sign, no leading zeros
 _QUERY_BOOLEAN = {"true": True, "false": False}
 
 
@@ -60,7 +60,7 @@ class RecsQuerySerializer(serializers.Serializer):
     profile_id = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
     user_id = serializers.IntegerField(min_value=1, max_value=2**63 - 1, required=False,
                                        help_text="The account; when given it must own the profile.")  # fmt: skip
-    country = serializers.RegexField(r"^[A-Za-z]{2}$", required=False,
+    country = serializers.RegexField(r"^[A-Za-z]{2}$", required=False, trim_whitespace=False,
                                      help_text="Where the viewer is (ISO 3166-1 alpha-2); default: the account's.")  # fmt: skip
     device_type = DeviceField(required=False, help_text="tv, mobile, tablet, web or console; default tv.")
     time_of_day = serializers.IntegerField(min_value=0, max_value=23, required=False,
@@ -73,6 +73,8 @@ class RecsQuerySerializer(serializers.Serializer):
     rows = serializers.BooleanField(default=True, help_text="Also build the homepage rows.")
 
     def validate_country(self, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z]{2}", value):  # the pattern's `$` also takes a trailing newline
+            raise serializers.ValidationError("Expected two letters (ISO 3166-1 alpha-2).")
         return value.upper()
 
     def to_internal_value(self, data):  # noqa: ANN001, ANN201
@@ -103,7 +105,9 @@ def _query_type_errors(data: Mapping, known: set[str]) -> dict[str, list[str]]:
         value = data.get(name)
         if value is None:
             continue
-        if kind is int and not _QUERY_INTEGER.match(str(value)):
+        if value == "":  # DRF would read an empty optional parameter as absent
+            errors[name] = ["Give a value or leave the parameter out."]
+        elif kind is int and not _QUERY_INTEGER.fullmatch(str(value)):
             errors[name] = ["Expected a whole number written in digits."]
         elif kind is bool and str(value) not in _QUERY_BOOLEAN:
             errors[name] = ["Expected true or false."]

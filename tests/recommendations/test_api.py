@@ -48,6 +48,12 @@ def test_recs_answers_with_items_rows_versions_and_server_timing(api, profile):
         ({"profile_id": 1, "device_type": "toaster"}, "device_type"),
         ({"profile_id": 1, "country": "USA"}, "country"),
         ({"profile_id": 1, "subscription_tier": 9}, "subscription_tier"),
+        ({"profile_id": 1, "device_type": ""}, "device_type"),  # DRF alone reads an empty one as absent
+        ({"profile_id": 1, "country": ""}, "country"),
+        ({"profile_id": 1, "country": "US\n"}, "country"),  # a regex `$` takes the newline, DRF trims it
+        ({"profile_id": 1, "country": " US"}, "country"),
+        ({"profile_id": 1, "n": "5\n"}, "n"),
+        ({"profile_id": "1\n"}, "profile_id"),
     ],
 )
 def test_bad_parameters_get_400_naming_the_field(api, params, field):
