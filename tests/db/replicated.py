@@ -66,6 +66,12 @@ class ReplicatedWorld:
                                   headers=self.headers, timeout=timeout)  # fmt: skip
         return status, json.loads(body)
 
+    def batch(self, profile_ids: list[int]) -> tuple[int, dict]:
+        body = {"requests": [{"profile_id": pk, "n": 20, "rows": False} for pk in profile_ids]}
+        status, _, answer = request(f"{self.server.url}/api/recs/batch", method="POST", body=json.dumps(body).encode(),
+                                    headers={**self.headers, "Content-Type": "application/json"})  # fmt: skip
+        return status, json.loads(answer)
+
     def complete(self, profile_id: int, title_id: int) -> tuple[int, dict]:
         """POST /api/events: the profile finished the title (folded into its history)."""
         now = dt.datetime.now(dt.UTC)

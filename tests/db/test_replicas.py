@@ -51,6 +51,21 @@ def test_a_profile_reads_its_own_writes_while_the_replica_is_behind(world):
     assert all(r["replica_behind"] for r in rounds), "the replica had caught up: the test proved nothing"
 
 
+def test_a_batch_reads_each_profile_where_its_own_pin_says(world):
+    pinned, unpinned = fresh_profile(world), fresh_profile(world)
+    watched = {pinned: world.top_title(pinned), unpinned: world.top_title(unpinned)}
+    assert world.complete(pinned, watched[pinned])[0] == 200
+    world.complete_behind_the_api(unpinned, watched[unpinned])
+
+    status, body = world.batch([pinned, unpinned])
+    behind = [not world.replica_has_completed(pk, watched[pk]) for pk in (pinned, unpinned)]
+
+    assert status == 200 and behind == [True, True]
+    from_primary, from_replica = body["results"]
+    assert watched[pinned] not in item_ids(from_primary)
+    assert watched[unpinned] in item_ids(from_replica)
+
+
 def test_a_replica_lagging_past_the_limit_is_skipped(world):
     profile_id = fresh_profile(world)
     watched = world.top_title(profile_id)
