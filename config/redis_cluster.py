@@ -156,6 +156,11 @@ def shared_redis(alias: str = "default") -> redis.Redis | RedisCluster | None:
     return None
 
 
+def cluster_configured(alias: str = "default") -> bool:
+    """Whether cache `alias` is a Redis Cluster (decided from the settings, without connecting)."""
+    return settings.CACHES[alias]["BACKEND"] == "config.redis_cluster.RedisClusterCache"
+
+
 def is_cluster(client: object) -> bool:
     return isinstance(client, RedisCluster)
 

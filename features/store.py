@@ -19,7 +19,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -29,7 +29,7 @@ from django.conf import settings
 from django.db import DatabaseError, transaction
 from redis.cluster import RedisCluster
 
-from config.redis_cluster import shared_redis
+from config.redis_cluster import cluster_configured, shared_redis
 from features import codec
 from features.definitions import CONTENT, USER, FeatureSet, feature_set
 from features.keys import (
@@ -148,14 +148,21 @@ class RedisBackend:
 
 class ClusterBackend(RedisBackend):
     """Redis Cluster: GET for one key, MGET per slot otherwise (one command when the keys share a tag);
-    writes in pipelines that redis-py groups by node (one round trip per node per PIPELINE_SETS)."""
+    writes in pipelines that redis-py groups by node (one round trip per node per PIPELINE_SETS).
+
+    `connect` gives the kept client (the cache's): a cluster that no node answers yet fails each call with a
+    redis ConnectionError, read as "store unavailable", instead of failing the store's construction."""
 
     name = "redis-cluster"
-    client: RedisCluster
+    location = ""  # the startup nodes (set per instance; shadows RedisBackend's property)
+
+    def __init__(self, connect: Callable[[], RedisCluster], *, location: str) -> None:
+        self._connect = connect
+        self.location = location
 
     @property
-    def location(self) -> str:
-        return ",".join(sorted(node.name for node in self.client.startup_nodes))
+    def client(self) -> RedisCluster:
+        return self._connect()
 
     def get(self, keys: Sequence[str]) -> list[bytes | None]:
         if len(keys) == 1:
@@ -200,12 +207,14 @@ class FeatureStore:
         self.backend: Backend
         if backend is not None:
             self.backend = backend
+        elif connection is None and cluster_configured():
+            self.backend = ClusterBackend(shared_redis, location=str(settings.CACHES["default"]["LOCATION"]))
         else:
             client = connection if connection is not None else shared_redis()
             if client is None:
                 self.backend = DatabaseBackend()
             elif isinstance(client, RedisCluster):
-                self.backend = ClusterBackend(client)
+                self.backend = ClusterBackend(lambda: client, location=str(client.startup_nodes))
             else:
                 self.backend = RedisBackend(client)
         self.namespace = namespace

@@ -39,6 +39,9 @@ def test_with_no_cluster_node_up_reads_degrade_and_readiness_says_so(settings):
                                    "OPTIONS": {"socket_timeout": 0.1}}}  # fmt: skip
     with pytest.raises(redis.exceptions.ConnectionError):
         shared_redis()
+    store = FeatureStore(namespace="fs-nowhere")  # constructed all the same: engines are built at import
+    read = store.get_request_features(1, [1, 2])
+    assert read.user.store_unavailable and read.content.store_unavailable and not read.content.found.any()
     assert probes._redis_state() == "unreachable (answers degraded)"
     from config import ratelimit
 
