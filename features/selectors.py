@@ -17,7 +17,7 @@ from catalog.models import Genre, Title
 from features import pgarrays
 from features.compute import CONTENT_AGGREGATES, VIEWING_COLUMNS, CatalogArrays
 from features.definitions import POPULARITY_DECAY, POPULARITY_HORIZON_DAYS, TRENDING_WINDOW_DAYS
-from users.models import Profile, ViewingEvent
+from users.models import LONG_VIEWING, LONG_VIEWING_SQL, Profile, ViewingEvent
 
 VIEWING_TABLE = ViewingEvent._meta.db_table
 PROFILE_TABLE = Profile._meta.db_table
@@ -85,13 +85,20 @@ def profiles_active_since(*, since: dt.datetime, start: int = 0, end: int = 2**6
     if connection.vendor == "postgresql":
         # One index probe per profile on (profile_id, last_watched_at DESC): an emulated skip scan, since
         # no index leads with last_watched_at; LIMIT 1 keeps the planner from turning it into a table scan.
+        # Bounding started_at to LONG_VIEWING before `since` keeps the probes in the newest month partitions;
+        # the rare viewings last watched later than that after their start come from their own small index.
         query = f"""
             SELECT p.id FROM {PROFILE_TABLE} p CROSS JOIN LATERAL (
-                SELECT 1 FROM {VIEWING_TABLE} v WHERE v.profile_id = p.id AND v.last_watched_at >= %s
+                SELECT 1 FROM {VIEWING_TABLE} v
+                WHERE v.profile_id = p.id AND v.last_watched_at >= %s AND v.started_at >= %s
                 ORDER BY v.last_watched_at DESC LIMIT 1
             ) recent WHERE p.id >= %s AND p.id < %s
+            UNION
+            SELECT profile_id FROM {VIEWING_TABLE}
+            WHERE last_watched_at >= %s AND {LONG_VIEWING_SQL} AND profile_id >= %s AND profile_id < %s
         """
-        return np.sort(pgarrays.fetch_columns(query, [since, start, end], [("id", "int8")])["id"])
+        params = [since, since - LONG_VIEWING, start, end, since, start, end]
+        return np.sort(pgarrays.fetch_columns(query, params, [("id", "int8")])["id"])
     events = ViewingEvent.objects.filter(last_watched_at__gte=since, profile_id__gte=start, profile_id__lt=end)
     ids = events.values_list("profile_id", flat=True).distinct()
     return np.unique(np.fromiter(ids, dtype=np.int64))

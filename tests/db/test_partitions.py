@@ -195,3 +195,19 @@ def test_a_profiles_history_reads_every_month_newest_first_without_sorting():
     assert "Merge Append" in plan, plan
     assert not re.search(r"^\s*(->\s*)?Sort  \(", plan, flags=re.M), plan
     assert scanned_partitions(plan) == {p.name for p in partitions.partitions("users_viewingevent")}
+
+
+def test_profiles_active_since_finds_a_viewing_started_months_ago_and_last_watched_now(profile, title):
+    """The read bounds started_at to a day before `since` (newest months only); longer viewings have their index."""
+    from features.selectors import profiles_active_since
+    from tests.factories.users import ProfileFactory
+
+    since = NOW - dt.timedelta(hours=1)
+    long_ago = add_months(THIS_MONTH, -3)
+    partitions.ensure_months(VIEWING_EVENTS, [long_ago])
+    resumed, recent, idle = profile, ProfileFactory(), ProfileFactory()
+    viewing_at(long_ago + dt.timedelta(days=1), profile=resumed, last_watched_at=NOW - dt.timedelta(minutes=5))
+    viewing_at(NOW - dt.timedelta(minutes=30), profile=recent)
+    viewing_at(long_ago + dt.timedelta(days=2), profile=idle)
+
+    assert profiles_active_since(since=since).tolist() == sorted([resumed.id, recent.id])
