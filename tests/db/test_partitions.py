@@ -211,3 +211,16 @@ def test_profiles_active_since_finds_a_viewing_started_months_ago_and_last_watch
     viewing_at(long_ago + dt.timedelta(days=2), profile=idle)
 
     assert profiles_active_since(since=since).tolist() == sorted([resumed.id, recent.id])
+
+
+def test_converted_events_keep_their_rows_generated_keys_and_ids():
+    from tests.factories.events import EventFactory
+
+    rows = [EventFactory(occurred_at=NOW - dt.timedelta(days=d), type="impression", position=2) for d in (1, 70)]
+    partitions.convert_to_plain(API_EVENTS)
+    partitions.convert_to_partitioned(API_EVENTS, months_ahead=1, now=NOW)
+
+    assert sorted(Event.objects.values_list("pk", "item_position")) == sorted((r.pk, 2) for r in rows)
+    for row in rows:
+        assert partition_of(Event, row.pk) == partition_name("events_event", month_start(row.occurred_at))
+    assert EventFactory(occurred_at=NOW).pk > max(r.pk for r in rows)
