@@ -49,7 +49,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--synthetic", type=int, metavar="TITLES",
                         help="only time request reads, on this many made-up titles (and 10,000 profiles)")  # fmt: skip
-    parser.add_argument("--cluster", action="store_true", help="with --synthetic: on a private Redis Cluster")
+    parser.add_argument("--cluster", action="store_true", help="on a private 3+3 Redis Cluster the script starts")
     args = parser.parse_args()
 
     os.environ.update(

@@ -46,3 +46,18 @@ def test_with_no_cluster_node_up_reads_degrade_and_readiness_says_so(settings):
     from config import ratelimit
 
     assert not ratelimit.take("nobody-cluster", rate=1, capacity=1).shared  # counted in this process instead
+
+
+def test_redis_cluster_urls_put_the_default_cache_on_the_cluster():
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.base", "REDIS_URL": "redis://127.0.0.1:1/0",
+           "REDIS_CLUSTER_URLS": "redis://10.0.0.1:7000, redis://10.0.0.2:7000", "RECO_PROCESS": "web"}  # fmt: skip
+    script = ("import django; django.setup(); from django.conf import settings as s; c = s.CACHES['default']; "
+              "print(c['BACKEND'], c['LOCATION'], c['OPTIONS'], s.FEATURE_TTL_SECONDS['content'])")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.split(" ", 1)[0] == "config.redis_cluster.RedisClusterCache"
+    assert "['redis://10.0.0.1:7000', 'redis://10.0.0.2:7000']" in out.stdout
+    assert "'socket_timeout': 0.05" in out.stdout and out.stdout.strip().endswith(" 300")
