@@ -10,8 +10,11 @@ For each --processes count it starts one `celery worker --pool prefork --concurr
 tasks.features.refresh_user_features for the first --profiles profiles in about --shards shards, and waits
 for its parent JobRun to finish. Prints (and with --json writes) per count: the parent's seconds (fan-out to
 last shard), rows/s, p50/p95/max shard seconds, the workers' peak RSS (main process plus pool, sampled every
-0.2 s) and the ratio to one process; and the machine calibration (bench/_machine.py). A warm-up refresh of
-the same profiles runs first, unmeasured, so that every count reads the history from a warm cache.
+0.2 s), the CPU seconds the pool used, how many cores the whole machine was busy on meanwhile (the workers,
+PostgreSQL, Redis and anything else running: on a shared box the figure that says whether a run was
+starved), and the ratio to one process; and the machine calibration (bench/_machine.py). A warm-up refresh of
+the same profiles runs first, unmeasured, so that every count reads the history from a warm cache; with
+--repeat the counts alternate (1, 2, 1, 2, ...) and the median run of each count is reported.
 The features go to --redis-url (default namespace, expiring with their TTL).
 """
 from __future__ import annotations
@@ -42,6 +45,7 @@ def main() -> None:
     parser.add_argument("--profiles", type=int, help="refresh the first N profiles by id (default: all)")
     parser.add_argument("--shards", type=int, default=40, help="about this many shards (default 40)")
     parser.add_argument("--processes", type=int, nargs="+", default=[1, 2], help="worker process counts (1 2)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per process count, alternating (3)")
     parser.add_argument("--no-warm-up", action="store_true", help="skip the unmeasured first refresh")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds to wait for one refresh")
     parser.add_argument("--json", type=Path, help="also write the figures here")
@@ -77,16 +81,21 @@ def main() -> None:
         if not args.no_warm_up:
             print(f"warm-up: {profiles:,} profiles with {max(args.processes)} processes", file=sys.stderr)
             _measure(env, prefix, max(args.processes), shard_size, profile_id_end, args.timeout)
-        runs = {}
-        for count in args.processes:
-            runs[count] = _measure(env, prefix, count, shard_size, profile_id_end, args.timeout)
-            print(f"{count} process(es): {runs[count]['seconds']} s", file=sys.stderr)
+        every: dict[int, list[dict]] = {count: [] for count in args.processes}
+        for _ in range(args.repeat):
+            for count in args.processes:
+                run = _measure(env, prefix, count, shard_size, profile_id_end, args.timeout)
+                every[count].append(run)
+                print(f"{count} process(es): {run['seconds']} s, machine busy on {run['machine_busy_cores']} cores",
+                      file=sys.stderr)  # fmt: skip
     finally:
         _delete_broker_entities(args.broker_url, prefix, delayed_delivery=not existed)
+    runs = {count: sorted(done, key=lambda run: run["seconds"])[len(done) // 2] for count, done in every.items()}
     one = runs.get(1, {}).get("seconds")
     for run in runs.values():
         run["ratio_to_one_process"] = round(run["seconds"] / one, 3) if one else None
-    figures["runs"] = {str(count): run for count, run in runs.items()}
+    figures["runs"] = {str(count): run for count, run in runs.items()}  # the median run of each count
+    figures["all_seconds"] = {str(count): [run["seconds"] for run in done] for count, done in every.items()}
     figures["calibration_after"] = calibration()
     print(json.dumps(figures, indent=2))
     if args.json:
@@ -136,6 +145,8 @@ def _measure(env: dict, prefix: str, processes: int, shard_size: int, profile_id
             queue=features,
         )
         parent, peak_rss = None, 0
+        cpu_before, machine_before = _group_cpu_seconds(worker.pid), _machine_busy_seconds()
+        wall_started = time.monotonic()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             peak_rss = max(peak_rss, _group_rss(worker.pid))
@@ -147,6 +158,9 @@ def _measure(env: dict, prefix: str, processes: int, shard_size: int, profile_id
             time.sleep(0.2)
         else:
             raise RuntimeError(f"the refresh did not finish within {timeout} s")
+        wall = time.monotonic() - wall_started
+        pool_cpu = _group_cpu_seconds(worker.pid) - cpu_before
+        machine_busy = (_machine_busy_seconds() - machine_before) / wall
     finally:
         _stop(worker)
     if parent.status != JobRun.Status.SUCCEEDED:
@@ -162,6 +176,8 @@ def _measure(env: dict, prefix: str, processes: int, shard_size: int, profile_id
         "shard_seconds_p95": round(float(np.percentile(seconds, 95)), 2),
         "shard_seconds_max": round(float(seconds.max()), 2),
         "peak_rss_mib": round(peak_rss / 2**20),
+        "pool_cpu_seconds": round(pool_cpu, 1),
+        "machine_busy_cores": round(machine_busy, 2),
         "parent_run": parent.pk,
     }
 
@@ -197,6 +213,24 @@ def _group_rss(pid: int) -> int:
             continue
         total += next((int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith("VmRSS:")), 0)
     return total
+
+
+def _group_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of the worker and its pool processes so far."""
+    ticks = 0
+    for member in [pid, *_children(pid)]:
+        try:
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _machine_busy_seconds() -> float:
+    """CPU seconds every core of the machine spent busy (not idle, not waiting for I/O) since boot."""
+    user, nice, system, idle, iowait, irq, softirq, steal = map(int, Path("/proc/stat").read_text().split()[1:9])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
 def _stop(worker: subprocess.Popen) -> None:
