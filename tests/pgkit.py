@@ -1,12 +1,12 @@
 """A private PostgreSQL primary and streaming replica for the replica tests and bench scripts.
 
 Never the machine's own server: `pg_pair()` initdb's a primary in a temporary directory on a free port (as the
-`postgres` user, since initdb refuses root; trust on 127.0.0.1, wal_level=replica, fsync off), pg_basebackup's
-it into a second directory (`-R`: a standby that streams from the primary) and starts that on another free port.
-The replica can be stopped and started again, frozen (SIGSTOP on every process of it: connections are accepted
-by the kernel, nothing answers) and thawed, and made to lag (`recovery_min_apply_delay`, set with ALTER SYSTEM
-and a reload on the replica). Every wait has a deadline; both servers stop and their directories go when the
-context exits or, as a last resort, at interpreter exit.
+`postgres` user when run as root, since initdb refuses root; else as the current user; trust on 127.0.0.1,
+wal_level=replica, fsync off), pg_basebackup's it into a second directory (`-R`: a standby that streams from the
+primary) and starts that on another free port. The replica can be stopped and started again, frozen (SIGSTOP
+on every process of it: connections are accepted by the kernel, nothing answers) and thawed, and made to lag
+(`recovery_min_apply_delay`, set with ALTER SYSTEM and a reload on the replica). Every wait has a deadline;
+both servers stop and their directories go when the context exits or, as a last resort, at interpreter exit.
 """
 from __future__ import annotations
 
@@ -46,9 +46,10 @@ host replication all 127.0.0.1/32 trust
 
 
 def _as_postgres(*command: str, timeout: float = 60.0) -> None:
-    """Run a PostgreSQL binary as the postgres user; RuntimeError with its output when it fails."""
-    result = subprocess.run(["runuser", "-u", SUPERUSER, "--", *command], capture_output=True, text=True,
-                            timeout=timeout, check=False)  # fmt: skip
+    """Run a PostgreSQL binary, as the postgres user when this is root (initdb refuses root; any other user
+    runs it as itself); RuntimeError with its output when it fails."""
+    prefix = ["runuser", "-u", SUPERUSER, "--"] if os.geteuid() == 0 else []
+    result = subprocess.run([*prefix, *command], capture_output=True, text=True, timeout=timeout, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"{Path(command[0]).name} failed ({result.returncode}): {result.stderr or result.stdout}")
 
@@ -123,7 +124,8 @@ class PgPair:
     def __init__(self, *, database: str = "reco") -> None:
         self.database = database
         self._directory = Path(tempfile.mkdtemp(prefix="reco-pgpair-"))
-        shutil.chown(self._directory, SUPERUSER, SUPERUSER)
+        if os.geteuid() == 0:
+            shutil.chown(self._directory, SUPERUSER, SUPERUSER)
         self.primary = PgServer(self._directory / "primary", free_port())
         self.replica = PgServer(self._directory / "replica", free_port())
         _register(self, self.close)
