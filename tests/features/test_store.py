@@ -120,6 +120,19 @@ def test_a_payload_of_another_schema_under_the_key_counts_as_missing():
     np.testing.assert_array_equal(values, np.tile(USER_FEATURES.defaults, (3, 1)))
 
 
+def test_a_title_matrix_round_trips_sorted_and_refuses_other_layouts():
+    ids = np.array([30, 10, 20])
+    values = content_matrix(3)
+    payload = codec.encode_matrix(CONTENT_FEATURES, ids, values, computed_at=123.5)
+    decoded_ids, decoded, computed_at = codec.decode_matrix(CONTENT_FEATURES, payload)
+    assert list(decoded_ids) == [10, 20, 30] and computed_at == 123.5
+    np.testing.assert_array_equal(decoded, values[[1, 2, 0]])
+    other = dataclasses.replace(CONTENT_FEATURES, schema_version=CONTENT_FEATURES.schema_version + 1)
+    assert codec.decode_matrix(other, payload) is None
+    assert codec.decode_matrix(CONTENT_FEATURES, payload[:-4]) is None
+    assert codec.decode_matrix(CONTENT_FEATURES, b"short") is None
+
+
 def _count_sends(client, monkeypatch) -> list:
     client.ping()  # the connection is open before counting
     connection_class = client.connection_pool.connection_class
