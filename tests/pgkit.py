@@ -188,6 +188,10 @@ class PgPair:
         self.replica.start()
         wait_until(self._streaming, seconds=30, what="the replica streaming again")
 
+    def promote_replica(self) -> None:
+        """pg_ctl promote: the replica becomes a primary of its own and stops following (for good, in this pair)."""
+        _as_postgres(str(BIN / "pg_ctl"), "-D", str(self.replica.data_dir), "-w", "-t", "30", "promote", timeout=40)
+
     def close(self) -> None:
         for server in (self.replica, self.primary):
             with contextlib.suppress(Exception):

@@ -255,10 +255,14 @@ class ReplicaMonitor:
         try:
             replica = _connection(alias, open_connections)
             while True:
-                row = replica.execute("SELECT NOT pg_is_in_recovery() OR pg_last_wal_replay_lsn() >= %s::pg_lsn",
-                                      [target]).fetchone()  # fmt: skip
+                standby, replayed = replica.execute("SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn() >= %s::pg_lsn",
+                                                    [target]).fetchone()  # fmt: skip
                 waited = time.monotonic() - started
-                if row[0]:
+                if not standby:  # the primary itself (a test mirror), or a promoted replica that no longer follows it
+                    same = _server(alias) == _server(PRIMARY)
+                    return ReplicaState(alias, same, 0.0 if same else None, time.monotonic(),
+                                        "" if same else "not a standby (promoted?): it no longer follows the primary")  # fmt: skip
+                if replayed:
                     return ReplicaState(alias, True, waited, time.monotonic())
                 if waited > limit:
                     return ReplicaState(alias, False, None, time.monotonic(), f"behind by more than {limit:g} s")
@@ -282,6 +286,11 @@ def _connection(alias: str, open_connections: dict[str, psycopg.Connection]) -> 
     connection = DeadlineConnection.connect(**params, autocommit=True)
     open_connections[alias] = connection
     return connection
+
+
+def _server(alias: str) -> tuple:
+    params = connections[alias].get_connection_params()
+    return params.get("host"), str(params.get("port") or ""), params.get("dbname")
 
 
 def _drop(alias: str, open_connections: dict[str, psycopg.Connection]) -> None:

@@ -131,3 +131,20 @@ def test_a_staff_login_counts_at_once_while_the_replica_is_behind(world):
 
     assert (status, location) == (200, "")
     assert "sessionid" in cookies and "Log in" not in page
+
+
+def test_a_promoted_replica_that_no_longer_follows_is_skipped(world):
+    """Last in this module: the pair has no replica afterwards."""
+    world.pair.promote_replica()
+    profile_id = fresh_profile(world)
+    watched = world.top_title(profile_id)
+    world.complete_behind_the_api(profile_id, watched)  # the promoted server will never have it
+
+    def from_the_primary() -> bool:
+        status, body = world.recs(profile_id)
+        return status == 200 and watched not in item_ids(body)
+
+    wait_until(from_the_primary, seconds=10, interval=0.2, what="reads leaving the promoted replica")
+    assert not world.replica_has_completed(profile_id, watched)
+    time.sleep(1.5)  # several monitor rounds later, still the primary
+    assert from_the_primary()
