@@ -11,6 +11,7 @@ from features import services
 from features.snapshots import snapshot_row_count
 from features.store import UNAVAILABLE
 from tasks.runner import JobTask
+from tasks.services import fan_out_running
 
 logger = logging.getLogger(__name__)
 
@@ -69,13 +70,20 @@ def write_feature_snapshot(self, entity_type: str) -> int:
 def ensure_online_features() -> bool:
     """Every 30 s: when Redis came back empty, recompute the online features now rather than at the next
     scheduled refresh. One SET NX of the store's sentinel per run; the claim is the lock, so however many
-    checks run, one full refresh is enqueued. Not a JobRun: it does nothing nearly always, and the refreshes
-    it enqueues record their own."""
+    checks run, one full refresh is enqueued. While a full refresh is still running (a new one would be
+    skipped) it lets the claim go, so a check after that refresh claims it. Not a JobRun: it does nothing
+    nearly always, and the refreshes it enqueues record their own."""
     try:
         if not services.online_store_rebuild_claim():
             return False
     except UNAVAILABLE as error:
         logger.info("online feature store unavailable, checking again on the next run: %s", error)
+        return False
+    running = fan_out_running(job=refresh_user_features.name)
+    if running is not None:  # a new one would be skipped; what its done shards wrote is gone: claim again later
+        services.online_store_rebuild_release()
+        logger.warning("online feature store found empty during full refresh %s (%s): rebuilding after it",
+                       running.pk, running.progress)  # fmt: skip
         return False
     try:
         refresh_content_features.delay()

@@ -36,10 +36,13 @@ def _mark_lost(runs, reason: str) -> int:  # noqa: ANN001 — a JobRun queryset
 
 
 # --- fanned-out runs ----------------------------------------------------------------------------------------
-def fan_out_running(*, job: str, exclude_run_id: int) -> JobRun | None:
-    """Another fanned-out run of `job` still running (its shards alive: a silent one is swept LOST), or None."""
+def fan_out_running(*, job: str, exclude_run_id: int | None = None) -> JobRun | None:
+    """A fanned-out run of `job` (other than `exclude_run_id`) still running (its shards alive: a silent
+    one is swept LOST), or None."""
     runs = JobRun.objects.filter(job=job, status=JobRun.Status.RUNNING, shards_total__gt=0)
-    return runs.exclude(pk=exclude_run_id).order_by("-started_at").first()
+    if exclude_run_id is not None:
+        runs = runs.exclude(pk=exclude_run_id)
+    return runs.order_by("-started_at").first()
 
 
 def fan_out_record(*, parent_id: int, ranges: list[tuple[int, int]]) -> list[JobShard]:

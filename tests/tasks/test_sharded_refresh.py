@@ -21,7 +21,7 @@ from kombu import Connection
 from config.celery import app
 from config.queues import celery_queues
 from features.store import FeatureStore
-from tasks.features import refresh_user_features, refresh_user_features_shard
+from tasks.features import ensure_online_features, refresh_user_features, refresh_user_features_shard
 from tasks.models import JobRun, JobShard
 from tasks.services import fan_out_record, job_shard_finish
 from tests.factories.catalog import TitleFactory
@@ -142,6 +142,21 @@ def test_a_second_full_refresh_is_skipped_while_one_is_running(world, eager):
     skipped = JobRun.objects.exclude(pk=running.pk).get(job=FAN_OUT)
     assert skipped.status == "skipped" and f"run {running.pk}" in skipped.error and "0/1 shards" in skipped.error
     assert not JobRun.objects.filter(job=SHARD).exists()
+
+
+def test_a_store_emptied_during_a_full_refresh_is_rebuilt_once_that_refresh_has_finished(world, eager):
+    from features.services import online_store_rebuild_release
+
+    online_store_rebuild_release()  # the store as Redis comes back empty: no sentinel
+    running = _parent(started_at=timezone.now(), heartbeat_at=timezone.now())
+    (shard,) = fan_out_record(parent_id=running.pk, ranges=[(1, 5)])
+
+    assert ensure_online_features.apply().get() is False  # a refresh now would be skipped: not claimed
+    job_shard_finish(shard_id=shard.pk, rows=4)
+    assert ensure_online_features.apply().get() is True  # claimed now, and a full refresh run
+    assert ensure_online_features.apply().get() is False
+    assert JobRun.objects.filter(job=FAN_OUT, status="succeeded").exclude(pk=running.pk).count() == 1
+    assert FeatureStore().get_many("user", world).found.all()
 
 
 def test_a_full_refresh_of_no_profiles_finishes_at_once(transactional_db, eager):
