@@ -31,6 +31,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 import psycopg
+from django.apps import apps
 from django.conf import settings
 from django.core.cache import cache
 from django.db import DEFAULT_DB_ALIAS, connections
@@ -103,16 +104,22 @@ def read_alias(*, profile_id: int | None = None) -> str:
     return usable[(profile or 0) % len(usable)]  # a profile keeps to one replica: no going back in time between reads
 
 
-def note_write(*, model_label: str = "", profile_id: int | None = None) -> None:
-    """An ORM write: the rest of this request reads the primary; a profile's own row pins it."""
+def note_write(*, model_label: str = "", pk: int | None = None) -> None:
+    """An ORM write: the rest of this request reads the primary; a single-row save of a profile, or of an account
+    (tier, country), pins the profiles whose homepage it changes (admin edits)."""
     intent = _intent.get()
     if intent is not None:
         intent.wrote = True
-    if profile_id is not None and model_label in PINNING_MODELS:
-        pin_profiles([profile_id])
+    if pk is None or model_label not in PINNING_MODELS or not settings.DATABASE_REPLICA_ALIASES:
+        return
+    if model_label == "users.Account":
+        profiles = apps.get_model("users", "Profile").objects.using(PRIMARY).filter(account_id=pk)
+        pin_profiles(profiles.values_list("pk", flat=True))
+    else:
+        pin_profiles([pk])
 
 
-PINNING_MODELS = frozenset({"users.Profile"})  # a single-row save of these pins the profile (admin edits)
+PINNING_MODELS = frozenset({"users.Profile", "users.Account"})
 # Read on the primary whatever the request: who is signed in must never lag behind a login (sessions, users,
 # login attempts), and the admin's bookkeeping goes with them.
 PRIMARY_APPS = frozenset({"sessions", "auth", "contenttypes", "admin", "axes"})

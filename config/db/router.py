@@ -2,8 +2,8 @@
 
 Installed only when DATABASE_REPLICA_URLS names replicas. Sessions, users and login attempts are always read on
 the primary (a login must count at once). Writes always go to the primary, and mark the request as having
-written (its later reads see the primary); a single-row save of a profile pins it. Migrations run on the primary
-only: the replicas follow by streaming.
+written (its later reads see the primary); a single-row save of a profile or an account pins its profiles.
+Migrations run on the primary only: the replicas follow by streaming.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ class ReplicaRouter:
 
     def db_for_write(self, model, **hints) -> str:  # noqa: ANN001, ANN003
         instance = hints.get("instance")
-        note_write(model_label=model._meta.label, profile_id=getattr(instance, "pk", None))
+        note_write(model_label=model._meta.label, pk=getattr(instance, "pk", None))
         return PRIMARY
 
     def allow_relation(self, obj1, obj2, **hints) -> bool:  # noqa: ANN001, ANN003 - one database, several copies

@@ -8,6 +8,9 @@ import pytest
 from django.core.cache import cache
 
 from config.db import replicas
+from config.db.router import ReplicaRouter
+from tests.factories.users import AccountFactory, ProfileFactory
+from users.models import Account, Profile
 
 UNREACHABLE_REDIS = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
                                  "LOCATION": "redis://127.0.0.1:1/0", "OPTIONS": {"socket_connect_timeout": 0.2}}}  # fmt: skip
@@ -60,3 +63,15 @@ def test_a_pin_that_cannot_be_shared_pins_everyone_in_this_process(with_replicas
     replicas.pin_profiles([905])
     assert replicas._everyone_until > time.monotonic()
     assert replicas._pin_lookup(906)  # a profile that never wrote: still the primary, for the pin's length
+
+
+def test_saving_an_account_or_a_profile_pins_the_profiles_it_changes(with_replicas, db):
+    account = AccountFactory()
+    profiles = [ProfileFactory(account=account, slot=slot) for slot in (1, 2)]
+    other = ProfileFactory()
+    router = ReplicaRouter()
+
+    assert router.db_for_write(Account, instance=account) == replicas.PRIMARY
+    assert [pinned_elsewhere(p.pk) for p in (*profiles, other)] == [True, True, False]
+    router.db_for_write(Profile, instance=other)
+    assert pinned_elsewhere(other.pk)
