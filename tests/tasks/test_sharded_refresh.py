@@ -36,9 +36,8 @@ SHARD = "tasks.features.refresh_user_features_shard"
 FAN_OUT = "tasks.features.refresh_user_features"
 
 
-@pytest.fixture
-def world(transactional_db):
-    """12 profiles who watched two titles each: 24 feature rows to write in all."""
+def _watching_profiles() -> list[int]:
+    """12 profiles who watched two titles each; their ids."""
     profiles = ProfileFactory.create_batch(12)
     titles = TitleFactory.create_batch(2, duration_minutes=60)
     now = timezone.now()
@@ -46,6 +45,18 @@ def world(transactional_db):
         for title in titles:
             ViewingEventFactory(profile=profile, title=title, started_at=now - dt.timedelta(days=i % 5 + 1))
     return sorted(p.id for p in profiles)
+
+
+@pytest.fixture
+def world(transactional_db):
+    """The profiles, committed: for worker processes."""
+    return _watching_profiles()
+
+
+@pytest.fixture
+def history(db):
+    """The profiles, in this test's transaction: for tasks run in this process."""
+    return _watching_profiles()
 
 
 def _parent(**fields) -> JobRun:
@@ -108,12 +119,12 @@ def test_a_failed_shard_delivered_again_that_succeeds_moves_to_done(db):
     assert (parent.shards_done, parent.shards_failed, parent.rows_written) == (1, 0, 4)
 
 
-def test_a_shard_task_delivered_twice_runs_once(world):
+def test_a_shard_task_delivered_twice_runs_once(history):
     parent = _parent(started_at=timezone.now())
-    (shard,) = fan_out_record(parent_id=parent.pk, ranges=[(world[0], world[-1] + 1)])
+    (shard,) = fan_out_record(parent_id=parent.pk, ranges=[(history[0], history[-1] + 1)])
 
-    assert refresh_user_features_shard.apply(args=(world[0], world[-1] + 1), kwargs={"shard_id": shard.pk}).get() == 12
-    assert refresh_user_features_shard.apply(args=(world[0], world[-1] + 1), kwargs={"shard_id": shard.pk}).get() == 0
+    assert refresh_user_features_shard.apply(args=(history[0], history[-1] + 1), kwargs={"shard_id": shard.pk}).get() == 12
+    assert refresh_user_features_shard.apply(args=(history[0], history[-1] + 1), kwargs={"shard_id": shard.pk}).get() == 0
 
     runs = list(JobRun.objects.filter(parent=parent).order_by("started_at").values_list("status", flat=True))
     assert runs == ["succeeded", "skipped"]
@@ -123,17 +134,17 @@ def test_a_shard_task_delivered_twice_runs_once(world):
 
 
 # --- the fan-out ----------------------------------------------------------------------------------------
-def test_the_full_refresh_fans_out_and_finishes_in_the_embedded_mode(world, eager):
+def test_the_full_refresh_fans_out_and_finishes_in_the_embedded_mode(history, eager):
     assert refresh_user_features.apply(kwargs={"shard_size": 5}).get() == 3  # 12 ids, 5 per shard
 
     parent = JobRun.objects.get(job=FAN_OUT)
     assert (parent.status, parent.shards_total, parent.shards_done, parent.rows_written) == ("succeeded", 3, 3, 12)
     assert set(parent.shards.values_list("status", flat=True)) == {"done"}
     assert JobRun.objects.filter(job=SHARD, parent=parent, status="succeeded").count() == 3
-    assert FeatureStore().get_many("user", world).found.all()
+    assert FeatureStore().get_many("user", history).found.all()
 
 
-def test_a_second_full_refresh_is_skipped_while_one_is_running(world, eager):
+def test_a_second_full_refresh_is_skipped_while_one_is_running(history, eager):
     running = _parent(started_at=timezone.now(), heartbeat_at=timezone.now())
     fan_out_record(parent_id=running.pk, ranges=[(1, 5)])
 
@@ -144,7 +155,7 @@ def test_a_second_full_refresh_is_skipped_while_one_is_running(world, eager):
     assert not JobRun.objects.filter(job=SHARD).exists()
 
 
-def test_a_store_emptied_during_a_full_refresh_is_rebuilt_once_that_refresh_has_finished(world, eager):
+def test_a_store_emptied_during_a_full_refresh_is_rebuilt_once_that_refresh_has_finished(history, eager):
     from features.services import online_store_rebuild_release
 
     online_store_rebuild_release()  # the store as Redis comes back empty: no sentinel
@@ -156,10 +167,10 @@ def test_a_store_emptied_during_a_full_refresh_is_rebuilt_once_that_refresh_has_
     assert ensure_online_features.apply().get() is True  # claimed now, and a full refresh run
     assert ensure_online_features.apply().get() is False
     assert JobRun.objects.filter(job=FAN_OUT, status="succeeded").exclude(pk=running.pk).count() == 1
-    assert FeatureStore().get_many("user", world).found.all()
+    assert FeatureStore().get_many("user", history).found.all()
 
 
-def test_a_full_refresh_of_no_profiles_finishes_at_once(transactional_db, eager):
+def test_a_full_refresh_of_no_profiles_finishes_at_once(db, eager):
     assert refresh_user_features.apply().get() == 0
     assert JobRun.objects.get(job=FAN_OUT).status == "succeeded"
 
