@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from django.db import connection, transaction
 
 from catalog.models import Title
+from config.db.replicas import pin_profiles
 from events.models import VIEWING_TYPES, Event, EventKey, EventType
 from users.loaders.dataset import COMPLETED_AT
 from users.models import Profile, ViewingEvent
@@ -95,6 +96,8 @@ def events_ingest(*, client_id: int, events: Sequence[IncomingEvent]) -> IngestR
     unique_rows.sort(key=lambda row: row.key)  # one lock order for every batch: no deadlocks
     if not unique_rows:
         return IngestResult(accepted=0, duplicates=0, errors=errors)
+    # Before the commit, so no read sees the new history without the pin (config/db/replicas.py).
+    pin_profiles({row.profile_id for row in unique_rows if row.type in VIEWING_TYPES})
     with transaction.atomic():
         if connection.vendor == "postgresql":
             stored, folded = _store_and_fold_postgres(client_id, unique_rows)
