@@ -47,7 +47,7 @@ def test_a_killed_master_degrades_only_its_profiles_until_its_replica_takes_over
     degraded, full, slowest = read_all()
     assert degraded <= on_victim and degraded  # flagged, never an exception
     assert full == set(ids.tolist()) - on_victim  # every other profile is served in full
-    assert slowest < 0.5
+    assert slowest < 1.0  # a refused connection fails at once; no read waits out a timeout
     assert probes._redis_state() != "ok"
 
     recovered_at = None
@@ -93,12 +93,12 @@ def test_a_hung_master_costs_its_profiles_one_timeout_and_others_nothing(cluster
     finally:
         cluster.thaw(victim)  # within the node timeout: no failover, the same master answers again
     degraded = {i for i, read in reads.items() if read.user.store_unavailable}
-    assert degraded == on_victim  # its breaker opened at the first timeout (0.1 s here), the rest failed at once
+    assert degraded == on_victim  # its breaker opened at the first timeout (0.5 s here), the rest failed at once
     assert all(reads[i].user.computed_at is not None for i in set(ids) - on_victim)
     titles_on_victim = cluster.node_for_key(feature_key("content", 1, namespace=cluster_store.namespace), slots) is victim
     assert all(read.content.store_unavailable == titles_on_victim for read in reads.values())
     assert all(read.content.found.all() != titles_on_victim for read in reads.values())
-    assert elapsed < 1.0, elapsed
+    assert elapsed < 2.0, elapsed  # one socket timeout, not one per profile (300 × 0.5 s)
     wait_until(lambda: not cluster_store.get_request_features(min(on_victim), [1]).user.store_unavailable,
                seconds=5, interval=0.05, what="the thawed master served again")  # fmt: skip
     cluster.wait_ok(seconds=15)
