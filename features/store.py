@@ -47,6 +47,9 @@ log = logging.getLogger(__name__)
 PIPELINE_SETS = 10_000  # SETs per pipeline: ~2 MB per round trip, well inside the socket timeout
 DATABASE_BATCH = 500  # keys per statement of the embedded backend (inside SQLite's variable limit)
 DEFAULT_TTL_SECONDS = {USER: 3600, CONTENT: 300}
+# A title matrix (15 MB at 100K titles: 20-75 ms here) is read on a connection of its own with this timeout:
+# the web's 50 ms per read, met by one slow chunk, would open the node's breaker and degrade its profiles.
+BULK_READ_TIMEOUT_SECONDS = 1.0
 UNAVAILABLE = (
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,
@@ -119,6 +122,8 @@ class Backend(Protocol):
 
     def get(self, keys: Sequence[str]) -> list[bytes | None]: ...
 
+    def get_bulk(self, key: str) -> bytes | None: ...
+
     def set(self, items: Sequence[tuple[str, bytes]], ttl_seconds: int) -> None: ...
 
 
@@ -137,6 +142,12 @@ class RedisBackend:
 
     def get(self, keys: Sequence[str]) -> list[bytes | None]:
         return self.client.mget(keys) if keys else []
+
+    def get_bulk(self, key: str) -> bytes | None:
+        """One big value, on a short-lived connection with BULK_READ_TIMEOUT_SECONDS and no breaker."""
+        kwargs = self.client.connection_pool.connection_kwargs
+        return _bulk_get(kwargs.get("host"), kwargs.get("port"), key, db=kwargs.get("db", 0),
+                         username=kwargs.get("username"), password=kwargs.get("password"))  # fmt: skip
 
     def set(self, items: Sequence[tuple[str, bytes]], ttl_seconds: int) -> None:
         for start in range(0, len(items), PIPELINE_SETS):
@@ -169,6 +180,14 @@ class ClusterBackend(RedisBackend):
             return [self.client.get(keys[0])]
         return self.client.mget_nonatomic(list(keys)) if keys else []
 
+    def get_bulk(self, key: str) -> bytes | None:
+        """From the master of the key's slot as the client's slot map says (a MOVED mid-failover raises a
+        ResponseError: the caller keeps its copy and tries again at its next check)."""
+        client = self.client
+        node = client.get_node_from_key(key)
+        kwargs = client.nodes_manager.connection_kwargs
+        return _bulk_get(node.host, node.port, key, username=kwargs.get("username"), password=kwargs.get("password"))
+
 
 class DatabaseBackend:
     """The embedded stand-in for Redis: one SELECT per read, batched upserts per write, expired rows
@@ -183,6 +202,9 @@ class DatabaseBackend:
             rows = OnlineFeature.objects.filter(key__in=keys[start : start + DATABASE_BATCH], expires_at__gt=_now())
             found.update((key, bytes(payload)) for key, payload in rows.values_list("key", "payload"))
         return [found.get(k) for k in keys]
+
+    def get_bulk(self, key: str) -> bytes | None:
+        return self.get([key])[0]
 
     def set(self, items: Sequence[tuple[str, bytes]], ttl_seconds: int) -> None:
         now = _now()
@@ -415,8 +437,8 @@ class TitleFeatureCache:
             if self.matrix is not None and self.matrix.version == version:
                 return
             started = time.perf_counter()
-            (payload,) = backend.get([matrix_key(CONTENT, version, namespace=self.namespace)])
-        except UNAVAILABLE as error:
+            payload = backend.get_bulk(matrix_key(CONTENT, version, namespace=self.namespace))
+        except (*UNAVAILABLE, redis.exceptions.ResponseError) as error:
             log.warning("title features: announcement unreadable, keeping version %s: %s",
                         self.matrix.version if self.matrix else None, error)  # fmt: skip
             return
@@ -447,6 +469,13 @@ def title_feature_caches_reset() -> None:
     for title_cache in caches:  # in place: every FeatureStore keeps a reference to its cache
         title_cache.matrix = None
         title_cache.expire_check()
+
+
+def _bulk_get(host: str, port: int, key: str, *, db: int = 0, username: str | None = None,
+              password: str | None = None) -> bytes | None:  # fmt: skip
+    with redis.Redis(host=host, port=port, db=db, username=username, password=password, retry=None,
+                     socket_timeout=BULK_READ_TIMEOUT_SECONDS, socket_connect_timeout=BULK_READ_TIMEOUT_SECONDS) as client:  # fmt: skip
+        return client.get(key)
 
 
 def _now() -> dt.datetime:
