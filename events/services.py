@@ -175,7 +175,9 @@ _VIEWING_TYPES_SQL = ", ".join(f"'{t.value}'" for t in sorted(VIEWING_TYPES))
 # One statement: read the batch from one JSON parameter, insert the keys that are new (events_eventkey: the
 # events table is partitioned by month, so it cannot hold a unique key without occurred_at), store exactly
 # those rows, and fold them into viewing history, aggregated per viewing (ON CONFLICT DO UPDATE may touch a
-# row only once per statement). The inserts run in key order, so concurrent batches take their locks alike.
+# row only once per statement). The inserts run in key order, so concurrent batches take their locks alike. The
+# fold joins the new keys (exactly the stored rows): the planner guesses one row for `stored`, an INSERT from a
+# join, and would join 1,000 rows by a nested loop over the batch (250 ms a batch instead of a hash join's 1 ms).
 # Viewing events are item 0, so the join on the whole key never meets an impression's rows.
 # One JSON text costs ~3 ms to build for 1,000 rows; binding 16 arrays cost ~30 ms of psycopg quoting.
 _STORE_AND_FOLD_SQL = f"""
@@ -202,7 +204,7 @@ viewings AS (
            max(coalesce(i.watch_percentage, 0)) AS watch_percentage,
            (array_agg(i.device_type ORDER BY i.occurred_at))[1] AS device_type,  -- where playback began
            bool_or(i.type = %(complete)s) OR max(coalesce(i.watch_percentage, 0)) >= %(completed_at)s AS completed
-    FROM incoming i JOIN stored USING (client_event_id, item_position)
+    FROM incoming i JOIN new_keys USING (client_event_id, item_position)  -- the stored rows (see stored)
     WHERE i.type IN ({_VIEWING_TYPES_SQL})
     GROUP BY i.profile_id, i.title_id, i.started_at
 ),
