@@ -227,9 +227,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBIL
 # Job locks (tasks/locks.py) lapse this long after their holder dies; a live holder renews them.
 RECO_JOB_LOCK_SECONDS = env_int("RECO_JOB_LOCK_SECONDS", 60)
 # Monthly partitions of viewing history and API events (PostgreSQL, config/partitions.py): the daily job keeps
-# this many months ready ahead and detaches and drops whole months older than the retention window (0: keep all).
+# this many months ready ahead and detaches and drops whole months older than the retention window. Deleting
+# history is opt-in (0, the default, keeps all): a deployment sets its window (e.g. 24) on purpose.
 RECO_PARTITION_MONTHS_AHEAD = env_int("RECO_PARTITION_MONTHS_AHEAD", 3)
-RECO_PARTITION_RETENTION_MONTHS = env_int("RECO_PARTITION_RETENTION_MONTHS", 24)
+RECO_PARTITION_RETENTION_MONTHS = env_int("RECO_PARTITION_RETENTION_MONTHS", 0)
 
 # --- Login throttling (django-axes): after AXES_FAILURE_LIMIT wrong passwords for one username from one address,
 # that pair is refused (429, staff.lockout) until AXES_COOLOFF_MINUTES have passed without a try. Attempts live

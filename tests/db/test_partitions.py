@@ -224,3 +224,22 @@ def test_converted_events_keep_their_rows_generated_keys_and_ids():
     for row in rows:
         assert partition_of(Event, row.pk) == partition_name("events_event", month_start(row.occurred_at))
     assert EventFactory(occurred_at=NOW).pk > max(r.pk for r in rows)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_loaders_vacuum_the_newest_filled_months_only_outside_a_transaction():
+    partitions.ensure_months(VIEWING_EVENTS, [add_months(THIS_MONTH, -3), add_months(THIS_MONTH, -1)])
+    viewing_at(add_months(THIS_MONTH, -3))
+    viewing_at(add_months(THIS_MONTH, -1))
+    viewing_at(NOW - dt.timedelta(minutes=5))
+    newest = [partition_name(VIEWING_EVENTS.table, add_months(THIS_MONTH, -1)),
+              partition_name(VIEWING_EVENTS.table, THIS_MONTH)]  # fmt: skip
+    assert partitions.vacuum_newest(VIEWING_EVENTS.table) == newest  # empty months ahead are skipped
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT relname FROM pg_stat_user_tables WHERE relname = ANY(%s) AND last_vacuum IS NOT NULL",
+                       [newest])  # fmt: skip
+        assert sorted(row[0] for row in cursor.fetchall()) == sorted(newest)
+    from django.db import transaction
+
+    with transaction.atomic():
+        assert partitions.vacuum_newest(VIEWING_EVENTS.table) == []  # VACUUM refuses a transaction block

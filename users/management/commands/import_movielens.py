@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
+from config.partitions import vacuum_newest
 from users.loaders.dataset import DatasetFormatError
 from users.loaders.movielens import read_movielens
 from users.management.commands._progress import progress_bar
-from users.services import dataset_load
+from users.services import EVENTS_TABLE, dataset_load
 
 
 class Command(BaseCommand):
@@ -28,4 +29,5 @@ class Command(BaseCommand):
             raise CommandError(f"{error} (nothing was imported)") from None
         with progress_bar(total=dataset.expected_events, desc="viewing events", verbosity=verbosity) as bar:
             summary = dataset_load(dataset=dataset, on_events=bar.update)
+        vacuum_newest(EVENTS_TABLE)  # recent views index-only at once, not after autovacuum
         self.stdout.write(self.style.SUCCESS(summary.line()))
