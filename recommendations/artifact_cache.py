@@ -7,6 +7,10 @@ temporary name, makes it read-only and renames it into place: a copy is whole an
 Content-addressed, so two versions never share a path and the processes of one host share one copy (and
 its page cache). An existing copy is hashed again before it is used; one that fails is removed and made
 anew. `FileState` (size, times, inode) lets a watcher notice a changed file without reading it.
+
+The source is a directory (a Path: local disk or a shared mount) or a version in a URL store
+(artifact_store.RemoteDir, e.g. on S3): both are read through `open_source` and `state_of`, so a copy from an
+object store is hashed while it downloads exactly as a copy from disk is while it is read.
 """
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from recommendations.ml.base import META_FILE
 
@@ -55,12 +60,27 @@ class FileState:
         return cls(found.st_size, found.st_mtime_ns, found.st_ctime_ns, found.st_ino)
 
 
+def open_source(location: Any) -> Any:
+    """A file of the store opened for reading: a Path, or an object of a URL store (artifact_store.RemoteFile)."""
+    return open(location, "rb") if isinstance(location, str | os.PathLike) else location.open()
+
+
+def state_of(location: Any) -> FileState | None:
+    """FileState of a Path or of a store object; None if it is missing. OSError (StoreUnavailable) if unreachable."""
+    return FileState.of(location) if isinstance(location, str | os.PathLike) else location.state()
+
+
+def read_source(location: Any) -> bytes:
+    with open_source(location) as handle:
+        return handle.read()
+
+
 @dataclass(frozen=True)
 class VerifiedArtifact:
     """An artifact verified against its registered checksum, and this host's private copy of it."""
 
     checksum: str  # SHA-256 of meta.json, as registered
-    source: Path  # the shared artifact directory
+    source: Any  # the shared artifact directory: a Path, or an artifact_store.RemoteDir
     copy: Path  # the private, read-only copy that serving loads
     files: dict[str, str]  # file name -> SHA-256, meta.json included
     source_states: dict[str, FileState | None]  # as stat saw them just before they were hashed
@@ -76,7 +96,7 @@ def sha256_of(path: Path, *, bytes_per_second: float | None = None) -> str:
     digest = hashlib.sha256()
     started = time.monotonic()
     done = 0
-    with open(path, "rb") as handle:
+    with open_source(path) as handle:
         while chunk := handle.read(CHUNK_BYTES):
             digest.update(chunk)
             done += len(chunk)
@@ -87,7 +107,7 @@ def sha256_of(path: Path, *, bytes_per_second: float | None = None) -> str:
     return digest.hexdigest()
 
 
-def artifact_files(meta_bytes: bytes, *, checksum: str, where: Path) -> dict[str, str]:
+def artifact_files(meta_bytes: bytes, *, checksum: str, where: Any) -> dict[str, str]:
     """{file name: SHA-256} that meta.json lists, meta.json included; ArtifactCorrupt if meta.json is not the
     registered one or names a path outside its directory."""
     if hashlib.sha256(meta_bytes).hexdigest() != checksum:
@@ -101,7 +121,7 @@ def artifact_files(meta_bytes: bytes, *, checksum: str, where: Path) -> dict[str
     return {META_FILE: checksum, **listed}
 
 
-def private_copy(*, source: Path, cache_root: Path, checksum: str, check_source: bool = False) -> VerifiedArtifact:
+def private_copy(*, source: Any, cache_root: Path, checksum: str, check_source: bool = False) -> VerifiedArtifact:
     """This host's verified read-only copy of the artifact in `source`, made now if there is none (or a bad one).
 
     A good existing copy is used even if the source has changed since (serving survives a damaged store),
@@ -121,14 +141,14 @@ def private_copy(*, source: Path, cache_root: Path, checksum: str, check_source:
     cache_root.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f".{checksum[:16]}-", dir=cache_root))
     try:
-        meta_bytes = (source / META_FILE).read_bytes()
+        meta_bytes = read_source(source / META_FILE)
         files = artifact_files(meta_bytes, checksum=checksum, where=source)
-        source_states: dict[str, FileState | None] = {META_FILE: FileState.of(source / META_FILE)}
+        source_states: dict[str, FileState | None] = {META_FILE: state_of(source / META_FILE)}
         (scratch / META_FILE).write_bytes(meta_bytes)
         for name, expected in files.items():
             if name == META_FILE:
                 continue
-            source_states[name] = FileState.of(source / name)
+            source_states[name] = state_of(source / name)
             if _copy_hashing(source / name, scratch / name) != expected:
                 raise ArtifactCorrupt(f"{source / name}: checksum mismatch, its SHA-256 is not the one meta.json "
                                       "lists (the file was altered or truncated)")  # fmt: skip
@@ -148,7 +168,7 @@ def private_copy(*, source: Path, cache_root: Path, checksum: str, check_source:
             remove_copy(scratch)
 
 
-def _verified_existing(source: Path, target: Path, checksum: str) -> VerifiedArtifact:
+def _verified_existing(source: Any, target: Path, checksum: str) -> VerifiedArtifact:
     files = artifact_files((target / META_FILE).read_bytes(), checksum=checksum, where=target)
     states = _states(target, files)
     for name, expected in files.items():
@@ -159,15 +179,15 @@ def _verified_existing(source: Path, target: Path, checksum: str) -> VerifiedArt
     return VerifiedArtifact(checksum, source, target, files, {}, states)
 
 
-def _verify_source(source: Path, files: dict[str, str]) -> None:
+def _verify_source(source: Any, files: dict[str, str]) -> None:
     for name, expected in files.items():
         if sha256_of(source / name) != expected:
             raise ArtifactCorrupt(f"{source / name}: checksum mismatch, its SHA-256 is not the registered one")
 
 
-def _copy_hashing(source: Path, target: Path) -> str:
+def _copy_hashing(source: Any, target: Path) -> str:
     digest = hashlib.sha256()
-    with open(source, "rb") as reader, open(target, "xb") as writer:
+    with open_source(source) as reader, open(target, "xb") as writer:
         while chunk := reader.read(CHUNK_BYTES):
             digest.update(chunk)
             writer.write(chunk)

@@ -6,7 +6,9 @@ copy of its artifact (recommendations/artifact_cache.py: content-addressed, neve
 rewrite), with its large arrays memory-mapped from that copy (RECO_ARTIFACT_MMAP, the default: the processes
 of a host share its pages) or read into memory, and only then replaces the old one.
 
-A load that fails (a missing, truncated or altered artifact) keeps the previous model, is logged and is
+The artifact store is a directory or an fsspec URL shared by every host (recommendations/artifact_store.py,
+RECO_ARTIFACT_URL): each host downloads a new version into its own serving cache, hashing it as it comes.
+A load that fails (a missing, truncated or altered artifact, or a store that does not answer) keeps the previous model, is logged and is
 retried with exponential back-off (RECO_ARTIFACT_RETRY_SECONDS doubling up to RECO_ARTIFACT_RETRY_MAX_SECONDS),
 so restoring the file heals the process by itself. `verify_served()`, called off the request path by the
 process's monitor thread (recommendations/serving_monitor.py), notices within RECO_ARTIFACT_VERIFY_SECONDS
@@ -38,7 +40,9 @@ from recommendations.artifact_cache import (
     prune_unused,
     remove_copy,
     sha256_of,
+    state_of,
 )
+from recommendations.artifact_store import artifact_store
 from recommendations.ml.base import Recommender
 from recommendations.models import ModelKind, ModelVersion
 
@@ -55,6 +59,7 @@ _MODEL_CLASS_PATHS: dict[str, str] = {
 RECOMMENDER_KINDS = frozenset(_MODEL_CLASS_PATHS)
 HASH_BYTES_PER_SECOND = 64 * 2**20  # background re-hashing: ~6 % of a core per process, 1 GiB in 16 s
 RECENT_ERRORS = 10
+UNREACHABLE, UNREADABLE = "unreachable", "unreadable"
 SOURCE, COPY = "source", "copy"
 
 
@@ -74,6 +79,7 @@ class LoadedModel:
     artifact: VerifiedArtifact | None = None  # None for models built in memory (ranker training)
     serial: int = 0  # tells two loads of one version apart (a private copy made again)
     mapped: bool = False  # its large arrays are memory-mapped from the private copy
+    artifact_path: str = ""  # relative to the artifact store, as registered
 
     @property
     def checksum(self) -> str:
@@ -101,6 +107,7 @@ class _Watch:
 
 
 def artifact_dir() -> Path:
+    """The artifact directory (the store itself unless RECO_ARTIFACT_URL names a URL store)."""
     return Path(settings.RECO_ARTIFACT_DIR)
 
 
@@ -114,7 +121,7 @@ def load_verified(*, kind: str, artifact_path: str, checksum: str, mmap: bool,
     copy serves even if the store's files changed since, unless `check_source`).
 
     ArtifactCorrupt (a ValueError) or OSError if the artifact is missing, altered or of the wrong kind."""
-    verified = private_copy(source=artifact_dir() / artifact_path, cache_root=serving_cache_dir(), checksum=checksum,
+    verified = private_copy(source=artifact_store().location(artifact_path), cache_root=serving_cache_dir(), checksum=checksum,
                             check_source=check_source)  # fmt: skip
     if kind == ModelKind.RANKER:
         from ranking.ml.ranker import LambdaMARTRanker  # LightGBM only in processes that rank
@@ -248,7 +255,7 @@ class ModelRegistry:
         mmap = bool(settings.RECO_ARTIFACT_MMAP)
         model, verified = load_verified(kind=kind, artifact_path=artifact_path, checksum=checksum, mmap=mmap)
         return LoadedModel(version_id, kind, version, model, time.monotonic(), verified, next(self._serials),
-                           mmap and kind != ModelKind.RANKER)  # fmt: skip
+                           mmap and kind != ModelKind.RANKER, artifact_path)  # fmt: skip
 
     def _failed(self, kind: str, version_id: int, version: str, error: BaseException, attempts: int,
                 current: LoadedModel | None) -> None:  # fmt: skip
@@ -300,7 +307,10 @@ class ModelRegistry:
             except OSError:
                 pass  # gone: the check below says so
             copy_bad = self._check(loaded, COPY, artifact.copy, watch, full, bytes_per_second) if loaded.mapped else {}
-            self._check(loaded, SOURCE, artifact.source, watch, full, bytes_per_second)
+            # An object store's ETag changes with any rewrite: downloading every artifact again each hour, in
+            # every process, would cost more than it proves, so a URL store's files are only re-hashed on change.
+            self._check(loaded, SOURCE, artifact.source, watch, full and isinstance(artifact.source, Path),
+                        bytes_per_second)  # fmt: skip
             if full:
                 watch.hashed_at = time.monotonic()
             if copy_bad:
@@ -312,17 +322,32 @@ class ModelRegistry:
         artifact = loaded.artifact
         assert artifact is not None
         bad: dict[str, str] = {}
+        unreachable: str | None = None  # once one file's stat times out, the others are not tried this pass
         for name, expected in artifact.files.items():
             path = directory / name
-            state = FileState.of(path)
+            try:
+                if unreachable is not None:
+                    raise OSError(unreachable)
+                state = state_of(path)
+            except OSError as error:  # the store does not answer (or the mount is gone): the copy keeps serving
+                problem = f"{UNREACHABLE} ({error})"
+                self._note_file(loaded, where, path, problem, quiet=unreachable is not None)  # logged once
+                unreachable = str(error)
+                bad[name] = problem
+                continue  # its baseline stays: the same file once the store answers clears the problem below
             key = (where, name)
             known = key in watch.states
             if known and watch.states[key] == state and not full:
-                if (loaded.kind, str(path)) in self._problems:
-                    bad[name] = self._problems[(loaded.kind, str(path))]["detail"]
+                noted = self._problems.get((loaded.kind, str(path)))
+                if noted is not None and noted["detail"].startswith(UNREACHABLE):
+                    self._note_file(loaded, where, path, None)  # reachable again, and unchanged
+                elif noted is not None:
+                    bad[name] = noted["detail"]
                 continue
             watch.states[key] = state
             problem = self._file_problem(path, state, expected, bytes_per_second)
+            if problem is not None and problem.startswith(UNREADABLE):
+                del watch.states[key]  # not hashed: hash it again on the next pass
             if where == COPY and problem is None and state is not None:
                 original = artifact.copy_states.get(name)
                 if original is not None and original.inode != state.inode:
@@ -339,11 +364,12 @@ class ModelRegistry:
         try:
             digest = sha256_of(path, bytes_per_second=bytes_per_second)
         except OSError as error:
-            return f"unreadable ({error.strerror})"
+            return f"{UNREADABLE} ({error.strerror or error})"
         return None if digest == expected else f"changed on disk: {state.size:,} bytes, SHA-256 {digest[:12]}… " \
                                                f"instead of {expected[:12]}…"  # fmt: skip
 
-    def _note_file(self, loaded: LoadedModel, where: str, path: Path, problem: str | None) -> None:
+    def _note_file(self, loaded: LoadedModel, where: str, path: Path, problem: str | None, *,
+                   quiet: bool = False) -> None:  # fmt: skip
         key = (loaded.kind, str(path))
         known = self._problems.get(key)
         if problem is None:
@@ -355,8 +381,9 @@ class ModelRegistry:
         if known is not None and known["detail"] == problem:
             return
         serving = "still serving the verified private copy" if where == SOURCE else "loading a good copy"
-        log.error("%s file of %s %s %s: %s (%s)", "artifact store" if where == SOURCE else "private copy",
-                  loaded.kind, loaded.version, problem, path, serving)  # fmt: skip
+        if not quiet:
+            log.error("%s file of %s %s %s: %s (%s)", "artifact store" if where == SOURCE else "private copy",
+                      loaded.kind, loaded.version, problem, path, serving)  # fmt: skip
         self._problems[key] = {"kind": loaded.kind, "version": loaded.version, "where": where, "file": str(path),
                                "artifact": str(loaded.artifact.source) if loaded.artifact else "",
                                "detail": problem, "noticed_at": _iso(time.time())}  # fmt: skip
@@ -375,8 +402,7 @@ class ModelRegistry:
             if any(_same_inode(artifact.copy_states.get(name), FileState.of(artifact.copy / name)) for name in bad):
                 remove_copy(artifact.copy)  # still the bad copy on disk (not one another process made anew)
             try:
-                fresh = self._load(kind, loaded.version_id, loaded.version, str(artifact.source.relative_to(
-                    artifact_dir())), artifact.checksum)  # fmt: skip
+                fresh = self._load(kind, loaded.version_id, loaded.version, loaded.artifact_path, artifact.checksum)
             except Exception as error:
                 # A truncated mapping faults when touched: serving nothing of this kind (callers fall back,
                 # flagged) is safer than serving it. The refresh retries the active version with back-off.

@@ -3,7 +3,10 @@
 A version is registered only once its artifact is complete: training saves into a staging directory
 inside the artifact store, registration verifies every file's checksum there, renames the directory into
 place (one atomic step on one filesystem) and only then creates the ModelVersion row. A worker killed at
-any point leaves at most a staging directory (pruned by the next training), never a row.
+any point leaves at most a staging directory (pruned by the next training), never a row. With a URL store
+(RECO_ARTIFACT_URL, e.g. S3) the staging directory is local and registering uploads the artifact under a
+temporary name, copies it to the version's own and verifies every file there before the row is created
+(recommendations/artifact_store.py).
 """
 from __future__ import annotations
 
@@ -18,9 +21,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from recommendations.artifact_cache import artifact_files
+from recommendations.artifact_store import artifact_store
 from recommendations.ml.base import META_FILE, file_sha256
 from recommendations.models import ModelKind, ModelVersion
 from recommendations.registry import RECOMMENDER_KINDS, artifact_dir, load_artifact, model_class
@@ -38,8 +44,9 @@ class ModelActivationError(Exception):
 @contextmanager
 def model_artifact_staging(*, kind: str) -> Iterator[Path]:
     """A fresh directory inside the artifact store to save a model into, removed on exit (a registered
-    model has been moved out of it by then). Staging left by killed trainings is pruned on entry."""
-    root = artifact_dir() / STAGING_DIR
+    model has been moved out of it by then). Staging left by killed trainings is pruned on entry. With a URL
+    store it is on local disk, under RECO_DATA_DIR (registering uploads it)."""
+    root = (Path(settings.RECO_DATA_DIR) if artifact_store().remote else artifact_dir()) / STAGING_DIR
     root.mkdir(parents=True, exist_ok=True)
     _staging_prune(root, older_than=time.time() - STAGING_STALE_SECONDS)
     scratch = root / f"{kind}-{uuid.uuid4().hex}"
@@ -74,8 +81,9 @@ def model_version_register(
     saved_model_dir = Path(saved_model_dir)
     if kind not in ModelKind.values:
         raise ValueError(f"unknown model kind {kind!r}; expected one of {sorted(ModelKind.values)}")
+    store = artifact_store()
     staging = artifact_dir() / STAGING_DIR
-    if saved_model_dir.resolve().parent.parent != staging.resolve():  # saved elsewhere (another filesystem)
+    if not store.remote and saved_model_dir.resolve().parent.parent != staging.resolve():  # another filesystem
         with model_artifact_staging(kind=kind) as scratch:
             copied = shutil.copytree(saved_model_dir, scratch / "model")
             return model_version_register(kind=kind, saved_model_dir=copied, metrics=metrics, params=params,
@@ -83,10 +91,14 @@ def model_version_register(
     _artifact_verify(kind, saved_model_dir)
     version = f"{timezone.now():%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
     relative = f"{kind}/{version}"
-    target = artifact_dir() / relative
-    target.parent.mkdir(parents=True, exist_ok=True)
     checksum = file_sha256(saved_model_dir / META_FILE)
-    os.rename(saved_model_dir, target)  # atomic: the artifact path holds a whole artifact or nothing
+    if store.remote:  # uploaded under a temporary name, copied to its own, verified there; nothing left on failure
+        files = artifact_files((saved_model_dir / META_FILE).read_bytes(), checksum=checksum, where=saved_model_dir)
+        store.publish(saved_model_dir, relative, files)
+    else:
+        target = artifact_dir() / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(saved_model_dir, target)  # atomic: the artifact path holds a whole artifact or nothing
     try:
         return ModelVersion.objects.create(
             kind=kind,
@@ -100,7 +112,10 @@ def model_version_register(
             notes=notes,
         )
     except BaseException:
-        shutil.rmtree(target, ignore_errors=True)  # no row, so no artifact either
+        if store.remote:  # no row, so no artifact either
+            store.remove(relative)
+        else:
+            shutil.rmtree(target, ignore_errors=True)
         raise
 
 

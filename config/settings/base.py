@@ -295,6 +295,12 @@ LOGGING = {
 
 # --- Model registry (recommendations/) -----------------------------------------------------------
 RECO_ARTIFACT_DIR = Path(env_str("RECO_ARTIFACT_DIR", str(RECO_DATA_DIR / "artifacts")))
+# The store every host reads models from: empty keeps RECO_ARTIFACT_DIR (local disk or a shared NFS mount); an
+# fsspec URL (s3://bucket/prefix; needs s3fs) puts them there (recommendations/artifact_store.py). The endpoint
+# names a non-AWS S3-compatible server (credentials: the usual AWS_* variables); every call has this timeout.
+RECO_ARTIFACT_URL = env_str("RECO_ARTIFACT_URL", "")
+RECO_ARTIFACT_ENDPOINT_URL = env_str("RECO_ARTIFACT_ENDPOINT_URL", "")
+RECO_ARTIFACT_STORE_TIMEOUT_SECONDS = env_float("RECO_ARTIFACT_STORE_TIMEOUT_SECONDS", 10.0)
 RECO_REGISTRY_CHECK_SECONDS = float(env_int("RECO_REGISTRY_CHECK_SECONDS", 5))
 # Serving loads each artifact from this host's own verified read-only copy (local disk, one directory per
 # checksum: recommendations/artifact_cache.py); RECO_ARTIFACT_MMAP=0 reads the arrays into memory instead.
