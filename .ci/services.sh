@@ -28,6 +28,9 @@ if ! rabbitmq_up; then
 fi
 rabbitmq_up || { echo "RabbitMQ is not reachable on 127.0.0.1:5672" >&2; exit 1; }
 
+# haproxy for the multi-host rehearsal (tests/rehearsal), installed when missing.
+bash "$(dirname "$0")/rehearsal.sh" || exit 1
+
 # A role of our own works whatever pg_hba.conf says about `postgres` (needs superuser access once).
 if command -v psql >/dev/null && psql -h 127.0.0.1 -U postgres -tAc "SELECT 1" >/dev/null 2>&1; then
   psql -q -h 127.0.0.1 -U postgres -v ON_ERROR_STOP=1 <<'SQL'
