@@ -45,6 +45,7 @@ def health_report(*, store: FeatureStore | None = None, sample_seed: int | None 
             "database": _timed(database_check),
             "redis": _timed(redis_check),
             "broker": _timed(broker_check),
+            "replicas": _timed(replicas_check),
         }
         checks["worker"] = worker.result()
     store = store or FeatureStore()
@@ -117,6 +118,29 @@ def _cluster_nodes_pinged(client) -> list[dict[str, Any]]:  # noqa: ANN001 — a
             ok, error = False, f"{type(failure).__name__}: {failure}"
         nodes.append({"node": node.name, "role": node.server_type, "ok": ok, "error": error})
     return nodes
+
+
+def replicas_check() -> dict[str, Any]:
+    """This process's view of the read replicas (config/db/replicas.py's background monitor): never a query
+    here, so a lagging replica cannot slow the page. A replica out of use sends its reads to the primary:
+    nothing is lost, the primary carries more."""
+    from config.db.replicas import lag_limit_seconds, monitor, replica_aliases
+
+    aliases = replica_aliases()
+    if not aliases:
+        return {"status": NOT_USED, "detail": "no DATABASE_REPLICA_URLS: every read on the primary"}
+    states = {state.alias: state for state in monitor.states()}
+    replicas = [
+        {"alias": alias, "usable": state.usable, "lag_ms": None if state.lag_seconds is None else
+         round(state.lag_seconds * 1000, 1), "error": state.error} if (state := states.get(alias)) else
+        {"alias": alias, "usable": False, "lag_ms": None, "error": "not checked yet by this process"}
+        for alias in aliases
+    ]  # fmt: skip
+    out = [r["alias"] for r in replicas if not r["usable"]]
+    detail = f"{len(aliases) - len(out)} of {len(aliases)} replicas serve reads (lag limit {lag_limit_seconds():g} s)"
+    if out:
+        detail += f"; out of use: {', '.join(out)} (their reads go to the primary)"
+    return {"status": DEGRADED if out else OK, "detail": detail, "replicas": replicas}
 
 
 def broker_check() -> dict[str, Any]:

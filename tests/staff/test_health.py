@@ -37,7 +37,7 @@ def test_health_json_reports_every_check(editor_client, settings):
 
     body = response.json()
     assert response.status_code == 200
-    assert set(body["checks"]) == {"database", "redis", "broker", "worker"}
+    assert set(body["checks"]) == {"database", "redis", "broker", "worker", "replicas"}
     assert body["checks"]["database"]["status"] == "ok"
     if settings.REDIS_URL:
         assert body["checks"]["redis"]["status"] == "ok"
@@ -68,7 +68,7 @@ def test_a_missing_worker_degrades_the_health_within_the_ping_timeout(db, settin
 
 def test_the_health_page_draws_the_checks(editor_client):
     html = editor_client.get(reverse("staff:health")).content.decode()
-    for check in ("database", "redis", "broker", "worker", "user-features", "content-features", "cache"):
+    for check in ("database", "redis", "broker", "worker", "replicas", "user-features", "content-features", "cache"):
         assert f'data-check="{check}"' in html
     assert "no active model" in html
 
@@ -82,3 +82,18 @@ def test_a_database_failure_is_reported_as_down(monkeypatch, db):
     assert report["status"] == "down"
     assert report["checks"]["database"] == {"status": "down", "detail": "RuntimeError: connection refused",
                                             "ms": report["checks"]["database"]["ms"]}  # fmt: skip
+
+
+def test_replicas_show_what_this_process_reads_from(settings):
+    from config.db.replicas import monitor
+
+    settings.DATABASE_REPLICA_ALIASES = []
+    assert health.replicas_check()["status"] == "not used"
+    settings.DATABASE_REPLICA_ALIASES = ["replica_health_a", "replica_health_b"]
+    monitor.mark_failed("replica_health_a", ConnectionError("connection refused"))
+    check = health.replicas_check()
+    assert check["status"] == "degraded"
+    assert "0 of 2 replicas serve reads" in check["detail"] and "replica_health_a" in check["detail"]
+    by_alias = {r["alias"]: r for r in check["replicas"]}
+    assert "connection refused" in by_alias["replica_health_a"]["error"]
+    assert by_alias["replica_health_b"]["error"] == "not checked yet by this process"
