@@ -18,7 +18,7 @@ the balancer over the world's profiles:
   every master holds keys;
 - ceiling: --ceiling-seconds at each of --ceiling-rates in turn, stopping at the first with p99 >= 50 ms or a
   non-200: the highest that held (every node shares the 2 cores, the load generator too);
-- faults at --rate requests/s, one at a time, each --before s into a run, lasting --seconds s, then
+- faults at --rate requests/s (default 80 % of the ceiling), one at a time, each --before s into a run, lasting --seconds s, then
   --after s: web-host-down (every process of web1 SIGKILLed, started again afterwards), redis-master-killed
   (SIGKILL of one master: its replica takes over), pg-replica-stopped (pg_ctl stop -m immediate, started
   again after --seconds), worker-killed-mid-refresh (every process of worker1 SIGKILLed while it runs a shard
@@ -67,13 +67,14 @@ def main() -> None:
                         "bench/http_load.py: every request runs the engine)")  # fmt: skip
     parser.add_argument("--faults", nargs="+", choices=list(hostkit.FAULTS), default=list(hostkit.FAULTS),
                         metavar="NAME", help=f"any of {' '.join(hostkit.FAULTS)} (default all)")  # fmt: skip
-    parser.add_argument("--rate", type=float, default=hostkit.BASELINE_RATE, help="requests/s during the faults")
+    parser.add_argument("--rate", type=float, help="requests/s during the faults (default 80 %% of the ceiling "
+                        "measured, so that each fault is measured rather than an overload)")  # fmt: skip
     parser.add_argument("--baseline-seconds", type=float, default=30.0)
     parser.add_argument("--baseline-rate", type=float, default=hostkit.BASELINE_RATE)
     parser.add_argument("--before", type=float, default=5.0)
     parser.add_argument("--seconds", type=float, default=20.0, help="how long each fault lasts")
     parser.add_argument("--after", type=float, default=10.0)
-    parser.add_argument("--ceiling-rates", type=float, nargs="*", default=[100, 150, 200, 250, 300, 400, 500])
+    parser.add_argument("--ceiling-rates", type=float, nargs="*", default=[25, 50, 75, 100, 150, 200, 300])
     parser.add_argument("--ceiling-seconds", type=float, default=10.0)
     parser.add_argument("--json", type=Path, help="write the results here (e.g. bench/results/rehearsal.json)")
     args = parser.parse_args()

@@ -76,8 +76,13 @@ WEB_PORT = 8000
 LB_PORT = 80
 AMQP_PORT = 5672
 API_HOST = "rehearsal.internal"  # the Host header of haproxy's health checks
-# The world trains popularity, MF and content (no ranker: 30 s more), so every answer says `no_ranker`.
-WORLD_FLAGS = frozenset({"no_ranker"})
+# What an answer says when a model kind is not active (recommendations.engine's CACHEABLE_DEGRADATIONS): the
+# world trains popularity, MF and content (no ranker: 30 s more), and MF serves only if it passed the gate.
+MODEL_FLAGS = {
+    "no_ranker": {"ranker"},
+    "no_collaborative_model": {"mf", "ncf", "ease"},
+    "no_content_model": {"content"},
+}
 FAN_OUT = "tasks.features.refresh_user_features"
 SHARD = "tasks.features.refresh_user_features_shard"
 
@@ -429,7 +434,8 @@ defaults
     timeout connect 1s
     timeout client 10s
     timeout server 5s
-    timeout check 1s
+    timeout check 2s
+    timeout queue 5s
     # a connection refused, reset or dropped before an answer (a host that died under it) goes to the other host:
     # GETs are idempotent, so retry-on may send one whose answer never came
     retries 2
@@ -444,7 +450,9 @@ backend web
     option httpchk
     http-check send meth GET uri /readyz ver HTTP/1.1 hdr Host {api_host}
     http-check expect status 200
-    default-server inter 500ms fastinter 250ms downinter 500ms fall 2 rise 2 observe layer7 error-limit 5 on-error mark-down
+    # maxconn: no more requests on a host than it has sync workers (haproxy queues the rest), so a health check
+    # waits for one request at most, and a loaded host is not taken for a dead one
+    default-server maxconn {maxconn} inter 500ms fastinter 250ms downinter 500ms fall 3 rise 2 observe layer7 error-limit 10 on-error mark-down
 {servers}
 """
 
@@ -452,13 +460,14 @@ backend web
 class HAProxy:
     """Our own haproxy process (not the system service) with its own config file and admin socket."""
 
-    def __init__(self, host: Host, web_hosts: Sequence[Host], directory: Path, env: dict[str, str]) -> None:
+    def __init__(self, host: Host, web_hosts: Sequence[Host], directory: Path, env: dict[str, str], *,
+                 maxconn: int) -> None:  # fmt: skip
         directory.mkdir()
         self.socket = directory / "haproxy.sock"
         servers = "\n".join(f"    server {w.name} {w.ip}:{WEB_PORT} check" for w in web_hosts)
         self.config = directory / "haproxy.cfg"
         self.config.write_text(HAPROXY_CONFIG.format(socket=self.socket, ip=host.ip, port=LB_PORT, api_host=API_HOST,
-                                                     servers=servers))  # fmt: skip
+                                                     maxconn=maxconn, servers=servers))  # fmt: skip
         self.process = host.popen(["haproxy", "-db", "-f", str(self.config)], env=env, log=directory / "haproxy.log")
         self.url = f"http://{host.ip}:{LB_PORT}" if LB_PORT != 80 else f"http://{host.ip}"
 
@@ -553,12 +562,16 @@ class Deployment:
         self.api_key = self._step("API client", lambda: self.manage("create_api_client", "rehearsal", "--rate",
                                                                      "100000000/min")).strip().splitlines()[-1]  # fmt: skip
         self.profile_ids = self._step("profiles with history", self._watching_profiles)
+        active = {row[0] for row in self.sql("SELECT kind FROM recommendations_modelversion WHERE status = 'active'")}
+        self.world_flags = frozenset(flag for flag, kinds in MODEL_FLAGS.items() if not kinds & active)
+        self.progress(f"  active models: {sorted(active)}; a full answer still says {sorted(self.world_flags)}")
         self._step("workers", lambda: [self.start_worker(name) for name in ("worker1", "worker2")])
         self.refresh_seconds = self._step("feature refresh (sharded, both workers)", lambda: self.refresh_features())
         self._step("beat", self.start_beat)
         self._step("web hosts", lambda: [self.start_web(name) for name in ("web1", "web2")])
         self.haproxy = self._step("haproxy", lambda: HAProxy(hosts["lb"], [hosts["web1"], hosts["web2"]],
-                                                             self.directory / "haproxy", _base_env()))  # fmt: skip
+                                                             self.directory / "haproxy", _base_env(),
+                                maxconn=world.web_workers))  # fmt: skip
         self._step("balancer: both web hosts UP", lambda: self.wait_backends({"web1": "UP", "web2": "UP"}, seconds=30))
         self.progress(f"[{time.monotonic() - self.started:6.1f} s] deployment ready: {self.url}")
 
@@ -597,7 +610,7 @@ class Deployment:
             return connection.execute(query, params).fetchall()
 
     def _watching_profiles(self) -> list[int]:
-        rows = self.sql("SELECT DISTINCT profile_id FROM users_viewingevent ORDER BY profile_id LIMIT 400")
+        rows = self.sql("SELECT DISTINCT profile_id FROM users_viewingevent ORDER BY profile_id LIMIT 2000")
         return [row[0] for row in rows]
 
     # -- processes
@@ -761,9 +774,9 @@ class Timing:
         return self.before + self.during + self.after
 
 
-def is_full(record: RequestRecord) -> bool:
-    """A 200 that took no simpler path than the world allows."""
-    return record.status == 200 and set(record.flags) <= WORLD_FLAGS
+def full_answer(d: Deployment) -> Callable[[RequestRecord], bool]:
+    """A 200 that took no simpler path than the world's active models allow."""
+    return lambda record: record.status == 200 and set(record.flags) <= d.world_flags
 
 
 def errors(records: Sequence[RequestRecord]) -> dict[str, int]:
@@ -771,10 +784,12 @@ def errors(records: Sequence[RequestRecord]) -> dict[str, int]:
     return {"server_errors": sum(r.status >= 500 for r in records), "no_response": sum(r.status == 0 for r in records)}
 
 
-def _figures(records: Sequence[RequestRecord], seconds: float) -> dict:
+def _figures(d: Deployment, records: Sequence[RequestRecord], seconds: float) -> dict:
     summary = summarize(records, seconds)
-    degraded = sum(r.status == 200 and not is_full(r) for r in records)
-    return {**summary, **errors(records), "degraded_share": round(degraded / len(records), 4) if records else None,
+    full = full_answer(d)
+    degraded = sum(r.status == 200 and not full(r) for r in records)
+    statuses = {str(status): count for status, count in sorted(Counter(r.status for r in records).items())}
+    return {**summary, **errors(records), "statuses": statuses, "degraded_share": round(degraded / len(records), 4) if records else None,
             "flags": dict(Counter(f for r in records for f in r.flags))}  # fmt: skip
 
 
@@ -796,7 +811,7 @@ def baseline(d: Deployment, *, rate: float = BASELINE_RATE, seconds: float = 10.
     load(d.recs_url(), rate / 2, 5.0, d.headers)  # every web worker's first requests (lazy loads, connections)
     rows_before = replica_reads(d)
     run = load(d.recs_url(), rate, seconds, d.headers)
-    figures = _figures(run.records, seconds)
+    figures = _figures(d, run.records, seconds)
     figures.update(rate=rate, seconds=seconds, replica_rows_returned=replica_reads(d) - rows_before,
                    keys_per_master=keys_per_master(d))  # fmt: skip
     return figures
@@ -807,7 +822,7 @@ def ceiling(d: Deployment, *, rates: Sequence[float], seconds: float, progress: 
     best, steps = None, []
     for rate in rates:
         run = load(d.recs_url(), rate, seconds, d.headers)
-        figures = _figures(run.records, seconds)
+        figures = _figures(d, run.records, seconds)
         ok = figures["p99_ms"] is not None and figures["p99_ms"] < P99_MS and not figures["non_200"]
         steps.append(
             {"rate": rate, "ok": ok, **{k: figures[k] for k in ("p50_ms", "p99_ms", "non_200", "throughput_rps")}}
@@ -828,11 +843,11 @@ def _fault_run(d: Deployment, timing: Timing, rate: float, inject: Callable[[], 
     run = load(d.recs_url(), rate, timing.total, d.headers, actions=actions)
     injected = run.actions["inject"]
     during = run.between(timing.before, timing.before + timing.during)
-    figures = _figures(during, timing.during)
+    figures = _figures(d, during, timing.during)
     whole = errors(run.records)
     figures.update(rate=rate, run_server_errors=whole["server_errors"], run_no_response=whole["no_response"],
                    run_requests=len(run.records), injected_at_s=injected)  # fmt: skip
-    back = recovered_at(run.records, after=injected, good=is_full)
+    back = recovered_at(run.records, after=injected, good=full_answer(d))
     figures["seconds_to_full"] = None if back is None else round(max(0.0, back - injected), 2)
     return run, figures
 
@@ -940,7 +955,7 @@ def fault_worker_mid_refresh(d: Deployment, timing: Timing, rate: float) -> dict
                       "status = 'succeeded'", [parent])[0]  # fmt: skip
     lost = d.sql("SELECT id FROM tasks_jobrun WHERE parent_id = %s AND status = 'lost'", [parent])
     profiles = d.sql("SELECT count(*) FROM users_profile")[0][0]
-    figures = _figures(records, run.seconds)
+    figures = _figures(d, records, run.seconds)
     figures.update(
         rate=rate, status=status, shards_total=parent_row[1], shards_done=parent_row[2], shards_failed=parent_row[3],
         shards_done_at_kill=done_at_kill, rows_written=parent_row[4], shard_rows=shard_rows[0], profiles=profiles,
@@ -1008,33 +1023,38 @@ def checks(results: dict) -> list[tuple[str, bool]]:
     return out
 
 
-def rehearse(d: Deployment, *, faults: Sequence[str], timing: Timing, rate: float, baseline_seconds: float,
+def rehearse(d: Deployment, *, faults: Sequence[str], timing: Timing, rate: float | None, baseline_seconds: float,
              baseline_rate: float = BASELINE_RATE, ceiling_rates: Sequence[float] = (), ceiling_seconds: float = 8.0,
              progress: Callable[[str], None] = print) -> dict:  # fmt: skip
-    """Baseline, ceiling (if rates are given) and each fault in turn at `rate`; the results (and `checks`)."""
-    results: dict = {"build_seconds": d.timings, "profiles_served": len(d.profile_ids),
+    """Baseline, ceiling (if rates are given) and each fault in turn at `rate` (None: 80 % of the ceiling, so
+    that a fault is measured rather than an overload); the results (and `checks`)."""
+    results: dict = {"world_flags": sorted(d.world_flags), "build_seconds": d.timings, "profiles_served": len(d.profile_ids),
                      "initial_refresh_seconds": d.refresh_seconds}  # fmt: skip
     progress(f"baseline: {baseline_seconds:g} s at {baseline_rate:g}/s through the balancer ...")
     results["baseline"] = baseline(d, rate=baseline_rate, seconds=baseline_seconds)
-    _print_figures(results["baseline"], progress)
+    _print_figures(results["baseline"], progress, d.world_flags)
     if ceiling_rates:
         progress(f"ceiling: {ceiling_seconds:g} s at each of {', '.join(f'{r:g}' for r in ceiling_rates)}/s ...")
         results["ceiling"] = ceiling(d, rates=ceiling_rates, seconds=ceiling_seconds, progress=progress)
+    if rate is None:
+        top = results.get("ceiling", {}).get("ceiling_rps")
+        rate = round(0.8 * top, 1) if top else (min(ceiling_rates) / 2 if ceiling_rates else baseline_rate)
+    results["fault_rate"] = rate
     results["faults"] = {}
     for name in faults:
         progress(
             f"fault {name} at {rate:g}/s ({timing.before:g} s before, {timing.during:g} s, {timing.after:g} s after) ..."
         )
         results["faults"][name] = FAULTS[name](d, timing, rate)
-        _print_figures(results["faults"][name], progress)
+        _print_figures(results["faults"][name], progress, d.world_flags)
     results["checks"] = [{"figure": figure, "met": met} for figure, met in checks(results)]
     return results
 
 
-def _print_figures(figures: dict, progress: Callable[[str], None]) -> None:
+def _print_figures(figures: dict, progress: Callable[[str], None], world_flags: frozenset[str]) -> None:
     keys = ("p50_ms", "p99_ms", "requests", "non_200", "server_errors", "no_response", "degraded_share",
             "seconds_to_full", "marked_down_after_s", "seconds_to_finish_after_kill", "status")  # fmt: skip
     progress("  " + ", ".join(f"{k} {figures[k]}" for k in keys if k in figures))
-    unusual = {flag: count for flag, count in figures.get("flags", {}).items() if flag not in WORLD_FLAGS}
+    unusual = {flag: count for flag, count in figures.get("flags", {}).items() if flag not in world_flags}
     if unusual:
         progress(f"  flags: {unusual}")
