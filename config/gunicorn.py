@@ -7,7 +7,10 @@ of the artifacts' private copies in any case). Every process then runs a monitor
 serves to the cache (the staff health page lists them). The master's monitor also notices a newly activated
 version: it loads it and sends the master a SIGHUP, so that `on_reload` warms up again and fresh workers
 share the new models, while the old workers finish their requests; until then each worker has already
-switched by itself (its registry checks every RECO_REGISTRY_CHECK_SECONDS). No manual SIGHUP is needed.
+switched by itself (its monitor refreshes its registry every RECO_REGISTRY_CHECK_SECONDS, off the request
+path). No manual SIGHUP is needed. With the artifacts on a shared store (RECO_ARTIFACT_URL, or an NFS
+RECO_ARTIFACT_DIR) every host's master does this by itself: each downloads the version into its own
+RECO_SERVING_CACHE_DIR and re-forks its own workers.
 
 Every value is read through the typed helpers of config/settings/env.py: GUNICORN_PRELOAD=0/false/off turns
 preloading off (each worker then imports the app and loads the models itself), a malformed value stops
@@ -56,7 +59,7 @@ def post_worker_init(worker) -> None:  # noqa: ANN001
     """In each worker, once it has the app: its own monitor (the parent's thread did not survive the fork)."""
     from recommendations.serving_monitor import serving_monitor
 
-    serving_monitor.start(role="worker")
+    serving_monitor.start(role="worker", refresh_models=True)  # no request waits for a model download
 
 
 def worker_exit(server, worker) -> None:  # noqa: ANN001

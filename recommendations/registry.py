@@ -149,10 +149,14 @@ class ModelRegistry:
         self._serials = itertools.count(1)
         self._checked_at = float("-inf")
         self._refreshing = threading.Lock()
+        # Set by a process whose monitor thread refreshes (gunicorn's workers): then no request waits for the
+        # database check or for a new version's download from the artifact store.
+        self.background_refresh = False
 
     def _after_fork_in_child(self) -> None:
         # A thread of the parent (its monitor) may have held the lock at the fork; the child has no such thread.
         self._refreshing = threading.Lock()
+        self.background_refresh = False  # until the child starts its own monitor
 
     def add_listener(self, callback: Callable[[], None]) -> None:
         """`callback()` after every swap, failed load or changed file (the monitor publishes the status then)."""
@@ -164,7 +168,8 @@ class ModelRegistry:
 
     def get(self, kind: str) -> LoadedModel | None:
         """The active model of `kind`, or None when none is active or loadable (callers fall back)."""
-        self.refresh_if_due()
+        if not self.background_refresh:
+            self.refresh_if_due()
         return self._models.get(kind)
 
     def get_version(self, kind: str, version: str) -> LoadedModel | None:
@@ -186,7 +191,8 @@ class ModelRegistry:
 
     def versions(self) -> dict[str, str]:
         """{kind: version} of the models this process serves right now."""
-        self.refresh_if_due()
+        if not self.background_refresh:
+            self.refresh_if_due()
         return {kind: loaded.version for kind, loaded in sorted(self._models.items())}
 
     def serving_key(self) -> tuple:

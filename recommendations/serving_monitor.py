@@ -7,9 +7,12 @@ Nothing here runs on the request path. Each pass (about every second at most):
 - every RECO_PROCESS_STATUS_SECONDS, and at once after a swap, a failed load or a changed file: publishes
   {host, pid, role, started_at, versions + checksums, failures, problems, recent errors}
   (recommendations/process_status.py);
-- in the master only, every RECO_REGISTRY_CHECK_SECONDS: refreshes the master's registry (a new active
-  version is loaded, verified, in the master) and, when what the master serves differs from what its
-  workers were forked with, calls `on_models_changed` (config/gunicorn.py: SIGHUP to itself, so gunicorn
+- every RECO_REGISTRY_CHECK_SECONDS, in a worker started with `refresh_models` and in the master: refreshes
+  the process's registry, so that a request never waits for the database check or for a new version's
+  download from the artifact store (which may be a remote bucket, or unreachable: the failed load is retried
+  here with back-off while the old model serves);
+- in the master only: when what the master serves differs from what its workers were forked with, calls
+  `on_models_changed` (config/gunicorn.py: SIGHUP to itself, so gunicorn
   reloads, the on_reload hook warms up and fresh workers share the new models). A version that fails to
   load in the master changes nothing there, so it causes no reload loop; its retries back off.
 """
@@ -47,6 +50,7 @@ class ServingMonitor:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._on_models_changed: Callable[[], None] | None = None
+        self._refresh_models = False
         self._forked_key: tuple | None = None
         self._next_poll = self._next_verify = self._next_publish = 0.0
         self._publish_failed_at = float("-inf")
@@ -60,21 +64,33 @@ class ServingMonitor:
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def start(self, *, role: str, on_models_changed: Callable[[], None] | None = None) -> None:
-        """Start the thread in this process (once); `on_models_changed` only for a process that forks workers."""
+    def start(self, *, role: str, on_models_changed: Callable[[], None] | None = None,
+              refresh_models: bool = False) -> None:  # fmt: skip
+        """Start the thread in this process (once); `on_models_changed` only for a process that forks workers;
+        `refresh_models`: this thread, not the requests, refreshes the registry (a web worker)."""
         if self.running:
             return
         self.role, self._on_models_changed = role, on_models_changed
+        self._refresh_models = refresh_models
+        if refresh_models:
+            try:  # before the first request (a worker that did not inherit the master's models loads them now)
+                registry.refresh_if_due()
+            except Exception:  # noqa: BLE001 - the thread retries; requests fall back meanwhile
+                log.warning("first model refresh failed; the monitor retries", exc_info=True)
         self._stop.clear()
         self.models_shared()
         self._thread = threading.Thread(target=self._run, name=f"serving-monitor-{role}", daemon=True)
         self._thread.start()
+        if refresh_models:
+            registry.background_refresh = True
         log.info("serving monitor started (%s, pid %d)", role, os.getpid())
 
     def stop(self, *, withdraw: bool = True) -> None:
         """Stop the thread; with `withdraw`, remove the published status (the process is exiting)."""
         self._stop.set()
         self._wake.set()
+        if self._refresh_models:
+            registry.background_refresh = False  # requests check for themselves again
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=5)
         self._thread = None
@@ -109,14 +125,19 @@ class ServingMonitor:
             else:
                 self._last_failure = ""
 
+    @property
+    def _polls(self) -> bool:
+        """This thread refreshes the registry: a master (it re-forks around a change) or a web worker."""
+        return self._refresh_models or self._on_models_changed is not None
+
     def _pause(self) -> float:
-        upcoming = [self._next_verify, self._next_publish] + ([self._next_poll] if self._on_models_changed else [])
+        upcoming = [self._next_verify, self._next_publish] + ([self._next_poll] if self._polls else [])
         return max(MIN_PASS_SECONDS, min(upcoming) - time.monotonic())
 
     def run_once(self, *, publish: bool = False) -> None:
         """One pass: what is due of polling (master), verifying and publishing."""
         now = time.monotonic()
-        if self._on_models_changed is not None and now >= self._next_poll:
+        if self._polls and now >= self._next_poll:
             self._next_poll = now + max(registry.check_seconds, 1.0)
             self._poll()
         if now >= self._next_verify:
@@ -131,6 +152,8 @@ class ServingMonitor:
             registry.refresh_if_due()
         finally:
             connections.close_all()  # this thread's own connection: nothing of it may cross the next fork
+        if self._on_models_changed is None:
+            return  # a worker: nothing forks from it
         key = registry.serving_key()
         if self._forked_key is not None and key != self._forked_key:
             log.info("served models changed to %s: reloading the workers", [f"{m['kind']} {m['version']}" for m in registry.status()["models"]])
@@ -138,6 +161,8 @@ class ServingMonitor:
             self._on_models_changed()  # type: ignore[misc]
 
     def _publish(self) -> None:
+        if self._stop.is_set():
+            return  # stopping: a pass still running must not publish after the withdrawal
         try:
             process_status_publish(status=self.status())
         except Exception:  # noqa: BLE001 - an unreachable cache must not stop verification

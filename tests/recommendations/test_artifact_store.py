@@ -23,9 +23,10 @@ from recommendations.artifact_store import PathStore, StoreUnavailable, UrlStore
 from recommendations.ml.matrix_factorization import ITEM_FACTORS_FILE, MatrixFactorization
 from recommendations.ml.popularity import PopularityRecommender
 from recommendations.models import ApiClient, ModelKind, ModelVersion
+from recommendations.process_status import serving_processes
 from recommendations.registry import ModelRegistry
 from recommendations.services import model_version_activate, model_version_register
-from tests.faultkit import free_port, gunicorn_server, request, wait_until
+from tests.faultkit import free_port, gunicorn_server, request, tcp_proxy, wait_until
 from users.models import ViewingEvent
 
 MF = ModelKind.MATRIX_FACTORIZATION
@@ -166,39 +167,71 @@ def test_the_store_down_during_a_swap_keeps_the_old_model_flagged_retries_and_he
     assert registry.status()["failures"] == []
 
 
-def test_two_gunicorn_masters_with_their_own_caches_both_refork_onto_a_new_version(s3, committed_serving_world,
-                                                                                   settings, tmp_path):  # fmt: skip
+def test_two_gunicorn_masters_with_their_own_caches_ride_out_an_unreachable_store_and_both_refork(
+        s3, committed_serving_world, settings, tmp_path):  # fmt: skip
+    """Both web hosts reach the bucket through a proxy: killed during a swap (the store unreachable from them, not
+    from the trainer), every process keeps the old model and shows the failed load; revived, both masters load
+    the new version into their own caches and re-fork their workers by themselves."""
     from recommendations.training import model_train
 
     assert artifact_store().remote and s3.keys(artifact_store())  # the world's models are in the bucket
     ApiClient.issue("store-test", key=KEY, rate="100000/min")
     db = connection.settings_dict
-    env = {"DJANGO_SETTINGS_MODULE": "config.settings.test",
-           "DATABASE_URL": f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}",
-           "RECO_ARTIFACT_URL": settings.RECO_ARTIFACT_URL, "RECO_ARTIFACT_ENDPOINT_URL": s3.endpoint,
-           "RECO_ARTIFACT_DIR": str(tmp_path / "no-artifacts-here"), "RECO_REGISTRY_CHECK_SECONDS": "1",
-           "RECO_PROCESS_STATUS_SECONDS": "1", "RECO_RESPONSE_CACHE_SECONDS": "0"}  # fmt: skip
     profile = ViewingEvent.objects.values_list("profile_id", flat=True).first()
 
     def served_popularity(url: str) -> str | None:
         status, _, body = request(f"{url}/api/recs?profile_id={profile}&n=5&rows=false", headers={"X-Api-Key": KEY})
         return json.loads(body)["model_versions"].get("popularity") if status == 200 else None
 
-    with (gunicorn_server({**env, "RECO_SERVING_CACHE_DIR": str(tmp_path / "host-a")}, workers=1) as host_a,
-          gunicorn_server({**env, "RECO_SERVING_CACHE_DIR": str(tmp_path / "host-b")}, workers=1) as host_b):  # fmt: skip
-        old = ModelVersion.objects.get(kind=ModelKind.POPULARITY, status=ModelVersion.Status.ACTIVE)
-        assert served_popularity(host_a.url) == served_popularity(host_b.url) == old.version
-        before = {host.url: set(host.worker_pids()) for host in (host_a, host_b)}
-        new = model_train(kind=ModelKind.POPULARITY, activation="always").version
-        assert new.status == ModelVersion.Status.ACTIVE
-        started = time.monotonic()
-        for host in (host_a, host_b):
-            wait_until(lambda host=host: host.worker_pids() and not set(host.worker_pids()) & before[host.url]
-                       and served_popularity(host.url) == new.version, seconds=45,
-                       what=f"{host.url}'s master to re-fork onto the new version")  # fmt: skip
-            assert "reloading the workers" in host.log_text()
-        took = time.monotonic() - started
-        for cache in ("host-a", "host-b"):  # each host downloaded the new version into its own cache
-            assert (tmp_path / cache / new.checksum / "meta.json").is_file()
-        assert not (tmp_path / "no-artifacts-here").exists()
-    print(f"both masters re-forked onto {new.version} within {took:.1f} s of its activation")
+    def statuses(host) -> list[dict]:  # noqa: ANN001
+        """The published statuses of the host's master and its current workers."""
+        alive = {host.process.pid, *host.worker_pids()}
+        return [s for s in serving_processes() if s.get("pid") in alive]
+
+    with tcp_proxy("127.0.0.1", s3.port) as proxy:
+        env = {"DJANGO_SETTINGS_MODULE": "config.settings.test",
+               "DATABASE_URL": f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}",
+               "RECO_ARTIFACT_URL": settings.RECO_ARTIFACT_URL,
+               "RECO_ARTIFACT_ENDPOINT_URL": f"http://127.0.0.1:{proxy.port}",
+               "RECO_ARTIFACT_STORE_TIMEOUT_SECONDS": "2", "RECO_ARTIFACT_DIR": str(tmp_path / "no-artifacts-here"),
+               "RECO_REGISTRY_CHECK_SECONDS": "1", "RECO_ARTIFACT_VERIFY_SECONDS": "1",
+               "RECO_ARTIFACT_RETRY_SECONDS": "1", "RECO_ARTIFACT_RETRY_MAX_SECONDS": "2",
+               "RECO_PROCESS_STATUS_SECONDS": "1", "RECO_RESPONSE_CACHE_SECONDS": "0"}  # fmt: skip
+        with (gunicorn_server({**env, "RECO_SERVING_CACHE_DIR": str(tmp_path / "host-a")}, workers=1) as host_a,
+              gunicorn_server({**env, "RECO_SERVING_CACHE_DIR": str(tmp_path / "host-b")}, workers=1) as host_b):  # fmt: skip
+            hosts = (host_a, host_b)
+            old = ModelVersion.objects.get(kind=ModelKind.POPULARITY, status=ModelVersion.Status.ACTIVE)
+            assert served_popularity(host_a.url) == served_popularity(host_b.url) == old.version
+            before = {host.url: set(host.worker_pids()) for host in hosts}
+
+            proxy.kill()  # the store is unreachable from both web hosts
+            new = model_train(kind=ModelKind.POPULARITY, activation="always").version
+            assert new.status == ModelVersion.Status.ACTIVE
+
+            def flagged(host) -> bool:  # noqa: ANN001
+                found = statuses(host)
+                return len(found) == 2 and all(
+                    any(f["version"] == new.version and "StoreUnavailable" in f["error"] for f in s["failures"])
+                    for s in found)  # fmt: skip
+
+            for host in hosts:
+                wait_until(lambda host=host: flagged(host), seconds=30, what=f"{host.url}'s processes to show it")
+                assert served_popularity(host.url) == old.version  # the old model keeps serving
+                assert set(host.worker_pids()) == before[host.url]  # nothing to re-fork onto
+            assert not any((tmp_path / cache / new.checksum).exists() for cache in ("host-a", "host-b"))
+
+            proxy.revive()
+            started = time.monotonic()
+            for host in hosts:
+                wait_until(lambda host=host: host.worker_pids() and not set(host.worker_pids()) & before[host.url]
+                           and served_popularity(host.url) == new.version, seconds=45,
+                           what=f"{host.url}'s master to re-fork onto the new version")  # fmt: skip
+                assert "reloading the workers" in host.log_text()
+            took = time.monotonic() - started
+            for host in hosts:
+                wait_until(lambda host=host: all(not s["failures"] for s in statuses(host)), seconds=15,
+                           what="the failures to clear")  # fmt: skip
+            for cache in ("host-a", "host-b"):  # each host downloaded the new version into its own cache
+                assert (tmp_path / cache / new.checksum / "meta.json").is_file()
+            assert not (tmp_path / "no-artifacts-here").exists()
+    print(f"both masters re-forked onto {new.version} within {took:.1f} s of the store answering again")
