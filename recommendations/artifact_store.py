@@ -137,6 +137,8 @@ class UrlStore:
                                         "retries": {"max_attempts": 2, "mode": "standard"}}  # fmt: skip
             if endpoint_url:
                 options["endpoint_url"] = endpoint_url
+        elif protocol in {"file", "local"}:
+            options["auto_mkdir"] = True  # object stores have no directories to make
         self.fs, self.root = fsspec.core.url_to_fs(self.url, skip_instance_cache=True, **options)
         self.root = self.root.rstrip("/")
 

@@ -103,6 +103,24 @@ def test_settings_pick_a_path_store_or_a_url_store(settings, tmp_path):
     assert isinstance(store, UrlStore) and store.remote and str(store.location("mf/v1")) == f"file://{tmp_path}/bucket/mf/v1"
 
 
+@pytest.mark.parametrize("store_kind", ["directory", "file-url"])
+def test_a_shared_directory_or_file_url_serves_every_host_from_its_own_copy(db, settings, tmp_path, store_kind):
+    shared = tmp_path / "nfs-share"  # what every host mounts
+    settings.RECO_ARTIFACT_URL = f"file://{shared}" if store_kind == "file-url" else ""
+    settings.RECO_ARTIFACT_DIR = shared if store_kind == "directory" else tmp_path / "no-artifacts-here"
+    settings.RECO_DATA_DIR = tmp_path / "data"
+    settings.RECO_SERVING_CACHE_DIR = tmp_path / "trainer-cache"
+    version = _registered(MF, 5)
+    model_version_activate(version_id=version.pk)
+    assert (shared / version.artifact_path / "meta.json").is_file()
+    assert not (shared / ".staging").exists() or not list((shared / ".staging").iterdir())  # nothing half-made
+    for host in ("cache-a", "cache-b"):
+        settings.RECO_SERVING_CACHE_DIR = tmp_path / host
+        served = ModelRegistry(check_seconds=0).get(MF)
+        assert served is not None and served.checksum == version.checksum
+        assert served.artifact.copy == tmp_path / host / version.checksum  # served from the host's own copy
+
+
 def test_a_version_is_published_to_the_bucket_and_each_host_serves_its_own_verified_copy(db, s3, settings, tmp_path):
     version = _registered()
     store = artifact_store()
