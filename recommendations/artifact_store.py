@@ -125,16 +125,16 @@ class UrlStore:
 
     remote = True
 
-    def __init__(self, url: str, *, endpoint_url: str = "", timeout_seconds: float = 10.0) -> None:
+    def __init__(self, url: str, *, endpoint_url: str = "", timeout_seconds: float = 10.0, attempts: int = 2) -> None:
         import fsspec
 
         self.url = url.rstrip("/")
         protocol = fsspec.core.split_protocol(self.url)[0] or "file"
         options: dict[str, Any] = {}
         if protocol in {"s3", "s3a"}:
-            # One retry of botocore's own, then the registry's back-off takes over; no request waits longer.
+            # botocore's own retry (`attempts` in all), then the registry's back-off takes over.
             options["config_kwargs"] = {"connect_timeout": timeout_seconds, "read_timeout": timeout_seconds,
-                                        "retries": {"max_attempts": 2, "mode": "standard"}}  # fmt: skip
+                                        "retries": {"max_attempts": attempts, "mode": "standard"}}  # fmt: skip
             if endpoint_url:
                 options["endpoint_url"] = endpoint_url
         elif protocol in {"file", "local"}:
@@ -236,9 +236,10 @@ def artifact_store() -> PathStore | UrlStore:
     url = str(getattr(settings, "RECO_ARTIFACT_URL", "") or "")
     # By process: an fsspec async filesystem made before a fork (gunicorn's master) refuses to serve the child.
     key = (os.getpid(), url, str(settings.RECO_ARTIFACT_DIR), getattr(settings, "RECO_ARTIFACT_ENDPOINT_URL", ""),
-           getattr(settings, "RECO_ARTIFACT_STORE_TIMEOUT_SECONDS", 10.0))  # fmt: skip
+           getattr(settings, "RECO_ARTIFACT_STORE_TIMEOUT_SECONDS", 10.0),
+           getattr(settings, "RECO_ARTIFACT_STORE_ATTEMPTS", 2))  # fmt: skip
     store = _stores.get(key)
     if store is None:
-        store = UrlStore(url, endpoint_url=key[3], timeout_seconds=float(key[4])) if url else PathStore(Path(key[2]))
+        store = UrlStore(url, endpoint_url=key[3], timeout_seconds=float(key[4]), attempts=int(key[5])) if url else PathStore(Path(key[2]))
         _stores[key] = store
     return store

@@ -301,6 +301,7 @@ RECO_ARTIFACT_DIR = Path(env_str("RECO_ARTIFACT_DIR", str(RECO_DATA_DIR / "artif
 RECO_ARTIFACT_URL = env_str("RECO_ARTIFACT_URL", "")
 RECO_ARTIFACT_ENDPOINT_URL = env_str("RECO_ARTIFACT_ENDPOINT_URL", "")
 RECO_ARTIFACT_STORE_TIMEOUT_SECONDS = env_float("RECO_ARTIFACT_STORE_TIMEOUT_SECONDS", 10.0)
+RECO_ARTIFACT_STORE_ATTEMPTS = env_int("RECO_ARTIFACT_STORE_ATTEMPTS", 2)  # tries per call (1: no retry)
 RECO_REGISTRY_CHECK_SECONDS = float(env_int("RECO_REGISTRY_CHECK_SECONDS", 5))
 # Serving loads each artifact from this host's own verified read-only copy (local disk, one directory per
 # checksum: recommendations/artifact_cache.py); RECO_ARTIFACT_MMAP=0 reads the arrays into memory instead.

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass
@@ -70,6 +69,7 @@ def s3(settings, monkeypatch, tmp_path):
     settings.RECO_ARTIFACT_URL = f"s3://{bucket}/models"
     settings.RECO_ARTIFACT_ENDPOINT_URL = f"http://127.0.0.1:{port}"
     settings.RECO_ARTIFACT_STORE_TIMEOUT_SECONDS = 2.0
+    settings.RECO_ARTIFACT_STORE_ATTEMPTS = 1  # the registry's back-off retries; no test waits on botocore's
     settings.RECO_ARTIFACT_DIR = tmp_path / "no-artifacts-here"
     settings.RECO_DATA_DIR = tmp_path / "data"
     settings.RECO_SERVING_CACHE_DIR = tmp_path / "cache-a"
@@ -88,8 +88,8 @@ def _fitted(kind: str, seed: int):
     return MatrixFactorization(n_factors=8, n_epochs=3).fit(frame) if kind == MF else PopularityRecommender().fit(frame)
 
 
-def _registered(kind: str = MF, seed: int = 0) -> ModelVersion:
-    saved = _fitted(kind, seed).save(Path(tempfile.mkdtemp(prefix="reco-store-")) / "model")
+def _registered(where: Path, kind: str = MF, seed: int = 0) -> ModelVersion:
+    saved = _fitted(kind, seed).save(where / f"saved-{kind}-{seed}")
     return model_version_register(kind=kind, saved_model_dir=saved, metrics={"ndcg_at_10": 0.2})
 
 
@@ -110,7 +110,7 @@ def test_a_shared_directory_or_file_url_serves_every_host_from_its_own_copy(db, 
     settings.RECO_ARTIFACT_DIR = shared if store_kind == "directory" else tmp_path / "no-artifacts-here"
     settings.RECO_DATA_DIR = tmp_path / "data"
     settings.RECO_SERVING_CACHE_DIR = tmp_path / "trainer-cache"
-    version = _registered(MF, 5)
+    version = _registered(tmp_path, MF, 5)
     model_version_activate(version_id=version.pk)
     assert (shared / version.artifact_path / "meta.json").is_file()
     assert not (shared / ".staging").exists() or not list((shared / ".staging").iterdir())  # nothing half-made
@@ -122,7 +122,7 @@ def test_a_shared_directory_or_file_url_serves_every_host_from_its_own_copy(db, 
 
 
 def test_a_version_is_published_to_the_bucket_and_each_host_serves_its_own_verified_copy(db, s3, settings, tmp_path):
-    version = _registered()
+    version = _registered(tmp_path)
     store = artifact_store()
     meta = json.loads((store.location(version.artifact_path) / "meta.json").read_bytes())
     assert s3.keys(store) == sorted(f"{version.artifact_path}/{name}" for name in [*meta["sha256"], "meta.json"])
@@ -149,19 +149,19 @@ def test_an_upload_that_does_not_verify_never_becomes_a_version_and_leaves_nothi
 
     s3.stop()
     with pytest.raises(StoreUnavailable):
-        _registered(MF, 2)
+        _registered(tmp_path, MF, 2)
     assert not ModelVersion.objects.exists()  # the store was down: no row for an upload that did not happen
     s3.start()
     assert s3.keys(store) == []
-    assert _registered(MF, 2).artifact_path.startswith("mf/")
+    assert _registered(tmp_path, MF, 6).artifact_path.startswith("mf/")
 
 
 def test_the_store_down_during_a_swap_keeps_the_old_model_flagged_retries_and_heals(db, s3, settings, tmp_path):
-    first = _registered(MF, 3)
+    first = _registered(tmp_path, MF, 3)
     model_version_activate(version_id=first.pk)
     registry = ModelRegistry(check_seconds=0)
     assert registry.get(MF).version_id == first.pk
-    second = _registered(MF, 4)
+    second = _registered(tmp_path, MF, 4)
     web_host_cache = settings.RECO_SERVING_CACHE_DIR
     settings.RECO_SERVING_CACHE_DIR = tmp_path / "trainer-cache"  # the activating process is on another host
     model_version_activate(version_id=second.pk)  # verified in the store by the activating process
@@ -211,7 +211,8 @@ def test_two_gunicorn_masters_with_their_own_caches_ride_out_an_unreachable_stor
                "DATABASE_URL": f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}",
                "RECO_ARTIFACT_URL": settings.RECO_ARTIFACT_URL,
                "RECO_ARTIFACT_ENDPOINT_URL": f"http://127.0.0.1:{proxy.port}",
-               "RECO_ARTIFACT_STORE_TIMEOUT_SECONDS": "2", "RECO_ARTIFACT_DIR": str(tmp_path / "no-artifacts-here"),
+               "RECO_ARTIFACT_STORE_TIMEOUT_SECONDS": "2", "RECO_ARTIFACT_STORE_ATTEMPTS": "1",
+               "RECO_ARTIFACT_DIR": str(tmp_path / "no-artifacts-here"),
                "RECO_REGISTRY_CHECK_SECONDS": "1", "RECO_ARTIFACT_VERIFY_SECONDS": "1",
                "RECO_ARTIFACT_RETRY_SECONDS": "1", "RECO_ARTIFACT_RETRY_MAX_SECONDS": "2",
                "RECO_PROCESS_STATUS_SECONDS": "1", "RECO_RESPONSE_CACHE_SECONDS": "0"}  # fmt: skip
