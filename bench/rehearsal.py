@@ -77,6 +77,7 @@ def main() -> None:
     parser.add_argument("--ceiling-rates", type=float, nargs="*", default=[25, 50, 75, 100, 150, 200, 300])
     parser.add_argument("--ceiling-seconds", type=float, default=10.0)
     parser.add_argument("--json", type=Path, help="write the results here (e.g. bench/results/rehearsal.json)")
+    parser.add_argument("--keep-logs", type=Path, help="copy every process's log (haproxy's: failed requests) here")
     args = parser.parse_args()
 
     if args.cleanup:
@@ -107,7 +108,7 @@ def main() -> None:
                      "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                      "arguments": {k: str(v) for k, v in vars(args).items()}}  # fmt: skip
     print(f"  {results['machine']}", flush=True)
-    with hostkit.deployment(world, progress=_progress) as deployment:
+    with hostkit.deployment(world, progress=_progress, keep_logs=args.keep_logs) as deployment:
         results.update(hostkit.rehearse(deployment, faults=args.faults, timing=timing, rate=args.rate,
                                         baseline_seconds=args.baseline_seconds, baseline_rate=args.baseline_rate,
                                         ceiling_rates=args.ceiling_rates,

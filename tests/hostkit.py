@@ -429,18 +429,23 @@ HAPROXY_CONFIG = """\
 global
     maxconn 2000
     stats socket {socket} mode 600 level admin
+    log stdout format raw local0 info
 defaults
     mode http
+    log global
+    option httplog
+    option dontlog-normal
     timeout connect 1s
     timeout client 10s
     timeout server 5s
     timeout check 2s
     timeout queue 5s
-    # a connection refused, reset or dropped before an answer (a host that died under it) goes to the other host:
-    # GETs are idempotent, so retry-on may send one whose answer never came
-    retries 2
+    # a connection refused, reset or dropped before an answer (a host that died under it) goes to the other host
+    # (redispatch on every retry): GETs are idempotent, so retry-on may send again one whose answer never came.
+    # No status is retried: the API's own JSON 503 (database unavailable, Retry-After) reaches the client as is.
+    retries 3
     option redispatch 1
-    retry-on conn-failure empty-response response-timeout 502 503
+    retry-on conn-failure empty-response junk-response response-timeout
     option http-server-close
 frontend api
     bind {ip}:{port}
@@ -451,8 +456,10 @@ backend web
     http-check send meth GET uri /readyz ver HTTP/1.1 hdr Host {api_host}
     http-check expect status 200
     # maxconn: no more requests on a host than it has sync workers (haproxy queues the rest), so a health check
-    # waits for one request at most, and a loaded host is not taken for a dead one
-    default-server maxconn {maxconn} inter 500ms fastinter 250ms downinter 500ms fall 3 rise 2 observe layer7 error-limit 10 on-error mark-down
+    # waits for one request at most, and a loaded host is not taken for a dead one. observe layer7 with
+    # error-limit 1: the first refused connection takes the host out at once, so the retries go to the other
+    # (with the default 10, three retries of one request went to the dead host and answered 503)
+    default-server maxconn {maxconn} inter 500ms fastinter 250ms downinter 500ms fall 3 rise 2 observe layer7 error-limit 1 on-error mark-down
 {servers}
 """
 
@@ -513,8 +520,9 @@ def _base_env() -> dict[str, str]:
 class Deployment:
     """Everything `deployment()` builds; see the module docstring."""
 
-    def __init__(self, world: World, *, progress: Callable[[str], None] = print) -> None:
+    def __init__(self, world: World, *, progress: Callable[[str], None] = print, keep_logs: Path | None = None) -> None:
         self.world = world
+        self.keep_logs = keep_logs
         self.progress = progress
         self.started = time.monotonic()
         self.timings: dict[str, float] = {}
@@ -733,6 +741,11 @@ class Deployment:
     def close(self) -> None:
         if self.network is not None:
             self.network.close()
+        if self.keep_logs is not None:  # every process's log (haproxy's lists only the requests that failed)
+            self.keep_logs.mkdir(parents=True, exist_ok=True)
+            for log in self.directory.rglob("*.log"):
+                with contextlib.suppress(OSError):
+                    shutil.copy(log, self.keep_logs / "-".join(log.relative_to(self.directory).parts))
         with contextlib.suppress(Exception):
             for server in (getattr(self, "replica", None), getattr(self, "primary", None)):
                 if server is not None and server.running:
@@ -743,9 +756,11 @@ class Deployment:
 
 
 @contextlib.contextmanager
-def deployment(world: World, *, progress: Callable[[str], None] = print) -> Iterator[Deployment]:
-    """`with deployment(World()) as d: d.url, d.recs_url(), d.headers, d.kill_host("web1"), d.redis, ...`."""
-    built = Deployment(world, progress=progress)
+def deployment(world: World, *, progress: Callable[[str], None] = print,
+               keep_logs: Path | None = None) -> Iterator[Deployment]:  # fmt: skip
+    """`with deployment(World()) as d: d.url, d.recs_url(), d.headers, d.kill_host("web1"), d.redis, ...`;
+    `keep_logs`: a folder every process's log is copied to at the end."""
+    built = Deployment(world, progress=progress, keep_logs=keep_logs)
     try:
         yield built
     finally:
