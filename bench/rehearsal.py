@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Issue #15's rehearsal: Reco as a multi-host deployment on this one machine, with one fault at a time.
 
-    .venv/bin/python bench/rehearsal.py --json bench/results/rehearsal.json       # the full rehearsal, ~10 min
+    .venv/bin/python bench/rehearsal.py --json bench/results/rehearsal.json       # the full rehearsal, ~6 min
     .venv/bin/python bench/rehearsal.py --quick                                   # the CI-sized form, ~3 min
     .venv/bin/python bench/rehearsal.py --cleanup                                 # remove a killed run's leftovers
 
@@ -58,7 +58,7 @@ def main() -> None:
                         f"a killed run ({hostkit.PREFIX}-*) and exit")  # fmt: skip
     parser.add_argument("--quick", action="store_true", help="the CI-sized form: the small world, short faults, "
                         f"everything at {hostkit.CI_RATE:g}/s, no ceiling")  # fmt: skip
-    parser.add_argument("--titles", type=int, default=3_000)
+    parser.add_argument("--titles", type=int, default=1_000)
     parser.add_argument("--accounts", type=int, default=4_000, help="about 2.5 profiles each")
     parser.add_argument("--events", type=int, default=300_000)
     parser.add_argument("--shard-size", type=int, default=200, help="profiles per shard of the full refresh")

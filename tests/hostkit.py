@@ -195,16 +195,20 @@ class Network:
         if f"{SUBNET}." in routes or _namespaces_with_prefix():
             raise RuntimeError(f"{SUBNET}.0/24 or {PREFIX}-* namespaces are in use: run bench/rehearsal.py --cleanup")
         self.hosts: dict[str, Host] = {}
-        _ip("netns", "add", HUB)
-        _ip("link", "set", "lo", "up", netns=HUB)
-        _ip("link", "add", BRIDGE, "type", "bridge", netns=HUB)
-        _ip("link", "set", BRIDGE, "up", netns=HUB)
-        _ip("link", "add", ROOT_LINK, "type", "veth", "peer", "name", "root", "netns", HUB)
-        self._attach("root")
-        _ip("addr", "add", f"{SUBNET}.1/24", "dev", ROOT_LINK)
-        _ip("link", "set", ROOT_LINK, "up")
-        for name in names:
-            self.add_host(name)
+        try:
+            _ip("netns", "add", HUB)
+            _ip("link", "set", "lo", "up", netns=HUB)
+            _ip("link", "add", BRIDGE, "type", "bridge", netns=HUB)
+            _ip("link", "set", BRIDGE, "up", netns=HUB)
+            _ip("link", "add", ROOT_LINK, "type", "veth", "peer", "name", "root", "netns", HUB)
+            self._attach("root")
+            _ip("addr", "add", f"{SUBNET}.1/24", "dev", ROOT_LINK)
+            _ip("link", "set", ROOT_LINK, "up")
+            for name in names:
+                self.add_host(name)
+        except BaseException:
+            self.close()
+            raise
 
     def _attach(self, port: str) -> None:
         _ip("link", "set", port, "master", BRIDGE, netns=HUB)
@@ -213,12 +217,12 @@ class Network:
     def add_host(self, name: str) -> Host:
         host = Host(name, f"{SUBNET}.{HOSTS[name]}")
         _ip("netns", "add", host.netns)
+        self.hosts[name] = host  # from here on close() removes it
         _ip("link", "add", "eth0", "netns", host.netns, "type", "veth", "peer", "name", name, "netns", HUB)
         self._attach(name)
         _ip("addr", "add", f"{host.ip}/24", "dev", "eth0", netns=host.netns)
         _ip("link", "set", "eth0", "up", netns=host.netns)
         _ip("link", "set", "lo", "up", netns=host.netns)
-        self.hosts[name] = host
         return host
 
     def close(self) -> None:
@@ -566,7 +570,9 @@ class Deployment:
         self._step("generate_synthetic", lambda: self.manage(
             "generate_synthetic", "--titles", str(world.titles), "--accounts", str(world.accounts), "--events",
             str(world.events), "--seed", "42", timeout=1800))  # fmt: skip
-        self._step("train_models", lambda: self.manage("train_models", "--kinds", world.kinds, timeout=3600))
+        self.training_output = self._step(
+            "train_models", lambda: self.manage("train_models", "--kinds", world.kinds, timeout=3600)
+        )  # its lines say which kinds passed their activation gate, and why not
         self.api_key = self._step("API client", lambda: self.manage("create_api_client", "rehearsal", "--rate",
                                                                      "100000000/min")).strip().splitlines()[-1]  # fmt: skip
         self.profile_ids = self._step("profiles with history", self._watching_profiles)
@@ -1043,7 +1049,8 @@ def rehearse(d: Deployment, *, faults: Sequence[str], timing: Timing, rate: floa
              progress: Callable[[str], None] = print) -> dict:  # fmt: skip
     """Baseline, ceiling (if rates are given) and each fault in turn at `rate` (None: 80 % of the ceiling, so
     that a fault is measured rather than an overload); the results (and `checks`)."""
-    results: dict = {"world_flags": sorted(d.world_flags), "build_seconds": d.timings, "profiles_served": len(d.profile_ids),
+    results: dict = {"world_flags": sorted(d.world_flags), "training": d.training_output.strip().splitlines()[-20:],
+                     "build_seconds": d.timings, "profiles_served": len(d.profile_ids),
                      "initial_refresh_seconds": d.refresh_seconds}  # fmt: skip
     progress(f"baseline: {baseline_seconds:g} s at {baseline_rate:g}/s through the balancer ...")
     results["baseline"] = baseline(d, rate=baseline_rate, seconds=baseline_seconds)
