@@ -102,6 +102,7 @@ def main() -> None:
                               response_cache=args.cache)  # fmt: skip
         timing = hostkit.Timing(args.before, args.seconds, args.after)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # runs the context's cleanup like Ctrl-C does
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # also when started in the background (ignored there)
 
     print("machine calibration ...", flush=True)
     results: dict = {"machine": calibration(), "world": vars(world), "timing": vars(timing),

@@ -193,7 +193,10 @@ class Network:
     def __init__(self, names: Sequence[str]) -> None:
         routes = _ip("route", "show").stdout
         if f"{SUBNET}." in routes or _namespaces_with_prefix():
-            raise RuntimeError(f"{SUBNET}.0/24 or {PREFIX}-* namespaces are in use: run bench/rehearsal.py --cleanup")
+            raise RuntimeError(
+                f"{SUBNET}.0/24 or {PREFIX}-* namespaces are in use: another rehearsal is running, or a "
+                "killed one left them (bench/rehearsal.py --cleanup removes them)"
+            )
         self.hosts: dict[str, Host] = {}
         try:
             _ip("netns", "add", HUB)
