@@ -697,17 +697,28 @@ class Deployment:
             raise RuntimeError(f"celery call {name} failed:\n{result.stderr[-3000:]}")
 
     def latest_fan_out(self) -> tuple | None:
+        """(id, status, shards_total, shards_done, shards_failed) of the newest full refresh sent with this world's
+        shard size (the beat's hourly one uses the default size and is not ours)."""
         rows = self.sql("SELECT id, status, shards_total, shards_done, shards_failed FROM tasks_jobrun WHERE job = %s "
-                        "ORDER BY id DESC LIMIT 1", [FAN_OUT])  # fmt: skip
+                        "AND params->'kwargs'->>'shard_size' = %s ORDER BY id DESC LIMIT 1",
+                        [FAN_OUT, str(self.world.shard_size)])  # fmt: skip
         return rows[0] if rows else None
 
-    def start_refresh(self) -> int:
-        """Send a full user-feature refresh; returns its parent JobRun's id once the fan-out is recorded."""
-        before = self.latest_fan_out()
-        self.send_task(FAN_OUT, shard_size=self.world.shard_size)
-        wait_until(lambda: (run := self.latest_fan_out()) is not None and (before is None or run[0] != before[0])
-                   and run[2] > 0, seconds=60, interval=0.1, what="the refresh's fan-out")  # fmt: skip
-        return self.latest_fan_out()[0]
+    def start_refresh(self, *, attempts: int = 3) -> int:
+        """Send a full user-feature refresh; returns its parent JobRun's id once the fan-out is recorded. One sent
+        while another runs (the beat's hourly refresh) is skipped by design: wait for that one, send again."""
+        for _ in range(attempts):
+            before = self.latest_fan_out()
+            self.send_task(FAN_OUT, shard_size=self.world.shard_size)
+            wait_until(lambda b=before: (run := self.latest_fan_out()) is not None and (b is None or run[0] != b[0])
+                       and (run[2] > 0 or run[1] != "running"), seconds=60, interval=0.05,
+                       what="the refresh's fan-out")  # fmt: skip
+            run = self.latest_fan_out()
+            if run[1] != "skipped":
+                return run[0]
+            wait_until(lambda: not self.sql("SELECT 1 FROM tasks_jobrun WHERE job = %s AND status = 'running'", [FAN_OUT]),
+                       seconds=300, interval=0.5, what="the running full refresh to finish")  # fmt: skip
+        raise RuntimeError(f"the full refresh was skipped {attempts} times")
 
     def wait_refresh(self, parent_id: int, *, seconds: float) -> str:
         def finished() -> bool:
