@@ -175,8 +175,17 @@ def _verified_existing(source: Any, target: Path, checksum: str) -> VerifiedArti
         if name != META_FILE and sha256_of(target / name) != expected:
             raise ArtifactCorrupt(f"{target / name}: checksum mismatch, its SHA-256 is not the one meta.json lists")
     os.utime(target)  # marks the copy as in use (see prune_unused)
-    # The source was not read: no stat baseline, so that the first background check hashes it once.
-    return VerifiedArtifact(checksum, source, target, files, {}, states)
+    # The source was not read: no stat baseline, so that the first background check hashes it once. Except in
+    # a URL store, whose objects are written once: there that would download the whole artifact again in
+    # every process of the host; their ETags now are the baseline (the process that made the copy has the
+    # ones it downloaded).
+    source_states: dict[str, FileState | None] = {}
+    if not isinstance(source, str | os.PathLike):
+        try:
+            source_states = {name: state_of(source / name) for name in files}
+        except OSError:
+            source_states = {}  # the store does not answer: the background check tries again
+    return VerifiedArtifact(checksum, source, target, files, source_states, states)
 
 
 def _verify_source(source: Any, files: dict[str, str]) -> None:
