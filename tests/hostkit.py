@@ -582,10 +582,10 @@ class Deployment:
         active = {row[0] for row in self.sql("SELECT kind FROM recommendations_modelversion WHERE status = 'active'")}
         self.world_flags = frozenset(flag for flag, kinds in MODEL_FLAGS.items() if not kinds & active)
         self.progress(f"  active models: {sorted(active)}; a full answer still says {sorted(self.world_flags)}")
-        self._step("workers", lambda: [self.start_worker(name) for name in ("worker1", "worker2")])
+        self._step("workers", lambda: self.start_workers("worker1", "worker2"))
         self.refresh_seconds = self._step("feature refresh (sharded, both workers)", lambda: self.refresh_features())
         self._step("beat", self.start_beat)
-        self._step("web hosts", lambda: [self.start_web(name) for name in ("web1", "web2")])
+        self._step("web hosts", lambda: self.start_web("web1", "web2"))
         self.haproxy = self._step("haproxy", lambda: HAProxy(hosts["lb"], [hosts["web1"], hosts["web2"]],
                                                              self.directory / "haproxy", _base_env(),
                                 maxconn=world.web_workers))  # fmt: skip
@@ -631,17 +631,22 @@ class Deployment:
         return [row[0] for row in rows]
 
     # -- processes
-    def start_worker(self, name: str) -> None:
-        host = self.hosts[name]
-        log = self.directory / f"{name}.log"
-        process = host.popen([sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "prefork",
-                              "--concurrency", "1", "--hostname", f"{name}@%h", "--without-gossip",
-                              "--without-mingle", "--loglevel", "INFO"], env=self.env, log=log)  # fmt: skip
-        self.workers[name] = process
-        wait_until(lambda: " ready." in log.read_text(errors="replace") or process.poll() is not None, seconds=120,
-                   interval=0.2, what=f"{name}'s Celery worker ready")  # fmt: skip
-        if process.poll() is not None:
-            raise RuntimeError(f"{name}'s worker exited:\n{log.read_text(errors='replace')[-3000:]}")
+    def start_workers(self, *names: str) -> None:
+        """A Celery worker (prefork, 1 process, every queue) in each host named; all start at once."""
+        logs = {}
+        for name in names:
+            logs[name] = log = self.directory / f"{name}.log"
+            self.workers[name] = self.hosts[name].popen(
+                [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "prefork", "--concurrency", "1",
+                 "--hostname", f"{name}@%h", "--without-gossip", "--without-mingle", "--loglevel", "INFO"],
+                env=self.env, log=log,
+            )  # fmt: skip
+        for name, log in logs.items():
+            process = self.workers[name]
+            wait_until(lambda p=process, g=log: " ready." in g.read_text(errors="replace") or p.poll() is not None,
+                       seconds=120, interval=0.2, what=f"{name}'s Celery worker ready")  # fmt: skip
+            if process.poll() is not None:
+                raise RuntimeError(f"{name}'s worker exited:\n{log.read_text(errors='replace')[-3000:]}")
 
     def start_beat(self) -> None:
         host = self.hosts["beat"]
@@ -649,25 +654,30 @@ class Deployment:
                                 "--schedule", str(self.directory / "beat-schedule")], env=self.env,
                                log=self.directory / "beat.log")  # fmt: skip
 
-    def start_web(self, name: str) -> None:
-        host = self.hosts[name]
+    def start_web(self, *names: str) -> None:
+        """gunicorn as the README serves it in each host named; all start at once, ready when /readyz answers."""
         gunicorn = Path(sys.executable).with_name("gunicorn")
-        env = {**self.env, "GUNICORN_BIND": f"{host.ip}:{WEB_PORT}", "WEB_CONCURRENCY": str(self.world.web_workers),
-               "GUNICORN_CMD_ARGS": "--no-control-socket", "LOG_LEVEL": "WARNING",
-               "RECO_SERVING_CACHE_DIR": str(self.directory / f"{name}-cache")}  # fmt: skip
-        log = self.directory / f"{name}.log"
-        process = host.popen([str(gunicorn), "-c", "config/gunicorn.py", "config.wsgi"], env=env, log=log)
-        self.web[name] = process
+        for name in names:
+            host = self.hosts[name]
+            env = {**self.env, "GUNICORN_BIND": f"{host.ip}:{WEB_PORT}", "WEB_CONCURRENCY": str(self.world.web_workers),
+                   "GUNICORN_CMD_ARGS": "--no-control-socket", "LOG_LEVEL": "WARNING",
+                   "RECO_SERVING_CACHE_DIR": str(self.directory / f"{name}-cache")}  # fmt: skip
+            self.web[name] = host.popen([str(gunicorn), "-c", "config/gunicorn.py", "config.wsgi"], env=env,
+                                        log=self.directory / f"{name}.log")  # fmt: skip
+        for name in names:
+            host, process, log = self.hosts[name], self.web[name], self.directory / f"{name}.log"
 
-        def ready() -> bool:
-            if process.poll() is not None:
-                raise RuntimeError(f"{name}'s gunicorn exited:\n{log.read_text(errors='replace')[-3000:]}")
-            try:
-                return request(f"http://{host.ip}:{WEB_PORT}/readyz", timeout=2)[0] == 200
-            except OSError:
-                return False
+            def ready(
+                host: Host = host, process: subprocess.Popen = process, log: Path = log, name: str = name
+            ) -> bool:
+                if process.poll() is not None:
+                    raise RuntimeError(f"{name}'s gunicorn exited:\n{log.read_text(errors='replace')[-3000:]}")
+                try:
+                    return request(f"http://{host.ip}:{WEB_PORT}/readyz", timeout=2)[0] == 200
+                except OSError:
+                    return False
 
-        wait_until(ready, seconds=180, interval=0.3, what=f"{name} ready")
+            wait_until(ready, seconds=180, interval=0.3, what=f"{name} ready")
 
     @property
     def url(self) -> str:
@@ -998,7 +1008,7 @@ def fault_worker_mid_refresh(d: Deployment, timing: Timing, rate: float) -> dict
         killed_shard_attempts=killed_runs, lost_attempts=[row[0] for row in lost],
         killed_after_s=round(killed_at - began, 2), seconds_to_finish_after_kill=round(finished_at - killed_at, 2),
     )  # fmt: skip
-    d.start_worker("worker1")
+    d.start_workers("worker1")
     return figures
 
 
