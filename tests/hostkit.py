@@ -454,6 +454,11 @@ defaults
     option redispatch 1
     retry-on conn-failure empty-response junk-response response-timeout
     option http-server-close
+    # No host ready (every /readyz failing, e.g. the database down) or none answering: the API's error contract
+    # (JSON code/message/details, Retry-After), never haproxy's own HTML page.
+    http-error status 503 content-type application/json hdr Retry-After 2 string "{{\\"code\\": \\"service_unavailable\\", \\"message\\": \\"No web host is ready; retry in a few seconds.\\", \\"details\\": {{}}}}"
+    http-error status 502 content-type application/json hdr Retry-After 2 string "{{\\"code\\": \\"bad_gateway\\", \\"message\\": \\"A web host gave no valid answer; retry.\\", \\"details\\": {{}}}}"
+    http-error status 504 content-type application/json hdr Retry-After 2 string "{{\\"code\\": \\"gateway_timeout\\", \\"message\\": \\"No web host answered in time; retry.\\", \\"details\\": {{}}}}"
 frontend api
     bind {ip}:{port}
     default_backend web
@@ -484,6 +489,17 @@ class HAProxy:
                                                      maxconn=maxconn, servers=servers))  # fmt: skip
         self.process = host.popen(["haproxy", "-db", "-f", str(self.config)], env=env, log=directory / "haproxy.log")
         self.url = f"http://{host.ip}:{LB_PORT}" if LB_PORT != 80 else f"http://{host.ip}"
+
+    def admin(self, command: str) -> str:
+        """One command on the admin socket (`disable server web/web1`, ...); its answer."""
+        data = b""
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.settimeout(2)
+            sock.connect(str(self.socket))
+            sock.sendall(command.encode() + b"\n")
+            while chunk := sock.recv(65536):
+                data += chunk
+        return data.decode()
 
     def server_states(self) -> dict[str, str]:
         """{server: "UP" | "DOWN" | ...} from the admin socket's `show stat`."""

@@ -9,6 +9,10 @@ rabbitmq-server or PostgreSQL fails the test, as any missing service does.
 
 from __future__ import annotations
 
+import json
+import urllib.error
+import urllib.request
+
 import pytest
 
 from tests import hostkit
@@ -57,3 +61,21 @@ def test_the_killed_workers_shards_were_redelivered_and_counted_once(rehearsal):
     worker = results["faults"]["worker-killed-mid-refresh"]
     assert worker["killed_shard_attempts"] and worker["shards_done_at_kill"] < worker["shards_total"]
     assert worker["status"] == "succeeded" and worker["rows_written"] == worker["profiles"]
+
+
+def test_no_ready_host_is_a_json_503_from_the_balancer(rehearsal):
+    """Every host out (as when /readyz fails on all of them: the database down): the API's error shape."""
+    deployment, _ = rehearsal
+    hosts = sorted(deployment.haproxy.server_states())
+    try:
+        for name in hosts:
+            deployment.haproxy.admin(f"disable server web/{name}")
+        with pytest.raises(urllib.error.HTTPError) as answer:
+            urllib.request.urlopen(f"{deployment.haproxy.url}/api/recs?profile_id=1", timeout=5)
+        assert answer.value.code == 503 and answer.value.headers["Retry-After"] == "2"
+        assert answer.value.headers["Content-Type"] == "application/json"
+        body = json.loads(answer.value.read())
+        assert set(body) == {"code", "message", "details"} and body["code"] == "service_unavailable"
+    finally:
+        for name in hosts:
+            deployment.haproxy.admin(f"enable server web/{name}")
