@@ -93,10 +93,10 @@ class ServingState:
         if cached is not None and now - cached[0] < TRENDING_CACHE_SECONDS and cached[1] == models.key:
             return cached[2]
         ranking = store.get_ranking(TRENDING)
-        if len(ranking.ids):
-            rows, known = models.catalog.positions(ranking.ids)
+        rows, known = models.catalog.positions(ranking.ids)
+        if known.any():
             trending = TrendingList(rows[known], ranking.scores[known], True)
-        else:
+        else:  # none stored, or none of it in this catalog (a list left by another catalog): the model's own
             popular = models.popular_rows
             trending = TrendingList(popular, models.popularity[popular], False)
         if not ranking.store_unavailable:  # retry a down store on the next request, not in 10 s

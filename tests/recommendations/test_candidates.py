@@ -156,6 +156,16 @@ def test_an_unreachable_feature_store_falls_back_to_popularity_flagged(world):
     assert result.merged.proposed[:, result.merged.sources.index(sources.TRENDING)].sum() >= 100
 
 
+def test_a_trending_list_of_another_catalog_falls_back_to_popularity_flagged(world):
+    store = FeatureStore(namespace=f"fs-test-{uuid.uuid4().hex[:12]}")
+    unknown = np.arange(10**9, 10**9 + 50, dtype=np.int64)  # none of them in this catalog
+    store.set_ranking("trending", unknown, np.linspace(1, 0, 50, dtype=np.float32), ttl_seconds=60)
+    serving_state.clear()
+    result = generate(_busiest_profile().pk, store=store)
+    assert "trending_from_popularity" in result.degraded
+    assert result.merged.proposed[:, result.merged.sources.index(sources.TRENDING)].sum() >= 100
+
+
 def test_a_catalog_edit_reaches_serving_without_restart(world):
     profile = _busiest_profile()
     banned = int(generate(profile.pk).content_ids[0])
