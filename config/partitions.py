@@ -277,20 +277,7 @@ def convert_to_partitioned(spec: PartitionedTable, *, months_ahead: int, now: dt
     with connection.cursor() as cursor:
         cursor.execute(f"LOCK TABLE {quote(table)} IN ACCESS EXCLUSIVE MODE")
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-        cursor.execute(
-            "SELECT conname, contype, pg_get_constraintdef(oid) FROM pg_constraint "
-            "WHERE conrelid = %s::regclass AND contype IN ('p', 'u', 'f') ORDER BY contype DESC",
-            [table],
-        )
-        constraints = cursor.fetchall()
-        cursor.execute(
-            """
-            SELECT indexname, indexdef FROM pg_indexes i WHERE i.tablename = %s AND NOT EXISTS (
-                SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname AND c.conrelid = %s::regclass)
-            """,
-            [table, table],
-        )
-        indexes = cursor.fetchall()
+        constraints, indexes = _own_constraints_and_indexes(cursor, table)
         for name, contype, definition in constraints:
             if contype == "u" and key not in definition:
                 raise RuntimeError(f"{table}.{name} {definition} does not include the partition key {key}")
@@ -350,20 +337,7 @@ def convert_to_plain(spec: PartitionedTable) -> None:
     with connection.cursor() as cursor:
         cursor.execute(f"LOCK TABLE {quote(table)} IN ACCESS EXCLUSIVE MODE")
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-        cursor.execute(
-            "SELECT conname, contype, pg_get_constraintdef(oid) FROM pg_constraint "
-            "WHERE conrelid = %s::regclass AND contype IN ('p', 'u', 'f') AND conparentid = 0 ORDER BY contype DESC",
-            [table],
-        )
-        constraints = cursor.fetchall()
-        cursor.execute(
-            """
-            SELECT indexname, indexdef FROM pg_indexes i WHERE i.tablename = %s AND NOT EXISTS (
-                SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname AND c.conrelid = %s::regclass)
-            """,
-            [table, table],
-        )
-        indexes = cursor.fetchall()
+        constraints, indexes = _own_constraints_and_indexes(cursor, table)
         for name, _, _ in constraints:
             cursor.execute(f"ALTER TABLE {quote(table)} DROP CONSTRAINT {quote(name)}")
         for name, _ in indexes:
@@ -388,3 +362,22 @@ def convert_to_plain(spec: PartitionedTable) -> None:
             cursor.execute(f"ALTER TABLE {quote(table)} ADD CONSTRAINT {quote(name)} {definition}")
         for _, definition in indexes:
             cursor.execute(definition)
+
+
+def _own_constraints_and_indexes(cursor, table: str) -> tuple[list[tuple[str, str, str]], list[tuple[str, str]]]:  # noqa: ANN001
+    """`table`'s own primary, unique and foreign keys [(name, type, definition)], primary first, and its indexes
+    that back no constraint [(name, definition)] (a partition's inherited ones are its parent's, not its own)."""
+    cursor.execute(
+        "SELECT conname, contype, pg_get_constraintdef(oid) FROM pg_constraint "
+        "WHERE conrelid = %s::regclass AND contype IN ('p', 'u', 'f') AND conparentid = 0 ORDER BY contype DESC",
+        [table],
+    )
+    constraints = cursor.fetchall()
+    cursor.execute(
+        """
+        SELECT indexname, indexdef FROM pg_indexes i WHERE i.tablename = %s AND NOT EXISTS (
+            SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname AND c.conrelid = %s::regclass)
+        """,
+        [table, table],
+    )
+    return constraints, cursor.fetchall()
