@@ -80,6 +80,7 @@ class Variant:
     rules: bool = True
     bandit: bool = False
     popularity_only: bool = False  # the non-personalised baseline: popular allowed titles, by popularity
+    oracle: bool = False  # simulations' ceiling: allowed titles ordered by the engine's oracle_scorer (true affinity)
 
 
 DEFAULT_VARIANT = Variant()
@@ -152,14 +153,17 @@ class RecommendationEngine:
         variant_for: Callable[[int], Variant | None] | None = None,
         bandit_for: Callable[[], Any] | None = None,
         exploration_logger: Callable[..., Any] | None = None,
+        oracle_scorer: Callable[[int, np.ndarray], np.ndarray] | None = None,
     ) -> None:
         """use_cache: None follows RECO_RESPONSE_CACHE_SECONDS (0 turns the response cache off);
-        variant_for: profile id -> its experiment arm's Variant (None: no experiments)."""
+        variant_for: profile id -> its experiment arm's Variant (None: no experiments);
+        oracle_scorer: (profile id, title ids) -> scores, for Variant(oracle=True) (a simulation's ground truth)."""
         self.store = store or FeatureStore()
         self._use_cache = use_cache
         self.variant_for = variant_for
         self.bandit_for = bandit_for or _homepage_bandit
         self.exploration_logger = exploration_logger or _exploration_log
+        self.oracle_scorer = oracle_scorer
 
     @property
     def use_cache(self) -> bool:
@@ -218,7 +222,9 @@ class RecommendationEngine:
 
         now = timezone.now()
         trending = serving_state.trending(models, self.store)
-        if variant.popularity_only:
+        if variant.oracle:
+            candidates = _oracle_candidates(state, models, self.oracle_scorer)
+        elif variant.popularity_only:
             candidates = _popular_candidates(state, models, trending)
         else:
             candidates = candidates_generate(state, models, trending, now=now)
@@ -230,7 +236,7 @@ class RecommendationEngine:
         clock.lap("features")
 
         features = None
-        if variant.popularity_only:
+        if variant.popularity_only or variant.oracle:
             scores = candidates.merged.scores[:, 0].copy()
         elif variant.ranker:
             scores, features = self._rank(state, context, candidates, models, read, now, degraded, variant)
@@ -248,7 +254,7 @@ class RecommendationEngine:
         keep = keep & ~_completed(state, candidates)
         clock.lap("rules")
 
-        if variant.diversify and not variant.popularity_only:
+        if variant.diversify and not (variant.popularity_only or variant.oracle):
             lam = rules.mmr_lambda if variant.mmr_lambda is None else variant.mmr_lambda
             order = self._diversify(state, candidates, models, final, keep, now, lam, n)
         else:
@@ -256,9 +262,9 @@ class RecommendationEngine:
             order = positions[np.argsort(-final[positions], kind="stable")]
         clock.lap("diversification")
 
-        policy = "popularity" if variant.popularity_only else "ranker"
+        policy = "oracle" if variant.oracle else "popularity" if variant.popularity_only else "ranker"
         explored: dict[int, float] = {}
-        if variant.bandit and not variant.popularity_only:
+        if variant.bandit and not (variant.popularity_only or variant.oracle):
             order, explored = self._explore(request_id, state, context, candidates, models, read, final, order, n, now,
                                             degraded)  # fmt: skip
         result = self._page(request_id, state, candidates, models, final, keep, order, n, with_rows, policy, explored)
@@ -537,6 +543,20 @@ def _popular_candidates(state: ProfileState, models: ServingModels, trending) ->
     rows, scores = sources.ranked_list(trending.rows, trending.scores, 500, allowed=allowed,
                                        exclude_rows=np.empty(0, np.int64))  # fmt: skip
     merged = merge_candidates({sources.TRENDING: (rows, scores)}, {sources.TRENDING: len(rows)}, len(rows))
+    ids = models.catalog.content_ids[merged.content_ids]
+    return CandidateSet(merged.content_ids, MergedCandidates(ids, merged.sources, merged.proposed, merged.scores),
+                        np.empty(0, np.int64), 0, not state.has_history)  # fmt: skip
+
+
+def _oracle_candidates(state: ProfileState, models: ServingModels, scorer) -> CandidateSet:  # noqa: ANN001
+    """The oracle arm's pool: the allowed titles the scorer rates highest (the same 500 as the baseline's)."""
+    if scorer is None:
+        raise ValueError("Variant(oracle=True) needs an engine built with an oracle_scorer")
+    rows = np.flatnonzero(models.catalog.allowed(tier=state.tier, country=state.country,
+                                                 maturity_cap=state.maturity_cap))  # fmt: skip
+    scores = np.asarray(scorer(state.profile_id, models.catalog.content_ids[rows]), np.float32)
+    best = np.argsort(-scores, kind="stable")[:500]
+    merged = merge_candidates({"oracle": (rows[best], scores[best])}, {"oracle": len(best)}, len(best))
     ids = models.catalog.content_ids[merged.content_ids]
     return CandidateSet(merged.content_ids, MergedCandidates(ids, merged.sources, merged.proposed, merged.scores),
                         np.empty(0, np.int64), 0, not state.has_history)  # fmt: skip
