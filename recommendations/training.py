@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from recommendations import selectors
+from recommendations.ml import defaults
 from recommendations.ml.base import Recommender
 from recommendations.ml.constants import INTERACTION_COLUMNS, USER_COL
 from recommendations.ml.content import ContentSimilarity
@@ -31,13 +32,13 @@ from recommendations.services import model_artifact_staging, model_version_activ
 
 log = logging.getLogger(__name__)
 
-# Hyper-parameters chosen on a validation split of MovieLens 100k (bench/ml100k_eval.py).
+# The one set of defaults (recommendations.ml.defaults), by model kind.
 DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
-    ModelKind.MATRIX_FACTORIZATION: {"n_factors": 64, "n_epochs": 20, "regularization": 50.0, "alpha": 2.0},
-    ModelKind.NCF: {"embedding_dim": 32, "hidden_layers": [64, 32, 16], "n_epochs": 12},
-    ModelKind.CONTENT: {"n_neighbors": 100},  # 100K titles x 100 neighbours: 10M stored similarities
+    ModelKind.MATRIX_FACTORIZATION: defaults.params("MF-ALS"),
+    ModelKind.NCF: defaults.params("NCF"),
+    ModelKind.CONTENT: defaults.params("content similarity"),
     ModelKind.POPULARITY: {},
-    ModelKind.EASE: {},
+    ModelKind.EASE: defaults.params("EASE"),
     ModelKind.RANKER: {},  # LightGBM parameters over ranking.ml.ranker.DEFAULT_PARAMS
 }
 EASE_MAX_ITEMS = 20_000  # EASE inverts an items × items matrix: 20K items is 1.6 GB of float32

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from recommendations.ml import defaults
 from recommendations.ml.base import DENSE_BLOCK_CELLS, Recommender, top_k
 from recommendations.ml.constants import CONTENT_FIELDS, ITEM_COL, PAD_ID
 
@@ -79,7 +80,7 @@ class ContentSimilarity(Recommender):
 
     params = ("n_neighbors", "fields")
 
-    def __init__(self, n_neighbors: int = 50, fields: Mapping[str, float] | None = None) -> None:
+    def __init__(self, n_neighbors: int = defaults.CONTENT["n_neighbors"], fields: Mapping[str, float] | None = None) -> None:
         self.n_neighbors = int(n_neighbors)
         self.fields = dict(fields or CONTENT_FIELDS)
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from recommendations.ml import defaults
 from recommendations.ml.base import Recommender
 
 
@@ -18,7 +19,9 @@ class EASE(Recommender):
 
     params = ("regularization", "binary")
 
-    def __init__(self, regularization: float = 250.0, binary: bool = True) -> None:
+    def __init__(
+        self, regularization: float = defaults.EASE["regularization"], binary: bool = defaults.EASE["binary"]
+    ) -> None:
         self.regularization = float(regularization)
         self.binary = bool(binary)
 

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import threadpoolctl
 
+from recommendations.ml import defaults
 from recommendations.ml.base import Recommender
 
 if TYPE_CHECKING:
@@ -39,25 +40,26 @@ class MatrixFactorization(Recommender):
 
     def __init__(
         self,
-        n_factors: int = 64,
-        n_epochs: int = 15,
-        regularization: float = 0.01,
-        alpha: float = 1.0,
+        n_factors: int | None = None,
+        n_epochs: int | None = None,
+        regularization: float | None = None,
+        alpha: float = defaults.MF_ALS["alpha"],
         objective: str = "als",
         *,
-        learning_rate: float = 0.01,
+        learning_rate: float | None = None,
         batch_size: int = 256,
         random_state: int = 42,
         num_threads: int = 0,
     ) -> None:
         if objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
-        self.n_factors = int(n_factors)
-        self.n_epochs = int(n_epochs)
-        self.regularization = float(regularization)
+        chosen = defaults.MF_BY_OBJECTIVE[objective]  # None: the tuned default of this objective
+        self.n_factors = int(chosen["n_factors"] if n_factors is None else n_factors)
+        self.n_epochs = int(chosen["n_epochs"] if n_epochs is None else n_epochs)
+        self.regularization = float(chosen["regularization"] if regularization is None else regularization)
         self.alpha = float(alpha)
         self.objective = objective
-        self.learning_rate = float(learning_rate)  # bpr and sgd only
+        self.learning_rate = float(chosen.get("learning_rate", 0.01) if learning_rate is None else learning_rate)
         self.batch_size = int(batch_size)  # sgd only
         self.random_state = int(random_state)
         self.num_threads = int(num_threads)  # implicit's threads; 0 = every core

@@ -11,6 +11,7 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
+from recommendations.ml import defaults
 from recommendations.ml.base import Recommender
 from recommendations.ml.data import IdMap
 
@@ -175,9 +176,9 @@ class NCFRecommender(Recommender):
 
     def __init__(
         self,
-        embedding_dim: int = 16,
-        hidden_layers: Sequence[int] = (64, 32, 16),
-        n_epochs: int = 20,
+        embedding_dim: int = defaults.NCF["embedding_dim"],
+        hidden_layers: Sequence[int] = tuple(defaults.NCF["hidden_layers"]),
+        n_epochs: int = defaults.NCF["n_epochs"],
         batch_size: int = 1024,
         learning_rate: float = 1e-3,
         weight_decay: float = 0.0,

@@ -114,3 +114,38 @@ def test_repeated_movie_id_is_reported_at_its_second_line(db, ml100k_dir):
 
     with pytest.raises(CommandError, match=r"u\.item:4: movie id '1' appears more than once"):
         call_command("import_movielens", str(ml100k_dir), verbosity=0)
+
+
+def write_ml_latest(directory: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "movies.csv").write_text(
+        'movieId,title,genres\n1,Toy Story (1995),Adventure|Children|Comedy\n2,"Heat, The (1995)",Action|Crime\n'
+        "3,Nothing Known (2001),(no genres listed)\n",
+        encoding="utf-8",
+    )
+    (directory / "ratings.csv").write_text(
+        "userId,movieId,rating,timestamp\n1,1,4.0,964982703\n1,3,3.5,964981247\n2,2,0.5,964982224\n", encoding="utf-8"
+    )
+    return directory
+
+
+def test_imports_the_latest_csv_layout_with_its_children_genre(db, tmp_path):
+    call_command("import_movielens", str(write_ml_latest(tmp_path / "ml-latest-small")), verbosity=0)
+
+    assert _counts() == (3, 2, 2, 3)
+    toy_story = Title.objects.get(external_id="mllatest:1")
+    assert toy_story.maturity_rating == 0  # "Children" (the CSV releases' spelling) is for everyone
+    assert Title.objects.get(external_id="mllatest:2").name == "The Heat"
+    assert not Genre.objects.filter(name="(no genres listed)").exists()
+    assert not Title.objects.get(external_id="mllatest:3").genres.exists()
+    view = ViewingEvent.objects.get(profile__account__external_id="mllatest:1", title=toy_story)
+    assert view.watch_percentage == pytest.approx(4.0 / 5)
+
+
+def test_imports_a_plain_csv_of_ratings(db, tmp_path):
+    ratings = tmp_path / "ratings.csv"
+    ratings.write_text("user,item,rating,timestamp\n1,10,1,100\n2,11,2,200\n2,10,2,300\n")
+    call_command("import_movielens", str(ratings), verbosity=0)
+
+    assert _counts() == (2, 2, 2, 3)
+    assert ViewingEvent.objects.get(profile__account__external_id="csv:2", title__external_id="csv:11").completed

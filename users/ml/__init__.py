@@ -1,0 +1,1 @@
+"""Pure code of the users app (no Django): readers of public rating data sets."""
