@@ -12,7 +12,7 @@ import numpy as np
 REPEATS = 50
 
 
-def _median_ms(step, repeats: int = REPEATS) -> float:  # noqa: ANN001
+def _median_ms(step, repeats: int = REPEATS) -> float:
     times = []
     for _ in range(repeats):
         started = time.perf_counter()

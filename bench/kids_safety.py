@@ -122,7 +122,7 @@ def main() -> None:
     sys.exit(1 if total else 0)
 
 
-def _inject(viewing_event, catalog, chunk: np.ndarray, per_profile: int, rng: np.random.Generator) -> None:  # noqa: ANN001
+def _inject(viewing_event, catalog, chunk: np.ndarray, per_profile: int, rng: np.random.Generator) -> None:
     """Recent full plays of random titles above each kids profile's cap (one bulk insert per chunk)."""
     import datetime as dt
 

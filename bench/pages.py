@@ -153,7 +153,7 @@ def _run(args: argparse.Namespace) -> dict:
 class _QueryCounter(list):
     """An execute wrapper that keeps every SQL statement (the test Client resets connection.queries_log)."""
 
-    def __call__(self, execute, sql, params, many, context):  # noqa: ANN001, ANN204
+    def __call__(self, execute, sql, params, many, context):
         self.append(sql)
         return execute(sql, params, many, context)
 

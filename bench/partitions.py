@@ -140,12 +140,12 @@ def _sizes(conn: psycopg.Connection) -> list[dict]:
     ]
 
 
-def _partitions_of_week(conn: psycopg.Connection, title: int, week) -> list[str]:  # noqa: ANN001
+def _partitions_of_week(conn: psycopg.Connection, title: int, week) -> list[str]:
     plan = "\n".join(r[0] for r in conn.execute(f"EXPLAIN {WEEK_OF_VIEWS}", [title, *week]))
     return sorted(set(_PARTITION.findall(plan)))
 
 
-def _measure(conn: psycopg.Connection, profiles: list[int], titles: list[int], week, repeats: int) -> dict:  # noqa: ANN001
+def _measure(conn: psycopg.Connection, profiles: list[int], titles: list[int], week, repeats: int) -> dict:
     cursor = psycopg.ClientCursor(conn)  # as Django sends queries: parameters inlined, planned every time
     history = _timed(cursor, HISTORY, [[profiles[i % len(profiles)]] for i in range(repeats)])
     views = _timed(cursor, WEEK_OF_VIEWS, [[titles[i % len(titles)], *week] for i in range(max(repeats // 10, 50))])

@@ -68,10 +68,10 @@ def main() -> None:
     profiles = user_features_refresh(profile_id_start=low, profile_id_end=high + 1, as_of=as_of, store=store)
     after_profiles = client.info("memory")["used_memory"]
 
-    user_keys = [key for key in client.scan_iter(f"{args.namespace}:*:user:*", count=10_000)]
+    user_keys = list(client.scan_iter(f"{args.namespace}:*:user:*", count=10_000))
     title_keys = [key for key in client.scan_iter(f"{args.namespace}:*:content:*", count=10_000)
                   if b":matrix:" not in key and not key.endswith(b":version")]  # fmt: skip
-    matrix_keys = [key for key in client.scan_iter(f"{args.namespace}:*:matrix:*", count=1_000)]
+    matrix_keys = list(client.scan_iter(f"{args.namespace}:*:matrix:*", count=1_000))
     rng = np.random.default_rng(3)
 
     def usage(keys: list[bytes]) -> dict:
@@ -110,7 +110,7 @@ def _database_create(url: str) -> None:
         subprocess.run(["psql", admin, "-c", f'CREATE DATABASE "{name}"'], check=True, timeout=60)
 
 
-def _delete_namespace(client, namespace: str) -> None:  # noqa: ANN001
+def _delete_namespace(client, namespace: str) -> None:
     batch = []
     for key in client.scan_iter(f"{namespace}:*", count=10_000):
         batch.append(key)

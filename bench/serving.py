@@ -157,7 +157,7 @@ def main() -> None:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
 
 
-def _served_diversity(engine, profile_ids, models, now) -> dict[str, float]:  # noqa: ANN001
+def _served_diversity(engine, profile_ids, models, now) -> dict[str, float]:
     """Distinct genres, share of recent titles and share outside the profile's usual genres in the served top 20."""
     from ranking.ml.diversify import diversity_report, recent_titles
     from recommendations.candidates import _favourite_genres

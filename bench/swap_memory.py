@@ -185,7 +185,7 @@ def _activate_new_version(kind: str) -> str:
     return version.version
 
 
-def _wait_for(condition, what: str, seconds: float = 180.0) -> float:  # noqa: ANN001
+def _wait_for(condition, what: str, seconds: float = 180.0) -> float:
     started = time.monotonic()
     while not condition():
         if time.monotonic() - started > seconds:

@@ -98,7 +98,7 @@ class CircuitBreaker:
             time.sleep(self.probe_seconds)
             try:
                 self.probe()
-            except Exception as error:  # noqa: BLE001 - a failed probe keeps the breaker open
+            except Exception as error:
                 self._last_error = f"{type(error).__name__}: {error}"[:300]
                 continue
             with self._lock:
@@ -130,7 +130,7 @@ class SkipOpenCircuit:
     """A logging filter: a call refused by an open breaker is not news (the breaker logged when it opened), so
     records about one are dropped instead of printing a traceback on every request of an outage."""
 
-    def filter(self, record) -> bool:  # noqa: ANN001
+    def filter(self, record) -> bool:
         if record.exc_info and _caused_by_open_circuit(record.exc_info[1]):
             return False
         args = record.args if isinstance(record.args, tuple) else ()

@@ -14,7 +14,7 @@ MAX_DEPTH = 16  # the deepest body Reco accepts ({"events": [{"items": [{...}]}]
 
 
 class BoundedJSONParser(JSONParser):
-    def parse(self, stream, media_type=None, parser_context=None) -> Any:  # noqa: ANN001
+    def parse(self, stream, media_type=None, parser_context=None) -> Any:
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
         raw = stream.read(limit + 1) if stream is not None else b""
         if len(raw) > limit:

@@ -364,7 +364,7 @@ def convert_to_plain(spec: PartitionedTable) -> None:
             cursor.execute(definition)
 
 
-def _own_constraints_and_indexes(cursor, table: str) -> tuple[list[tuple[str, str, str]], list[tuple[str, str]]]:  # noqa: ANN001
+def _own_constraints_and_indexes(cursor, table: str) -> tuple[list[tuple[str, str, str]], list[tuple[str, str]]]:
     """`table`'s own primary, unique and foreign keys [(name, type, definition)], primary first, and its indexes
     that back no constraint [(name, definition)] (a partition's inherited ones are its parent's, not its own)."""
     cursor.execute(

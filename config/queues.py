@@ -37,7 +37,7 @@ def queue_group(task_name: str) -> str | None:
     return QUEUE_OF_MODULE.get(task_name.rpartition(".")[0])
 
 
-def route_task(name: str, args, kwargs, options, task=None, **kw) -> dict | None:  # noqa: ANN001 — Celery's router call
+def route_task(name: str, args, kwargs, options, task=None, **kw) -> dict | None:
     """Celery router (CELERY_TASK_ROUTES): the queue of the task's domain; an explicit queue= still wins."""
     from django.conf import settings
 

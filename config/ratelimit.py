@@ -88,7 +88,7 @@ def take(key: str, *, rate: float, capacity: float, cost: float = 1.0) -> Decisi
         if client is not None:
             allowed, tokens = _take_shared(client, key, rate, capacity, cost)
             shared = True
-    except Exception as error:  # noqa: BLE001 - a limiter must never take the API down
+    except Exception as error:
         _warn(error)
     if allowed is None:
         allowed, tokens = local_buckets.take(key, rate, capacity, cost)
@@ -96,7 +96,7 @@ def take(key: str, *, rate: float, capacity: float, cost: float = 1.0) -> Decisi
     return Decision(bool(allowed), tokens, retry_after, shared)
 
 
-def _take_shared(client, key: str, rate: float, capacity: float, cost: float) -> tuple[bool, float]:  # noqa: ANN001
+def _take_shared(client, key: str, rate: float, capacity: float, cost: float) -> tuple[bool, float]:
     global _script
     if _script is None or _script[0] is not client:
         _script = (client, client.register_script(_SCRIPT))

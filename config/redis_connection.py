@@ -36,7 +36,7 @@ class BreakerConnection(redis.Connection):
             probe_seconds=getattr(settings, "REDIS_BREAKER_PROBE_SECONDS", 0.5),
         )  # fmt: skip
 
-    def _guarded(self, call, *args, **kwargs):  # noqa: ANN001, ANN202
+    def _guarded(self, call, *args, **kwargs):
         if self.breaker.is_open:
             self.disconnect()
             raise RedisCircuitOpen(f"Redis {self.host}:{self.port} skipped: circuit open")
@@ -50,13 +50,13 @@ class BreakerConnection(redis.Connection):
         self.breaker.record_success()
         return result
 
-    def connect_check_health(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN201
+    def connect_check_health(self, *args, **kwargs):
         if self._sock:
             return None
         return self._guarded(super().connect_check_health, *args, **kwargs)
 
-    def send_packed_command(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN201
+    def send_packed_command(self, *args, **kwargs):
         return self._guarded(super().send_packed_command, *args, **kwargs)
 
-    def read_response(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN201
+    def read_response(self, *args, **kwargs):
         return self._guarded(super().read_response, *args, **kwargs)

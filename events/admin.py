@@ -12,11 +12,11 @@ class ExperimentFilter(admin.SimpleListFilter):
     title = "experiment"
     parameter_name = "experiment"
 
-    def lookups(self, request, model_admin):  # noqa: ANN001, ANN201
+    def lookups(self, request, model_admin):
         experiments = dict.fromkeys(experiment for experiment, _ in experiment_arms())
         return [(experiment, experiment) for experiment in experiments]
 
-    def queryset(self, request, queryset):  # noqa: ANN001, ANN201
+    def queryset(self, request, queryset):
         return queryset.filter(experiment=self.value()) if self.value() else queryset
 
 
@@ -26,12 +26,12 @@ class ArmFilter(admin.SimpleListFilter):
     title = "arm"
     parameter_name = "arm"
 
-    def lookups(self, request, model_admin):  # noqa: ANN001, ANN201
+    def lookups(self, request, model_admin):
         chosen = request.GET.get(ExperimentFilter.parameter_name)
         arms = dict.fromkeys(arm for experiment, arm in experiment_arms() if arm and chosen in (None, experiment))
         return [(arm, arm) for arm in arms]
 
-    def queryset(self, request, queryset):  # noqa: ANN001, ANN201
+    def queryset(self, request, queryset):
         return queryset.filter(arm=self.value()) if self.value() else queryset
 
 

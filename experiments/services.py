@@ -87,7 +87,7 @@ def experiment_create(
     description: str = "",
     status: str = Experiment.Status.DRAFT,
     salt: str | None = None,
-    created_by=None,  # noqa: ANN001
+    created_by=None,
 ) -> Experiment:
     """Create an experiment and its arms (in the given order, which the assignment follows)."""
     experiment_arms_validate(arms=arms, running=status == Experiment.Status.RUNNING)

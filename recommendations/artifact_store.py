@@ -51,7 +51,7 @@ class _Reader:
             return self._handle.read(size)
         except FileNotFoundError:
             raise
-        except Exception as error:  # noqa: BLE001 - botocore's and aiohttp's errors are not OSErrors
+        except Exception as error:
             raise StoreUnavailable(f"{self._url}: {type(error).__name__}: {error}") from error
 
     def __enter__(self) -> _Reader:
@@ -60,7 +60,7 @@ class _Reader:
     def __exit__(self, *exc: object) -> None:
         try:
             self._handle.close()
-        except Exception:  # noqa: BLE001 - closing a read-only handle on a dead connection
+        except Exception:
             pass
 
 
@@ -154,12 +154,12 @@ class UrlStore:
     def location(self, relative: str) -> RemoteDir:
         return RemoteDir(self, relative.strip("/"))
 
-    def _call(self, what: str, action, *args: Any, **kwargs: Any) -> Any:  # noqa: ANN001
+    def _call(self, what: str, action, *args: Any, **kwargs: Any) -> Any:
         try:
             return action(*args, **kwargs)
         except FileNotFoundError:
             raise
-        except Exception as error:  # noqa: BLE001 - botocore's and aiohttp's errors are not OSErrors
+        except Exception as error:
             raise StoreUnavailable(f"{what}: {type(error).__name__}: {error}") from error
 
     def open(self, key: str) -> _Reader:

@@ -69,7 +69,7 @@ def response_leaks(
     watched_safe = {str(catalog.names[r]) for r in watched_rows[known] if catalog.maturity[r] <= maturity_cap}
     leaks: list[Leak] = []
 
-    def check_items(items, where: str) -> None:  # noqa: ANN001
+    def check_items(items, where: str) -> None:
         ids = np.array([item.content_id for item in items], np.int64)
         rows, found = catalog.positions(ids)
         for item, row, present in zip(items, rows, found, strict=True):

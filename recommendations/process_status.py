@@ -21,7 +21,7 @@ PROCESS_STATUS_KEY = "serving:processes"
 PROCESS_STATUS_TTL_SECONDS = 120
 
 
-def _redis():  # noqa: ANN202
+def _redis():
     """The raw Redis client under the default cache (one server or a cluster: the hash is one key, so one
     node), or None on another backend."""
     return shared_redis()

@@ -175,7 +175,7 @@ def _label_contexts(outcomes: pd.DataFrame) -> dict[int, tuple[int, int]]:
     return {int(p): (int(h), int(d)) for p, h, d in zip(first["user_id"], hours, first["device_type"], strict=True)}
 
 
-def _models_as_of(interactions: pd.DataFrame, cutoff: dt.datetime):  # noqa: ANN202
+def _models_as_of(interactions: pd.DataFrame, cutoff: dt.datetime):
     """Candidate models fitted on the viewings before the cutoff, aligned like serving's."""
     from recommendations.training import DEFAULT_PARAMS
 
@@ -188,7 +188,7 @@ def _models_as_of(interactions: pd.DataFrame, cutoff: dt.datetime):  # noqa: ANN
     return build_serving_models(catalog, loaded, key=("ranker-training", cutoff.isoformat()))
 
 
-def _trending_as_of(models, cutoff: dt.datetime) -> TrendingList:  # noqa: ANN001
+def _trending_as_of(models, cutoff: dt.datetime) -> TrendingList:
     aggregates = feature_selectors.content_aggregates(as_of=cutoff)
     matrix = compute.content_features(aggregates, feature_selectors.catalog_arrays())
     popularity = matrix.column("popularity_score")

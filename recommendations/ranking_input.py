@@ -63,7 +63,7 @@ def model_scores(candidates: CandidateSet, models: ServingModels) -> dict[str, n
     return scores
 
 
-def user_vector_of(row) -> np.ndarray:  # noqa: ANN001 (features.store.FeatureRow)
+def user_vector_of(row) -> np.ndarray:
     """A FeatureRow as the stored float32 vector, in schema order."""
     return np.concatenate([np.asarray(row.values[f.name], np.float32).ravel() for f in USER_FEATURES.features])
 
@@ -97,7 +97,7 @@ def interaction_features(
     return values
 
 
-def blend_sources(merged) -> np.ndarray:  # noqa: ANN001 (MergedCandidates)
+def blend_sources(merged) -> np.ndarray:
     """Without a ranker: each candidate's best within-source percentile (sources in quota order weigh more)."""
     scores = np.where(np.isnan(merged.scores), -np.inf, merged.scores)
     ranks = np.argsort(np.argsort(-scores, axis=0, kind="stable"), axis=0, kind="stable")

@@ -168,7 +168,7 @@ def warm_up() -> ServingModels | None:
     started = time.perf_counter()
     try:
         models = serving_state.models()
-    except Exception:  # noqa: BLE001 - a failed warm-up must not keep the web server from starting
+    except Exception:
         log.exception("warm-up skipped: the serving state could not be read; workers will build their own")
         models = None
     finally:

@@ -75,7 +75,7 @@ class ServingMonitor:
         if refresh_models:
             try:  # before the first request (a worker that did not inherit the master's models loads them now)
                 registry.refresh_if_due()
-            except Exception:  # noqa: BLE001 - the thread retries; requests fall back meanwhile
+            except Exception:
                 log.warning("first model refresh failed; the monitor retries", exc_info=True)
         self._stop.clear()
         self.models_shared()
@@ -97,7 +97,7 @@ class ServingMonitor:
         if withdraw:
             try:
                 process_status_withdraw(host=socket.gethostname(), pid=os.getpid())
-            except Exception:  # noqa: BLE001 - the entry expires by itself within two minutes
+            except Exception:
                 log.debug("could not withdraw the serving status", exc_info=True)
 
     def models_shared(self) -> None:
@@ -117,7 +117,7 @@ class ServingMonitor:
                 break
             try:
                 self.run_once(publish=woken)
-            except Exception as error:  # noqa: BLE001 - the monitor must outlive any one failed pass
+            except Exception as error:
                 message = f"{type(error).__name__}: {error}"
                 # The traceback once per kind of failure (a database outage fails every pass the same way).
                 log.warning("serving monitor pass failed: %s", message, exc_info=message != self._last_failure)
@@ -165,7 +165,7 @@ class ServingMonitor:
             return  # stopping: a pass still running must not publish after the withdrawal
         try:
             process_status_publish(status=self.status())
-        except Exception:  # noqa: BLE001 - an unreachable cache must not stop verification
+        except Exception:
             if time.monotonic() - self._publish_failed_at > PUBLISH_FAILURE_LOG_SECONDS:
                 self._publish_failed_at = time.monotonic()
                 log.warning("could not publish the serving status", exc_info=True)

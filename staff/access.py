@@ -10,7 +10,7 @@ from django.shortcuts import render
 from django.urls import reverse
 
 
-def is_staff_member(user) -> bool:  # noqa: ANN001
+def is_staff_member(user) -> bool:
     return bool(user.is_authenticated and user.is_active and user.is_staff)
 
 

@@ -19,7 +19,7 @@ def model_sections(kinds: list[selectors.KindVersions]) -> list[dict[str, Any]]:
     """Per kind: its plot, how long the active version has served, and the metric cells of each version."""
     now = timezone.now()
     return [{
-        "kind": k, "plot": mark_safe(_model_plot(k)),  # noqa: S308 — plots.line_chart escapes its text
+        "kind": k, "plot": mark_safe(_model_plot(k)),
         "active_age": selectors.age_of(k.active.activated_at if k.active else None, now=now),
         "rows": [{"version": v, "metrics": [_metric(v.metrics.get(name)) for name in k.metric_names]} for v in k.versions],
         "metric_labels": [METRIC_LABELS.get(name, name) for name in k.metric_names],
@@ -75,7 +75,7 @@ def experiment_view(experiment: Experiment) -> dict[str, Any]:
         latest = [r for r in rows if r.computed_at == times[-1]]
         short = labels.get(metric, metric).split(" (")[0]
         plot = plots.line_chart(series, title=f"{short}, 95 % intervals", x_ticks=ticks, width=420, height=200, dodge=8)
-        metrics.append({"metric": metric, "label": labels.get(metric, metric), "plot": mark_safe(plot),  # noqa: S308 — escaped by plots
+        metrics.append({"metric": metric, "label": labels.get(metric, metric), "plot": mark_safe(plot),
                         "latest": latest, "computed_at": times[-1]})  # fmt: skip
     # The verdict rests on personalization lift when it was measured, else engagement, else the first metric.
     headline = next((m for name in ("lift", "engagement") for m in metrics if m["metric"] == name), metrics[0] if metrics else None)

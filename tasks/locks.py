@@ -35,7 +35,7 @@ return 0
 """
 
 
-def _redis():  # noqa: ANN202 — a redis.Redis or RedisCluster, None on local-memory caches
+def _redis():
     return shared_redis()
 
 

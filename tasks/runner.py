@@ -47,7 +47,7 @@ TAKEOVER_POLL_SECONDS = 0.5
 SHARD_ENQUEUE_CHUNK = 500  # shard messages published per producer checkout (bounded, never one giant group)
 
 
-class JobSkipped(Exception):  # noqa: N818 — an outcome, not an error
+class JobSkipped(Exception):
     """Raised by a job's work to record its attempt as SKIPPED with this reason (nothing to do)."""
 
 

@@ -100,7 +100,7 @@ def celery_worker_process(django_db_setup, django_db_blocker):
         "DJANGO_SETTINGS_MODULE": "config.settings.test",
     }
     root = Path(__file__).resolve().parent.parent
-    log = open(root / "var" / f"{queue}.log", "w")  # noqa: SIM115 — closed at teardown
+    log = open(root / "var" / f"{queue}.log", "w")
     worker = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo", "--queues", queue,
          "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel", "INFO",

@@ -698,7 +698,7 @@ def load(url: str | Callable[[int], str], rate: float, seconds: float, headers: 
             started_actions[name] = round(time.perf_counter() - start, 3)
             try:
                 action()
-            except Exception as error:  # noqa: BLE001 - raised again by load() once the run is over
+            except Exception as error:
                 failed_actions.append(error)
             done_actions[name] = round(time.perf_counter() - start, 3)
 

@@ -34,7 +34,7 @@ class DeadlineConnection(psycopg.Connection):
 
     breaker: CircuitBreaker | None = None
 
-    def wait(self, gen, interval=0.1, timeout=None):  # noqa: ANN001, ANN201 - psycopg's signature
+    def wait(self, gen, interval=0.1, timeout=None):
         limit = database_deadline()
         ours = limit is not None and (timeout is None or limit < timeout)
         timeout = limit if ours else timeout
@@ -60,7 +60,7 @@ class _Psycopg:
     def __init__(self, connection_class: type[psycopg.Connection]) -> None:
         self._connection_class = connection_class
 
-    def __getattr__(self, name: str):  # noqa: ANN204
+    def __getattr__(self, name: str):
         return getattr(psycopg, name)
 
     def connect(self, *args, **kwargs) -> psycopg.Connection:
@@ -70,12 +70,12 @@ class _Psycopg:
 class DatabaseWrapper(postgresql.DatabaseWrapper):
     Database = _Psycopg(DeadlineConnection)
 
-    def cursor(self):  # noqa: ANN201 - Django's
+    def cursor(self):
         if self.alias not in settings.DATABASE_REPLICA_ALIASES:
             return super().cursor()
         return ReplicaCursor(self, super().cursor)
 
-    def chunked_cursor(self):  # noqa: ANN201 - replicas read client-side (a failover cannot resume a named cursor)
+    def chunked_cursor(self):
         return self.cursor() if self.alias in settings.DATABASE_REPLICA_ALIASES else super().chunked_cursor()
 
     def read_breaker(self) -> CircuitBreaker:
@@ -111,7 +111,7 @@ class DatabaseWrapper(postgresql.DatabaseWrapper):
         def attempt() -> None:
             try:
                 outcome["connection"] = connect(conn_params)
-            except BaseException as error:  # noqa: BLE001 - handed to the waiting thread
+            except BaseException as error:
                 outcome["error"] = error
             done.set()
             if abandoned.is_set() and "connection" in outcome:

@@ -25,19 +25,19 @@ log = logging.getLogger(__name__)
 class ReplicaCursor:
     """Django's cursor on a replica connection (opened lazily), or on the primary once the replica failed."""
 
-    def __init__(self, replica, open_cursor) -> None:  # noqa: ANN001 - the replica's DatabaseWrapper, its cursor()
+    def __init__(self, replica, open_cursor) -> None:
         self._replica = replica
         self._open_cursor = open_cursor
         self._cursor: Any = None
         self._on_primary = False
 
-    def execute(self, sql, params=None):  # noqa: ANN001, ANN201 - Django's cursor signature
+    def execute(self, sql, params=None):
         return self._run("execute", sql, params)
 
-    def executemany(self, sql, param_list):  # noqa: ANN001, ANN201
+    def executemany(self, sql, param_list):
         return self._run("executemany", sql, param_list)
 
-    def _run(self, method: str, sql, params):  # noqa: ANN001, ANN202
+    def _run(self, method: str, sql, params):
         if not self._on_primary:
             try:
                 with database_deadline_set(replica_wait_limit()):
@@ -64,16 +64,16 @@ class ReplicaCursor:
         if self._cursor is not None:
             self._cursor.close()
 
-    def __getattr__(self, name: str):  # noqa: ANN204 - fetchone, fetchmany, description, rowcount ...
+    def __getattr__(self, name: str):
         if self._cursor is None:
             raise AttributeError(name)
         return getattr(self._cursor, name)
 
-    def __iter__(self):  # noqa: ANN204
+    def __iter__(self):
         return iter(self._cursor)
 
     def __enter__(self) -> ReplicaCursor:
         return self
 
-    def __exit__(self, *exc_info) -> None:  # noqa: ANN002
+    def __exit__(self, *exc_info) -> None:
         self.close()

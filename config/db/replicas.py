@@ -149,7 +149,7 @@ def pin_profiles(profile_ids: Iterable[int]) -> None:
     _local_pins.update(dict.fromkeys(ids, until))
     try:
         cache.set_many({PIN_KEY.format(pk): 1 for pk in ids}, timeout=math.ceil(seconds))
-    except Exception as error:  # noqa: BLE001 - the cache's own errors vary by backend
+    except Exception as error:
         _everyone_until = max(_everyone_until, until)
         log.warning("could not share read-your-writes pins (%s): this process reads the primary for %.0f s",
                     type(error).__name__, seconds)  # fmt: skip
@@ -168,7 +168,7 @@ def _pin_lookup(profile_id: int) -> bool:
         return True
     try:
         return cache.get(PIN_KEY.format(profile_id)) is not None
-    except Exception:  # noqa: BLE001 - pins unknown: the primary is the safe answer
+    except Exception:
         return True
 
 
@@ -235,7 +235,7 @@ class ReplicaMonitor:
             started = time.monotonic()
             try:
                 self._check_all(connections_by_alias)
-            except Exception:  # noqa: BLE001 - the monitor must outlive any one round
+            except Exception:
                 log.exception("replica check failed")
             self._wake.wait(max(0.0, settings.DATABASE_REPLICA_CHECK_SECONDS - (time.monotonic() - started)))
             self._wake.clear()

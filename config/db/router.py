@@ -11,16 +11,16 @@ from config.db.replicas import PRIMARY, PRIMARY_APPS, note_write, read_alias, re
 
 
 class ReplicaRouter:
-    def db_for_read(self, model, **hints) -> str:  # noqa: ANN001, ANN003 - Django's router signature
+    def db_for_read(self, model, **hints) -> str:
         return PRIMARY if model._meta.app_label in PRIMARY_APPS else read_alias()
 
-    def db_for_write(self, model, **hints) -> str:  # noqa: ANN001, ANN003
+    def db_for_write(self, model, **hints) -> str:
         instance = hints.get("instance")
         note_write(model_label=model._meta.label, pk=getattr(instance, "pk", None))
         return PRIMARY
 
-    def allow_relation(self, obj1, obj2, **hints) -> bool:  # noqa: ANN001, ANN003 - one database, several copies
+    def allow_relation(self, obj1, obj2, **hints) -> bool:
         return True
 
-    def allow_migrate(self, db: str, app_label: str, model_name: str | None = None, **hints) -> bool | None:  # noqa: ANN003
+    def allow_migrate(self, db: str, app_label: str, model_name: str | None = None, **hints) -> bool | None:
         return False if db in replica_aliases() else None

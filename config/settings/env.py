@@ -34,7 +34,7 @@ def env_float(name: str, default: float) -> float:
     return _env_number(name, default, float, "a number")
 
 
-def _env_number(name: str, default, cast, what: str):  # noqa: ANN001, ANN202
+def _env_number(name: str, default, cast, what: str):
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
         return default

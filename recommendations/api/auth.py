@@ -83,7 +83,7 @@ class TooManyFailedKeys(exceptions.Throttled):
 class ApiKeyAuthentication(authentication.BaseAuthentication):
     """`X-Api-Key: <key>` (or `Authorization: Api-Key <key>`) identifies the client app."""
 
-    def authenticate(self, request):  # noqa: ANN001, ANN201
+    def authenticate(self, request):
         key = request.headers.get(HEADER)
         if not key:
             scheme, _, value = request.headers.get("Authorization", "").partition(" ")
@@ -101,11 +101,11 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed("Unknown or revoked API key.")
         return identity, key
 
-    def authenticate_header(self, request) -> str:  # noqa: ANN001
+    def authenticate_header(self, request) -> str:
         return "Api-Key"  # so a missing key is a 401, not a 403
 
 
-def client_address(request) -> str:  # noqa: ANN001
+def client_address(request) -> str:
     """The peer address (behind a proxy, the proxy must set REMOTE_ADDR: gunicorn's forwarded_allow_ips)."""
     return request.META.get("REMOTE_ADDR", "") or "unknown"
 
@@ -115,7 +115,7 @@ class HasScope(permissions.BasePermission):
 
     message = "This API key may not do this."
 
-    def has_permission(self, request, view) -> bool:  # noqa: ANN001
+    def has_permission(self, request, view) -> bool:
         identity = request.user
         needed = getattr(view, "required_scope", None)
         if not isinstance(identity, ClientIdentity):
@@ -129,7 +129,7 @@ class HasScope(permissions.BasePermission):
 class ClientRateThrottle(throttling.BaseThrottle):
     """Each client's own rate as a token bucket; a request costs `view.request_cost(request)` (default 1)."""
 
-    def allow_request(self, request, view) -> bool:  # noqa: ANN001
+    def allow_request(self, request, view) -> bool:
         identity = request.user
         if not isinstance(identity, ClientIdentity):
             return True
@@ -155,5 +155,5 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
     target_class = "recommendations.api.auth.ApiKeyAuthentication"
     name = "ApiKey"
 
-    def get_security_definition(self, auto_schema):  # noqa: ANN001, ANN201
+    def get_security_definition(self, auto_schema):
         return {"type": "apiKey", "in": "header", "name": HEADER}

@@ -60,7 +60,7 @@ def screenshot():
     """screenshot(page, "name") writes var/test-artifacts/screenshots/name.png (the whole page)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
-    def take(page, name: str) -> Path:  # noqa: ANN001
+    def take(page, name: str) -> Path:
         path = SCREENSHOTS / f"{name}.png"
         page.screenshot(path=str(path), full_page=True)
         return path

@@ -70,7 +70,7 @@ def test_a_killed_master_degrades_only_its_profiles_until_its_replica_takes_over
     cluster.wait_ok(seconds=15)
 
 
-def _replicated(cluster, master) -> bool:  # noqa: ANN001
+def _replicated(cluster, master) -> bool:
     info = cluster.info(master, "replication")
     offset = int(info["master_repl_offset"])
     return any(f"offset={offset}," in value for key, value in info.items() if key.startswith("slave"))

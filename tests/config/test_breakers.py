@@ -50,11 +50,11 @@ def _client(url: str) -> redis.Redis:
     return redis.Redis(connection_pool=pool)
 
 
-def _timed(call) -> tuple[float, Exception | None]:  # noqa: ANN001
+def _timed(call) -> tuple[float, Exception | None]:
     started = time.perf_counter()
     try:
         call()
-    except Exception as error:  # noqa: BLE001
+    except Exception as error:
         return time.perf_counter() - started, error
     return time.perf_counter() - started, None
 

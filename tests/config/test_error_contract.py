@@ -32,7 +32,7 @@ def _api(key: str = KEY, **issue) -> APIClient:
     return client
 
 
-def assert_error(response, status: int, code: str | None = None) -> dict:  # noqa: ANN001
+def assert_error(response, status: int, code: str | None = None) -> dict:
     assert response.status_code == status, response.content
     assert response["Content-Type"].startswith("application/json")
     body = response.json()

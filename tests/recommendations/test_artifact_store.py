@@ -210,7 +210,7 @@ def test_two_gunicorn_masters_with_their_own_caches_ride_out_an_unreachable_stor
         status, _, body = request(f"{url}/api/recs?profile_id={profile}&n=5&rows=false", headers={"X-Api-Key": KEY})
         return json.loads(body)["model_versions"].get("popularity") if status == 200 else None
 
-    def statuses(host) -> list[dict]:  # noqa: ANN001
+    def statuses(host) -> list[dict]:
         """The published statuses of the host's master and its current workers."""
         alive = {host.process.pid, *host.worker_pids()}
         return [s for s in serving_processes() if s.get("pid") in alive]
@@ -238,7 +238,7 @@ def test_two_gunicorn_masters_with_their_own_caches_ride_out_an_unreachable_stor
             new = model_train(kind=ModelKind.POPULARITY, activation="always", until=timezone.now()).version
             assert new.status == ModelVersion.Status.ACTIVE and new.checksum != old.checksum
 
-            def flagged(host) -> bool:  # noqa: ANN001
+            def flagged(host) -> bool:
                 found = statuses(host)
                 return len(found) == 2 and all(
                     any(f["version"] == new.version and "StoreUnavailable" in f["error"] for f in s["failures"])

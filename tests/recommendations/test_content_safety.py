@@ -95,7 +95,7 @@ def test_a_rating_raised_after_the_viewing_stops_naming_the_title(engine, settin
 
 
 # --- the checker itself: it must see every kind of leak ---------------------------------------------------
-def _response(items=(), rows=()) -> Recommendations:  # noqa: ANN001
+def _response(items=(), rows=()) -> Recommendations:
     return Recommendations("r", 1, list(items), list(rows), {}, "")
 
 

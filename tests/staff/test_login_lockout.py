@@ -21,7 +21,7 @@ def admin_user(db):
     return UserFactory(username="ops", is_staff=True, is_superuser=True, password=PASSWORD)
 
 
-def _try(client, password: str, *, address: str = "127.0.0.1", username: str = "ops", **headers):  # noqa: ANN001, ANN202
+def _try(client, password: str, *, address: str = "127.0.0.1", username: str = "ops", **headers):
     return client.post(LOGIN, {"username": username, "password": password, "next": "/admin/"}, REMOTE_ADDR=address,
                        **headers)  # fmt: skip
 

@@ -18,7 +18,7 @@ from tests.factories.users import ViewingEventFactory
 from users.models import Profile, ViewingEvent
 
 
-def _as_response(page) -> Recommendations:  # noqa: ANN001
+def _as_response(page) -> Recommendations:
     """A preview page as the engine's response type, for the checker."""
     rows = [Row(row.key, row.title, tuple(RankedItem(t.rank, t.content_id, t.title, t.score, t.reason, t.sources)
                                           for t in row.tiles)) for row in page.rows]  # fmt: skip

@@ -42,7 +42,7 @@ class Worker:
     process: subprocess.Popen | None = field(default=None, repr=False)
 
     def start(self, *, ready_within: float = 60.0) -> Worker:
-        log = open(self.log_path, "ab")  # noqa: SIM115 — the child holds it; closed when we stop it
+        log = open(self.log_path, "ab")
         pool = ["--pool", "prefork", "--concurrency", str(self.processes)] if self.processes else ["--pool", "solo"]
         self.process = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "config", "worker", *pool, "--queues", self.queue,
@@ -156,7 +156,7 @@ class RedisServer:
             self.process.wait(timeout=10)
 
 
-def wait_for(condition, *, within: float, every: float = 0.2, message: str = "condition"):  # noqa: ANN001, ANN201
+def wait_for(condition, *, within: float, every: float = 0.2, message: str = "condition"):
     """Poll `condition()` until it returns something truthy (returned), or fail after `within` seconds."""
     deadline = time.monotonic() + within
     while True:

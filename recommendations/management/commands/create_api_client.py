@@ -7,14 +7,14 @@ from recommendations.models import ApiClient, ApiScope
 class Command(BaseCommand):
     help = "Create an API client and print its key, e.g. `manage.py create_api_client tv-app --rate 100/s`."
 
-    def add_arguments(self, parser) -> None:  # noqa: ANN001
+    def add_arguments(self, parser) -> None:
         parser.add_argument("name", help="a unique name for the client app")
         parser.add_argument("--rate", default="6000/min", help="requests allowed, e.g. 6000/min (default) or 100/s")
         parser.add_argument("--key", help="use this key instead of a random one (demo and tests)")
         parser.add_argument("--scopes", default=",".join(ApiScope.values),
                             help=f"comma-separated, of {', '.join(ApiScope.values)} (default: all)")  # fmt: skip
 
-    def handle(self, *args, name: str, rate: str, key: str | None, scopes: str, **options) -> None:  # noqa: ANN002, ANN003
+    def handle(self, *args, name: str, rate: str, key: str | None, scopes: str, **options) -> None:
         if ApiClient.objects.filter(name=name).exists():
             raise CommandError(f"an API client named {name!r} exists; revoke it in the admin or pick another name")
         if key is not None and len(key) < 16:
