@@ -4,12 +4,12 @@
     OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/ml100k_eval.py             # tune, refit, evaluate: minutes
     OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/ml100k_eval.py --quick     # the last run's choices, no tuning
 
-A thin command line over recommendations.ml.evaluation (also `manage.py evaluate --dataset ml-100k`).
+A thin command line over recommendations.ml.evaluation (also `manage.py evaluate --dataset PATH`, any layout).
 Split: all ratings, stratified by item, 75/25, seed 42. Hyper-parameters and candidate knobs are chosen on a
 validation split carved out of train (same procedure, another seed), never on test; each family's grid stops
 at --tune-seconds. Then every model is refitted on train and scored on test: top-10 per user with train items
-removed, every test rating relevant, users in both test and predictions. The merged-candidates row runs the
-service's own candidate sources and reports recall@500. Writes a table to the terminal, --json and --png.
+removed, every test rating relevant, users in both test and predictions. The merged-candidates row runs
+serving's own candidate pipeline (recommendations.ml.candidate_pipeline) and reports recall@500. Writes a table to the terminal, --json and --png.
 """
 from __future__ import annotations
 
@@ -25,7 +25,8 @@ from recommendations.ml.evaluation import DatasetError, EvaluationConfig, format
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "ml-100k")
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "ml-100k",
+                        help="any layout users.ml.datasets reads (default ../shared/data/ml-100k)")
     parser.add_argument("--json", type=Path, default=ROOT / "bench/results/ml100k_eval.json")
     parser.add_argument("--png", type=Path, default=ROOT / "bench/results/ml100k_eval.png")
     parser.add_argument("--tune-seconds", type=float, default=60.0,
@@ -37,7 +38,7 @@ def main() -> None:
                              "took 4.0 ms on 1 thread, 6.1 ms on 2, and 10x longer on 2 under load)")
     args = parser.parse_args()
     config = EvaluationConfig(
-        data_dir=args.data, json_path=args.json, png_path=args.png, tune_seconds=args.tune_seconds,
+        dataset=args.data, json_path=args.json, png_path=args.png, tune_seconds=args.tune_seconds,
         quick=args.quick, threads=args.threads, torch_threads=args.torch_threads,
         log=lambda line: print(line, flush=True),
     )

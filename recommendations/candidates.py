@@ -1,50 +1,46 @@
-"""Candidate generation for one profile: the five sources, merged into ~500 unique candidates.
+"""Candidate generation for one request: the serving state and profile read, handed to the one pipeline.
 
-Sources (quotas in recommendations.ml.sources.DEFAULT_QUOTAS): collaborative (MF user vector, folded in
-from the live history for profiles the model has not seen), trending (the feature store's list),
-continue watching (10–90 % watched), similar to watched (content neighbours of the recent history),
-new releases (recently added, in the profile's genres); EASE joins when it is active (small catalogs).
-A profile with no history gets popular titles in its onboarding genres instead of collaborative, and
-trending among the titles its tier and country may watch. Every source only proposes allowed titles.
+The pipeline itself (sources, quotas, merge) is pure and shared with ranker training and the offline
+evaluation: recommendations.ml.candidate_pipeline. Here only what the request holds becomes its inputs:
+the profile's entitlements as an allowed mask, its history, the active models and the trending list.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
-import time
-from dataclasses import dataclass, field
-
-import numpy as np
 
 from recommendations.context import ProfileState
-from recommendations.ml import sources
-from recommendations.ml.candidates import MergedCandidates, merge_candidates
-from recommendations.ml.catalog import GENRE_BITS
+from recommendations.ml.candidate_pipeline import (
+    TOTAL_CANDIDATES,
+    CandidateModels,
+    CandidateSet,
+    ProfileHistory,
+    favourite_genres,
+    generate,
+)
 from recommendations.models import ModelKind
 from recommendations.serving import ServingModels, TrendingList
 
-TOTAL_CANDIDATES = 500
-SIMILAR_HISTORY = 50  # newest viewings that seed "similar to watched"
-RECENCY_HALF_LIFE_DAYS = 30.0
-FAVOURITE_GENRES = 3
-SECONDS_PER_DAY = 86_400.0
+__all__ = ["CandidateSet", "candidates_generate", "pipeline_inputs"]
+_favourite_genres = favourite_genres  # the name tests and bench/serving.py use
 
 
-@dataclass(frozen=True, eq=False)
-class CandidateSet:
-    """~500 candidates: catalog rows, title ids, and per source whether it proposed each and its score."""
-
-    rows: np.ndarray  # int64 (m,) catalog rows
-    merged: MergedCandidates  # content_ids, sources, proposed (m, S), scores (m, S)
-    history_rows: np.ndarray  # the profile's viewed titles as catalog rows, newest first (unique)
-    favourite_genres: int  # genre bit mask: onboarding genres plus the most watched recent genres
-    cold_start: bool
-    user_vector: np.ndarray | None = None  # the MF vector used (trained or folded in), for ranker scores
-    degraded: tuple[str, ...] = ()
-    source_ms: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def content_ids(self) -> np.ndarray:
-        return self.merged.content_ids
+def pipeline_inputs(state: ProfileState, models: ServingModels) -> tuple[ProfileHistory, CandidateModels]:
+    """The pipeline's view of a profile and of the serving models."""
+    catalog = models.catalog
+    profile = ProfileHistory(
+        profile_id=state.profile_id,
+        allowed=catalog.allowed(tier=state.tier, country=state.country, maturity_cap=state.maturity_cap),
+        onboarding_genre_ids=tuple(state.onboarding_genre_ids),
+        title_ids=state.history_title_ids,
+        watch_percentage=state.history_watch_percentage,
+        last_watched=state.history_last_watched,
+    )
+    inputs = CandidateModels(
+        catalog=catalog, popularity=models.popularity, mf=models.get(ModelKind.MATRIX_FACTORIZATION),
+        mf_gram=models.mf_gram, content=models.get(ModelKind.CONTENT), ease=models.get(ModelKind.EASE),
+    )
+    return profile, inputs
 
 
 def candidates_generate(
@@ -56,109 +52,9 @@ def candidates_generate(
     quotas: dict[str, int] | None = None,
     total: int = TOTAL_CANDIDATES,
 ) -> CandidateSet:
-    catalog = models.catalog
-    quotas = dict(quotas or sources.DEFAULT_QUOTAS)
-    allowed = catalog.allowed(tier=state.tier, country=state.country, maturity_cap=state.maturity_cap)
-    now_seconds = now.timestamp()
-    rows, known = catalog.positions(state.history_title_ids)
-    history_rows, first = np.unique(rows[known], return_index=True)
-    history_rows = history_rows[np.argsort(first)]  # unique, newest first
-    h_rows, h_pct = rows[known], state.history_watch_percentage[known]
-    h_last = state.history_last_watched[known]
-    favourite = _favourite_genres(catalog.genre_masks, catalog.genre_mask_of(np.array(state.onboarding_genre_ids)),
-                                  history_rows)  # fmt: skip
-    degraded: list[str] = [] if trending.from_store else ["trending_from_popularity"]
-    lists: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    timings: dict[str, float] = {}
-
-    def timed(name: str, make):  # noqa: ANN001, ANN202
-        started = time.perf_counter()
-        lists[name] = make()
-        timings[name] = (time.perf_counter() - started) * 1000
-
-    mf = models.get(ModelKind.MATRIX_FACTORIZATION)
-    cold = not len(history_rows)
-    vector = None
-    if mf is not None and not cold:
-        vector = _user_vector(state.profile_id, mf.model, mf.alignment, models.mf_gram, h_rows, h_pct)
-        if vector is not None:
-            timed(sources.COLLABORATIVE, lambda: sources.collaborative(
-                vector, mf.model.item_factors, mf.alignment, quotas[sources.COLLABORATIVE] * 2,
-                allowed=allowed, exclude_rows=history_rows))  # fmt: skip
-    elif mf is None:
-        degraded.append("no_collaborative_model")
-    if sources.COLLABORATIVE not in lists:
-        quota = quotas.pop(sources.COLLABORATIVE, 0)
-        quotas[sources.POPULAR_IN_GENRES] = quota
-        timed(sources.POPULAR_IN_GENRES, lambda: sources.popular_in_genres(
-            models.popularity, quota, allowed=allowed, genre_masks=catalog.genre_masks,
-            wanted_genres=int(favourite), exclude_rows=history_rows))  # fmt: skip
-    timed(sources.TRENDING, lambda: sources.ranked_list(
-        trending.rows, trending.scores, quotas[sources.TRENDING] * 2, allowed=allowed, exclude_rows=history_rows))
-    timed(sources.CONTINUE_WATCHING, lambda: sources.continue_watching(
-        h_rows, h_pct, h_last, now_seconds, quotas[sources.CONTINUE_WATCHING], allowed=allowed))
-    content = models.get(ModelKind.CONTENT)
-    if content is not None and not cold:
-        recent = slice(0, SIMILAR_HISTORY)
-        age_days = np.maximum(now_seconds - h_last[recent], 0) / SECONDS_PER_DAY
-        weights = np.maximum(h_pct[recent], 0.1) * 0.5 ** (age_days / RECENCY_HALF_LIFE_DAYS)
-        timed(sources.SIMILAR_TO_WATCHED, lambda: sources.similar_to_watched(
-            content.model.similarity, content.alignment, h_rows[recent], weights,
-            quotas[sources.SIMILAR_TO_WATCHED] * 2, allowed=allowed, exclude_rows=history_rows))  # fmt: skip
-    elif content is None:
-        degraded.append("no_content_model")
-    today = int(now_seconds // SECONDS_PER_DAY)
-    timed(sources.NEW_RELEASES, lambda: sources.new_releases(
-        catalog.date_added_days, today, quotas[sources.NEW_RELEASES] * 2, allowed=allowed, exclude_rows=history_rows,
-        genre_masks=catalog.genre_masks, wanted_genres=int(favourite)))  # fmt: skip
-    ease = models.get(ModelKind.EASE)
-    if ease is not None and not cold:
-        quotas.setdefault(sources.EASE_SOURCE, 0)
-        timed(sources.EASE_SOURCE, lambda: _ease_scores(ease, h_rows, allowed, history_rows, 200))
-
-    started = time.perf_counter()
-    used = {name: quota for name, quota in quotas.items() if name in lists}
-    merged = merge_candidates(lists, used, total)
-    timings["merge"] = (time.perf_counter() - started) * 1000
-    candidate_rows = merged.content_ids  # the lists carry catalog rows; turn them into title ids
-    merged = MergedCandidates(catalog.content_ids[candidate_rows], merged.sources, merged.proposed, merged.scores)
-    return CandidateSet(candidate_rows, merged, history_rows, int(favourite), cold, vector, tuple(degraded), timings)
-
-
-def _user_vector(profile_id, model, alignment, gram, h_rows, h_pct) -> np.ndarray | None:  # noqa: ANN001
-    """The trained vector of a known profile, else the ALS fold-in of its live history."""
-    index = model.user_map.to_index(np.array([profile_id]), strict=False)[0]
-    if index >= 0:
-        return np.asarray(model.user_factors[index], np.float32)
-    items = alignment.items[h_rows]
-    known = items >= 0
-    if not known.any() or gram is None:
-        return None
-    if model.objective != "als":  # no closed form: the mean of the watched items' vectors
-        return np.asarray(model.item_factors[items[known]], np.float32).mean(axis=0)
-    confidence = model.alpha * np.asarray(h_pct[known], np.float64) * 5.0
-    return sources.als_fold_in(model.item_factors, items[known], confidence, model.regularization, gram)
-
-
-def _ease_scores(ease, h_rows, allowed, exclude_rows, n):  # noqa: ANN001, ANN202
-    items = ease.alignment.items[h_rows]
-    items = np.unique(items[items >= 0])
-    if not len(items):
-        return sources.EMPTY
-    scores = np.asarray(ease.model.item_weights[items], np.float32).sum(axis=0)
-    picked, values = sources.top_rows(scores, n, allowed=ease.alignment.model_mask(allowed),
-                                      exclude=ease.alignment.to_model(exclude_rows))  # fmt: skip
-    return ease.alignment.rows[picked], values
-
-
-def _favourite_genres(genre_masks: np.ndarray, onboarding: int, history_rows: np.ndarray) -> np.uint32:
-    """Onboarding genres plus the FAVOURITE_GENRES most frequent genres of the recent history."""
-    recent = genre_masks[history_rows[:SIMILAR_HISTORY]]
-    if not len(recent):
-        return np.uint32(onboarding)
-    bits = (recent[:, None] >> np.arange(GENRE_BITS, dtype=np.uint32)) & np.uint32(1)
-    counts = bits.sum(axis=0).astype(np.int64)  # signed: the descending sort below negates it
-    top = np.argsort(-counts, kind="stable")[:FAVOURITE_GENRES]
-    top = top[counts[top] > 0]
-    mask = np.bitwise_or.reduce(np.left_shift(np.uint32(1), top.astype(np.uint32)), initial=np.uint32(0))
-    return np.uint32(onboarding) | mask
+    profile, inputs = pipeline_inputs(state, models)
+    result = generate(profile, inputs, (trending.rows, trending.scores), now_seconds=now.timestamp(), quotas=quotas,
+                      total=total)  # fmt: skip
+    if trending.from_store:
+        return result
+    return dataclasses.replace(result, degraded=("trending_from_popularity", *result.degraded))

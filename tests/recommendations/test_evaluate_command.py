@@ -7,13 +7,13 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from tests.ml.test_evaluation import write_tiny_ml100k
+from tests.ml.test_evaluation import _other_layouts, write_tiny_ml100k
 
 
 def test_quick_evaluation_writes_json_and_plot_and_prints_the_table(tmp_path):
     data_dir = write_tiny_ml100k(tmp_path / "ml-100k")
     out = StringIO()
-    call_command("evaluate", "--dataset", "ml-100k", "--data-dir", str(data_dir), "--quick",
+    call_command("evaluate", "--dataset", str(data_dir), "--quick",
                  "--threads", "1", "--json", str(tmp_path / "eval.json"), "--png", str(tmp_path / "eval.png"),
                  stdout=out)  # fmt: skip
     result = json.loads((tmp_path / "eval.json").read_text())
@@ -38,3 +38,13 @@ def test_malformed_file_is_a_command_error_naming_the_line(tmp_path):
     with pytest.raises(CommandError, match=rf"u\.data:{lines}: expected 4 fields"):
         call_command("evaluate", "--data-dir", str(data_dir), "--quick", "--json", str(tmp_path / "eval.json"),
                      "--png", str(tmp_path / "eval.png"), verbosity=0)  # fmt: skip
+
+
+def test_an_ml_1m_layout_is_evaluated_too(tmp_path):
+    one_m = _other_layouts(write_tiny_ml100k(tmp_path / "ml-100k"), tmp_path)["ml-1m"]
+    out = StringIO()
+    call_command("evaluate", "--dataset", str(one_m), "--quick", "--threads", "1", "--json",
+                 str(tmp_path / "eval.json"), "--png", str(tmp_path / "eval.png"), stdout=out)  # fmt: skip
+    result = json.loads((tmp_path / "eval.json").read_text())
+    assert result["layout"] == "ml-1m" and len(result["rows"]) == 9
+    assert "ml-1m: merged candidates recall@500" in out.getvalue()

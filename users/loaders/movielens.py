@@ -12,10 +12,9 @@ import numpy as np
 import pandas as pd
 
 from users.loaders.dataset import COMPLETED_AT, Dataset, DatasetFormatError, EventChunk
-from users.ml.datasets import DatasetError, RatingsDataset, load_dataset
+from users.ml.datasets import DEFAULT_MOVIE_MINUTES, DatasetError, RatingsDataset, load_dataset, viewings
 
 EVENT_CHUNK_ROWS = 25_000  # small enough for a live progress bar, large enough for COPY
-DEFAULT_MOVIE_MINUTES = 105  # MovieLens has no runtimes; a typical feature length
 WEB = 4  # users.models.DeviceType.WEB: MovieLens ratings were given on a website
 ALL_TIERS_MASK = 0b111
 BASIC, STANDARD, PREMIUM = 1, 2, 3
@@ -35,16 +34,6 @@ def read_movielens(path: str | Path) -> Dataset:
     except DatasetError as error:
         raise DatasetFormatError(error.path, error.line, error.message) from None
     return dataset_from_ratings(ratings)
-
-
-def viewings(ratings: RatingsDataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Each rating as a viewing: watch_percentage, started_at and last_watched_at (datetime64[us]).
-
-    The evaluation builds the profiles' histories with this too, so it sees what serving reads."""
-    percentage = ratings.ratings["rating"].to_numpy(np.float64) / ratings.rating_scale
-    watch_seconds = np.rint(percentage * DEFAULT_MOVIE_MINUTES * 60).astype(np.int64)
-    started = ratings.ratings["timestamp"].to_numpy(np.int64).astype("datetime64[s]").astype("datetime64[us]")
-    return percentage, started, started + watch_seconds.astype("timedelta64[s]")
 
 
 def dataset_from_ratings(data: RatingsDataset) -> Dataset:

@@ -29,6 +29,7 @@ NO_GENRE = frozenset({"unknown", "(no genres listed)", ""})  # markers of "no ge
 ITEM_FIELDS_100K = 5 + len(GENRES_100K)
 PLAIN_COLUMNS = ("user", "item", "rating", "timestamp")
 LAYOUTS = ("ml-100k", "ml-1m", "ml-latest", "csv")
+DEFAULT_MOVIE_MINUTES = 105  # MovieLens has no runtimes; a typical feature length
 _YEAR_SUFFIX = re.compile(r"\s*\((\d{4})\)\s*$")
 
 
@@ -68,6 +69,18 @@ class RatingsDataset:
             "genres": self.item_genres(),
             "keywords": [[f"decade:{int(year) // 10 * 10}"] if pd.notna(year) else [] for year in years],
         })
+
+
+def viewings(data: RatingsDataset, ratings: pd.DataFrame | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Ratings (default: all of `data`'s) as viewings: watch_percentage = rating / scale, started_at = the
+    rating's time, last_watched_at = started_at + that share of DEFAULT_MOVIE_MINUTES (datetime64[us]).
+
+    The importer stores these and the evaluation builds its profiles' histories with them: one conversion."""
+    frame = data.ratings if ratings is None else ratings
+    percentage = frame["rating"].to_numpy(np.float64) / data.rating_scale
+    watch_seconds = np.rint(percentage * DEFAULT_MOVIE_MINUTES * 60).astype(np.int64)
+    started = frame["timestamp"].to_numpy(np.int64).astype("datetime64[s]").astype("datetime64[us]")
+    return percentage, started, started + watch_seconds.astype("timedelta64[s]")
 
 
 def detect_layout(path: Path) -> str:

@@ -1,4 +1,4 @@
-"""Offline evaluation on MovieLens 100k (Microsoft Recommenders protocol): table, JSON and plot."""
+"""Offline evaluation of a rating data set (Microsoft Recommenders protocol): table, JSON and plot."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,25 +8,25 @@ from django.core.management.base import BaseCommand, CommandError
 
 from recommendations.ml.evaluation import DatasetError, EvaluationConfig, EvaluationError, format_table, run_evaluation
 
-DATASETS = ("ml-100k",)
 DEFAULT_DATA_DIR = Path(settings.BASE_DIR).parent / "shared" / "data" / "ml-100k"
 DEFAULT_OUTPUT_DIR = Path(settings.RECO_DATA_DIR) / "evaluation"
 
 
 class Command(BaseCommand):
     help = (
-        "Reproduce the Microsoft Recommenders MovieLens-100k protocol (item-stratified 75/25 split, seed 42): tune "
+        "Run the Microsoft Recommenders protocol (item-stratified 75/25 split, seed 42) on a data set (MovieLens "
+        "100k, 1M, the latest CSVs, or a CSV file of user,item,rating,timestamp): tune "
         "on a validation split carved out of train, refit, and score popularity, MF (ALS, BPR, SGD; implicit's "
-        "ALS/BPR directly), NCF, content similarity, EASE and the merged candidates of the service's own sources "
+        "ALS/BPR directly), NCF, content similarity, EASE and the merged candidates of serving's own pipeline "
         "on test. Prints a table (MAP, NDCG/P/R@10, coverage, novelty, intra-list diversity, distinct genres in "
         "the top 20, recall@500) and writes --json and --png. The full run takes minutes; --quick skips tuning "
         "and uses the last full run's choices (well under a minute)."
     )
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("--dataset", choices=DATASETS, default="ml-100k", help="data set (default ml-100k)")
-        parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
-                            help=f"MovieLens 100k directory with u.data and u.item (default {DEFAULT_DATA_DIR})")
+        parser.add_argument("--dataset", "--data-dir", dest="dataset", type=Path, default=DEFAULT_DATA_DIR,
+                            help="a MovieLens directory (100k, 1M, latest) or a CSV file of "
+                                 f"user,item,rating,timestamp (default {DEFAULT_DATA_DIR})")  # fmt: skip
         parser.add_argument("--tune-seconds", type=float, default=60.0,
                             help="time box of each model family's grid on validation, NCF x2.5 (default 60; "
                                  "0 = no tuning, as --quick)")  # fmt: skip
@@ -38,12 +38,12 @@ class Command(BaseCommand):
         parser.add_argument("--threads", type=int, default=2, help="implicit's threads (default 2)")
         parser.add_argument("--torch-threads", type=int, default=1, help="torch intra-op threads (default 1)")
 
-    def handle(self, *args, data_dir: Path, tune_seconds: float, quick: bool, json: Path, png: Path, threads: int,
+    def handle(self, *args, dataset: Path, tune_seconds: float, quick: bool, json: Path, png: Path, threads: int,
                torch_threads: int, verbosity: int, **options) -> None:  # fmt: skip
         if tune_seconds < 0:
             raise CommandError("--tune-seconds must be 0 or more.")
         config = EvaluationConfig(
-            data_dir=data_dir, json_path=json, png_path=png, tune_seconds=tune_seconds, quick=quick, threads=threads,
+            dataset=dataset, json_path=json, png_path=png, tune_seconds=tune_seconds, quick=quick, threads=threads,
             torch_threads=torch_threads, show_progress=verbosity > 0,
             log=(lambda line: self.stdout.write(line)) if verbosity > 0 else (lambda line: None),
         )
@@ -53,6 +53,6 @@ class Command(BaseCommand):
             raise CommandError(str(error)) from None
         self.stdout.write(format_table(result))
         self.stdout.write(self.style.SUCCESS(
-            f"ml-100k: merged candidates recall@500 {result['candidates']['recall_at_500']:.3f}; wrote {json} and "
+            f"{result['layout']}: merged candidates recall@500 {result['candidates']['recall_at_500']:.3f}; wrote {json} and "
             f"{png} in {result['total_seconds']:.0f} s"
         ))  # fmt: skip
