@@ -1,7 +1,9 @@
 """Training the LambdaMART ranker from the database, with nothing from after the cutoff in its inputs.
 
-At a cutoff T: candidate models are fitted on viewings before T; features are computed as of T (what
-the offline store's snapshot at T holds); each sampled profile's candidates are generated exactly as
+At a cutoff T: candidate models are fitted on viewings before T; user and title features are read from the
+offline store through the point-in-time join (features.snapshots: the newest Parquet snapshot taken at or
+before T, never a later one), or computed as of T when no snapshot covers T (the metrics' `features_source`
+says which); each sampled profile's candidates are generated exactly as
 serving would have at T; labels are what the profile watched in [T, T + label_days): 2 for 80 %+
 watched, 1 for less, 0 for not watched. The ranker is fitted on most profiles and measured on the rest
 (NDCG@10 against the ranker-free ordering and against popularity over the same candidates), registered,
@@ -13,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +26,10 @@ from django.db.models import Max
 from events.models import Event, EventType
 from features import compute
 from features import selectors as feature_selectors
+from features.compute import FeatureMatrix
+from features.definitions import CONTENT, USER, feature_set
 from features.services import TRENDING_SIZE
+from features.snapshots import point_in_time_join
 from ranking.ml.features import assemble
 from ranking.ml.ranker import LambdaMARTRanker
 from ranking.ml.training_data import RankingQuery, TrainingData, training_data
@@ -89,13 +95,13 @@ def ranker_train(
 
     models = _models_as_of(interactions, cutoff)
     trending = _trending_as_of(models, cutoff)
-    user_matrix = compute.user_features(
+    user_matrix, user_source = features_as_of(USER, sampled, cutoff, lambda: compute.user_features(
         feature_selectors.viewings_for_profiles(profile_ids=sampled, as_of=cutoff),
         feature_selectors.catalog_arrays(), as_of=cutoff, profile_ids=sampled,
-    )  # fmt: skip
-    content_matrix = compute.content_features(
-        feature_selectors.content_aggregates(as_of=cutoff), feature_selectors.catalog_arrays()
-    )
+    ))  # fmt: skip
+    content_matrix, content_source = features_as_of(CONTENT, models.catalog.content_ids, cutoff, lambda: (
+        compute.content_features(feature_selectors.content_aggregates(as_of=cutoff), feature_selectors.catalog_arrays())
+    ))  # fmt: skip
     contexts = _label_contexts(outcomes)
     queries, baseline, popular = [], {}, {}
     for position, profile_id in enumerate(sampled):
@@ -131,6 +137,7 @@ def ranker_train(
         "rows": int(len(data.labels)), "positives": int((data.labels > 0).sum()),
         "held_out_positives": int((held_out.labels > 0).sum()),
         "train_seconds": round(time.perf_counter() - started, 1),
+        "features_source": {USER: user_source, CONTENT: content_source},
     }  # fmt: skip
     window = {"data_from": utc(history["started_at"].min()), "data_to": cutoff}
     activated, reason = activation_gate(kind=ModelKind.RANKER, metrics=metrics, activation=activation)
@@ -142,6 +149,30 @@ def ranker_train(
         version = model_version_activate(version_id=version.pk)
     log.info("trained ranker %s: %s; %s", version.version, metrics, reason)
     return RankerTrainingResult(version, activated, reason, metrics["queries"])
+
+
+def features_as_of(
+    entity_type: str, ids: np.ndarray, cutoff: dt.datetime, compute_all: Callable[[], FeatureMatrix], *,
+    location: str | None = None,
+) -> tuple[FeatureMatrix, str]:
+    """The features of `ids` (ascending) as the offline store held them at `cutoff`: each entity's row of the
+    newest snapshot taken at or before it (an entity missing there gets the declared defaults). With no such
+    snapshot, `compute_all()` (as of the cutoff). Returns the matrix and where it came from, in words."""
+    features = feature_set(entity_type)
+    ids = np.asarray(ids, np.int64)
+    rows = pd.DataFrame({"entity_id": ids, "timestamp": pd.Timestamp(cutoff)})
+    joined = point_in_time_join(entity_type, rows, location=location)
+    covered = joined["features_as_of"].notna().to_numpy()
+    if not len(ids) or not covered.any():
+        log.info("ranker training: no %s snapshot at or before %s, computing the features", entity_type, cutoff)
+        return compute_all(), f"computed as of the cutoff (no snapshot at or before {cutoff.isoformat()})"
+    values = joined[list(features.columns)].to_numpy(np.float32)
+    values[~covered] = features.defaults
+    taken = joined.loc[covered, "features_as_of"].max()
+    source = f"offline snapshot as of {taken.isoformat()}"
+    if not covered.all():
+        source += f" ({int((~covered).sum())} of {len(ids)} not in it: defaults)"
+    return FeatureMatrix(features, ids, values), source
 
 
 def _outcomes(start: dt.datetime, end: dt.datetime) -> pd.DataFrame:

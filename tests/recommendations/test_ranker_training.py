@@ -7,12 +7,15 @@ import uuid
 import numpy as np
 from django.core.management import call_command
 
+from features import snapshots
+from features.compute import FeatureMatrix
+from features.definitions import USER, USER_FEATURES
 from features.services import content_features_refresh
 from features.store import FeatureStore
 from recommendations.context import UserContext, profile_state_load
 from recommendations.engine import RecommendationEngine
 from recommendations.models import ModelKind, ModelVersion
-from recommendations.ranker_training import ranker_train
+from recommendations.ranker_training import features_as_of, ranker_train
 from tests.conftest import SERVING_NOW, serving_caches_reset
 from users.models import ViewingEvent
 
@@ -29,6 +32,7 @@ def test_a_ranker_trained_before_a_cutoff_is_registered_activated_and_served(ser
     metrics = version.metrics
     assert metrics["queries"] > 50 and metrics["positives"] > 0
     assert 0 < metrics["ndcg_at_10"] <= 1 and 0 <= metrics["baseline_ndcg_at_10"] <= 1
+    assert set(metrics["features_source"]) == {"user", "content"}  # snapshot or computed, and which
 
     store = FeatureStore(namespace=f"fs-test-{uuid.uuid4().hex[:12]}")
     content_features_refresh(as_of=SERVING_NOW, store=store)
@@ -67,3 +71,35 @@ def test_clicks_logged_through_the_events_api_are_weak_positives(serving_world):
     outcomes = _outcomes(CUTOFF, CUTOFF + dt.timedelta(days=21))
     clicked = outcomes[(outcomes["user_id"] == viewing.profile_id) & (outcomes["content_id"] == viewing.title_id)]
     assert CLICK_RATING in clicked["rating"].tolist()
+
+
+def _hours(ids: list[int], hours: float) -> FeatureMatrix:
+    values = np.tile(USER_FEATURES.defaults, (len(ids), 1))
+    values[:, USER_FEATURES.slices["total_watch_hours"]] = hours
+    return FeatureMatrix(USER_FEATURES, np.asarray(ids, np.int64), values)
+
+
+def test_training_features_come_from_the_snapshot_before_the_cutoff_never_a_later_one(tmp_path):
+    location = str(tmp_path / "offline")
+    snapshots.snapshot_write(entity_type=USER, as_of=CUTOFF - dt.timedelta(days=1), chunks=[_hours([1, 2], 3.0)],
+                             location=location)  # fmt: skip
+    snapshots.snapshot_write(entity_type=USER, as_of=CUTOFF + dt.timedelta(seconds=1), chunks=[_hours([1, 2], 999.0)],
+                             location=location)  # written after the cutoff: must not reach a training row
+
+    def never() -> FeatureMatrix:
+        raise AssertionError("a snapshot covers the cutoff: nothing is computed")
+
+    matrix, source = features_as_of(USER, np.array([1, 2, 3]), CUTOFF, never, location=location)
+    hours = matrix.column("total_watch_hours")
+    assert hours.tolist() == [3.0, 3.0, USER_FEATURES.defaults[USER_FEATURES.slices["total_watch_hours"]][0]]
+    assert 999.0 not in matrix.values
+    assert source.startswith("offline snapshot as of") and "1 of 3 not in it" in source
+
+
+def test_training_features_are_computed_when_no_snapshot_covers_the_cutoff(tmp_path):
+    location = str(tmp_path / "offline")
+    snapshots.snapshot_write(entity_type=USER, as_of=CUTOFF + dt.timedelta(days=1), chunks=[_hours([1], 999.0)],
+                             location=location)  # fmt: skip
+    computed = _hours([1], 7.0)
+    matrix, source = features_as_of(USER, np.array([1]), CUTOFF, lambda: computed, location=location)
+    assert matrix is computed and source.startswith("computed as of the cutoff (no snapshot")
