@@ -183,7 +183,3 @@ class RulesCache:
 
 rules_cache = RulesCache()
 
-
-def rules_current() -> RulesSnapshot:
-    """The rules snapshot this process serves now."""
-    return rules_cache.current()

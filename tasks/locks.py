@@ -90,6 +90,3 @@ def job_lock(name: str, *, timeout_seconds: int | None = None) -> Iterator[bool]
         if acquired:
             lock.release()
 
-
-def lock_held(name: str) -> bool:
-    return JobLock(name).holder() is not None

@@ -92,11 +92,6 @@ class CatalogIndex:
         return np.where(masks > 0, np.log2(np.maximum(lowest, 1)).astype(np.int64), -1)
 
 
-def genre_overlap(masks: np.ndarray, wanted: np.uint32 | int) -> np.ndarray:
-    """bool: which of `masks` share at least one genre bit with `wanted`."""
-    return (np.asarray(masks, dtype=np.uint32) & np.uint32(wanted)) != 0
-
-
 def popcount32(values: np.ndarray) -> np.ndarray:
     """Number of set bits of each uint32 (genres per title)."""
     v = np.asarray(values, dtype=np.uint32)

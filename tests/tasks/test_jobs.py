@@ -11,7 +11,7 @@ from django.db import OperationalError
 from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
-from tasks.locks import job_lock, lock_held
+from tasks.locks import JobLock, job_lock
 from tasks.maintenance import prune_job_runs
 from tasks.models import JobRun
 from tasks.schedules import DEFAULT_SCHEDULES, sync_default_schedules
@@ -58,7 +58,7 @@ def test_lock_prevents_overlapping_runs(db):
     run = JobRun.objects.get(job="tasks.maintenance.prune_job_runs")
     assert run.status == JobRun.Status.SKIPPED
     assert JobRun.objects.filter(job="some.job").count() == 3
-    assert not lock_held("tasks.maintenance.prune_job_runs")
+    assert JobLock("tasks.maintenance.prune_job_runs").holder() is None
 
 
 def test_lock_is_exclusive_and_released(db):
