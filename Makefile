@@ -1,6 +1,7 @@
 # Reco: the two set-up commands (see README.md).
 #   make demo   install, migrate, load a demo world and serve on 127.0.0.1:8000 (embedded defaults)
 #   make test   install and run every test against PostgreSQL and Redis on 127.0.0.1 (and Chromium for tests/browser)
+#   make lint   ruff (with unused-noqa), the import contracts of .importlinter; make typecheck: mypy
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -9,7 +10,7 @@ TEST_DATABASE_URL ?= postgres://reco:reco@127.0.0.1:5432/reco
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 TEST_BROKER_URL ?= redis://127.0.0.1:6379/13
 
-.PHONY: install browser demo test smoke bench-load
+.PHONY: install browser demo test smoke bench-load lint typecheck
 
 install: $(VENV)/.installed
 
@@ -41,3 +42,10 @@ smoke: install
 bench-load: install
 	bash .ci/services.sh
 	$(BIN)/python bench/load_data.py synthetic --json bench/results/load_synthetic.json
+
+lint: install
+	$(BIN)/ruff check . --extend-select RUF100
+	$(BIN)/lint-imports
+
+typecheck: install  # strict on the pure packages (pyproject [tool.mypy]); the rest follows as it is typed
+	$(BIN)/mypy recommendations/ml ranking/ml users/ml
