@@ -6,7 +6,9 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 from django.db import connection
+from django.db.models import Count
 
+from events.models import Event, EventType
 from features import pgarrays
 
 PROFILES_PER_READ = 100_000  # ~5M viewings a query: PostgreSQL caps one packed column at 1 GB
@@ -50,6 +52,15 @@ def _profile_ranges() -> list[tuple[int, int]]:
     if low is None:
         return []
     return [(start, min(start + PROFILES_PER_READ, high + 1)) for start in range(low, high + 1, PROFILES_PER_READ)]
+
+
+def title_impression_counts(*, until: dt.datetime | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(title ids sorted, impressions of each) over the stored impression events before `until`: one aggregate."""
+    rows = Event.objects.filter(type=EventType.IMPRESSION.value)
+    if until:
+        rows = rows.filter(occurred_at__lt=until)
+    counted = list(rows.values_list("title_id").annotate(n=Count("id")).order_by("title_id"))
+    return np.array([t for t, _ in counted], np.int64), np.array([n for _, n in counted], np.int64)
 
 
 def content_catalog() -> pd.DataFrame:

@@ -21,6 +21,7 @@ from recommendations.ml import defaults
 from recommendations.ml.base import Recommender
 from recommendations.ml.constants import INTERACTION_COLUMNS, USER_COL
 from recommendations.ml.content import ContentSimilarity
+from recommendations.ml.debiasing import inverse_propensity_weights
 from recommendations.ml.ease import EASE
 from recommendations.ml.matrix_factorization import MatrixFactorization
 from recommendations.ml.metrics import candidate_recall, ndcg_at_k, ranking_metrics, relevance
@@ -51,6 +52,9 @@ BASELINE_METRIC = "popularity_ndcg_at_10"  # popularity fitted and measured on t
 # similarity answers "more like this title" and reaches titles nobody watched yet, which a split of past
 # viewings does not measure (it loses to popularity at NDCG@10 on every world we tried), and its
 # candidates are always re-ordered by the ranker or the blend, so it needs the data floor only.
+# A params key of model_train (not the model's): weight each label by its title's inverse propensity of having
+# been shown (impressions plus viewings), raised to this power; 0 or absent: off (issue #16).
+LABEL_DEBIAS = "label_debias"
 MUST_BEAT_POPULARITY = frozenset({ModelKind.MATRIX_FACTORIZATION, ModelKind.NCF, ModelKind.EASE, ModelKind.RANKER})
 
 
@@ -107,6 +111,7 @@ def model_train(
         ranked = ranker_train(cutoff=cutoff, params=params or None, activation=activation, profiles=profiles)
         return TrainingResult(ranked.version, ranked.activated, ranked.reason, ranked.queries)
     params = {**DEFAULT_PARAMS[kind], **(params or {})}
+    debias = float(params.pop(LABEL_DEBIAS, 0.0))
     started = time.perf_counter()
     history = selectors.training_interactions(until=until)
     read_seconds = time.perf_counter() - started
@@ -114,6 +119,8 @@ def model_train(
         raise ValueError("no viewing history to train on")
     catalog = selectors.content_catalog() if kind == ModelKind.CONTENT else None
     interactions = history[list(INTERACTION_COLUMNS)]
+    if debias:
+        interactions = debiased_labels(interactions, power=debias, until=until)
     fit_part, held_out = validation_split(interactions)
     baseline = fit_model(ModelKind.POPULARITY, fit_part, None, {}) if kind != ModelKind.POPULARITY else None
     metrics = validation_metrics(fit_model(kind, fit_part, catalog, params), held_out, baseline=baseline)
@@ -126,12 +133,26 @@ def model_train(
     with model_artifact_staging(kind=kind) as scratch:  # inside the artifact store: registering renames it
         saved = model.save(scratch / "model", metadata={k: v.isoformat() for k, v in window.items()})
         version = model_version_register(
-            kind=kind, saved_model_dir=saved, metrics=metrics, params=params, notes=reason, **window
+            kind=kind, saved_model_dir=saved, metrics=metrics, notes=reason, **window,
+            params=params | ({LABEL_DEBIAS: debias} if debias else {}),
         )
     if activate:
         version = model_version_activate(version_id=version.pk)
     log.info("trained %s %s: %s; %s", kind, version.version, metrics, reason)
     return TrainingResult(version, activate, reason, len(interactions))
+
+
+def debiased_labels(interactions: pd.DataFrame, *, power: float, until: dt.datetime | None = None) -> pd.DataFrame:
+    """The interactions with each rating weighted by its title's inverse propensity of exposure."""
+    ids, impressions = selectors.title_impression_counts(until=until)
+    items = interactions["content_id"].to_numpy()
+    titles, inverse, viewings = np.unique(items, return_inverse=True, return_counts=True)
+    shown = viewings.astype(np.float64)
+    found = np.searchsorted(ids, titles).clip(0, max(len(ids) - 1, 0))
+    if len(ids):
+        shown += np.where(ids[found] == titles, impressions[found], 0)
+    weights = inverse_propensity_weights(items, shown[inverse], power=power)
+    return interactions.assign(rating=interactions["rating"].to_numpy() * weights)
 
 
 def validation_metrics(

@@ -1,0 +1,70 @@
+"""The oracle arm and the closed loop on the small serving world: real serving, events, jobs and gate."""
+from __future__ import annotations
+
+import uuid
+
+import numpy as np
+import pytest
+
+from catalog.models import MaturityRating, Title
+from events.models import Event
+from experiments.closed_loop import LoopConfig, SimulatedWorld, default_arms, loop_run
+from experiments.ml.closed_loop import VisitModel
+from features.services import content_features_refresh
+from features.store import FeatureStore
+from recommendations.context import UserContext
+from recommendations.engine import RecommendationEngine, Variant
+from recommendations.models import ModelKind, ModelVersion
+from recommendations.serving import serving_state
+from tests.conftest import SERVING_NOW
+from tests.factories.users import AccountFactory, ProfileFactory, ViewingEventFactory
+from users.models import ViewingEvent
+
+ORACLE = Variant(experiment="sim", arm="oracle", oracle=True)
+
+
+def _engine(scorer) -> RecommendationEngine:  # noqa: ANN001
+    store = FeatureStore(namespace=f"fs-test-{uuid.uuid4().hex[:12]}")
+    content_features_refresh(as_of=SERVING_NOW, store=store)
+    return RecommendationEngine(store=store, use_cache=False, oracle_scorer=scorer)
+
+
+def test_the_oracle_arm_orders_allowed_titles_by_its_scorer_under_the_same_rules(serving_world):
+    by_id = lambda profile_id, ids: -np.asarray(ids, float)  # noqa: E731 (the lowest ids are the best)
+    engine = _engine(by_id)
+    account = AccountFactory()
+    kids = ProfileFactory(account=account, slot=3, is_kids=True, maturity_cap=MaturityRating.AGE_7)
+    catalog = serving_state.models().catalog
+    allowed = np.sort(catalog.content_ids[catalog.allowed(tier=account.subscription_tier, country=account.country,
+                                                          maturity_cap=MaturityRating.AGE_7)]).tolist()  # fmt: skip
+    assert len(allowed) > 11 and Title.objects.filter(pk__in=allowed, maturity_rating__gt=MaturityRating.AGE_7).count() == 0
+    ViewingEventFactory(profile=kids, title=Title.objects.get(pk=allowed[0]), watch_percentage=1.0)  # completed: never again
+
+    result = engine.recommend(context=UserContext(profile_id=kids.pk), n=10, with_rows=False, variant=ORACLE)
+
+    shown = [item.content_id for item in result.items]
+    assert shown == allowed[1:11]
+    assert all(item.policy == "oracle" for item in result.items) and result.arm == "oracle"
+    with pytest.raises(ValueError, match="oracle_scorer"):
+        _engine(None).recommend(context=UserContext(profile_id=kids.pk), n=5, variant=ORACLE)
+
+
+def test_the_closed_loop_serves_ingests_retrains_and_measures_every_arm_against_the_oracle(serving_world, tmp_path):
+    world = SimulatedWorld.load(tmp_path / "truth")
+    history = ViewingEvent.objects.count()
+    mf_versions = ModelVersion.objects.filter(kind=ModelKind.MATRIX_FACTORIZATION).count()
+    days = []
+
+    figures = loop_run(world, default_arms(), LoopConfig(days=2, seed=3, visits=VisitModel(daily_share=0.3)),
+                       head=world.rows_of_titles(np.arange(1, 60)), on_day=lambda day, run: days.append(run))  # fmt: skip
+
+    assert len(figures.days) == 2 and len(days) == 2
+    for day in figures.days:
+        assert set(day) == {"popularity", "production", "oracle"} and all(f["visits"] > 0 for f in day.values())
+        assert day["oracle"]["share_of_oracle"] == 1.0
+        assert day["oracle"]["engagement"] > day["popularity"]["engagement"]
+    assert set(Event.objects.filter(type="impression").values_list("arm", flat=True)) == {"popularity", "production"}
+    assert ViewingEvent.objects.count() > history  # the plays reached history through the events service
+    assert ModelVersion.objects.filter(kind=ModelKind.MATRIX_FACTORIZATION).count() == mf_versions + 2  # daily
+    assert {"features", "bandit", "train_mf", "train_content"} <= set(days[0].seconds)
+    assert np.isfinite(days[0].request_ms).all()
