@@ -11,6 +11,8 @@ from celery import Celery
 from celery.signals import worker_init
 from kombu.exceptions import OperationalError
 
+from config.observability import celery_logs  # noqa: F401 - connects the log lines' task and request ids
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.production")
 
 app = Celery("reco")

@@ -12,12 +12,19 @@ path). No manual SIGHUP is needed. With the artifacts on a shared store (RECO_AR
 RECO_ARTIFACT_DIR) every host's master does this by itself: each downloads the version into its own
 RECO_SERVING_CACHE_DIR and re-forks its own workers.
 
+Metrics (config/observability): every process writes its values under PROMETHEUS_MULTIPROC_DIR (default: a
+directory of this master's own under the system's temporary one, removed on exit) and /metrics adds them up;
+`child_exit` drops a dead worker's live gauges, stale files of an earlier run are removed at start.
+
 Every value is read through the typed helpers of config/settings/env.py: GUNICORN_PRELOAD=0/false/off turns
 preloading off (each worker then imports the app and loads the models itself), a malformed value stops
 gunicorn with ImproperlyConfigured instead of being guessed at.
 """
+import glob
 import os
+import shutil
 import signal
+import tempfile
 
 from config.settings.env import env_bool, env_int, env_str
 
@@ -26,10 +33,27 @@ workers = env_int("WEB_CONCURRENCY", 2)  # about one per core: a request is CPU-
 worker_class = "sync"
 timeout = env_int("GUNICORN_TIMEOUT", 60)
 preload_app = env_bool("GUNICORN_PRELOAD", default=True)
+_own_metrics_dir = os.path.join(tempfile.gettempdir(), f"reco-prometheus-{os.getpid()}")  # this master's
+_metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or _own_metrics_dir
+raw_env = [f"PROMETHEUS_MULTIPROC_DIR={_metrics_dir}"]  # set before the app is imported (preloaded or not)
 
 
 def _reload_master() -> None:
     os.kill(os.getpid(), signal.SIGHUP)  # handled by gunicorn's main loop: reload, on_reload, fresh workers
+
+
+def on_starting(server) -> None:
+    """Files a previous run's processes left in a reused directory would add their old counts to ours."""
+    for path in glob.glob(os.path.join(_metrics_dir, "*.db")):
+        if not path.endswith(f"_{os.getpid()}.db"):
+            os.remove(path)
+
+
+def child_exit(server, worker) -> None:
+    """In the master, after a worker exited: its live gauges (the versions it served) go; its counts stay."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid, _metrics_dir)
 
 
 def when_ready(server) -> None:  # noqa: ANN001
@@ -56,8 +80,14 @@ def on_reload(server) -> None:  # noqa: ANN001
 
 
 def post_worker_init(worker) -> None:  # noqa: ANN001
-    """In each worker, once it has the app: its own monitor (the parent's thread did not survive the fork)."""
+    """In each worker, once it has the app: its own monitor (the parent's thread did not survive the fork).
+    Without preloading the worker loads the models now, not on its first request."""
     from recommendations.serving_monitor import serving_monitor
+
+    if not worker.cfg.preload_app:
+        from recommendations.serving import warm_up
+
+        warm_up()
 
     serving_monitor.start(role="worker", refresh_models=True)  # no request waits for a model download
 
@@ -72,6 +102,8 @@ def worker_exit(server, worker) -> None:  # noqa: ANN001
 
 
 def on_exit(server) -> None:  # noqa: ANN001
+    if _metrics_dir == _own_metrics_dir:
+        shutil.rmtree(_metrics_dir, ignore_errors=True)
     if server.cfg.preload_app:
         from recommendations.serving_monitor import serving_monitor
 

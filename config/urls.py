@@ -4,6 +4,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config import probes
+from config.observability.views import metrics
 
 admin.site.site_header = "Reco administration"
 admin.site.site_title = "Reco"
@@ -17,6 +18,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("healthz", probes.liveness, name="healthz"),
     path("readyz", probes.readiness, name="readyz"),
+    path("metrics", metrics, name="metrics"),  # Prometheus; not public (config/observability/views.py)
 ]
 
 handler400 = "config.api_errors.handler400"

@@ -21,6 +21,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
 
+from config.observability import metrics
 from features.store import FeatureStore
 from ranking.ml import postprocess
 from ranking.ml.calibration import calibrated_order
@@ -43,7 +44,7 @@ log = logging.getLogger(__name__)
 
 CACHE_PREFIX = "recs:v3"  # bump when the cached Recommendations change shape or content (v3: no above-cap names)
 MAX_N = 100
-STAGES = ("profile", "cache", "candidates", "features", "ranking", "rules", "diversification", "postprocess")
+STAGES = ("profile", "models", "cache", "candidates", "features", "ranking", "rules", "diversification", "postprocess")
 SECONDS_PER_DAY = 86_400
 COMPLETED_SHARE = 0.9
 EXPLORATION_POOL = 100  # the bandit picks among the candidates ranked just below the shown ones
@@ -181,12 +182,14 @@ class RecommendationEngine:
         with_rows: bool = True,
         variant: Variant | None = None,
         explain: bool = False,
+        request_id: str | None = None,
     ) -> Recommendations:
         """Top-n for a profile. `context.profile_id` names it (else `user_id` is taken as the profile id);
         a `context.user_id` must own the profile. ProfileNotFound if it does not exist (or is not theirs).
 
         variant: how to serve (default: the profile's experiment arm, if any, else the standard path);
-        explain: attach per-item explanations (sources, ranker score, top features, rules) and skip the cache."""
+        explain: attach per-item explanations (sources, ranker score, top features, rules) and skip the cache;
+        request_id: the answer's id (default: a new one), e.g. the HTTP request's."""
         context = context or UserContext(profile_id=user_id)
         profile_id = context.profile_id if context.profile_id is not None else user_id
         if profile_id is None:
@@ -194,7 +197,7 @@ class RecommendationEngine:
         if not 1 <= n <= MAX_N:
             raise ValueError(f"n must be 1..{MAX_N}")
         clock = _Clock()
-        request_id = uuid.uuid4().hex
+        request_id = request_id or uuid.uuid4().hex
         degraded: list[str] = []
         try:
             head = profile_head_load(profile_id=int(profile_id))
@@ -205,10 +208,11 @@ class RecommendationEngine:
         if context.country and context.country != head.country:
             head = replace(head, country=context.country)  # where the viewer is decides country availability
         clock.lap("profile")
+        models = serving_state.models()  # a process's first request may load them (seconds): a stage of its own
+        clock.lap("models")
 
         if variant is None:
             variant = self._assigned_variant(head.profile_id, degraded)
-        models = serving_state.models()
         rules = rules_cache.current()
         key = self._cache_key(head, context, n, with_rows, models, rules.version, variant)
         fresh = explain or variant.bandit  # a bandit response logs its own picks: never served from the cache
@@ -217,6 +221,8 @@ class RecommendationEngine:
         if cached is not None:
             cached.request_id, cached.cached = request_id, True
             cached.timings_ms = clock.timings
+            metrics.recommendation_observe(clock.timings, cache_state="hit", degraded=cached.degraded)
+            metrics.models_served(models.versions)
             return cached
         # Seeds and reasons come only from titles the profile may see: the items' maturity filter, on its history.
         state = profile_state_load(profile_id=head.profile_id, head=head).within_maturity_cap(models.catalog)
@@ -235,6 +241,7 @@ class RecommendationEngine:
 
         read = self.store.get_request_features(state.profile_id, candidates.content_ids)
         degraded += _feature_gaps(read, has_history=state.has_history)
+        _observe_inputs(candidates, read, models)
         clock.lap("features")
 
         features = None
@@ -282,6 +289,8 @@ class RecommendationEngine:
         if not fresh:
             self._cache_set(key, result, degraded)
         result.timings_ms = clock.timings
+        cache_state = "miss" if self.use_cache and not fresh else "off"
+        metrics.recommendation_observe(clock.timings, cache_state=cache_state, degraded=result.degraded)
         return result
 
     def train_collaborative_filtering(
@@ -576,6 +585,18 @@ def _oracle_candidates(state: ProfileState, models: ServingModels, scorer) -> Ca
     ids = models.catalog.content_ids[merged.content_ids]
     return CandidateSet(merged.content_ids, MergedCandidates(ids, merged.sources, merged.proposed, merged.scores),
                         np.empty(0, np.int64), 0, not state.has_history)  # fmt: skip
+
+
+def _observe_inputs(candidates: CandidateSet, read, models: ServingModels) -> None:  # noqa: ANN001
+    """Metrics of what one request worked from: candidates per source, the features' age, the models served."""
+    if not metrics.enabled():
+        return
+    merged = candidates.merged
+    metrics.candidates_observe(tuple(merged.sources), merged.proposed.sum(axis=0))
+    metrics.feature_age_observe("user", read.user.computed_at.timestamp() if read.user.computed_at else None)
+    found = read.content.found
+    metrics.feature_age_observe("content", float(read.content.computed_at[found].min()) if found.any() else None)
+    metrics.models_served(models.versions)
 
 
 def _completed(state: ProfileState, candidates: CandidateSet) -> np.ndarray:

@@ -42,6 +42,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "config.observability.middleware.RequestObservabilityMiddleware",  # request id and latency, of every answer
     "django.middleware.security.SecurityMiddleware",
     "config.deadlines.DeadlineMiddleware",
     "config.db.middleware.ReplicaReadMiddleware",  # which requests' reads may go to a replica
@@ -217,6 +218,7 @@ CELERY_TASK_ROUTES = ("config.queues.route_task",)
 CELERY_IMPORTS = ["tasks.features", "tasks.maintenance", "tasks.training", "tasks.experiments"]  # the job modules of tasks/ (autodiscovery only finds `tasks.py`)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_SEND_TASK_EVENTS = False
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # workers log through LOGGING: JSON lines naming their task
 CELERY_RESULT_EXPIRES = 3600
 # Redis broker: a message a worker has not acked within visibility_timeout goes to another worker. That
 # is how a killed worker's late-acked task comes back, so it must exceed the longest hard time limit
@@ -283,15 +285,30 @@ SPECTACULAR_SETTINGS = {
 RECO_DATA_DIR = Path(env_str("RECO_DATA_DIR", str(VAR_DIR / "data")))
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
+# One JSON object a line (time, level, logger, message, process, request_id or task; secrets masked:
+# config/observability/logs.py); LOG_FORMAT=plain for the one-line text format.
+LOG_FORMAT = env_str("LOG_FORMAT", "json")
+if LOG_FORMAT not in ("json", "plain"):
+    raise ImproperlyConfigured("LOG_FORMAT is json or plain.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "formatters": {
+        "plain": {"()": "config.observability.logs.PlainFormatter",
+                  "format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "config.observability.logs.JsonFormatter"},
+    },  # fmt: skip
     "filters": {"skip_open_circuit": {"()": "config.breakers.SkipOpenCircuit"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["skip_open_circuit"]}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT,
+                             "filters": ["skip_open_circuit"]}},  # fmt: skip
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- Metrics (config/observability, docs/metrics.md): GET /metrics in Prometheus format. With a token set, scrapers
+# send `Authorization: Bearer <token>`; without one only loopback connections and staff users may read it.
+RECO_METRICS = env_bool("RECO_METRICS", default=True)  # 0: record nothing (measuring what metrics cost)
+RECO_METRICS_TOKEN = env_str("RECO_METRICS_TOKEN", "")
 
 # --- Model registry (recommendations/) -----------------------------------------------------------
 RECO_ARTIFACT_DIR = Path(env_str("RECO_ARTIFACT_DIR", str(RECO_DATA_DIR / "artifacts")))

@@ -9,6 +9,7 @@ from rest_framework.views import APIView
 
 from config.api_docs import error_responses
 from config.errors import InvalidInput
+from config.observability.metrics import events_counted
 from events.api.parsing import batch_parse, batch_rows_sent
 from events.api.serializers import EventBatchResultSerializer, EventBatchSerializer
 from events.services import EventError, events_ingest
@@ -40,10 +41,13 @@ class EventsView(APIView):
             raise batch.error
         malformed = [error for error in batch.errors if error.malformed]
         if malformed:  # a client bug: nothing is stored, so resending the fixed batch loses nothing
+            events_counted(accepted=0, duplicates=0, rejected=len(malformed))
             raise InvalidInput("Some events do not match the schema; nothing was stored. Fix them and send the "
                                "batch again.", code="invalid_events", details={"errors": [_error(e) for e in malformed]})  # fmt: skip
         result = events_ingest(client_id=request.user.client_id, events=batch.events) if batch.events else None
         errors = sorted(batch.errors + (result.errors if result else []), key=lambda error: error.index)
+        events_counted(accepted=result.accepted if result else 0, duplicates=result.duplicates if result else 0,
+                       rejected=len(errors))  # fmt: skip
         return Response({
             "accepted": result.accepted if result else 0,
             "duplicates": result.duplicates if result else 0,
