@@ -16,7 +16,7 @@ _CREDENTIALS_IN_URL = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s]*):[^@\s]+@", 
 _SECRET_FIELD = re.compile(r"((?:x-api-key|api[_-]?key|authorization|password|passwd|secret|token)[\"']?\s*[:=]\s*"
                            r"[\"']?)(?:bearer\s+)?[^\s\"',;&]+", re.IGNORECASE)  # fmt: skip
 _SECRET_SETTINGS = ("SECRET_KEY", "RECO_METRICS_TOKEN", "AWS_SECRET_ACCESS_KEY")
-role = {"name": os.environ.get("RECO_PROCESS", "")}  # "web", or "celery" once a worker starts
+role = {"name": ""}  # "celery" once a worker starts; else RECO_PROCESS ("web" in config/wsgi.py)
 _BUILTIN = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
 
@@ -49,8 +49,8 @@ class JsonFormatter(logging.Formatter):
             "message": redact(record.getMessage()),
             "pid": record.process,
         }
-        if role["name"]:
-            line["process"] = role["name"]
+        if process := role["name"] or os.environ.get("RECO_PROCESS"):
+            line["process"] = process
         if request_id := request_id_var.get():
             line["request_id"] = request_id
         task, task_id = task_var.get()

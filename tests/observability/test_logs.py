@@ -29,7 +29,8 @@ def _line(message: str, *args: object, exc: bool = False, **extra: object) -> di
     return json.loads(JsonFormatter().format(record))
 
 
-def test_a_line_is_one_json_object_with_level_logger_message_and_request_id():
+def test_a_line_is_one_json_object_with_level_logger_message_and_request_id(monkeypatch):
+    monkeypatch.setenv("RECO_PROCESS", "web")  # config/wsgi.py sets it after the logging module is imported
     token = request_id_var.set("a" * 32)
     try:
         line = _line("served %d items", 20, profile_id=7)
@@ -37,6 +38,7 @@ def test_a_line_is_one_json_object_with_level_logger_message_and_request_id():
         request_id_var.reset(token)
     assert (line["level"], line["logger"], line["message"]) == ("WARNING", "reco.test", "served 20 items")
     assert line["request_id"] == "a" * 32 and line["profile_id"] == 7 and line["time"].endswith("+00:00")
+    assert line["process"] == "web"
     assert "request_id" not in _line("outside any request")
 
 
