@@ -139,7 +139,7 @@ def _world(args: argparse.Namespace, truth_dir: Path) -> float:
     for kind in ("popularity", "mf", "content"):
         print(f"setup: {kind}: {model_train(kind=kind, activation='if-not-worse').reason}", flush=True)
     content_features_refresh()
-    user_features_refresh()
+    user_features_refresh(profile_id_start=0, profile_id_end=2**63 - 1)
     serving_refresh()
     return time.perf_counter() - started
 

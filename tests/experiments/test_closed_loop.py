@@ -68,3 +68,17 @@ def test_the_closed_loop_serves_ingests_retrains_and_measures_every_arm_against_
     assert ModelVersion.objects.filter(kind=ModelKind.MATRIX_FACTORIZATION).count() == mf_versions + 2  # daily
     assert {"features", "bandit", "train_mf", "train_content"} <= set(days[0].seconds)
     assert np.isfinite(days[0].request_ms).all()
+
+
+def test_ab_test_reads_each_arm_against_the_oracle_served_in_shadow(serving_world, tmp_path, capsys):
+    from django.core.management import call_command
+
+    from tests.conftest import serving_caches_reset
+
+    serving_caches_reset()
+    call_command("ab_test", "--users", "80", "--seed", "4", "--ground-truth-dir", str(tmp_path / "truth"),
+                 "--plot", str(tmp_path / "ab.png"))  # fmt: skip
+
+    line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("oracle"))
+    assert "baseline" in line and "new_ranking_model" in line
+    assert not Event.objects.filter(arm="oracle").exists() and not Event.objects.filter(policy="oracle").exists()

@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from catalog.models import Title
 from events.api.parsing import MAX_EVENTS, MAX_ROWS
+from experiments.closed_loop import OracleShadow, SimulatedWorld
 from experiments.management.commands.experiment_metrics import _as_dict, _table
 from experiments.models import Experiment, Metric
 from experiments.services import ArmSpec, experiment_create, experiment_metrics_compute, experiment_status_set
@@ -50,12 +51,14 @@ class Command(BaseCommand):
                             help="the synthetic world's ground truth (default: the newest under RECO_DATA_DIR)")  # fmt: skip
         parser.add_argument("--treatment-ranker", default="", help="ranker version for the treatment (default active)")
         parser.add_argument("--treatment-bandit", action="store_true", help="bandit exploration in the treatment")
+        parser.add_argument("--no-oracle", action="store_true",
+                            help="skip the oracle (each viewer's page by true affinity, in shadow)")  # fmt: skip
         parser.add_argument("--plot", type=Path, help="PNG path (default var/data/ab_test/<experiment>.png)")
         parser.add_argument("--json", dest="json_path", type=Path, help="also write the results here")
 
     def handle(self, *args, control: str, treatment: str, users: int, seed: int, ground_truth_dir: Path | None,
                treatment_ranker: str, treatment_bandit: bool, plot: Path | None, json_path: Path | None,
-               **options) -> None:  # fmt: skip
+               no_oracle: bool = False, **options) -> None:  # fmt: skip
         if control == treatment:
             raise CommandError("--control and --treatment need different names")
         if users < 2:
@@ -68,6 +71,8 @@ class Command(BaseCommand):
         profile_rows, profile_ids = _sample_profiles(truth, users, rng)
         title_ids = _title_ids(truth)
         behaviour = BehaviourModel.calibrated(_affinity_sample(truth, rng))
+        oracle = None if no_oracle else OracleShadow(
+            SimulatedWorld.from_parts(truth, profile_rows, profile_ids, title_ids, behaviour), seed=seed)  # fmt: skip
 
         headers = {"HTTP_X_API_KEY": _api_key()}
         name = f"ab-{control}-vs-{treatment}-{timezone.now():%Y%m%dT%H%M%S}"
@@ -93,6 +98,8 @@ class Command(BaseCommand):
                 body = response.json()
                 served[body["arm"]] = served.get(body["arm"], 0) + 1
                 events += _viewer_events(body, number, row, device, truth, title_ids, behaviour, rng)
+                if oracle is not None:
+                    oracle.visit(int(profile_id), int(row), device_type=device, hour=hour, n=PAGE_SIZE)
                 if len(events) >= EVENTS_PER_POST:
                     _post(client, headers, events)
                     events = []
@@ -104,6 +111,8 @@ class Command(BaseCommand):
         self.stdout.write(f"served: {served}")
         self.stdout.write(_table(experiment, results))
         self.stdout.write(self.style.SUCCESS(_verdict(results, control, treatment)))
+        if oracle is not None:
+            self.stdout.write(_oracle_line(results, oracle.engagement, (control, treatment)))
         plot = plot or Path(settings.RECO_DATA_DIR) / "ab_test" / f"{name}.png"
         if _plot(results, control, treatment, plot):
             self.stdout.write(f"plot: {plot}")
@@ -111,6 +120,8 @@ class Command(BaseCommand):
             json_path.parent.mkdir(parents=True, exist_ok=True)
             report = {"experiment": name, "users": users, "seed": seed, "served": served,
                       "results": [_as_dict(r) for r in results], "verdict": _verdict(results, control, treatment)}  # fmt: skip
+            if oracle is not None:
+                report["oracle_engagement"] = oracle.engagement
             json_path.write_text(json.dumps(report, indent=2, default=str) + "\n")
 
 
@@ -232,6 +243,16 @@ def _verdict(results, control: str, treatment: str) -> str:  # noqa: ANN001
     return (f"verdict: engagement per impression {new.value:.4f} ({treatment}) vs {base.value:.4f} ({control}): "
             f"{lift:+.1%}, p = {p:.2g}, {strength}; {winner} wins" if p is not None else
             f"verdict: engagement {lift:+.1%} (no test)")  # fmt: skip
+
+
+def _oracle_line(results, oracle: float, arms: tuple[str, ...]) -> str:  # noqa: ANN001
+    """Each arm's engagement per impression as a share of the oracle's (the same viewers, served in shadow)."""
+    shares = []
+    for arm in arms:
+        result = _metric(results, arm, Metric.ENGAGEMENT)
+        if result is not None and result.value is not None and oracle:
+            shares.append(f"{arm} {result.value / oracle:.1%}")
+    return f"oracle (true affinity, same rules, same viewers): engagement {oracle:.4f}; of it: " + ", ".join(shares)
 
 
 def _plot(results, control: str, treatment: str, path: Path) -> bool:  # noqa: ANN001
