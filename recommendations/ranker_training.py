@@ -166,7 +166,7 @@ def features_as_of(
     if not len(ids) or not covered.any():
         log.info("ranker training: no %s snapshot at or before %s, computing the features", entity_type, cutoff)
         return compute_all(), f"computed as of the cutoff (no snapshot at or before {cutoff.isoformat()})"
-    values = joined[list(features.columns)].to_numpy(np.float32)
+    values = joined[list(features.columns)].to_numpy(np.float32, copy=True)
     values[~covered] = features.defaults
     taken = joined.loc[covered, "features_as_of"].max()
     source = f"offline snapshot as of {taken.isoformat()}"

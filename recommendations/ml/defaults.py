@@ -17,6 +17,7 @@ NCF: dict[str, Any] = {"embedding_dim": 16, "hidden_layers": [64, 32, 16], "n_ep
 # evaluation passes those its data set has).
 CONTENT: dict[str, Any] = {"n_neighbors": 100}
 EASE: dict[str, Any] = {"regularization": 500.0, "binary": True}
+EASE_MAX_ITEMS = 20_000  # EASE inverts an items × items matrix: 20K items is 1.6 GB of float32
 
 FAMILIES: MappingProxyType[str, dict[str, Any]] = MappingProxyType({
     "MF-ALS": MF_ALS, "MF-BPR": MF_BPR, "MF-SGD": MF_SGD, "NCF": NCF, "content similarity": CONTENT, "EASE": EASE,

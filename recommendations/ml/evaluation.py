@@ -141,10 +141,11 @@ def _evaluate(data: RatingsDataset, config: EvaluationConfig) -> dict[str, Any]:
         chosen["EASE"], tuning["EASE"] = tune("EASE", lambda params: EASE(**params),
                                               lambda model: model.fit(fit_part), on_validation,
                                               config.tune_seconds, log)  # fmt: skip
-        chosen["content similarity"], tuning["content similarity"] = tune(
-            "content similarity", lambda params: ContentSimilarity(**params),
-            lambda model: model.fit(fit_part, content_frame), on_validation, config.tune_seconds, log,
-        )
+        if data.genre_names:
+            chosen["content similarity"], tuning["content similarity"] = tune(
+                "content similarity", lambda params: ContentSimilarity(**params),
+                lambda model: model.fit(fit_part, content_frame), on_validation, config.tune_seconds, log,
+            )
         chosen["NCF"], tuning["NCF"] = tune_ncf(on_validation, config.tune_seconds * NCF_TUNE_FACTOR, log)
     else:
         log("no tuning: recommendations.ml.defaults")
@@ -157,10 +158,17 @@ def _evaluate(data: RatingsDataset, config: EvaluationConfig) -> dict[str, Any]:
         ("MF-BPR", mf("bpr")(chosen["MF-BPR"]), lambda m: m.fit(train), chosen["MF-BPR"]),
         ("MF-SGD", mf("sgd")(chosen["MF-SGD"]), lambda m: m.fit(train), chosen["MF-SGD"]),
         ("NCF", NCFRecommender(**chosen["NCF"]), lambda m: m.fit(train), chosen["NCF"]),
-        ("content similarity", ContentSimilarity(**chosen["content similarity"]),
-         lambda m: m.fit(train, content_frame), chosen["content similarity"]),
-        ("EASE", EASE(**chosen["EASE"]), lambda m: m.fit(train), chosen["EASE"]),
     ]
+    if data.genre_names:
+        builders.append(("content similarity", ContentSimilarity(**chosen["content similarity"]),
+                         lambda m: m.fit(train, content_frame), chosen["content similarity"]))  # fmt: skip
+    else:
+        log("  content similarity skipped: the data set has no genres")
+    with_ease = len(data.items) <= defaults.EASE_MAX_ITEMS
+    if with_ease:
+        builders.append(("EASE", EASE(**chosen["EASE"]), lambda m: m.fit(train), chosen["EASE"]))
+    else:
+        log(f"  EASE skipped: {len(data.items):,} titles is over {defaults.EASE_MAX_ITEMS:,} (items x items inverse)")
     rows, fitted = [], {}
     for name, model, fit, params in tqdm(builders, desc="models", unit="model", disable=not config.show_progress,
                                          leave=False):  # fmt: skip
@@ -178,8 +186,8 @@ def _evaluate(data: RatingsDataset, config: EvaluationConfig) -> dict[str, Any]:
     rows.sort(key=lambda row: ROW_ORDER.index(row["name"]))
 
     log("merged candidates from serving's pipeline")
-    stage, source_fit_seconds = candidate_stage(data, train, chosen, als=fitted["MF-ALS"], ease=fitted["EASE"],
-                                                threads=threads)  # fmt: skip
+    stage, source_fit_seconds = candidate_stage(data, train, chosen, als=fitted["MF-ALS"], ease=fitted.get("EASE"),
+                                                with_ease=with_ease, threads=threads)  # fmt: skip
     candidates = candidate_report(stage, on_test)
     candidates["fit_seconds"] = source_fit_seconds
     timing = training_times(train, chosen, threads) if config.tuning else None

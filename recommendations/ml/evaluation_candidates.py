@@ -70,7 +70,9 @@ def dataset_catalog(data: RatingsDataset, train: pd.DataFrame) -> CatalogIndex:
     )  # fmt: skip
 
 
-def trending_list(catalog: CatalogIndex, train: pd.DataFrame, decay: float = TRENDING_DECAY) -> tuple:
+def trending_list(
+    catalog: CatalogIndex, train: pd.DataFrame, decay: float = TRENDING_DECAY
+) -> tuple[np.ndarray, np.ndarray]:
     """Catalog rows with train ratings ranked by Σ decay ** days old (relative to the last train rating)."""
     rows, _ = catalog.positions(train[ITEM_COL].to_numpy())
     stamps = train["timestamp"].to_numpy(np.int64)
@@ -85,8 +87,8 @@ class CandidateStage:
     """The serving pipeline's inputs for the users of one split, and its candidates for each of them."""
 
     def __init__(
-        self, data: RatingsDataset, train: pd.DataFrame, *, als: MatrixFactorization, content: ContentSimilarity,
-        ease: EASE | None,
+        self, data: RatingsDataset, train: pd.DataFrame, *, als: MatrixFactorization,
+        content: ContentSimilarity | None, ease: EASE | None,
     ) -> None:
         self.data, self.train = data, train
         self.catalog = catalog = dataset_catalog(data, train)
@@ -98,7 +100,8 @@ class CandidateStage:
             catalog=catalog,
             popularity=np.bincount(rows, minlength=len(catalog)).astype(np.float32),
             mf=Aligned(als, sources.ItemAlignment.build(als.item_map.ids, catalog.content_ids)),
-            content=Aligned(content, sources.ItemAlignment.build(content.item_map.ids, catalog.content_ids)),
+            content=None if content is None else Aligned(content, sources.ItemAlignment.build(content.item_map.ids,
+                                                                                             catalog.content_ids)),
             ease=None if ease is None else Aligned(ease, sources.ItemAlignment.build(ease.item_map.ids,
                                                                                        catalog.content_ids)),
         )  # fmt: skip
@@ -139,14 +142,19 @@ class CandidateStage:
 
 def candidate_stage(
     data: RatingsDataset, train: pd.DataFrame, chosen: dict[str, dict[str, Any]], *,
-    als: MatrixFactorization | None = None, ease: EASE | None = None, threads: int,
+    als: MatrixFactorization | None = None, ease: EASE | None = None, with_ease: bool = True, threads: int,
 ) -> tuple[CandidateStage, float]:
-    """The candidate stage of one split (fitting what is not passed in) and the fit seconds of its models."""
+    """The candidate stage of one split (fitting what is not passed in) and the fit seconds of its models;
+    without EASE as serving goes without it on a large catalog."""
     als = als or MatrixFactorization(**chosen["MF-ALS"], objective="als", num_threads=threads).fit(train)
-    ease = ease or EASE(**chosen["EASE"]).fit(train)
-    content = ContentSimilarity(**chosen["content similarity"]).fit(train, data.content_frame())
-    stage = CandidateStage(data, train, als=als, content=content, ease=ease)
-    return stage, als.fit_seconds + ease.fit_seconds + content.fit_seconds
+    if with_ease and ease is None:
+        ease = EASE(**chosen["EASE"]).fit(train)
+    content = None
+    if data.genre_names:  # no metadata, no content model: serving goes without it too (flagged)
+        content = ContentSimilarity(**chosen["content similarity"]).fit(train, data.content_frame())
+    stage = CandidateStage(data, train, als=als, content=content, ease=ease if with_ease else None)
+    ease_seconds = ease.fit_seconds if ease is not None and with_ease else 0.0
+    return stage, als.fit_seconds + ease_seconds + (content.fit_seconds if content is not None else 0.0)
 
 
 def candidate_report(stage: CandidateStage, evaluation: Evaluation) -> dict[str, Any]:

@@ -197,5 +197,25 @@ def test_every_layout_reads_the_same_ratings(tiny_dir, tmp_path):
 def test_a_plain_csv_runs_the_whole_evaluation(tiny_dir, tmp_path):
     result = run_evaluation(quiet(_other_layouts(tiny_dir, tmp_path)["csv"], quick=True))
     assert result["layout"] == "csv" and result["reference"] == {}
-    assert {row["name"] for row in result["rows"]} >= {"popularity", "MF-ALS", "EASE", "content similarity"}
+    names = {row["name"] for row in result["rows"]}
+    assert names >= {"popularity", "MF-ALS", "EASE"} and "content similarity" not in names  # no genres
     assert 0.0 < result["candidates"]["recall_at_500"] <= 1.0
+
+
+def test_model_classes_training_and_evaluation_share_one_set_of_defaults():
+    from recommendations.ml import defaults
+    from recommendations.ml.content import ContentSimilarity
+    from recommendations.ml.ease import EASE
+    from recommendations.ml.evaluation import default_params
+    from recommendations.ml.matrix_factorization import MatrixFactorization
+    from recommendations.ml.ncf import NCFRecommender
+
+    for objective, chosen in defaults.MF_BY_OBJECTIVE.items():
+        model = MatrixFactorization(objective=objective)
+        assert {name: getattr(model, name) for name in chosen} == chosen, objective
+    ncf = NCFRecommender()
+    assert (ncf.embedding_dim, ncf.hidden_layers, ncf.n_epochs) == tuple(defaults.NCF.values())
+    assert ContentSimilarity().n_neighbors == defaults.CONTENT["n_neighbors"]
+    assert EASE().regularization == defaults.EASE["regularization"]
+    chosen = default_params()
+    assert all(chosen[family].items() >= defaults.FAMILIES[family].items() for family in defaults.FAMILIES)
