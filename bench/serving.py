@@ -139,6 +139,7 @@ def main() -> None:
         "titles": len(models.catalog),
         "profiles_sampled": len(sample),
         "model_versions": models.versions,
+        "ranker_backend": _ranker_backend(models),
         "candidates_per_request": _summary(np.array(counts, float), digits=0),
         "five_sources_ms": _summary(np.array(source_ms)),
         "per_source_ms_p99": {name: round(float(np.percentile(v, 99)), 3) for name, v in per_source.items()},
@@ -182,6 +183,12 @@ def _served_diversity(engine, profile_ids, models, now) -> dict[str, float]:
             "share_with_5_or_more_genres": round(float((genres >= 5).mean()), 3),
             "share_recent_mean": round(float(np.mean([r.share_recent for r in reports])), 3),
             "share_outside_usual_mean": round(float(np.mean([r.share_outside_usual for r in reports])), 3)}  # fmt: skip
+
+
+def _ranker_backend(models) -> str | None:  # noqa: ANN001
+    """What scores the candidates: 'lleaves' (the compiled forest), 'lightgbm', or None without a ranker."""
+    ranker = models.get("ranker")
+    return None if ranker is None else getattr(ranker.model, "backend", "lightgbm")
 
 
 def _summary(values: np.ndarray, digits: int = 3) -> dict[str, float]:

@@ -431,7 +431,7 @@ class ModelRegistry:
         models = [
             {"kind": m.kind, "version": m.version, "version_id": m.version_id, "checksum": m.checksum,
              "copy": str(m.artifact.copy) if m.artifact else "", "mapped": m.mapped,
-             "loaded_at": _iso(now_wall - (now - m.loaded_at))}  # fmt: skip
+             "backend": getattr(m.model, "backend", ""), "loaded_at": _iso(now_wall - (now - m.loaded_at))}  # fmt: skip
             for m in sorted(self._models.values(), key=lambda m: m.kind)
         ]
         failures = [

@@ -1,12 +1,14 @@
 """LambdaMART over the candidate features: LightGBM's lambdarank objective, one query per profile request.
 
-Persisted as LightGBM's text model beside a meta.json of feature names, parameters and SHA-256 checksums;
-nothing on load can run code. Prediction calls the Booster directly (the scikit-learn wrapper costs ~2 ms
-a call on the request path, see STACK.md).
+Persisted as LightGBM's text model beside a meta.json of feature names, parameters and SHA-256 checksums,
+and the same forest compiled to native code (ranking/ml/compiled.py), which serves predictions when it loads
+and matches LightGBM; LightGBM's Booster serves otherwise (called directly: the scikit-learn wrapper costs
+~2 ms a call on the request path, see STACK.md).
 """
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,11 +18,20 @@ import lightgbm as lgb
 import numpy as np
 
 from features.definitions import CONTENT_FEATURES, INTERACTION_FEATURES, USER_FEATURES
+from ranking.ml.compiled import (
+    COMPILED_FILE,
+    CompiledForest,
+    CompiledForestError,
+    check_against,
+    compile_forest,
+    probe_rows,
+)
 from ranking.ml.features import MODEL_SLOTS, RANKER_FEATURE_NAMES, SOURCE_SLOTS
 from recommendations.ml.base import META_FILE, file_sha256
 from recommendations.ml.constants import ARTIFACT_FORMAT
 
 MODEL_FILE = "model.txt"
+log = logging.getLogger(__name__)
 PERSONALISED_SOURCES = ("collaborative", "ease", "similar_to_watched")  # a higher score means a better fit
 FEATURE_SCHEMAS = {
     "user": USER_FEATURES.schema_version,
@@ -96,6 +107,8 @@ class LambdaMARTRanker:
         self.early_stopping_rounds = int(early_stopping_rounds)
         self.feature_names = tuple(feature_names)
         self.booster: lgb.Booster | None = None
+        self.compiled: CompiledForest | None = None  # set by load when the compiled forest serves
+        self.compiled_error = ""  # why it does not, when the artifact has one
         self.best_iteration = 0
         self.eval_history: list[float] = []
         self.fit_seconds = 0.0
@@ -162,8 +175,15 @@ class LambdaMARTRanker:
         num_threads: 1 by default: one request's 500 rows finish faster on one thread than they take to fan out
         over OpenMP, and web workers already use every core between them."""
         booster = self._check_fitted()
-        return booster.predict(self._check_features(features), num_iteration=self.best_iteration,
-                               num_threads=num_threads)  # fmt: skip
+        matrix = self._check_features(features)
+        if self.compiled is not None:
+            return self.compiled.predict(matrix)
+        return booster.predict(matrix, num_iteration=self.best_iteration, num_threads=num_threads)
+
+    @property
+    def backend(self) -> str:
+        """What predicts: 'lleaves' (the compiled forest) or 'lightgbm'."""
+        return "lleaves" if self.compiled is not None else "lightgbm"
 
     def feature_importance(self, importance_type: str = "gain") -> dict[str, float]:
         """Total gain (or 'split' count) of each feature over the kept trees, largest first."""
@@ -172,12 +192,22 @@ class LambdaMARTRanker:
         pairs = sorted(zip(self.feature_names, values.tolist(), strict=True), key=lambda pair: -pair[1])
         return {name: float(value) for name, value in pairs}
 
-    def save(self, path: str | Path, *, metadata: dict[str, Any] | None = None) -> Path:
-        """Write directory `path`: model.txt (the kept trees) and meta.json with names, params and checksums."""
+    def save(self, path: str | Path, *, metadata: dict[str, Any] | None = None, compiled: bool = True) -> Path:
+        """Write directory `path`: model.txt (the kept trees), the compiled forest (unless `compiled` is False
+        or it cannot be built here: meta.json says why) and meta.json with names, params and checksums."""
         booster = self._check_fitted()
         directory = Path(path)
         directory.mkdir(parents=True, exist_ok=True)
         booster.save_model(str(directory / MODEL_FILE), num_iteration=self.best_iteration)
+        checksums = {MODEL_FILE: file_sha256(directory / MODEL_FILE)}
+        built: dict[str, Any] = {}
+        if compiled:
+            try:
+                built = compile_forest(directory / MODEL_FILE, directory / COMPILED_FILE)
+                checksums[COMPILED_FILE] = file_sha256(directory / COMPILED_FILE)
+            except CompiledForestError as error:
+                log.warning("ranker saved without a compiled forest: %s", error)
+                built = {"error": str(error)}
         meta = {
             "format": ARTIFACT_FORMAT,
             "class": type(self).__name__,
@@ -189,17 +219,22 @@ class LambdaMARTRanker:
             "best_iteration": self.best_iteration,
             "fit_seconds": round(self.fit_seconds, 3),
             "metadata": metadata or {},
-            "sha256": {MODEL_FILE: file_sha256(directory / MODEL_FILE)},
+            "compiled": built,
+            "sha256": checksums,
         }
         (directory / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True))
         return directory
 
     @classmethod
     def load(
-        cls, path: str | Path, *, verify: bool = True, feature_names: Sequence[str] = RANKER_FEATURE_NAMES
+        cls, path: str | Path, *, verify: bool = True, feature_names: Sequence[str] = RANKER_FEATURE_NAMES,
+        compiled: bool = True,
     ) -> Self:
-        """Load a ranker saved by `save`. ValueError if the format, class, a checksum or the feature names
-        (against `feature_names`, by default the current RANKER_FEATURE_NAMES) do not match."""
+        """Load a ranker saved by `save`. ValueError if the format, class, model checksum or the feature names
+        (against `feature_names`, by default the current RANKER_FEATURE_NAMES) do not match.
+
+        compiled: serve with the artifact's compiled forest when it is intact, loads here and scores probe
+        rows like LightGBM; otherwise LightGBM serves and `compiled_error` says why."""
         directory = Path(path)
         meta = json.loads((directory / META_FILE).read_text())
         if meta.get("format") != ARTIFACT_FORMAT:
@@ -214,9 +249,13 @@ class LambdaMARTRanker:
                 f"{directory} was trained on other features (missing {missing[:5]}, extra {extra[:5]}, or another "
                 "order): retrain it"
             )
+        compiled_error = ""
         if verify:
             for name, digest in meta["sha256"].items():
-                if file_sha256(directory / name) != digest:
+                if name == COMPILED_FILE:
+                    if not (directory / name).is_file() or file_sha256(directory / name) != digest:
+                        compiled_error = f"{directory / name} is missing or fails its checksum"
+                elif file_sha256(directory / name) != digest:
                     raise ValueError(f"checksum mismatch for {directory / name}: the artifact is corrupt")
         booster = lgb.Booster(model_file=str(directory / MODEL_FILE))
         if tuple(booster.feature_name()) != expected:
@@ -228,4 +267,22 @@ class LambdaMARTRanker:
         ranker.booster = booster
         ranker.best_iteration = booster.current_iteration()  # the file holds the kept trees only
         ranker.fit_seconds = meta.get("fit_seconds", 0.0)
+        if compiled:
+            ranker._load_compiled(directory, meta.get("compiled") or {}, compiled_error)
         return ranker
+
+    def _load_compiled(self, directory: Path, info: dict[str, Any], error: str) -> None:
+        if not info.get("file") and not error:
+            self.compiled_error = info.get("error", "the artifact has no compiled forest")
+            return
+        try:
+            if error:
+                raise CompiledForestError(error)
+            forest = CompiledForest.load(directory / MODEL_FILE, directory / info["file"], info)
+            probe = probe_rows(len(self.feature_names))
+            check_against(forest, self._check_fitted().predict(probe, num_threads=1), probe)
+        except (CompiledForestError, OSError, ValueError, RuntimeError) as failure:
+            self.compiled_error = str(failure)
+            log.warning("ranker %s: serving with LightGBM, its compiled forest does not serve: %s", directory, failure)
+            return
+        self.compiled = forest

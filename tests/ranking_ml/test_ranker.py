@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 
+from ranking.ml.compiled import COMPILED_FILE
 from ranking.ml.features import RANKER_FEATURE_NAMES
 from ranking.ml.ranker import MODEL_FILE, LambdaMARTRanker, monotone_constraints
 from recommendations.ml.base import META_FILE
@@ -63,7 +64,7 @@ def test_save_and_load_give_identical_predictions(fitted, tmp_path):
     np.testing.assert_array_equal(loaded.predict(features), fitted.predict(features))
     meta = json.loads((tmp_path / "ranker" / META_FILE).read_text())
     assert meta["feature_names"] == list(RANKER_FEATURE_NAMES)
-    assert meta["metadata"] == {"data_to": "2024-10-04"} and set(meta["sha256"]) == {MODEL_FILE}
+    assert meta["metadata"] == {"data_to": "2024-10-04"} and set(meta["sha256"]) == {MODEL_FILE, COMPILED_FILE}
     assert loaded.feature_importance() == pytest.approx(fitted.feature_importance())
 
 

@@ -16,6 +16,7 @@ from recommendations.context import UserContext, profile_state_load
 from recommendations.engine import RecommendationEngine
 from recommendations.models import ModelKind, ModelVersion
 from recommendations.ranker_training import features_as_of, ranker_train
+from recommendations.serving import serving_state
 from tests.conftest import SERVING_NOW, serving_caches_reset
 from users.models import ViewingEvent
 
@@ -41,6 +42,7 @@ def test_a_ranker_trained_before_a_cutoff_is_registered_activated_and_served(ser
     assert result.model_versions["ranker"] == version.version
     assert "no_ranker" not in result.degraded and "ranker_failed" not in result.degraded
     assert len(result.items) == 20 and np.isfinite([i.score for i in result.items]).all()
+    assert serving_state.models().get(ModelKind.RANKER).model.backend == "lleaves"  # the compiled forest serves
 
 
 def test_history_as_of_a_cutoff_sees_nothing_later(serving_world):
