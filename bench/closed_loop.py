@@ -104,6 +104,7 @@ def main() -> None:
         "machine": calibration(),
         "days": figures.days,
     }  # fmt: skip
+    summary["last_7_days"] = week_means(figures.days)
     last = figures.days[-1] if figures.days else {}
     print(json.dumps({k: v for k, v in summary.items() if k not in ("days", "jobs_seconds_per_day")}, indent=2))
     print("last day:", json.dumps({arm: {m: round(v, 4) for m, v in f.items()} for arm, f in last.items()}))
@@ -151,6 +152,28 @@ def _arms(names: str) -> list:
     if unknown:
         raise SystemExit(f"unknown arms {unknown}: choose among {sorted(ARMS)}")
     return [ARMS[n] for n in names.split(",")]
+
+
+def week_means(days: list[dict], span: int = 7) -> dict:
+    """Per arm, the last `span` days pooled (rates from summed counts; discovery as of the last day) and the
+    engagement lift against popularity: one day of ~150 visits per arm is too noisy to read alone."""
+    recent = days[-span:]
+    out = {}
+    for arm in recent[0] if recent else {}:
+        total = {k: sum(day[arm][k] for day in recent) for k in ("visits", "impressions", "clicks", "plays", "completions")}
+        engagement = sum(day[arm]["engagement"] * day[arm]["impressions"] for day in recent) / total["impressions"]
+        out[arm] = {"ctr": total["clicks"] / total["impressions"], "play_rate": total["plays"] / total["clicks"],
+                    "completion_rate": total["completions"] / total["plays"], "engagement": engagement,
+                    "minutes_per_visit": sum(day[arm]["minutes_per_visit"] * day[arm]["visits"] for day in recent)
+                    / total["visits"],
+                    "long_tail_share": sum(day[arm]["long_tail_share"] * day[arm]["plays"] for day in recent)
+                    / total["plays"], "discovery": recent[-1][arm]["discovery"]}  # fmt: skip
+    for figures in out.values():
+        if "oracle" in out:
+            figures["share_of_oracle"] = figures["engagement"] / out["oracle"]["engagement"]
+        if "popularity" in out:
+            figures["lift_vs_popularity"] = figures["engagement"] / out["popularity"]["engagement"] - 1
+    return {arm: {k: round(v, 4) for k, v in f.items()} for arm, f in out.items()}
 
 
 def _pct(values: np.ndarray, q: float) -> float:
