@@ -11,6 +11,7 @@ from django.utils.dateparse import parse_datetime
 from catalog.models import MaturityRating
 from config.db.replicas import read_alias
 from recommendations.ml.catalog import CatalogIndex
+from recommendations.vocabulary import DEVICE, SUBSCRIPTION_TIER, TIME_OF_DAY
 from users.models import Account, DeviceType, Profile, ViewingEvent
 
 HISTORY_LIMIT = 200  # newest viewings a request reads: enough for every source, one index range scan
@@ -36,14 +37,24 @@ HISTORY_SQL = f"""
 @dataclass(frozen=True)
 class UserContext:
     """The design's request context. Entitlements (tier, country, maturity) always come from the database:
-    `subscription_tier` and `country` given here are hints that the engine checks, never trusts."""
+    `subscription_tier` and `country` given here are hints that the engine checks, never trusts.
+
+    device_type, time_of_day and subscription_tier take a name or a number (recommendations.vocabulary:
+    'smart_tv', 'evening', 'premium', ...) and hold the number; another value raises ContextValueError."""
 
     user_id: int | None = None  # the account
     profile_id: int | None = None
     country: str | None = None
-    device_type: int = DeviceType.TV
-    time_of_day: int | None = None  # hour 0–23 in the viewer's time zone; None: the server's UTC hour
-    subscription_tier: int | None = None
+    device_type: int | str = DeviceType.TV
+    time_of_day: int | str | None = None  # hour 0–23 in the viewer's time zone; None: the server's UTC hour
+    subscription_tier: int | str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "device_type", DEVICE.parse(self.device_type))
+        if self.time_of_day is not None:
+            object.__setattr__(self, "time_of_day", TIME_OF_DAY.parse(self.time_of_day))
+        if self.subscription_tier is not None:
+            object.__setattr__(self, "subscription_tier", SUBSCRIPTION_TIER.parse(self.subscription_tier))
 
 
 @dataclass(frozen=True, eq=False)

@@ -4,71 +4,86 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from rest_framework import serializers
 
-from catalog.models import SubscriptionTier
 from recommendations.engine import MAX_N
-from users.models import DeviceType
+from recommendations.vocabulary import (  # noqa: F401 (DEVICE_API_NAMES: the ab_test command's import)
+    DEVICE,
+    DEVICE_API_NAMES,
+    SUBSCRIPTION_TIER,
+    TIME_OF_DAY,
+    ContextValueError,
+    Vocabulary,
+)
 
-DEVICE_NAMES = {label.lower().split()[0]: value for value, label in DeviceType.choices}  # tv, mobile, tablet, web, game
-DEVICE_API_NAMES = {value: name for name, value in {**DEVICE_NAMES, "console": DeviceType.CONSOLE}.items()}  # 5: console
 
+class ContextField(serializers.Field):
+    """A context value by its name or its number (recommendations.vocabulary, as UserContext takes it).
 
-@extend_schema_field({"type": "string", "enum": ["tv", "mobile", "tablet", "web", "console"]})
-class DeviceField(serializers.Field):
-    """A device as its name (tv, mobile, tablet, web, console) or its number."""
+    In a query string a number is written in digits (schema: one string enum of names and numbers); in a JSON
+    body a name is a string and a number an integer (schema: oneOf). A 400 lists the valid values."""
 
-    default_error_messages = {"invalid": "Unknown device {value!r}: use one of {choices}."}
-    names = {**DEVICE_NAMES, "console": DeviceType.CONSOLE}
+    default_error_messages = {"invalid": "{message}"}
 
-    def __init__(self, *args, numbers: bool = False, **kwargs) -> None:
-        self.numbers = numbers  # events also take the device's number (their schema says so)
-        super().__init__(*args, **kwargs)
+    def __init__(self, vocabulary: Vocabulary, *, query: bool = False, **kwargs) -> None:
+        self.vocabulary, self.query = vocabulary, query
+        super().__init__(**kwargs)
 
     def to_internal_value(self, data):  # noqa: ANN001, ANN201
-        if isinstance(data, str) and data in self.names:
-            return self.names[data]
-        if self.numbers and type(data) is int and data in DeviceType.values:
-            return data
-        self.fail("invalid", value=data, choices=", ".join(sorted(self.names)))
+        if self.query and isinstance(data, str) and _QUERY_INTEGER.fullmatch(data):
+            data = int(data)
+        try:
+            return self.vocabulary.parse(data)
+        except ContextValueError as error:
+            self.fail("invalid", message=str(error))
 
     def to_representation(self, value):  # noqa: ANN001, ANN201
-        return DeviceType(value).label
+        return value
+
+    def openapi_schema(self) -> dict:
+        vocabulary = self.vocabulary
+        if self.query:
+            return {"type": "string", "enum": vocabulary.query_values}
+        low, high = min(vocabulary.numbers), max(vocabulary.numbers)
+        assert vocabulary.numbers == tuple(range(low, high + 1)), "numbers are written as a range"
+        return {"oneOf": [{"type": "string", "enum": list(vocabulary.names)},
+                          {"type": "integer", "minimum": low, "maximum": high}]}  # fmt: skip
 
 
-@extend_schema_field({"oneOf": [{"type": "string", "enum": ["tv", "mobile", "tablet", "web", "console"]},
-                                  {"type": "integer", "enum": sorted(DeviceType.values)}]})  # fmt: skip
-class DeviceOrNumberField(DeviceField):
-    """A device as its name or its number (events)."""
+class ContextFieldSchema(OpenApiSerializerFieldExtension):
+    target_class = ContextField
+    match_subclasses = True
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, numbers=True, **kwargs)
+    def map_serializer_field(self, auto_schema, direction):  # noqa: ANN001, ANN201
+        return self.target.openapi_schema()
 
 
-# JSON types the batch body must use, as the schema says (DRF would also take "5" for 5 and 0 for false).
-_JSON_TYPES = {"profile_id": int, "user_id": int, "time_of_day": int, "n": int, "subscription_tier": int,
-               "country": str, "device_type": str, "rows": bool}  # fmt: skip
+class DeviceOrNumberField(ContextField):
+    """A device as its name or its number, in a JSON body (events)."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(DEVICE, **kwargs)
+
+
+# JSON types the batch body must use, as the schema says (DRF would also take "5" for 5 and 0 for false); the
+# context fields check their own (a name or a number).
+_JSON_TYPES = {"profile_id": int, "user_id": int, "n": int, "country": str, "rows": bool}
 _QUERY_INTEGER = re.compile(r"0|[1-9][0-9]{0,18}")  # fullmatch: as JSON writes one, no sign, no leading zeros
 _QUERY_BOOLEAN = {"true": True, "false": False}
 
 
-class RecsQuerySerializer(serializers.Serializer):
-    """One request's parameters: from the query string (context `query=True`: strings, integers as plain digits,
-    booleans as true/false) or from a batch body (JSON values of exactly the documented types)."""
+class _RecsParametersSerializer(serializers.Serializer):
+    """One request's parameters: from the query string (RecsQuerySerializer: strings, integers as plain digits,
+    booleans as true/false) or from a batch body (RecsRequestSerializer: JSON values of the documented types)."""
+
+    query = False
 
     profile_id = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
     user_id = serializers.IntegerField(min_value=1, max_value=2**63 - 1, required=False,
                                        help_text="The account; when given it must own the profile.")  # fmt: skip
     country = serializers.RegexField(r"^[A-Za-z]{2}$", required=False, trim_whitespace=False,
                                      help_text="Where the viewer is (ISO 3166-1 alpha-2); default: the account's.")  # fmt: skip
-    device_type = DeviceField(required=False, help_text="tv, mobile, tablet, web or console; default tv.")
-    time_of_day = serializers.IntegerField(min_value=0, max_value=23, required=False,
-                                           help_text="The viewer's local hour.")  # fmt: skip
-    subscription_tier = serializers.ChoiceField(
-        choices=SubscriptionTier.values, required=False,
-        help_text="Ignored for entitlements (the account's tier always applies); accepted for the design's context.",
-    )  # fmt: skip
     n = serializers.IntegerField(min_value=1, max_value=MAX_N, default=20)
     rows = serializers.BooleanField(default=True, help_text="Also build the homepage rows.")
 
@@ -80,12 +95,38 @@ class RecsQuerySerializer(serializers.Serializer):
     def to_internal_value(self, data):  # noqa: ANN001, ANN201
         if not isinstance(data, Mapping):
             return super().to_internal_value(data)
-        errors = _query_type_errors(data, set(self.fields)) if self.context.get("query") else _json_type_errors(data)
+        errors = _query_type_errors(data, set(self.fields)) if self.query else _json_type_errors(data)
         if errors:
             raise serializers.ValidationError(errors)
-        if self.context.get("query") and "rows" in data:
+        if self.query and "rows" in data:
             data = {**{k: data.get(k) for k in data}, "rows": _QUERY_BOOLEAN[str(data.get("rows"))]}
         return super().to_internal_value(data)
+
+
+_CONTEXT_HELP = {
+    DEVICE.field: f"{DEVICE.describe()}; default tv.",
+    TIME_OF_DAY.field: f"The viewer's local time: {TIME_OF_DAY.describe()} (a part of the day stands for its middle "
+                       "hour); default: the server's UTC hour.",
+    SUBSCRIPTION_TIER.field: f"{SUBSCRIPTION_TIER.describe()}. Accepted, never trusted: the account's tier always "
+                             "decides the entitlements.",
+}  # fmt: skip
+
+
+def _context_field(vocabulary: Vocabulary, *, query: bool) -> ContextField:
+    return ContextField(vocabulary, query=query, required=False, help_text=_CONTEXT_HELP[vocabulary.field])
+
+
+class RecsQuerySerializer(_RecsParametersSerializer):
+    query = True
+    device_type = _context_field(DEVICE, query=True)
+    time_of_day = _context_field(TIME_OF_DAY, query=True)
+    subscription_tier = _context_field(SUBSCRIPTION_TIER, query=True)
+
+
+class RecsRequestSerializer(_RecsParametersSerializer):
+    device_type = _context_field(DEVICE, query=False)
+    time_of_day = _context_field(TIME_OF_DAY, query=False)
+    subscription_tier = _context_field(SUBSCRIPTION_TIER, query=False)
 
 
 def _json_type_errors(data: Mapping) -> dict[str, list[str]]:
@@ -101,10 +142,11 @@ def _query_type_errors(data: Mapping, known: set[str]) -> dict[str, list[str]]:
     errors = {name: ["Unknown parameter."] for name in data if name not in known}
     if hasattr(data, "getlist"):
         errors.update({name: ["Give this parameter once."] for name in known if len(data.getlist(name)) > 1})
-    for name, kind in _JSON_TYPES.items():
+    for name in known:
         value = data.get(name)
         if value is None:
             continue
+        kind = _JSON_TYPES.get(name)
         if value == "":  # DRF would read an empty optional parameter as absent
             errors[name] = ["Give a value or leave the parameter out."]
         elif kind is int and not _QUERY_INTEGER.fullmatch(str(value)):
@@ -115,7 +157,7 @@ def _query_type_errors(data: Mapping, known: set[str]) -> dict[str, list[str]]:
 
 
 class BatchSerializer(serializers.Serializer):
-    requests = serializers.ListField(child=RecsQuerySerializer(), min_length=1, max_length=100)
+    requests = serializers.ListField(child=RecsRequestSerializer(), min_length=1, max_length=100)
 
 
 class ItemSerializer(serializers.Serializer):
