@@ -21,6 +21,7 @@ from recommendations.ml import defaults
 from recommendations.ml.base import Recommender
 from recommendations.ml.constants import INTERACTION_COLUMNS, USER_COL
 from recommendations.ml.content import ContentSimilarity
+from recommendations.ml.data import validate_interactions
 from recommendations.ml.debiasing import inverse_propensity_weights
 from recommendations.ml.ease import EASE
 from recommendations.ml.matrix_factorization import MatrixFactorization
@@ -153,6 +154,42 @@ def debiased_labels(interactions: pd.DataFrame, *, power: float, until: dt.datet
         shown += np.where(ids[found] == titles, impressions[found], 0)
     weights = inverse_propensity_weights(items, shown[inverse], power=power)
     return interactions.assign(rating=interactions["rating"].to_numpy() * weights)
+
+
+def model_train_interactions(
+    *,
+    kind: str,
+    interactions: pd.DataFrame,
+    params: dict[str, Any] | None = None,
+    activation: str = "if-not-worse",
+) -> TrainingResult:
+    """Train `kind` on a given frame (user_id, content_id, rating; started_at, when present, gives the data
+    window) with model_train's validation split, baseline and activation gate: a small frame stays a candidate."""
+    if activation not in {"if-not-worse", "always", "never"}:
+        raise ValueError(f"activation must be if-not-worse, always or never, not {activation!r}")
+    if kind in {ModelKind.RANKER, ModelKind.CONTENT}:
+        raise ValueError(f"{kind} trains from the database (model_train): it needs more than interactions")
+    params = {**DEFAULT_PARAMS[kind], **(params or {})}
+    started = time.perf_counter()
+    frame = validate_interactions(interactions)
+    fit_part, held_out = validation_split(frame)
+    baseline = fit_model(ModelKind.POPULARITY, fit_part, None, {}) if kind != ModelKind.POPULARITY else None
+    metrics = validation_metrics(fit_model(kind, fit_part, None, params), held_out, baseline=baseline)
+    model = fit_model(kind, frame, None, params)
+    metrics["fit_seconds"] = round(model.fit_seconds, 2)
+    metrics["train_seconds"] = round(time.perf_counter() - started, 2)
+    window = {}
+    if "started_at" in interactions.columns and len(interactions):
+        window = {"data_from": utc(interactions["started_at"].min()), "data_to": utc(interactions["started_at"].max())}
+    activate, reason = activation_gate(kind=kind, metrics=metrics, activation=activation)
+    with model_artifact_staging(kind=kind) as scratch:
+        saved = model.save(scratch / "model", metadata={k: v.isoformat() for k, v in window.items()})
+        version = model_version_register(kind=kind, saved_model_dir=saved, metrics=metrics, params=params,
+                                         notes=reason, **window)  # fmt: skip
+    if activate:
+        version = model_version_activate(version_id=version.pk)
+    log.info("trained %s %s on %d given interactions: %s; %s", kind, version.version, len(frame), metrics, reason)
+    return TrainingResult(version, activate, reason, len(frame))
 
 
 def validation_metrics(

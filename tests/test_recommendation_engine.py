@@ -104,16 +104,21 @@ def test_the_response_is_cached_until_the_profile_watches_something(engine):
     assert not third.cached and first.items[0].content_id not in [i.content_id for i in third.items]
 
 
-def test_train_collaborative_filtering_registers_and_activates_a_model(engine):
+def test_train_collaborative_filtering_goes_through_the_activation_gate(engine):
     interactions = pd.DataFrame(
         list(ViewingEvent.objects.values_list("profile_id", "title_id", "watch_percentage")),
         columns=["user_id", "content_id", "rating"],
     )
     interactions["rating"] *= 5
     version = engine.train_collaborative_filtering(interactions, params={"n_factors": 8, "n_epochs": 3})
-    assert version.status == ModelVersion.Status.ACTIVE and version.kind == ModelKind.MATRIX_FACTORIZATION
+    assert version.kind == ModelKind.MATRIX_FACTORIZATION and version.metrics["users"] >= 50
+    assert "popularity_ndcg_at_10" in version.metrics  # measured against the baseline on the same split
+    assert version.notes.startswith("activated") == (version.status == ModelVersion.Status.ACTIVE), version.notes
+    tiny = engine.train_collaborative_filtering(interactions.head(5))  # no validation to speak of
+    assert tiny.status == ModelVersion.Status.CANDIDATE and "validation too small" in tiny.notes
+    active = ModelVersion.objects.get(kind=ModelKind.MATRIX_FACTORIZATION, status=ModelVersion.Status.ACTIVE)
     result = engine.recommend(context=UserContext(profile_id=_active_profile().pk), n=5)
-    assert result.model_versions["mf"] == version.version
+    assert result.model_versions["mf"] == active.version
     assert np.isfinite([i.score for i in result.items]).all()
 
 

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
@@ -128,8 +131,13 @@ class Recommender:
 
         meta.json holds the class, hyper-parameters, sizes, caller metadata (e.g. the data window) and the
         SHA-256 of every file, which load checks. Returns the directory.
+
+        A `path` with a suffix that is not a directory (`models/matrix_factorization.pkl`, the design's) is written
+        as one file instead: an uncompressed zip of those same files, whatever the suffix says (no pickle in it).
         """
         self._check_fitted()
+        if _is_single_file(Path(path)):
+            return _save_single_file(self, Path(path), metadata)
         directory = Path(path)
         directory.mkdir(parents=True, exist_ok=True)
         arrays = {"user_ids": self.user_map.ids, "item_ids": self.item_map.ids, **self._arrays()}
@@ -176,8 +184,12 @@ class Recommender:
     def load(cls, path: str | Path, *, mmap: bool = False, verify: bool = True) -> Self:
         """Load a model saved by `save`; ValueError if a checksum, the class or the format does not match.
 
-        mmap: memory-map the large .npy arrays (factor matrices) read-only, so processes share one copy.
+        mmap: memory-map the large .npy arrays (factor matrices) read-only, so processes share one copy (a
+        single-file save is read into memory instead).
         """
+        if Path(path).is_file():
+            with tempfile.TemporaryDirectory(prefix="reco-model-") as scratch:
+                return cls.load(_extract_single_file(Path(path), Path(scratch)), mmap=False, verify=verify)
         directory = Path(path)
         meta = cls.read_meta(directory)
         if verify:
@@ -197,6 +209,39 @@ class Recommender:
         model.fit_seconds = meta.get("fit_seconds", 0.0)
         model._restore(arrays, directory, mmap)
         return model
+
+
+def _is_single_file(path: Path) -> bool:
+    return bool(path.suffix) and not path.is_dir()
+
+
+def _save_single_file(model: Recommender, path: Path, metadata: dict[str, Any] | None) -> Path:
+    """The saved directory zipped into `path`, replaced in one rename (a reader finds the old file or the new)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="reco-model-", dir=path.parent) as scratch:
+        directory = model.save(Path(scratch) / "model", metadata=metadata)
+        packed = Path(scratch) / "packed.zip"
+        with zipfile.ZipFile(packed, "w", compression=zipfile.ZIP_STORED) as archive:
+            for file in sorted(directory.iterdir()):
+                archive.write(file, arcname=file.name)
+        os.replace(packed, path)
+    return path
+
+
+def _extract_single_file(path: Path, directory: Path) -> Path:
+    """Unpack a single-file save into `directory`; only the plain file names its meta.json lists (no paths)."""
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{path} is not a saved model (one file: a zip written by save)")
+    with zipfile.ZipFile(path) as archive:
+        if META_FILE not in archive.namelist():
+            raise ValueError(f"{path} has no {META_FILE}: not a saved model")
+        meta = json.loads(archive.read(META_FILE))
+        allowed = {META_FILE, *meta.get("sha256", {})}
+        for name in archive.namelist():
+            if name not in allowed or Path(name).name != name:
+                raise ValueError(f"{path} holds an unexpected member {name!r}")
+            (directory / name).write_bytes(archive.read(name))
+    return directory
 
 
 def _json_default(value: Any) -> Any:

@@ -26,7 +26,8 @@ class NeuralCollaborativeFiltering(nn.Module):
     """NeuMF (He et al. 2017): logit = h · [GMF(p_u ⊙ q_i), MLP([p'_u, q'_i])].
 
     The MLP's user and item embeddings are hidden_layers[0] // 2 wide each; the GMF's embedding_dim wide.
-    `user_map` / `item_map` translate raw ids to embedding rows for `predict`.
+    `user_map` / `item_map` translate raw ids to embedding rows for `predict`; without them the ids are the rows,
+    as `forward` takes them (the design's manual training loop).
     """
 
     def __init__(
@@ -80,10 +81,14 @@ class NeuralCollaborativeFiltering(nn.Module):
 
     @torch.no_grad()
     def predict(self, user_id: int | np.ndarray, item_id: int | np.ndarray) -> float | np.ndarray:
-        """Probability of interaction for raw ids (scalars, or broadcastable int arrays → float32 array)."""
-        if self.user_map is None or self.item_map is None:
-            raise RuntimeError("predict needs user_map and item_map")
-        users, items = np.broadcast_arrays(self.user_map.to_index(user_id), self.item_map.to_index(item_id))
+        """Probability of interaction for raw ids (scalars, or broadcastable int arrays → float32 array).
+
+        Ids go through `user_map` / `item_map` when set (KeyError for an unknown one), else they are embedding
+        rows (ValueError outside 0..n_users-1 / 0..n_items-1)."""
+        users, items = np.broadcast_arrays(
+            _rows(self.user_map, user_id, self.gmf_user.num_embeddings, "user_id"),
+            _rows(self.item_map, item_id, self.gmf_item.num_embeddings, "item_id"),
+        )
         was_training = self.training
         self.eval()
         device = self.output.weight.device
@@ -91,6 +96,17 @@ class NeuralCollaborativeFiltering(nn.Module):
         self.train(was_training)
         values = torch.sigmoid(logits).cpu().numpy().reshape(users.shape)
         return float(values) if values.ndim == 0 else values
+
+
+def _rows(id_map: IdMap | None, ids: int | np.ndarray, n_rows: int, name: str) -> np.ndarray:
+    if id_map is not None:
+        return id_map.to_index(ids)
+    rows = np.asarray(ids)
+    if not np.issubdtype(rows.dtype, np.integer):
+        raise ValueError(f"{name} must be integers, not {rows.dtype}")
+    if rows.size and (rows.min() < 0 or rows.max() >= n_rows):
+        raise ValueError(f"{name} must be embedding rows 0..{n_rows - 1} (no id map given)")
+    return rows.astype(np.int64)
 
 
 def sample_negatives(

@@ -60,3 +60,33 @@ def test_fits_are_deterministic_for_a_seed():
     first = MatrixFactorization(4, 50, objective="sgd", random_state=3).fit(taste_groups(dislikes=True))
     second = MatrixFactorization(4, 50, objective="sgd", random_state=3).fit(taste_groups(dislikes=True))
     np.testing.assert_array_equal(first.item_factors, second.item_factors)
+
+
+def test_a_file_name_saves_one_file_without_pickles_that_loads_back(als, tmp_path):
+    import zipfile
+
+    path = als.save(tmp_path / "models" / "matrix_factorization.pkl")  # the design's call (issue #18)
+    assert path.is_file() and zipfile.is_zipfile(path)
+    with zipfile.ZipFile(path) as archive:
+        assert "meta.json" in archive.namelist() and all("/" not in name for name in archive.namelist())
+    loaded = MatrixFactorization.load(path)
+    assert loaded.recommend(int(ACTION_USERS[3]), n=2) == als.recommend(int(ACTION_USERS[3]), n=2)
+    assert not list((tmp_path / "models").glob("reco-model-*"))  # no scratch left beside it
+
+
+def test_a_tampered_single_file_is_refused(als, tmp_path):
+    import zipfile
+
+    path = als.save(tmp_path / "mf.pkl")
+    with zipfile.ZipFile(path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    members["item_factors.npy"] = members["item_factors.npy"][:-4] + b"\0\0\0\1"
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, payload in members.items():
+            archive.writestr(name, payload)
+    with pytest.raises(ValueError, match="checksum"):
+        MatrixFactorization.load(path)
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.writestr("../escape.npy", b"")
+    with pytest.raises(ValueError, match="unexpected member"):
+        MatrixFactorization.load(path)

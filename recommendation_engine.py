@@ -1,0 +1,16 @@
+"""The design document's `recommendation_engine` module (docs/design-api.md): its names, from Reco's packages.
+
+Run from the repository root; outside Django (a plain `python`) it sets Django up with DJANGO_SETTINGS_MODULE
+(default config.settings.dev, the embedded defaults `make demo` uses).
+"""
+import os
+
+import django
+from django.apps import apps
+
+if not apps.ready:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.dev")
+    django.setup()
+
+from recommendations.design_api import *  # noqa: E402, F403
+from recommendations.design_api import __all__  # noqa: E402, F401
