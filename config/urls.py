@@ -1,6 +1,7 @@
-"""Top-level URL map: admin, staff pages, API schema and docs, health."""
+"""Top-level URL map: the landing page, admin, staff pages, API schema and docs, health."""
 from django.contrib import admin
 from django.urls import include, path
+from django.views.generic import TemplateView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config import probes
@@ -10,6 +11,7 @@ admin.site.site_header = "Reco administration"
 admin.site.site_title = "Reco"
 
 urlpatterns = [
+    path("", TemplateView.as_view(template_name="landing.html"), name="landing"),
     path("admin/", admin.site.urls),
     path("staff/", include("staff.urls")),
     path("api/", include("recommendations.api.urls")),

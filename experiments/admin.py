@@ -183,10 +183,25 @@ def _p_value(p_value: float | None) -> str:
 class ExperimentResultAdmin(ReadOnlyAdmin):
     """Read-only: the metrics job adds a set of results at every run."""
 
-    list_display = ("experiment", "arm", "metric", "value", "ci_low", "ci_high", "n", "p_value_vs_baseline",
-                    "verdict", "computed_at")  # fmt: skip
+    list_display = ("experiment", "arm", "metric", "value_shown", "interval", "n_shown", "p_value", "verdict", "computed_at")
     list_filter = ("metric", "experiment")
     list_select_related = ("experiment", "arm")
+
+    @admin.display(description="value", ordering="value")
+    def value_shown(self, result: ExperimentResult) -> str:
+        return _number(result.value, result.metric)
+
+    @admin.display(description="95 % interval")
+    def interval(self, result: ExperimentResult) -> str:
+        return _interval(result)
+
+    @admin.display(description="n", ordering="n")
+    def n_shown(self, result: ExperimentResult) -> str:
+        return f"{result.n:,}"
+
+    @admin.display(description="p vs baseline", ordering="p_value_vs_baseline")
+    def p_value(self, result: ExperimentResult) -> str:
+        return _p_value(result.p_value_vs_baseline)
 
 
 @admin.register(BanditState)

@@ -1,18 +1,25 @@
 """Business rules in the admin: every save and delete is audited and goes live in serving within seconds."""
 from __future__ import annotations
 
+import datetime as dt
+import re
+from collections.abc import Callable
 from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.core.exceptions import FieldDoesNotExist
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
+from django.utils.text import capfirst
+from django.utils.timezone import localtime
 
 from catalog.forms import TierMaskField
 from config.admin import LargeTableAdmin, ReadOnlyAdmin
 from ranking.models import Boost, DiversityPolicy, KidsPolicy, RuleChange, Suppression, TierRule
-from ranking.services import rule_change_record, rule_state_stored, rules_delete
+from ranking.services import RULE_MODELS, rule_change_record, rule_state_stored, rules_delete
 
 
 class TierRuleAdminForm(forms.ModelForm):
@@ -149,17 +156,40 @@ class RuleChangeAdmin(ReadOnlyAdmin, LargeTableAdmin):
 
     @admin.display(description="changes")
     def change_table(self, change: RuleChange) -> str:
+        label = _field_labels(change.rule_model)
         rows = format_html_join(
             "",
             "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
-            ((name, _shown(values.get("before")), _shown(values.get("after"))) for name, values in change.changes.items()),
-        )
+            ((label(name), _shown(values.get("before")), _shown(values.get("after")))
+             for name, values in change.changes.items()),
+        )  # fmt: skip
         return format_html("<table><tr><th>field</th><th>before</th><th>after</th></tr>{}</table>", rows)
+
+ISO_MOMENT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
+
+
+def _field_labels(rule_model: str) -> Callable[[str], str]:
+    """A recorded field name as the rule's form labels it ("starts_at" → "Starts at"); a field since removed
+    keeps its name."""
+    model = next((model for model, code in RULE_MODELS.items() if code == rule_model), None)
+
+    def label(name: str) -> str:
+        try:
+            return capfirst(model._meta.get_field(name).verbose_name) if model else name
+        except FieldDoesNotExist:
+            return name
+
+    return label
 
 
 def _shown(value: Any) -> str:
     if value is None:
         return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, str) and ISO_MOMENT.match(value):  # a window's bound, stored as ISO text
+        moment = dt.datetime.fromisoformat(value)
+        return date_format(localtime(moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)), "Y-m-d H:i T")
     if isinstance(value, list):
         return ", ".join(str(item) for item in value) or "(none)"
     return str(value)

@@ -1,11 +1,17 @@
-"""Model versions in the admin: metrics at a glance, activation and rollback through the services."""
+"""Model versions in the admin: metrics at a glance, activation and rollback (after a confirmation page) through
+the services."""
 import secrets
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.template.response import TemplateResponse
 
 from recommendations.models import API_KEY_PREFIX_LENGTH, ApiClient, ApiScope, ModelVersion, api_key_digest
 from recommendations.services import ModelActivationError, model_version_activate, model_version_rollback
+from staff import selectors as staff_selectors
 
 
 @admin.register(ModelVersion)
@@ -26,26 +32,45 @@ class ModelVersionAdmin(admin.ModelAdmin):
         return f"{value:.3f}" if isinstance(value, int | float) else "—"
 
     @admin.action(description="Activate the selected version")
-    def activate(self, request, queryset) -> None:
+    def activate(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> TemplateResponse | None:
         if queryset.count() != 1:
             self.message_user(request, "Select exactly one version to activate.", messages.ERROR)
-            return
+            return None
+        chosen = queryset.get()
+        if request.POST.get("confirmed") != "yes":  # first the intermediate page, as Django's delete asks
+            change = staff_selectors.model_change_for_activation(version=chosen)
+            return self._confirmation(request, queryset, action="activate", verb="activate", changes=[change],
+                                      question=f"Activate {chosen.kind} {chosen.version}?")  # fmt: skip
         try:
-            version = model_version_activate(version_id=queryset.get().pk, by_user=request.user)
+            version = model_version_activate(version_id=chosen.pk, by_user=request.user)
         except ModelActivationError as error:
             self.message_user(request, str(error), messages.ERROR)
-            return
+            return None
         self.message_user(request, f"{version} is active; web processes switch within seconds.")
+        return None
 
     @admin.action(description="Roll back to the previously active version of this kind")
-    def roll_back(self, request, queryset) -> None:
-        for kind in sorted(set(queryset.values_list("kind", flat=True))):
+    def roll_back(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> TemplateResponse | None:
+        kinds = sorted(set(queryset.values_list("kind", flat=True)))
+        if request.POST.get("confirmed") != "yes":
+            changes = [staff_selectors.model_change_for_rollback(kind=kind) for kind in kinds]
+            return self._confirmation(request, queryset, action="roll_back", verb="roll back", changes=changes,
+                                      question=f"Roll back {', '.join(kinds)} to the previously active version?")  # fmt: skip
+        for kind in kinds:
             try:
                 version = model_version_rollback(kind=kind, by_user=request.user)
             except ModelActivationError as error:
                 self.message_user(request, str(error), messages.ERROR)
                 continue
             self.message_user(request, f"{version} is active again.")
+        return None
+
+    def _confirmation(self, request: HttpRequest, queryset: QuerySet[ModelVersion], *, action: str, verb: str,
+                      changes: list, question: str) -> TemplateResponse:  # fmt: skip
+        context = {**self.admin_site.each_context(request), "opts": self.model._meta, "title": "Are you sure?",
+                   "queryset": queryset, "action": action, "verb": verb, "changes": changes, "question": question,
+                   "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME}  # fmt: skip
+        return TemplateResponse(request, "admin/recommendations/modelversion/confirm_action.html", context)
 
 
 class ApiClientForm(forms.ModelForm):

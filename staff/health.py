@@ -6,6 +6,7 @@ Each check is bounded in time (sub-second timeouts) and never raises: a failure 
 """
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import math
 import time
@@ -21,16 +22,20 @@ from django.utils import timezone
 
 from catalog.models import Title
 from config.redis_cluster import is_cluster, shared_redis
-from features.definitions import CONTENT, USER
-from features.store import FeatureStore, ttl_for
+from features.definitions import CONTENT, TRENDING_WINDOW_DAYS, USER
+from features.store import DEFAULT_TTL_SECONDS, FeatureBatch, FeatureStore, ttl_for
 from recommendations.models import ModelVersion
 from recommendations.process_status import serving_processes
+from staff import selectors
 from staff.selectors import age_of
 from users.models import Profile
 
 log = logging.getLogger(__name__)
 
 FRESHNESS_SAMPLE = 1_000  # profiles (and titles) sampled: ±3 points on the share at 95 %, one MGET of 1,000 keys
+VIEW_COUNT_CHECKS = 200  # sampled titles whose 7-day count is recounted: one GROUP BY over their week's viewings
+# What the default schedules promise (tasks/schedules.py): title features every 5 min, every profile hourly.
+SCHEDULED_REFRESH_SECONDS = DEFAULT_TTL_SECONDS
 WORKER_PING_SECONDS = 0.25  # a worker answers a ping in milliseconds unless it is down or busy in a solo pool
 BROKER_TIMEOUT_SECONDS = 0.5
 OK, DEGRADED, DOWN, NOT_USED = "ok", "degraded", "down", "not used"
@@ -201,25 +206,55 @@ def serving_processes_check(*, active: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def feature_freshness(*, entity_type: str, store: FeatureStore, seed: int | None = None) -> dict[str, Any]:
-    """Share of a random sample of profiles (or titles) whose online features are present, i.e. refreshed within
-    their TTL, and the median age of those present. Two indexed queries and one MGET, whatever the table's size."""
+    """Of a random sample of profiles (or titles): the share whose online features are present, the share
+    refreshed recently enough (within the TTL where a beat refreshes them; within the default schedule's
+    interval where none runs), and the median age. For titles, also whether the stored 7-day view counts still
+    match the history. Three indexed queries and one MGET, whatever the table's size."""
     model = Profile if entity_type == USER else Title
+    ttl = ttl_for(entity_type)
+    beat = bool(settings.CELERY_BROKER_URL)  # without a broker no beat runs: the embedded TTL is a week
+    fresh_within = ttl if beat else min(ttl, SCHEDULED_REFRESH_SECONDS[entity_type])
+    result: dict[str, Any] = {"sampled": 0, "present_share": None, "fresh_share": None, "median_age_seconds": None,
+                              "ttl_seconds": ttl, "fresh_within_seconds": fresh_within, "beat": beat}  # fmt: skip
     bounds = model.objects.aggregate(low=Min("id"), high=Max("id"))
     if bounds["low"] is None:
-        return {"sampled": 0, "fresh_share": None, "median_age_seconds": None, "ttl_seconds": ttl_for(entity_type)}
+        return result
     rng = np.random.default_rng(seed)
     draws = rng.integers(bounds["low"], bounds["high"] + 1, size=FRESHNESS_SAMPLE)
     ids = list(model.objects.filter(pk__in=np.unique(draws).tolist()).values_list("id", flat=True))
     batch = store.get_many(entity_type, ids)
     found = batch.found
-    ages = time.time() - batch.computed_at[found]
-    return {
+    ages = time.time() - batch.computed_at  # NaN where not found, which counts as not fresh
+    fresh = found & (np.nan_to_num(ages, nan=np.inf) <= fresh_within)
+    result.update({
         "sampled": len(ids),
-        "fresh_share": round(float(found.mean()), 4) if len(ids) else None,
-        "median_age_seconds": round(float(np.median(ages)), 1) if len(ages) else None,
-        "ttl_seconds": ttl_for(entity_type),
+        "present_share": round(float(found.mean()), 4) if len(ids) else None,
+        "fresh_share": round(float(fresh.mean()), 4) if len(ids) else None,
+        "median_age_seconds": round(float(np.median(ages[found])), 1) if found.any() else None,
         "store_unavailable": batch.store_unavailable,
-    }
+    })  # fmt: skip
+    if entity_type == CONTENT and found.any():
+        result["view_counts"] = view_counts_check(batch, rng=rng)
+    return result
+
+
+def view_counts_check(batch: FeatureBatch, *, rng: np.random.Generator, now: dt.datetime | None = None) -> dict[str, Any]:
+    """Up to VIEW_COUNT_CHECKS present titles: their stored view_count_7d against the history's 7 days to now
+    (new viewings, or the week moving on since the refresh, make it stale whatever the TTL says)."""
+    now = now or timezone.now()
+    present = np.flatnonzero(batch.found)
+    present = rng.permutation(present)[:VIEW_COUNT_CHECKS]
+    ids, stored = batch.ids[present], np.rint(batch.column("view_count_7d")[present]).astype(np.int64)
+    counted = selectors.title_views_between(
+        title_ids=ids.tolist(), start=now - dt.timedelta(days=TRENDING_WINDOW_DAYS), end=now)  # fmt: skip
+    actual = np.array([counted.get(int(title_id), 0) for title_id in ids], dtype=np.int64)
+    stale = stored != actual
+    worst = None
+    if stale.any():
+        at = int(np.argmax(np.abs(stored - actual)))
+        worst = {"title_id": int(ids[at]), "name": Title.objects.filter(pk=int(ids[at])).values_list("name", flat=True).first(),
+                 "stored": int(stored[at]), "actual": int(actual[at])}  # fmt: skip
+    return {"checked": len(ids), "stale": int(stale.sum()), "stale_share": round(float(stale.mean()), 4), "worst": worst}
 
 
 def cache_stats() -> dict[str, Any]:

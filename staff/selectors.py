@@ -19,7 +19,7 @@ from catalog.models import SubscriptionTier
 from experiments.models import Arm, Experiment, ExperimentResult
 from recommendations.models import ModelKind, ModelVersion
 from tasks.models import JobRun
-from users.models import Profile
+from users.models import Profile, ViewingEvent
 
 PROFILES_PER_PAGE = 20
 MAX_ID = 2**63 - 1  # PostgreSQL bigint: a larger id matches no row (and would fail the query)
@@ -119,6 +119,29 @@ def model_versions_by_kind(*, per_kind: int = VERSIONS_PER_KIND) -> list[KindVer
     return out
 
 
+@dataclass(frozen=True)
+class ModelChange:
+    """What an activation or a rollback would change for one kind, shown before it is confirmed."""
+
+    kind: str
+    label: str
+    serving: ModelVersion | None  # active now
+    next: ModelVersion | None  # active afterwards; None: nothing to roll back to
+
+
+def model_change_for_activation(*, version: ModelVersion) -> ModelChange:
+    serving = ModelVersion.objects.filter(kind=version.kind, status=ModelVersion.Status.ACTIVE).first()
+    return ModelChange(version.kind, ModelKind(version.kind).label, serving, version)
+
+
+def model_change_for_rollback(*, kind: str) -> ModelChange:
+    """The version model_version_rollback would re-activate: the most recently active retired one."""
+    serving = ModelVersion.objects.filter(kind=kind, status=ModelVersion.Status.ACTIVE).first()
+    previous = (ModelVersion.objects.filter(kind=kind, status=ModelVersion.Status.RETIRED, activated_at__isnull=False)
+                .order_by("-activated_at").first())  # fmt: skip
+    return ModelChange(kind, ModelKind(kind).label, serving, previous)
+
+
 def recall_metric_of(versions: tuple[ModelVersion, ...]) -> str | None:
     """Which recall the versions of a kind recorded (RECALL_METRICS order), for the plot."""
     for name in RECALL_METRICS:
@@ -180,3 +203,11 @@ def age_of(moment: dt.datetime | None, *, now: dt.datetime | None = None) -> dic
     else:
         words = f"{seconds / 86400:.1f} d"
     return {"seconds": round(seconds, 1), "text": words}
+
+
+# --- feature freshness ------------------------------------------------------------------------------
+def title_views_between(*, title_ids: list[int], start: dt.datetime, end: dt.datetime) -> dict[int, int]:
+    """Viewings per title among `title_ids` that started in [start, end): one GROUP BY on the title index."""
+    rows = (ViewingEvent.objects.filter(title_id__in=title_ids, started_at__gte=start, started_at__lt=end)
+            .order_by().values("title_id").annotate(views=Count("id")).values_list("title_id", "views"))  # fmt: skip
+    return {int(title_id): int(views) for title_id, views in rows}

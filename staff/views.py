@@ -91,6 +91,13 @@ def models(request: HttpRequest) -> HttpResponse:
 def model_activate(request: HttpRequest, version_id: int) -> HttpResponse:
     if not request.user.has_perm(MODEL_PERMISSION):
         return HttpResponseForbidden("You may not change model versions.")
+    if request.POST.get("confirmed") != "yes":  # the button leads here first: what would change, then confirm
+        chosen = ModelVersion.objects.filter(pk=version_id).first()
+        if chosen is None:
+            messages.error(request, f"Model version {version_id} does not exist.")
+            return redirect("staff:models")
+        return _page(request, "staff/model_confirm.html", "Activate a model version", question=f"Activate {chosen.kind} {chosen.version}?",
+                     verb="activate", action_url=request.path, changes=[selectors.model_change_for_activation(version=chosen)])  # fmt: skip
     try:
         version = model_version_activate(version_id=version_id, by_user=request.user)
     except ModelVersion.DoesNotExist:
@@ -110,6 +117,9 @@ def model_rollback(request: HttpRequest, kind: str) -> HttpResponse:
     if kind not in ModelKind.values:
         messages.error(request, f"Unknown model kind {kind!r}.")
         return redirect("staff:models")
+    if request.POST.get("confirmed") != "yes":
+        return _page(request, "staff/model_confirm.html", "Roll back a model", question=f"Roll back {kind} to the previously active version?",
+                     verb="roll back", action_url=request.path, changes=[selectors.model_change_for_rollback(kind=kind)])  # fmt: skip
     try:
         version = model_version_rollback(kind=kind, by_user=request.user)
     except ModelActivationError as error:

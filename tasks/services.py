@@ -1,5 +1,5 @@
-"""Job-run bookkeeping that more than one job needs: marking attempts whose worker died as lost, and the
-parent run and shards of a fanned-out job."""
+"""Job-run bookkeeping that more than one job needs: marking attempts whose worker died as lost, the parent
+run and shards of a fanned-out job, and the run counts of schedules started by hand."""
 from __future__ import annotations
 
 import datetime as dt
@@ -9,6 +9,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from django_celery_beat.models import PeriodicTask, PeriodicTasks
 
 from tasks.models import JobRun, JobShard
 
@@ -108,3 +109,15 @@ def _failed_shards_summary(parent_id: int) -> str:
     lines = [f"shard {s.number} [{s.range_start}, {s.range_end}): {(s.error.strip().splitlines() or ['?'])[-1]}"
              for s in failed[:20]]  # fmt: skip
     return f"{failed.count()} shard(s) failed:\n" + "\n".join(lines)
+
+
+def periodic_tasks_record_run(*, task_ids: Iterable[int], at: dt.datetime | None = None) -> int:
+    """Count a run of each schedule that an operator started by hand ("Run selected tasks"), as beat counts its
+    own sends: last run now, one more run. Tells beat the schedules changed, so that it reloads these counts
+    rather than save its older copies over them. Returns how many schedules were updated."""
+    with transaction.atomic():
+        updated = PeriodicTask.objects.filter(pk__in=list(task_ids)).update(
+            last_run_at=at or timezone.now(), total_run_count=F("total_run_count") + 1
+        )
+        PeriodicTasks.update_changed()
+    return updated

@@ -9,6 +9,7 @@ from django.utils.html import format_html
 
 from catalog.models import Country
 from config.admin import LargeTableAdmin
+from staff import formatting
 from users.forms import ProfileAdminForm
 from users.models import MAX_PROFILES_PER_ACCOUNT, Account, Profile, ViewingEvent
 
@@ -65,7 +66,7 @@ class ProfileAdmin(LargeTableAdmin):
 
 @admin.register(ViewingEvent)
 class ViewingEventAdmin(LargeTableAdmin):
-    list_display = ("id", "profile", "title", "started_at", "watch_percentage", "device_type", "completed")
+    list_display = ("id", "profile", "title", "started_at", "watched", "device_type", "completed")
     list_select_related = ("profile", "title")
     list_filter = ("device_type", "completed")
     raw_id_fields = ("profile", "title")
@@ -74,6 +75,10 @@ class ViewingEventAdmin(LargeTableAdmin):
     # Newest rows by the primary key: the model's -last_watched_at has no index of its own.
     ordering = ("-pk",)
     sortable_by = ()
+
+    @admin.display(description="watched")
+    def watched(self, event: ViewingEvent) -> str:
+        return formatting.percent(event.watch_percentage)
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[ViewingEvent], search_term: str

@@ -28,6 +28,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and Redoc served from our static files: /api/docs/ works offline
     "django_celery_beat",
     "catalog",
     "users",
@@ -279,6 +280,10 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Reco API",
     "DESCRIPTION": "Recommendations for a video-streaming platform.",
     "VERSION": "0.1.0",
+    "SWAGGER_UI_DIST": "SIDECAR",  # never a CDN: the docs work without internet
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},  # no validator badge from the internet
 }
 
 # Where synthetic ground truth, artifacts and snapshots live by default.

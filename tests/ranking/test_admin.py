@@ -204,12 +204,17 @@ def test_editor_changes_the_kids_policy_but_cannot_add_or_delete_it(editor_clien
 
 
 def test_rule_changes_are_read_only_for_editors(editor_client):
-    change = RuleChangeFactory(changes={"multiplier": {"before": "1.50", "after": "3.00"}})
+    change = RuleChangeFactory(changes={"multiplier": {"before": "1.50", "after": "3.00"},
+                                        "starts_at": {"before": None, "after": "2026-12-01T00:00:00+00:00"},
+                                        "is_active": {"before": True, "after": False}})  # fmt: skip
 
     assert editor_client.get(admin_url(RuleChange, "changelist")).status_code == 200
     page = editor_client.get(admin_url(RuleChange, "change", change.pk))
     assert page.status_code == 200
-    assert b"<td>multiplier</td><td>1.50</td><td>3.00</td>" in page.content
+    assert b"<td>Multiplier</td><td>1.50</td><td>3.00</td>" in page.content  # the form's labels, not field names
+    assert b"<td>Starts at</td><td>\xe2\x80\x94</td><td>2026-12-01 00:00 UTC</td>" in page.content
+    assert b"starts_at" not in page.content
+    assert b"<td>Active</td><td>yes</td><td>no</td>" in page.content
     assert editor_client.post(admin_url(RuleChange, "change", change.pk), {}).status_code == 403
     assert editor_client.get(admin_url(RuleChange, "add")).status_code == 403
     assert editor_client.get(admin_url(RuleChange, "delete", change.pk)).status_code == 403

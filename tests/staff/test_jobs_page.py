@@ -19,7 +19,8 @@ def test_failures_come_first_with_their_error(editor_client):
     now = timezone.now()
     JobRunFactory(job="tasks.training.train_model", status=JobRun.Status.FAILED, started_at=now - dt.timedelta(hours=3),
                   error="Traceback...\nValueError: no history")  # fmt: skip
-    JobRunFactory(job="tasks.features.refresh_content_features", started_at=now, rows_written=1234, duration_seconds=2.5)
+    JobRunFactory(job="tasks.features.refresh_content_features", started_at=now, rows_written=1234,
+                  duration_seconds=2.5532059140000456)  # fmt: skip
 
     html = editor_client.get(JOBS).content.decode()
 
@@ -28,7 +29,7 @@ def test_failures_come_first_with_their_error(editor_client):
     assert "tasks.training.train_model" in failures and "ValueError: no history" in failures
     assert "refresh_content_features" not in failures
     runs = html[html.index('id="runs"') : html.index('id="schedule"')]
-    assert "1234" in runs and "2.5 s" in runs
+    assert "1,234" in runs and "2.6 s" in runs and "2.553" not in runs  # numbers as people read them
 
 
 def test_recent_runs_page_backwards_by_id(editor_client, settings):

@@ -30,19 +30,32 @@ def test_versions_show_their_metrics_a_plot_and_which_one_is_active(editor_clien
     assert 'data-action="activate"' not in html  # editors may look, not activate
 
 
-def test_a_superuser_activates_a_version_and_rolls_back(superuser_client):
+def test_a_superuser_activates_a_version_and_rolls_back_each_after_a_confirmation(superuser_client):
     first = ModelVersionFactory()
     second = ModelVersionFactory(heavy_item=30)
     model_version_activate(version_id=first.pk)
+    activate = reverse("staff:model-activate", args=[second.pk])
 
-    response = superuser_client.post(reverse("staff:model-activate", args=[second.pk]), follow=True)
+    asked = superuser_client.post(activate)  # the page's button: nothing changes yet
+    html = asked.content.decode()
+    assert asked.status_code == 200 and 'id="confirm-model-change"' in html
+    assert first.version in html and second.version in html  # serving now, and after
+    second.refresh_from_db()
+    assert second.status == ModelVersion.Status.CANDIDATE
+
+    response = superuser_client.post(activate, {"confirmed": "yes"}, follow=True)
     assert response.redirect_chain[-1][0] == MODELS
     assert "is active; web processes switch" in response.content.decode()
     second.refresh_from_db()
     assert second.status == ModelVersion.Status.ACTIVE and second.activated_by is not None
     assert 'data-action="rollback"' in response.content.decode()
 
-    response = superuser_client.post(reverse("staff:model-rollback", args=["popularity"]), follow=True)
+    rollback = reverse("staff:model-rollback", args=["popularity"])
+    asked = superuser_client.post(rollback)
+    assert 'id="confirm-model-change"' in asked.content.decode() and first.version in asked.content.decode()
+    second.refresh_from_db()
+    assert second.status == ModelVersion.Status.ACTIVE
+    response = superuser_client.post(rollback, {"confirmed": "yes"}, follow=True)
     first.refresh_from_db()
     assert first.status == ModelVersion.Status.ACTIVE
     assert "Rolled back" in response.content.decode()
@@ -51,12 +64,14 @@ def test_a_superuser_activates_a_version_and_rolls_back(superuser_client):
 def test_a_failed_activation_is_reported_not_raised(superuser_client, settings, tmp_path):
     version = ModelVersionFactory()
     settings.RECO_ARTIFACT_DIR = tmp_path / "elsewhere"  # the artifact is gone
-    response = superuser_client.post(reverse("staff:model-activate", args=[version.pk]), follow=True)
+    response = superuser_client.post(reverse("staff:model-activate", args=[version.pk]), {"confirmed": "yes"}, follow=True)
     assert "cannot be activated" in response.content.decode()
     version.refresh_from_db()
     assert version.status == ModelVersion.Status.CANDIDATE
     response = superuser_client.post(reverse("staff:model-rollback", args=["nonsense"]), follow=True)
     assert "Unknown model kind" in response.content.decode()
+    response = superuser_client.post(reverse("staff:model-activate", args=[10**9]), follow=True)
+    assert "does not exist" in response.content.decode()
 
 
 def test_the_page_takes_the_same_queries_for_3_or_30_versions(superuser_client):

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from users.loaders.dataset import COMPLETED_AT, Dataset, EventChunk
+from users.loaders.naming import distinct_title_names
 
 SOURCE = "syn"
 PROFILES_PER_EVENT_CHUNK = 20_000  # part of the data's identity: changing it changes the generated events
@@ -250,7 +251,7 @@ def _catalog(rng: np.random.Generator, config: SyntheticConfig, genre_factors: n
     popularity *= 1.0 + 3.0 * np.exp(-added_day / 20.0)
     popularity /= popularity.sum()
 
-    names = _title_names(rng, n, is_series)
+    names = distinct_title_names(_title_names(rng, n, is_series))
     synopsis = (
         "A " + pd.Series(np.asarray(GENRES, dtype=object)[primary]).str.lower() + " "
         + np.where(is_series, "series", "film") + " about " + pd.Series(names).str.lower() + "."
