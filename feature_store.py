@@ -12,5 +12,5 @@ if not apps.ready:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.dev")
     django.setup()
 
-from features.design_api import *  # noqa: E402, F403
-from features.design_api import __all__  # noqa: E402, F401
+from features.design_api import *  # noqa: F403
+from features.design_api import __all__  # noqa: F401

@@ -76,7 +76,7 @@ def main() -> None:
     latencies, jobs = [], []
     started = time.perf_counter()
 
-    def report(day: int, run) -> None:  # noqa: ANN001
+    def report(day: int, run) -> None:
         latencies.append(run.request_ms)
         jobs.append({k: round(v, 2) for k, v in run.seconds.items()})
         for arm, f in run.figures.items():
@@ -180,7 +180,7 @@ def _pct(values: np.ndarray, q: float) -> float:
     return round(float(np.percentile(values, q)), 2)
 
 
-def _plot(figures, path: Path, subtitle: str) -> None:  # noqa: ANN001
+def _plot(figures, path: Path, subtitle: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")

@@ -32,7 +32,7 @@ def rss_mib() -> float:
     return 0.0
 
 
-def timed(predict, features: np.ndarray, repeats: int) -> dict:  # noqa: ANN001
+def timed(predict, features: np.ndarray, repeats: int) -> dict:
     predict(features)  # warm
     times = []
     for _ in range(repeats):
@@ -81,7 +81,7 @@ def main() -> None:
             loaded = LambdaMARTRanker.load(model_file.parent)
             build_s, path = 0.0, model_file
 
-            def predict(x, loaded=loaded):  # noqa: ANN001, ANN202
+            def predict(x, loaded=loaded):
                 return loaded.booster.predict(x, num_threads=1)
         elif backend == "lleaves":
             import lleaves
@@ -94,7 +94,7 @@ def main() -> None:
             loaded = lleaves.Model(model_file=str(model_file))
             loaded.compile(cache=str(path), target_cpu="x86-64", target_cpu_features="")
 
-            def predict(x, loaded=loaded):  # noqa: ANN001, ANN202
+            def predict(x, loaded=loaded):
                 return loaded.predict(x, n_jobs=1)
         elif backend == "tl2cgen":
             import tl2cgen
@@ -107,7 +107,7 @@ def main() -> None:
             started = time.perf_counter()
             loaded = tl2cgen.Predictor(str(path), nthread=1)
 
-            def predict(x, loaded=loaded):  # noqa: ANN001, ANN202
+            def predict(x, loaded=loaded):
                 matrix = np.ascontiguousarray(x, dtype=loaded.threshold_type)  # numpy 2: DMatrix may not copy
                 return loaded.predict(tl2cgen.DMatrix(matrix)).reshape(-1)
         else:

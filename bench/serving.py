@@ -185,7 +185,7 @@ def _served_diversity(engine, profile_ids, models, now) -> dict[str, float]:
             "share_outside_usual_mean": round(float(np.mean([r.share_outside_usual for r in reports])), 3)}  # fmt: skip
 
 
-def _ranker_backend(models) -> str | None:  # noqa: ANN001
+def _ranker_backend(models) -> str | None:
     """What scores the candidates: 'lleaves' (the compiled forest), 'lightgbm', or None without a ranker."""
     ranker = models.get("ranker")
     return None if ranker is None else getattr(ranker.model, "backend", "lightgbm")

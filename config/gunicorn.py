@@ -56,7 +56,7 @@ def child_exit(server, worker) -> None:
     multiprocess.mark_process_dead(worker.pid, _metrics_dir)
 
 
-def when_ready(server) -> None:  # noqa: ANN001
+def when_ready(server) -> None:
     """After the app is imported in the master, before any worker is forked."""
     if server.cfg.preload_app:  # otherwise the workers import the app themselves, after the fork
         from recommendations.serving import warm_up
@@ -66,7 +66,7 @@ def when_ready(server) -> None:  # noqa: ANN001
         serving_monitor.start(role="master", on_models_changed=_reload_master)
 
 
-def on_reload(server) -> None:  # noqa: ANN001
+def on_reload(server) -> None:
     """On SIGHUP (sent by the master's monitor after an activation, or by hand), in the master, before the
     new workers are forked: they inherit today's models."""
     if server.cfg.preload_app:
@@ -79,7 +79,7 @@ def on_reload(server) -> None:  # noqa: ANN001
             serving_monitor.start(role="master", on_models_changed=_reload_master)
 
 
-def post_worker_init(worker) -> None:  # noqa: ANN001
+def post_worker_init(worker) -> None:
     """In each worker, once it has the app: its own monitor (the parent's thread did not survive the fork).
     Without preloading the worker loads the models now, not on its first request."""
     from recommendations.serving_monitor import serving_monitor
@@ -92,16 +92,16 @@ def post_worker_init(worker) -> None:  # noqa: ANN001
     serving_monitor.start(role="worker", refresh_models=True)  # no request waits for a model download
 
 
-def worker_exit(server, worker) -> None:  # noqa: ANN001
+def worker_exit(server, worker) -> None:
     """In the worker, as it exits: take its status off the list."""
     try:
         from recommendations.serving_monitor import serving_monitor
-    except Exception:  # noqa: BLE001 - a worker that never loaded the app has nothing to withdraw
+    except Exception:
         return
     serving_monitor.stop()
 
 
-def on_exit(server) -> None:  # noqa: ANN001
+def on_exit(server) -> None:
     if _metrics_dir == _own_metrics_dir:
         shutil.rmtree(_metrics_dir, ignore_errors=True)
     if server.cfg.preload_app:

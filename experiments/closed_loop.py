@@ -212,7 +212,7 @@ def loop_run(world: SimulatedWorld, arms: list[LoopArm], config: LoopConfig, *, 
     return figures
 
 
-def _serve_day(world, arms, config, engine, oracle, visits, arm_of, rng, last_stamp):  # noqa: ANN001, ANN202
+def _serve_day(world, arms, config, engine, oracle, visits, arm_of, rng, last_stamp):
     """Serve every visit, draw the reactions at once, and build the events of the arms that are not shadows."""
     truth = world.truth
     base = max(timezone.now() - dt.timedelta(minutes=30), last_stamp + dt.timedelta(seconds=1))
@@ -247,7 +247,7 @@ def _serve_day(world, arms, config, engine, oracle, visits, arm_of, rng, last_st
     return served, events, request_ms, base + dt.timedelta(microseconds=VISIT_SPACING_US * len(visits) + 30_000_000)
 
 
-def _events(pages, visits, visit, served, title_ids, ranks, watched, world, arms, base) -> list[dict]:  # noqa: ANN001
+def _events(pages, visits, visit, served, title_ids, ranks, watched, world, arms, base) -> list[dict]:
     """/api/events payloads: each visit's impression, then its clicks, plays and completions or progress."""
     events: list[dict] = []
     starts = np.concatenate([[0], np.cumsum([len(page.items) for page in pages])])

@@ -92,7 +92,7 @@ class ApiClientAdmin(admin.ModelAdmin):
     search_fields = ("name", "key_prefix")
     readonly_fields = ("key_prefix", "created_at")
 
-    def save_model(self, request, obj, form, change) -> None:  # noqa: ANN001
+    def save_model(self, request, obj, form, change) -> None:
         if change:
             super().save_model(request, obj, form, change)
             return

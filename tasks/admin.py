@@ -94,7 +94,7 @@ class JobRunAdmin(admin.ModelAdmin):
     def progress(self, run: JobRun) -> str:
         return run.progress
 
-    def get_inlines(self, request, obj):  # noqa: ANN001, ANN201
+    def get_inlines(self, request, obj):
         return self.inlines if obj is not None and obj.shards_total else ()
 
     def has_add_permission(self, request) -> bool:
@@ -127,6 +127,6 @@ class PeriodicTaskAdmin(BeatPeriodicTaskAdmin):
         ids = list(queryset.values_list("pk", flat=True))
         try:
             super().run_tasks(request, queryset)  # sent to the broker; run here when there is none
-        except Exception as error:  # noqa: BLE001 — without a broker a failing job raises here; its JobRun has it
+        except Exception as error:
             self.message_user(request, f"A task failed: {type(error).__name__}: {error} (see Job runs).", messages.ERROR)
         periodic_tasks_record_run(task_ids=ids)

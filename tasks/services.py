@@ -26,7 +26,7 @@ def job_runs_mark_lost_by_id(*, run_ids: Iterable[int], reason: str) -> int:
     return _mark_lost(JobRun.objects.filter(pk__in=list(run_ids), status=JobRun.Status.RUNNING), reason)
 
 
-def _mark_lost(runs, reason: str) -> int:  # noqa: ANN001 — a JobRun queryset
+def _mark_lost(runs, reason: str) -> int:
     # One conditional UPDATE: an attempt that finished meanwhile is no longer "running" and is left alone.
     now = timezone.now()
     return runs.update(

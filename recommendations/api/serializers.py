@@ -30,7 +30,7 @@ class ContextField(serializers.Field):
         self.vocabulary, self.query = vocabulary, query
         super().__init__(**kwargs)
 
-    def to_internal_value(self, data):  # noqa: ANN001, ANN201
+    def to_internal_value(self, data):
         if self.query and isinstance(data, str) and _QUERY_INTEGER.fullmatch(data):
             data = int(data)
         try:
@@ -38,7 +38,7 @@ class ContextField(serializers.Field):
         except ContextValueError as error:
             self.fail("invalid", message=str(error))
 
-    def to_representation(self, value):  # noqa: ANN001, ANN201
+    def to_representation(self, value):
         return value
 
     def openapi_schema(self) -> dict:
@@ -55,7 +55,7 @@ class ContextFieldSchema(OpenApiSerializerFieldExtension):
     target_class = ContextField
     match_subclasses = True
 
-    def map_serializer_field(self, auto_schema, direction):  # noqa: ANN001, ANN201
+    def map_serializer_field(self, auto_schema, direction):
         return self.target.openapi_schema()
 
 
@@ -92,7 +92,7 @@ class _RecsParametersSerializer(serializers.Serializer):
             raise serializers.ValidationError("Expected two letters (ISO 3166-1 alpha-2).")
         return value.upper()
 
-    def to_internal_value(self, data):  # noqa: ANN001, ANN201
+    def to_internal_value(self, data):
         if not isinstance(data, Mapping):
             return super().to_internal_value(data)
         errors = _query_type_errors(data, set(self.fields)) if self.query else _json_type_errors(data)

@@ -19,7 +19,7 @@ def offline_page(page, live_server):
     local = urlsplit(live_server.url).netloc
     refused: list[str] = []
 
-    def only_local(route) -> None:  # noqa: ANN001 — a Playwright Route
+    def only_local(route) -> None:
         url = route.request.url
         if urlsplit(url).netloc == local or url.startswith(("data:", "blob:")):
             route.continue_()

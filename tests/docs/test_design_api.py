@@ -41,7 +41,7 @@ def snippet(title: str, language: str = "python") -> str:
 
 
 def run(title: str, namespace: dict) -> dict:
-    exec(compile(snippet(title), f"docs/design-api.md: {title}", "exec"), namespace)  # noqa: S102
+    exec(compile(snippet(title), f"docs/design-api.md: {title}", "exec"), namespace)
     return namespace
 
 
@@ -157,7 +157,7 @@ def test_mmr_snippet_diversifies_the_engines_items(serving_world):
     assert all(0.0 <= similarity(items[0], other) <= 1.0 for other in items[:5])
 
 
-def _every_feature(features) -> dict:  # noqa: ANN001
+def _every_feature(features) -> dict:
     return {f.name: [f.default] * f.width if f.width > 1 else f.default for f in features.features}
 
 
@@ -199,11 +199,11 @@ def test_response_cache_snippet_keeps_the_list_ten_minutes(design_redis):
 class _ProfileOfFuture:
     """The snippet's `futures[future]` (its `features_futures`): the profile whose features a future holds."""
 
-    def __getitem__(self, future):  # noqa: ANN001, ANN204
+    def __getitem__(self, future):
         return future.result().entity_id
 
 
-def _in_submission_order(futures):  # noqa: ANN001, ANN202
+def _in_submission_order(futures):
     """as_completed's futures, each once done, in the order they were submitted (what `zip(batch, scores)` needs)."""
     for future in futures:
         future.result()
@@ -257,7 +257,7 @@ def test_ab_test_entry_point_runs_as_written(committed_serving_world, tmp_path):
     }
     if connection.vendor != "postgresql":
         pytest.fail("The entry-point test needs PostgreSQL: another process cannot share an in-memory SQLite.")
-    result = subprocess.run(command, shell=True, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)  # noqa: S602
+    result = subprocess.run(command, shell=True, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
 
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "served: {'baseline': " in result.stdout and "new_ranking_model" in result.stdout

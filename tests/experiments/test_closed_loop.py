@@ -23,7 +23,7 @@ from users.models import ViewingEvent
 ORACLE = Variant(experiment="sim", arm="oracle", oracle=True)
 
 
-def _engine(scorer) -> RecommendationEngine:  # noqa: ANN001
+def _engine(scorer) -> RecommendationEngine:
     store = FeatureStore(namespace=f"fs-test-{uuid.uuid4().hex[:12]}")
     content_features_refresh(as_of=SERVING_NOW, store=store)
     return RecommendationEngine(store=store, use_cache=False, oracle_scorer=scorer)

@@ -16,8 +16,8 @@ from tasks.models import JobRun
 from tasks.training import train_model
 from users.models import Profile
 
-DEMO_PASSWORD = "reco-demo"  # noqa: S105 — a local demo on 127.0.0.1 only
-DEMO_API_KEY = "reco-demo-key-not-for-production"  # noqa: S105 — the demo client app's key
+DEMO_PASSWORD = "reco-demo"
+DEMO_API_KEY = "reco-demo-key-not-for-production"
 DEMO_WORLD = ["--titles", "3000", "--accounts", "1000", "--events", "150000", "--seed", "42"]
 DEMO_KINDS = ("popularity", "mf", "content", "ncf", "ranker")  # the ranker last: it learns from the others
 DEMO_PARAMS = {"ncf": {"n_epochs": 3}}  # a quick NCF for the demo
@@ -87,7 +87,7 @@ class Command(BaseCommand):
         self.stderr.write(f"{what}: {reason} (admin: Job runs)")
 
 
-def _job(task, *, args: tuple = (), kwargs: dict | None = None) -> JobRun:  # noqa: ANN001 — a JobTask
+def _job(task, *, args: tuple = (), kwargs: dict | None = None) -> JobRun:
     """Run a job in this process (whatever the broker), recording its JobRun as a worker would; returns it."""
     result = task.apply(args=args, kwargs=kwargs or {}, throw=False)  # a failure is in its JobRun
     return JobRun.objects.filter(task_id=result.id, parent__isnull=True).order_by("-pk").first() or JobRun(
