@@ -36,8 +36,11 @@ SECONDS_PER_DAY = 86_400.0
 class Aligned(Protocol):
     """A fitted model and its item index mapped onto catalog rows (serving's AlignedModel is one)."""
 
-    model: Any
-    alignment: sources.ItemAlignment
+    @property
+    def model(self) -> Any: ...
+
+    @property
+    def alignment(self) -> sources.ItemAlignment: ...
 
 
 @dataclass(frozen=True, eq=False)
@@ -172,7 +175,7 @@ def user_vector(
     if not known.any() or gram is None:
         return None
     if model.objective != "als":  # no closed form: the mean of the watched items' vectors
-        return np.asarray(model.item_factors[items[known]], np.float32).mean(axis=0)
+        return np.asarray(np.asarray(model.item_factors[items[known]], np.float32).mean(axis=0), np.float32)
     confidence = model.alpha * np.asarray(h_pct[known], np.float64) * 5.0
     return sources.als_fold_in(model.item_factors, items[known], confidence, model.regularization, gram)
 
@@ -191,7 +194,7 @@ def ease_scores(
     return ease.alignment.rows[picked], values
 
 
-def favourite_genres(genre_masks: np.ndarray, onboarding: int, history_rows: np.ndarray) -> np.uint32:
+def favourite_genres(genre_masks: np.ndarray, onboarding: int | np.uint32, history_rows: np.ndarray) -> np.uint32:
     """Onboarding genres plus the FAVOURITE_GENRES most frequent genres of the recent history."""
     recent = genre_masks[history_rows[:SIMILAR_HISTORY]]
     if not len(recent):
@@ -201,4 +204,4 @@ def favourite_genres(genre_masks: np.ndarray, onboarding: int, history_rows: np.
     top = np.argsort(-counts, kind="stable")[:FAVOURITE_GENRES]
     top = top[counts[top] > 0]
     mask = np.bitwise_or.reduce(np.left_shift(np.uint32(1), top.astype(np.uint32)), initial=np.uint32(0))
-    return np.uint32(onboarding) | mask
+    return np.uint32(np.uint32(onboarding) | mask)

@@ -128,7 +128,7 @@ def _evaluate(data: RatingsDataset, config: EvaluationConfig) -> dict[str, Any]:
     log(f"ratings {len(ratings)}: train {len(train)}, test {len(test)}; evaluated users {len(on_test.users)}; "
         f"validation: fit {len(fit_part)}, held out {len(validation)}")
 
-    def mf(objective: str) -> Callable[[dict[str, Any]], Recommender]:
+    def mf(objective: str) -> Callable[[dict[str, Any]], MatrixFactorization]:
         return lambda params: MatrixFactorization(**params, objective=objective, num_threads=threads)
 
     chosen = default_params()
@@ -152,7 +152,8 @@ def _evaluate(data: RatingsDataset, config: EvaluationConfig) -> dict[str, Any]:
     tuning_seconds = time.perf_counter() - started
 
     log("refitting on train, scoring on test")
-    builders: list[tuple[str, Recommender, Callable[[Recommender], Any], dict[str, Any]]] = [
+    # (row, model, how it is fitted, its parameters); fit signatures differ (content also takes the catalog)
+    builders: list[tuple[str, Recommender, Callable[[Any], Any], dict[str, Any]]] = [
         ("popularity", PopularityRecommender(), lambda m: m.fit(train), {}),
         ("MF-ALS", mf("als")(chosen["MF-ALS"]), lambda m: m.fit(train), chosen["MF-ALS"]),
         ("MF-BPR", mf("bpr")(chosen["MF-BPR"]), lambda m: m.fit(train), chosen["MF-BPR"]),

@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 import threadpoolctl
 
-from recommendations.ml.base import Recommender
 from recommendations.ml.constants import ITEM_COL, PAD_ID, USER_COL
 from recommendations.ml.data import IdMap, interaction_matrix
 from recommendations.ml.evaluation_scoring import CANDIDATES, Evaluation, K
@@ -52,11 +51,11 @@ def grid(space: dict[str, list[Any]]) -> Iterator[dict[str, Any]]:
 
 
 def tune(
-    family: str, make: Callable[[dict[str, Any]], Recommender], fit: Callable[[Recommender], Any],
+    family: str, make: Callable[[dict[str, Any]], Any], fit: Callable[[Any], Any],
     evaluation: Evaluation, seconds: float, log: Log,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Try the family's grid on the validation split until the time box is spent; best by NDCG@10."""
-    started, trials = time.perf_counter(), []
+    started, trials = time.perf_counter(), list[dict[str, Any]]()
     for params in grid(GRIDS[family]):
         if trials and time.perf_counter() - started > seconds:
             break
@@ -65,26 +64,28 @@ def tune(
         ids, _ = model.recommend_many(evaluation.users, K)
         trials.append({"params": params, **evaluation.accuracy(ids), "fit_seconds": round(model.fit_seconds, 2)})
         log(f"  {family:20s} {json.dumps(params):70s} val NDCG@10 {trials[-1]['ndcg']:.4f}")
-    best = max(trials, key=lambda trial: trial["ndcg"])
+    best = max(trials, key=lambda trial: float(trial["ndcg"]))
     return best["params"], trials
 
 
 def tune_ncf(evaluation: Evaluation, seconds: float, log: Log) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """One run per architecture; the epoch count is picked from validation checkpoints of that run."""
-    started, trials = time.perf_counter(), []
+    started, trials = time.perf_counter(), list[dict[str, Any]]()
     for params in grid(GRIDS["NCF"]):
         if trials and time.perf_counter() - started > seconds:
             break
         model = NCFRecommender(**params, n_epochs=NCF_MAX_EPOCHS)
 
-        def checkpoint(epoch: int, loss: float, model: NCFRecommender = model, params: dict = params) -> None:
+        def checkpoint(
+            epoch: int, loss: float, model: NCFRecommender = model, params: dict[str, Any] = params
+        ) -> None:
             if epoch % NCF_CHECK_EVERY == 0:
                 ids, _ = model.recommend_many(evaluation.users, K)
                 trials.append({"params": {**params, "n_epochs": epoch}, **evaluation.accuracy(ids), "loss": loss})
                 log(f"  {'NCF':20s} {json.dumps(trials[-1]['params']):70s} val NDCG@10 {trials[-1]['ndcg']:.4f}")
 
         model.fit(evaluation.train, on_epoch_end=checkpoint)
-    best = max(trials, key=lambda trial: trial["ndcg"])
+    best = max(trials, key=lambda trial: float(trial["ndcg"]))
     return best["params"], trials
 
 
@@ -125,7 +126,9 @@ def implicit_direct(
     return ids, seconds
 
 
-def training_times(train: pd.DataFrame, chosen: dict[str, dict[str, Any]], threads: int, repeats: int = 3) -> dict:
+def training_times(
+    train: pd.DataFrame, chosen: dict[str, dict[str, Any]], threads: int, repeats: int = 3
+) -> dict[str, Any]:
     """Median fit seconds of our MatrixFactorization against implicit direct, interleaved to share the noise.
 
     Ours includes validating the frame and building the id maps and matrix; implicit's only its fit.

@@ -291,11 +291,11 @@ def _read_csv(file: Path, columns: tuple[str, ...]) -> pd.DataFrame:
 def _integers(frame: pd.DataFrame, column: object, file: Path, what: str) -> np.ndarray:
     values = pd.to_numeric(frame[column].str.strip(), errors="coerce")
     _first_bad(frame, values.isna() | (values % 1 != 0), file, f"{what} is not an integer: {{value}}", column=column)
-    return values.to_numpy(dtype=np.int64)
+    return np.asarray(values.to_numpy(dtype=np.int64), np.int64)
 
 
 def _numbers(frame: pd.DataFrame, column: object, file: Path, what: str) -> np.ndarray:
-    values = pd.to_numeric(frame[column].str.strip(), errors="coerce").to_numpy(np.float64)
+    values = np.asarray(pd.to_numeric(frame[column].str.strip(), errors="coerce").to_numpy(np.float64), np.float64)
     _first_bad(frame, ~np.isfinite(values), file, f"{what} is not a number: {{value}}", column=column)
     return values
 
