@@ -2,8 +2,9 @@
 
 User features: viewing history in chunks of USER_CHUNK_PROFILES profiles (one packed-column query per
 chunk on the (profile_id, last_watched_at) index), computed by features.compute, written in pipelines.
-Content features: one SQL GROUP BY title_id with FILTER windows (no pandas over the whole history), written
-per title and as one matrix under a new announced version, which every serving process loads into memory.
+Content features: daily per-title rollups plus today's viewings (features.rollups; one SQL GROUP BY title_id
+with FILTER windows over the whole history for a past as_of), written per title and as one matrix under a new
+announced version, which every serving process loads into memory.
 A sentinel key without a TTL marks a Redis store as populated: when Redis comes back empty it is gone,
 and the frequent `ensure_online_features` job claims it and enqueues one full refresh (issue #14).
 """
@@ -14,9 +15,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
+from django.db import connection
 from django.utils import timezone
 
-from features import compute, selectors, snapshots
+from features import compute, rollups, selectors, snapshots
 from features.compute import FeatureMatrix
 from features.definitions import CONTENT, USER, feature_set
 from features.store import FeatureBatch, FeatureRow, FeatureStore, RedisBackend, ttl_for
@@ -88,9 +90,15 @@ def user_features_refresh_recent(
 
 def content_features_refresh(*, as_of: dt.datetime | None = None, store: FeatureStore | None = None) -> int:
     """Recompute and store every title's features (per title, and as the announced in-process matrix) and the
-    trending list; returns title rows written."""
+    trending list; returns title rows written. Without `as_of` (now) on PostgreSQL from the daily title
+    rollups, advanced first (features.rollups); an explicit `as_of` reads the whole history."""
     store = store or FeatureStore()
-    matrix = _content_matrix(as_of or timezone.now())
+    if as_of is None and connection.vendor == "postgresql":
+        as_of = timezone.now()
+        rollups.title_rollups_advance(as_of=as_of)
+        matrix = compute.content_features(rollups.content_aggregates_rolled(as_of=as_of), selectors.catalog_arrays())
+    else:
+        matrix = _content_matrix(as_of or timezone.now())
     computed_at = timezone.now()
     written = store.set_many(CONTENT, matrix.ids, matrix.values, computed_at=computed_at)
     store.publish_matrix(CONTENT, matrix.ids, matrix.values, computed_at=computed_at)
