@@ -82,3 +82,17 @@ def test_ab_test_reads_each_arm_against_the_oracle_served_in_shadow(serving_worl
     line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("oracle"))
     assert "baseline" in line and "new_ranking_model" in line
     assert not Event.objects.filter(arm="oracle").exists() and not Event.objects.filter(policy="oracle").exists()
+
+
+def test_label_debiasing_weights_the_training_labels_and_is_recorded_with_the_version(serving_world):
+    from recommendations import selectors
+    from recommendations.training import LABEL_DEBIAS, debiased_labels, model_train
+
+    history = selectors.training_interactions()[["user_id", "content_id", "rating"]]
+    weighted = debiased_labels(history, power=0.5)
+    views = history["content_id"].map(history["content_id"].value_counts())
+    ratio = weighted["rating"] / history["rating"].where(history["rating"] > 0)
+    assert ratio[views == views.max()].mean() < ratio[views == views.min()].mean()  # rarely shown: heavier
+
+    result = model_train(kind=ModelKind.MATRIX_FACTORIZATION, params={LABEL_DEBIAS: 0.5}, activation="never")
+    assert result.version.params[LABEL_DEBIAS] == 0.5 and "n_factors" in result.version.params
