@@ -32,7 +32,8 @@ import uuid
 from pathlib import Path
 
 import numpy as np
-from _server import wait_ready  # bench/, on sys.path as the script's folder
+from _machine import calibration  # bench/, on sys.path as the script's folder
+from _server import wait_ready
 
 ROOT = Path(__file__).resolve().parent.parent
 PORT = 8766
@@ -62,6 +63,8 @@ def main() -> None:
     env = {**os.environ, "DATABASE_URL": args.database_url, "REDIS_URL": args.redis_url,
            "DJANGO_SETTINGS_MODULE": "config.settings.base", "LOG_LEVEL": "WARNING"}  # fmt: skip
     load_average = _load_average()  # other jobs share these cores
+    machine = calibration()
+    print(f"machine calibration: {machine}", flush=True)
     profile_ids, title_ids = _sample_ids(env)
     client_id = _issue_key()
     from events.api.parsing import MAX_ROWS
@@ -91,7 +94,7 @@ def main() -> None:
                 "lost": batches.rows - distinct, "stored_twice": stored - distinct}  # fmt: skip
     result = {"database": args.database_url.rsplit("/", 1)[1], "workers": args.workers, "clients": args.clients,
               "batch_events": args.batch, "mix": MIX, "impression_items": IMPRESSION_ITEMS, "cpus": os.cpu_count(),
-              "load_average_before": load_average, **figures}  # fmt: skip
+              "load_average_before": load_average, "machine": machine, **figures}  # fmt: skip
     print(json.dumps(result, indent=2))
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2) + "\n")

@@ -31,13 +31,17 @@ class Event(models.Model):
     """
 
     id = models.BigAutoField(primary_key=True)
-    # The unique constraint's leading column serves lookups by client; a separate index would only cost writes.
-    client = models.ForeignKey(ApiClient, on_delete=models.PROTECT, related_name="+", db_index=False)
+    # No foreign-key constraints in the database (db_constraint=False): the ingest looks up each batch's
+    # profiles and titles once, while the constraints' triggers queried the three tables again for every
+    # stored row. Django's deletes still cascade (and PROTECT) through these fields.
+    client = models.ForeignKey(ApiClient, on_delete=models.PROTECT, related_name="+", db_index=False,
+                               db_constraint=False)  # fmt: skip
     client_event_id = models.CharField(max_length=80)
     type = models.CharField(max_length=10, choices=EventType.choices)
     # Covered by the (profile, occurred_at) index below.
-    profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="events", db_index=False)
-    title = models.ForeignKey(Title, on_delete=models.CASCADE, related_name="events")
+    profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="events", db_index=False,
+                                db_constraint=False)  # fmt: skip
+    title = models.ForeignKey(Title, on_delete=models.CASCADE, related_name="events", db_constraint=False)
     request_id = models.CharField(max_length=32, blank=True, help_text="The /api/recs response that showed it.")
     row_key = models.CharField(max_length=64, blank=True)
     position = models.PositiveSmallIntegerField(null=True, blank=True, help_text="1-based place in the row or list.")
@@ -98,7 +102,8 @@ class EventKey(models.Model):
     """
 
     pk = models.CompositePrimaryKey("client", "client_event_id", "item_position")
-    client = models.ForeignKey(ApiClient, on_delete=models.CASCADE, related_name="+", db_index=False)
+    client = models.ForeignKey(ApiClient, on_delete=models.CASCADE, related_name="+", db_index=False,
+                               db_constraint=False)  # as Event's: no per-row trigger  # fmt: skip
     client_event_id = models.CharField(max_length=80)
     item_position = models.PositiveSmallIntegerField()
     occurred_at = models.DateTimeField()
