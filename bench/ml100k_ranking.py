@@ -18,11 +18,10 @@ ranker never sees the test split:
   candidate scored by the final ranker, top-10 scored like ml100k_eval.py: train items removed, every
   test rating relevant, users in both test and predictions.
 
-Candidates: each source's top 500 (train items removed) merged by recommendations.ml.candidates with the
-quotas an earlier ml100k_eval.py chose on validation. Sources: MF-ALS (collaborative), EASE (ease), content
-similarity over genres and decade (similar_to_watched), popularity (trending) and
-sources.popular_in_genres on the user's favourite genres; continue watching and new releases need viewing
-progress and a catalog calendar that MovieLens lacks. Features: ranking.ml.features.assemble over the
+Candidates: serving's own pipeline (recommendations.ml.candidate_pipeline.generate, serving's quotas) over
+MF-ALS, content similarity over genres and EASE fitted with recommendations.ml.defaults, each user read as
+a request reads a profile (recommendations.ml.evaluation_candidates), train titles dropped. The models' own
+top-500 lists (MF-ALS, EASE, content, popularity, popular in genres) are scored beside them. Features: ranking.ml.features.assemble over the
 feature store's own definitions (features.compute) of viewings built as the importer builds them
 (watch_percentage = rating / 5), with each user's request at their last rating. Count-like features of a
 carve are scaled to the train split's size. The ranker trains on each query's 150 best candidates by
@@ -63,14 +62,17 @@ from ranking.ml.ranker import LambdaMARTRanker  # noqa: E402
 from ranking.ml.training_data import STRONG_RATING, RankingQuery, TrainingData, training_data  # noqa: E402
 from recommendations.ml import metrics  # noqa: E402
 from recommendations.ml.base import Recommender  # noqa: E402
-from recommendations.ml.candidates import merge_candidates  # noqa: E402
+from recommendations.ml.candidates import MergedCandidates  # noqa: E402
 from recommendations.ml.catalog import CatalogIndex  # noqa: E402
 from recommendations.ml.content import ContentSimilarity  # noqa: E402
 from recommendations.ml.ease import EASE  # noqa: E402
+from recommendations.ml.evaluation import default_params  # noqa: E402
+from recommendations.ml.evaluation_candidates import CandidateStage  # noqa: E402
 from recommendations.ml.matrix_factorization import MatrixFactorization  # noqa: E402
 from recommendations.ml.popularity import PopularityRecommender  # noqa: E402
-from recommendations.ml.sources import popular_in_genres  # noqa: E402
+from recommendations.ml.sources import DEFAULT_QUOTAS, popular_in_genres  # noqa: E402
 from recommendations.ml.split import VALIDATION_SEED, stratified_split, validation_split  # noqa: E402
+from users.ml.datasets import RatingsDataset, load_dataset  # noqa: E402
 
 K = 10
 CANDIDATES = 500
@@ -81,15 +83,10 @@ WEB = 4  # users.models.DeviceType.WEB: MovieLens ratings were given on a websit
 ALL_TIERS = 0b111
 SECONDS_PER_DAY = 86_400
 
-# recommendations.training.DEFAULT_PARAMS (tuned on this split's validation by ml100k_eval.py) and that
-# script's other picks.
-ALS_PARAMS = {"n_factors": 64, "n_epochs": 20, "regularization": 50.0, "alpha": 2.0}
-EASE_LAMBDA = 250.0
-CONTENT_PARAMS = {"n_neighbors": 200, "fields": {"genres": 1.0, "keywords": 1.0}}
-NCF_PARAMS = {"embedding_dim": 32, "hidden_layers": [64, 32, 16], "n_epochs": 12}
-# The quotas an earlier ml100k_eval.py chose on validation for these four library sources (MF-ALS, EASE,
-# content, popularity), under the service's source names; popular in genres only backfills.
-QUOTAS = {"collaborative": 300, "ease": 100, "similar_to_watched": 50, "trending": 50, "popular_in_genres": 0}
+# The one set of defaults (recommendations.ml.defaults), as the offline evaluation uses them.
+CHOSEN = default_params()
+ALS_PARAMS, EASE_PARAMS, NCF_PARAMS = CHOSEN["MF-ALS"], CHOSEN["EASE"], CHOSEN["NCF"]
+CONTENT_PARAMS = CHOSEN["content similarity"]
 SOURCE_ROWS = {  # table row name of each source's own top-10
     "collaborative": "MF-ALS (collaborative)", "ease": "EASE", "similar_to_watched": "content similarity",
     "trending": "popularity (trending)", "popular_in_genres": "popular in genres",
@@ -127,17 +124,6 @@ SERVED_LENGTH = 20  # the displayed row
 TIMING_REPEATS = 300
 
 
-def load_data(directory: Path) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
-    """Ratings (user_id, content_id, rating, timestamp) in file order, titles, genre names (slot order)."""
-    ratings = pd.read_csv(directory / "u.data", sep="\t", names=["user_id", "content_id", "rating", "timestamp"])
-    genre_names = [line.split("|")[0] for line in (directory / "u.genre").read_text("latin-1").splitlines() if line]
-    items = pd.read_csv(
-        directory / "u.item", sep="|", encoding="latin-1", header=None,
-        names=["content_id", "title", "release_date", "video_release_date", "url", *genre_names],
-    ).sort_values("content_id", ignore_index=True)
-    return ratings, items, genre_names
-
-
 @dataclass
 class Titles:
     """ml-100k's titles in the shapes the library wants: a CatalogIndex, CatalogArrays, a content frame."""
@@ -148,17 +134,18 @@ class Titles:
     genre_flags: np.ndarray  # bool (n_titles, n_genres)
 
     @classmethod
-    def build(cls, items: pd.DataFrame, genre_names: list[str], first_rated_days: np.ndarray) -> Titles:
+    def build(cls, data: RatingsDataset, first_rated_days: np.ndarray) -> Titles:
+        items, genre_names = data.items, list(data.genre_names)
         ids = items["content_id"].to_numpy(np.int64)
-        flags = items[genre_names].to_numpy(bool)
-        genre_ids = np.arange(len(genre_names), dtype=np.int64)  # slot i = genre i of u.genre
+        flags = data.genre_flags
+        genre_ids = np.arange(len(genre_names), dtype=np.int64)  # slot i = genre_names[i]
         masks = (flags.astype(np.uint32) << np.arange(len(genre_names), dtype=np.uint32)).sum(axis=1, dtype=np.uint32)
-        released = pd.to_datetime(items["release_date"], format="%d-%b-%Y", errors="coerce")
+        released = pd.Series(items["release_date"].to_numpy())
         year = released.dt.year.fillna(0).to_numpy(np.int16)
         maturity = np.full(len(ids), 13, np.int16)  # as users.loaders.movielens assigns it
         has = {name: flags[:, i] for i, name in enumerate(genre_names)}
         maturity[has["Horror"] | has["Film-Noir"] | has["Crime"]] = 16
-        maturity[has["Children's"] | has["Animation"]] = 0
+        maturity[has.get("Children's", False) | has.get("Children", False) | has["Animation"]] = 0
         index = CatalogIndex(
             content_ids=ids, names=items["title"].to_numpy(object), genre_masks=masks, genre_ids=genre_ids,
             genre_names=tuple(genre_names), maturity=maturity, available_tiers=np.full(len(ids), ALL_TIERS, np.uint8),
@@ -226,7 +213,7 @@ def full_scores(model: Recommender, users: np.ndarray, catalog_ids: np.ndarray) 
 
 
 def build_phase(
-    phase: Phase, titles: Titles, *, count_scale: float, use_ncf: bool, threads: int, log: Any
+    phase: Phase, data: RatingsDataset, titles: Titles, *, count_scale: float, use_ncf: bool, threads: int, log: Any
 ) -> None:
     """Fit the candidate models on phase.fit and build every evaluated user's candidates and features.
 
@@ -239,7 +226,7 @@ def build_phase(
     models: dict[str, Recommender] = {}
     started = time.perf_counter()
     models["mf"] = MatrixFactorization(**ALS_PARAMS, objective="als", num_threads=threads).fit(fit)
-    models["ease"] = EASE(EASE_LAMBDA).fit(fit)
+    models["ease"] = EASE(**EASE_PARAMS).fit(fit)
     models["content"] = ContentSimilarity(**CONTENT_PARAMS).fit(fit, titles.content_frame)
     models["popularity"] = PopularityRecommender().fit(fit)
     if use_ncf:
@@ -310,11 +297,16 @@ def build_phase(
     lists["popular_in_genres"] = (genre_lists_ids, genre_lists_scores)
     phase.source_lists = lists
 
+    # The candidates: serving's own pipeline (candidate_pipeline.generate, serving's quotas) over the same
+    # models, each user read as a request reads a profile; train titles dropped, as the protocol removes them.
+    stage = CandidateStage(data, fit, als=models["mf"], content=models["content"], ease=models["ease"])
+    train_items = fit.groupby("user_id")["content_id"].unique()
     model_keys = [key for key in ("mf", "ease", "ncf", "content") if key in scores]
     phase.queries = []
     for u, user in enumerate(users):
-        merged = merge_candidates({name: (ids[u], values[u]) for name, (ids, values) in lists.items()}, QUOTAS,
-                                  CANDIDATES)
+        found = stage.candidates(int(user)).merged
+        keep = ~np.isin(found.content_ids, train_items.get(user, ()))
+        merged = MergedCandidates(found.content_ids[keep], found.sources, found.proposed[keep], found.scores[keep])
         rows = np.searchsorted(catalog_ids, merged.content_ids)
         history = history_by_user.get(user)
         if history is None:
@@ -544,7 +536,8 @@ def main() -> None:
         import torch
 
         torch.set_num_threads(1)  # on this shared 2-core machine one thread trains NCF fastest (ml100k_eval.py)
-    ratings, items, genre_names = load_data(args.data)
+    data = load_dataset(args.data)
+    ratings, items = data.ratings, data.items
     train, test = stratified_split(ratings)
     carves = [validation_split(train, args.carve_ratio, seed=VALIDATION_SEED + number) for number in range(args.carves)]
     log(f"ratings {len(ratings)}: train {len(train)}, test {len(test)}; {args.carves} validation carves of train: "
@@ -554,7 +547,7 @@ def main() -> None:
         first_rated = fit.groupby("content_id")["timestamp"].min().reindex(items["content_id"])
         first_days = (first_rated.fillna(fit["timestamp"].max()).to_numpy() // SECONDS_PER_DAY).astype(np.int64)
         phase = Phase(name, fit, truth)
-        build_phase(phase, Titles.build(items, genre_names, first_days), count_scale=len(train) / len(fit),
+        build_phase(phase, data, Titles.build(data, first_days), count_scale=len(train) / len(fit),
                     use_ncf=args.ncf, threads=args.threads, log=log)
         return phase
 
@@ -663,8 +656,8 @@ def main() -> None:
                    "cross_fit_best_trees": chosen["best_trees"], "final_trees": ranker.best_iteration,
                    "train_depth": args.depth},
         "trials": trials,
-        "candidate_models": {"als": ALS_PARAMS, "ease_lambda": EASE_LAMBDA, "content": CONTENT_PARAMS,
-                             "ncf": NCF_PARAMS if args.ncf else None, "quotas": QUOTAS,
+        "candidate_models": {"als": ALS_PARAMS, "ease": EASE_PARAMS, "content": CONTENT_PARAMS,
+                             "ncf": NCF_PARAMS if args.ncf else None, "quotas": DEFAULT_QUOTAS,
                              "fit_seconds": {"validation": on_validation.fit_seconds, "test": on_test.fit_seconds}},
         "features": list(RANKER_FEATURE_NAMES),
         "feature_importance_gain": ranker.feature_importance(),
