@@ -32,6 +32,11 @@ HISTORY_SQL = f"""
     UNION ALL
     SELECT 1, genre_id, NULL, NULL, NULL FROM {Profile.onboarding_genres.through._meta.db_table} WHERE profile_id = %s
     ORDER BY is_genre, last_watched_at DESC"""
+# Which of the given titles the profile ever completed: one probe per title of the (profile, title, start) index.
+COMPLETED_SQL = f"""
+    SELECT DISTINCT title_id FROM {_VIEWINGS}
+    WHERE profile_id = %s AND title_id {{titles}} AND (completed OR watch_percentage >= %s)"""
+COMPLETED_SHARE = 0.9  # a viewing this far along counts as completed even if not marked so
 
 
 @dataclass(frozen=True)
@@ -72,6 +77,7 @@ class ProfileState:
     history_watch_percentage: np.ndarray = field(default_factory=lambda: np.empty(0, np.float32))
     history_last_watched: np.ndarray = field(default_factory=lambda: np.empty(0, np.float64))  # epoch seconds
     history_completed: np.ndarray = field(default_factory=lambda: np.empty(0, bool))
+    history_truncated: bool = False  # the read stopped at its limit: older viewings exist
 
     @property
     def has_history(self) -> bool:
@@ -154,7 +160,30 @@ def profile_state_load(
         history_watch_percentage=np.array([r[1] for r in rows], np.float32),
         history_last_watched=np.array([_epoch(r[2]) for r in rows], np.float64),
         history_completed=np.array([bool(r[3]) for r in rows], bool),
+        history_truncated=len(rows) >= history_limit,
     )
+
+
+def completed_titles(state: ProfileState, title_ids: np.ndarray) -> np.ndarray:
+    """bool per title: the profile has completed it, in the viewings `state` holds or, when its history was
+    cut at the limit, in any older one (one query bounded by the titles asked about; none for short histories)."""
+    title_ids = np.asarray(title_ids, np.int64)
+    finished = (state.history_watch_percentage >= COMPLETED_SHARE) | state.history_completed
+    done = np.isin(title_ids, state.history_title_ids[finished])
+    if not state.history_truncated or not len(title_ids):
+        return done
+    unknown = np.unique(title_ids[~done])
+    if not len(unknown):
+        return done
+    connection = connections[read_alias(profile_id=state.profile_id)]
+    if connection.vendor == "postgresql":
+        sql, titles = COMPLETED_SQL.format(titles="= ANY(%s)"), [unknown.tolist()]
+    else:  # SQLite (the embedded demo): a list of parameters, well inside its limit for ~500 candidates
+        sql, titles = COMPLETED_SQL.format(titles=f"IN ({', '.join(['%s'] * len(unknown))})"), unknown.tolist()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [state.profile_id, *titles, COMPLETED_SHARE])
+        older = np.fromiter((row[0] for row in cursor.fetchall()), np.int64)
+    return done | np.isin(title_ids, older)
 
 
 def _epoch(value: dt.datetime | str) -> float:

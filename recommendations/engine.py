@@ -25,12 +25,20 @@ from config.observability import metrics
 from features.store import FeatureStore
 from ranking.ml import postprocess
 from ranking.ml.calibration import calibrated_order
+from ranking.ml.context_policy import context_multipliers, context_tilt
 from ranking.ml.diversify import diversify_titles
 from ranking.ml.features import assemble
 from ranking.ml.rules import apply_rules
 from ranking.rules import rules_cache
 from recommendations.candidates import CandidateSet, candidates_generate
-from recommendations.context import ProfileHead, ProfileState, UserContext, profile_head_load, profile_state_load
+from recommendations.context import (
+    ProfileHead,
+    ProfileState,
+    UserContext,
+    completed_titles,
+    profile_head_load,
+    profile_state_load,
+)
 from recommendations.ml import sources
 from recommendations.ml.candidates import MergedCandidates, merge_candidates
 from recommendations.models import ModelKind, ModelVersion
@@ -41,11 +49,10 @@ from users.models import Profile
 
 log = logging.getLogger(__name__)
 
-CACHE_PREFIX = "recs:v3"  # bump when the cached Recommendations change shape or content (v3: no above-cap names)
+CACHE_PREFIX = "recs:v4"  # bump when the cached Recommendations change shape or content (v4: reasons, context)
 MAX_N = 100
 STAGES = ("profile", "models", "cache", "candidates", "features", "ranking", "rules", "diversification", "postprocess")
 SECONDS_PER_DAY = 86_400
-COMPLETED_SHARE = 0.9
 EXPLORATION_POOL = 100  # the bandit picks among the candidates ranked just below the shown ones
 # Degradations the cache key already covers (it holds the model versions): an answer flagged only with these is
 # as good as it gets until a model is activated, so it is cached; any other flag is a passing fault.
@@ -264,6 +271,10 @@ class RecommendationEngine:
         else:  # the preview's "without rules": entitlements still apply (the sources only propose allowed titles)
             final, keep, boosted = scores, np.ones(len(rows), bool), np.zeros(len(rows), bool)
         keep = keep & ~_completed(state, candidates)
+        if not (variant.popularity_only or variant.oracle):  # the screen and the hour (the ranker learns neither)
+            hour = context.time_of_day if context.time_of_day is not None else now.hour
+            tilt = context_multipliers(models.catalog, rows, device_type=int(context.device_type), hour=int(hour))
+            final = context_tilt(final, tilt, log_scale=features is not None)
         clock.lap("rules")
 
         if variant.diversify and not (variant.popularity_only or variant.oracle):
@@ -385,6 +396,7 @@ class RecommendationEngine:
             trending=flag[sources.TRENDING], similar=flag[sources.SIMILAR_TO_WATCHED], because_rows=because,
             because_names=names, genre_slot=catalog.main_genre_slot(candidates.rows),
             genre_names=catalog.genre_names,
+            personal=flag[sources.COLLABORATIVE] | flag[sources.EASE_SOURCE] | flag[sources.POPULAR_IN_GENRES],
         )  # fmt: skip
 
         proposed_sets: dict[bytes, tuple[str, ...]] = {}  # the sources of each distinct flag pattern, once
@@ -405,7 +417,7 @@ class RecommendationEngine:
         if with_rows:
             for row in postprocess.build_rows(page):
                 positions = np.array(row.positions, np.int64)
-                reasons = postprocess.reasons(page, positions)
+                reasons = postprocess.reasons(page, positions, row.key)
                 rows.append(Row(row.key, row.title, tuple(item(p, i + 1, r) for i, (p, r) in
                                                           enumerate(zip(positions, reasons, strict=True)))))  # fmt: skip
         return Recommendations(request_id, state.profile_id, items, rows, {}, "")
@@ -596,8 +608,7 @@ def _observe_inputs(candidates: CandidateSet, read, models: ServingModels) -> No
 
 
 def _completed(state: ProfileState, candidates: CandidateSet) -> np.ndarray:
-    """Candidates the profile has finished (never shown again)."""
-    done = state.history_title_ids[(state.history_watch_percentage >= COMPLETED_SHARE) | state.history_completed]
-    return np.isin(candidates.content_ids, done)
+    """Candidates the profile has finished, however long ago (never shown again)."""
+    return completed_titles(state, candidates.content_ids)
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 
@@ -11,11 +11,13 @@ import numpy as np
 import pandas as pd
 from django.apps import apps
 from django.db import connection, transaction
+from django.db.models import Count
+from django.utils import timezone
 
-from catalog.models import Title
+from catalog.models import Genre, Title
 from config.bulk import copy_arrays, drop_indexes, prefetched, upsert_frame
 from users.loaders.dataset import TITLE_COLUMNS, Dataset
-from users.models import Profile
+from users.models import MAX_PROFILES_PER_ACCOUNT, Account, Profile
 
 _SOURCE_RE = re.compile(r"^[a-z0-9-]+$")
 EVENTS_TABLE = "users_viewingevent"
@@ -48,6 +50,31 @@ class LoadSummary:
 
 class DatasetAlreadyLoaded(Exception):
     pass
+
+
+def profile_create(*, account_id: int, name: str, genre_ids: Sequence[int] = ()) -> Profile:
+    """A new adult profile in the account's first free slot, with its onboarding genres (ValueError if full)."""
+    with transaction.atomic():
+        taken = set(Profile.objects.select_for_update().filter(account_id=account_id).values_list("slot", flat=True))
+        free = [slot for slot in range(1, MAX_PROFILES_PER_ACCOUNT + 1) if slot not in taken]
+        if not free:
+            raise ValueError(f"account {account_id} already has {MAX_PROFILES_PER_ACCOUNT} profiles")
+        profile = Profile.objects.create(account_id=account_id, slot=free[0], name=name, created_at=timezone.now())
+        profile.onboarding_genres.set(genre_ids)
+    return profile
+
+
+def new_viewers_ensure(*, name: str, genre_picks: Sequence[Sequence[str]]) -> list[int]:
+    """Profiles called `name` that have just signed up: one per pick of onboarding genres (by name), in the
+    first accounts with a free slot, created once (later calls return the existing ones). Their ids."""
+    existing = list(Profile.objects.filter(name=name).order_by("id").values_list("id", flat=True))
+    if existing:
+        return existing
+    genres = dict(Genre.objects.values_list("name", "id"))
+    accounts = (Account.objects.annotate(profile_count=Count("profiles"))
+                .filter(profile_count__lt=MAX_PROFILES_PER_ACCOUNT).order_by("id").values_list("id", flat=True))  # fmt: skip
+    return [profile_create(account_id=account_id, name=name, genre_ids=[genres[g] for g in pick if g in genres]).pk
+            for account_id, pick in zip(accounts[: len(genre_picks)], genre_picks, strict=False)]  # fmt: skip
 
 
 def dataset_source_present(*, source: str) -> bool:
@@ -87,6 +114,7 @@ def dataset_load(
             credits = _write_credits(dataset, title_ids, person_ids)
         with clock("audience"):
             account_ids, profile_ids = _write_audience(dataset)
+            _write_onboarding_genres(dataset, profile_ids, genre_ids)
         events_read = events_written = 0
         conflict = () if fresh_history else ("profile_id", "title_id", "started_at")
         with clock("drop indexes"):
@@ -250,6 +278,15 @@ def _write_audience(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
     if profile_ids.isna().any():
         raise RuntimeError(f"users_profile: {int(profile_ids.isna().sum())} rows were not written")
     return account_ids, profile_ids.to_numpy(dtype=np.int64)
+
+
+def _write_onboarding_genres(dataset: Dataset, profile_ids: np.ndarray, genre_ids: dict[str, int]) -> None:
+    picks = dataset.profile_genres
+    if picks.empty:
+        return
+    frame = pd.DataFrame({"profile_id": profile_ids[picks["profile_index"].to_numpy(np.int64)],
+                          "genre_id": picks["genre"].map(genre_ids)})  # fmt: skip
+    upsert_frame(Profile.onboarding_genres.through._meta.db_table, frame, conflict_columns=["profile_id", "genre_id"])
 
 
 def _event_columns(

@@ -1,7 +1,9 @@
 """From a ranked, filtered candidate list to what a homepage shows: reasons and rows (pure numpy).
 
-Reasons, first that applies: "Continue watching" (in progress), "Because you watched X" (a content
-neighbour of X, the watched title most similar to it), "New release", "Trending now", "Top pick for you".
+Reasons name what put the title there. Outside a row, first that applies: "Continue watching" (in progress),
+"Because you watched X" (item similarity to X proposed it; X the watched title most similar to it), "Top pick
+for you" (a personal source proposed it: collaborative, EASE, popular in its genres), "New release", "Trending
+now", "Top pick for you". In the Trending Now, New Releases and "Because You Watched X" rows, the row's own.
 Rows, in page order: Continue Watching, Top Picks, Trending Now, up to three "Because you watched X",
 New Releases, then genre rows; a title appears in one row only. Only anchors the caller names (because_names)
 are ever shown: one it leaves out (a title above the profile's maturity cap) gives neither a reason nor a row.
@@ -34,7 +36,8 @@ class PageInput:
     ordered: int (n,) positions into the arrays below, best first; names: title names (n,);
     in_progress / new_release / trending / similar: bool (n,); because_rows: int (n,) catalog row of
     the watched title most similar to each candidate (-1 none); because_names: name by catalog row of
-    the anchors that may be named (dict; the others count as no anchor); genre_slot: int (n,) each title's main genre slot (-1 none); genre_names: name per slot.
+    the anchors that may be named (dict; the others count as no anchor); genre_slot: int (n,) each title's main genre slot (-1 none); genre_names: name per slot;
+    personal: bool (n,), a personal source proposed it (None: none did).
     """
 
     ordered: np.ndarray
@@ -46,6 +49,7 @@ class PageInput:
     because_names: dict[int, str]
     genre_slot: np.ndarray
     genre_names: tuple[str, ...]
+    personal: np.ndarray | None = None
 
     @property
     def named_similar(self) -> np.ndarray:
@@ -61,8 +65,12 @@ class PageRow:
     positions: tuple[int, ...]  # positions into the candidate arrays, in display order
 
 
-def reasons(page: PageInput, positions: np.ndarray) -> list[str]:
-    """The reason shown beside each candidate at `positions`."""
+def reasons(page: PageInput, positions: np.ndarray, row_key: str = "") -> list[str]:
+    """The reason shown beside each candidate at `positions` (in the row `row_key`, if any)."""
+    if row_key == TRENDING_NOW or row_key == NEW_RELEASES:
+        fixed = REASON_TRENDING if row_key == TRENDING_NOW else REASON_NEW
+        return [REASON_CONTINUE if page.in_progress[p] else fixed for p in np.asarray(positions, np.int64)]
+    personal = page.personal if page.personal is not None else np.zeros(len(page.in_progress), bool)
     out = []
     for p in np.asarray(positions, np.int64):
         name = page.because_names.get(int(page.because_rows[p])) if page.similar[p] else None
@@ -70,6 +78,8 @@ def reasons(page: PageInput, positions: np.ndarray) -> list[str]:
             out.append(REASON_CONTINUE)
         elif name is not None:
             out.append(f"{REASON_BECAUSE}{name}")
+        elif personal[p]:
+            out.append(REASON_TOP_PICK)
         elif page.new_release[p]:
             out.append(REASON_NEW)
         elif page.trending[p]:

@@ -68,6 +68,8 @@ class Dataset:
     credits: pd.DataFrame = field(
         default_factory=lambda: pd.DataFrame(columns=["title_index", "person_index", "role", "billing_order"])
     )
+    # Genres a profile picked at sign-up (cold start): profile_index, genre (name).
+    profile_genres: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["profile_index", "genre"]))
 
     def __post_init__(self) -> None:
         for name, frame, columns in [

@@ -29,6 +29,8 @@ CANDIDATES_PER_VIEW = 4
 AFFINITY_SHARPNESS = 5.0
 SESSION_CONTINUES = 0.55  # chance that the next event of a profile belongs to the same session
 HISTORY_DAYS = 730
+ONBOARDING_SHARE = 0.4  # profiles that picked genres at sign-up
+ONBOARDING_GENRES = 3
 CATALOG_DAYS = 3650
 
 GENRES = [
@@ -167,8 +169,19 @@ def generate(config: SyntheticConfig) -> tuple[Dataset, GroundTruth]:
         profiles=audience.profiles,
         events=_events(config, catalog, audience),
         expected_events=config.events,
+        # A stream of its own: the rest of the world stays what it was before profiles had onboarding genres.
+        profile_genres=_onboarding_genres(np.random.default_rng([config.seed, 2]), audience.taste),
     )
     return dataset, truth
+
+
+def _onboarding_genres(rng: np.random.Generator, taste: np.ndarray) -> pd.DataFrame:
+    """ONBOARDING_SHARE of the profiles pick ONBOARDING_GENRES genres, drawn by their taste without replacement."""
+    picking = np.flatnonzero(rng.random(len(taste)) < ONBOARDING_SHARE)
+    keys = np.log(np.maximum(taste[picking], 1e-12)) + rng.gumbel(size=(len(picking), taste.shape[1]))
+    picked = np.argsort(-keys, axis=1)[:, :ONBOARDING_GENRES]  # Gumbel top-k: a weighted draw without replacement
+    return pd.DataFrame({"profile_index": np.repeat(picking, picked.shape[1]),
+                         "genre": np.asarray(GENRES, dtype=object)[picked.ravel()]})  # fmt: skip
 
 
 @dataclass

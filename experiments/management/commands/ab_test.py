@@ -69,6 +69,10 @@ class Command(BaseCommand):
         truth = _ground_truth(ground_truth_dir)
         rng = np.random.default_rng(seed)
         profile_rows, profile_ids = _sample_profiles(truth, users, rng)
+        viewers = len(profile_ids)
+        if viewers < users:
+            self.stdout.write(self.style.WARNING(f"{viewers:,} viewers, not the {users:,} asked for: the world has "
+                                                 f"only {viewers:,} of its profiles in this database"))  # fmt: skip
         title_ids = _title_ids(truth)
         behaviour = BehaviourModel.calibrated(_affinity_sample(truth, rng))
         oracle = None if no_oracle else OracleShadow(
@@ -79,7 +83,7 @@ class Command(BaseCommand):
         experiment = experiment_create(
             name=name, status=Experiment.Status.RUNNING, salt=f"ab-test-{seed}",
             starts_at=timezone.now() - dt.timedelta(hours=1),  # the simulated visits are dated up to 45 min back
-            description=f"ab_test simulation: {users:,} viewers, seed {seed}",
+            description=f"ab_test simulation: {viewers:,} viewers, seed {seed}",
             arms=[ArmSpec(control, 0.5, is_baseline=True, popularity_only=control == BASELINE),
                   ArmSpec(treatment, 0.5, ranker_version=treatment_ranker, bandit_enabled=treatment_bandit)],
         )  # fmt: skip
@@ -108,7 +112,7 @@ class Command(BaseCommand):
         finally:
             experiment = experiment_status_set(experiment_id=experiment.pk, status=Experiment.Status.STOPPED)
         results = experiment_metrics_compute(experiment_id=experiment.pk)
-        self.stdout.write(f"served: {served}")
+        self.stdout.write(f"ran {viewers:,} viewers; served: {served}")
         self.stdout.write(_table(experiment, results))
         self.stdout.write(self.style.SUCCESS(_verdict(results, control, treatment)))
         if oracle is not None:
@@ -118,7 +122,7 @@ class Command(BaseCommand):
             self.stdout.write(f"plot: {plot}")
         if json_path:
             json_path.parent.mkdir(parents=True, exist_ok=True)
-            report = {"experiment": name, "users": users, "seed": seed, "served": served,
+            report = {"experiment": name, "users": viewers, "users_asked": users, "seed": seed, "served": served,
                       "results": [_as_dict(r) for r in results], "verdict": _verdict(results, control, treatment)}  # fmt: skip
             if oracle is not None:
                 report["oracle_engagement"] = oracle.engagement
@@ -232,17 +236,20 @@ def _metric(results, arm: str, metric: str):  # noqa: ANN001, ANN202
 
 
 def _verdict(results, control: str, treatment: str) -> str:  # noqa: ANN001
+    """One sentence: the engagement figures, the test, and a winner only when the difference is significant."""
     base, new = _metric(results, control, Metric.ENGAGEMENT), _metric(results, treatment, Metric.ENGAGEMENT)
     if base is None or new is None or not base.value:
         return "verdict: not enough data"
     lift = new.value / base.value - 1
     p = new.p_value_vs_baseline
-    strength = "significant at p < 0.01" if p is not None and p < 0.01 else (
-        "significant at p < 0.05" if p is not None and p < 0.05 else "not significant")  # fmt: skip
+    if p is None:
+        return f"verdict: engagement {lift:+.1%} (no test)"
+    figures = (f"verdict: engagement per impression {new.value:.4f} ({treatment}) vs {base.value:.4f} ({control}): "
+               f"{lift:+.1%}, p = {p:.2g}")  # fmt: skip
+    if p >= 0.05:
+        return f"{figures}; not significant at p < 0.05: no winner"
     winner = treatment if lift > 0 else control
-    return (f"verdict: engagement per impression {new.value:.4f} ({treatment}) vs {base.value:.4f} ({control}): "
-            f"{lift:+.1%}, p = {p:.2g}, {strength}; {winner} wins" if p is not None else
-            f"verdict: engagement {lift:+.1%} (no test)")  # fmt: skip
+    return f"{figures}; significant at p < {0.01 if p < 0.01 else 0.05}: {winner} wins"
 
 
 def _oracle_line(results, oracle: float, arms: tuple[str, ...]) -> str:  # noqa: ANN001
