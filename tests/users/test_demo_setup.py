@@ -12,6 +12,7 @@ from recommendations.models import ModelVersion
 from tasks.models import JobRun
 from users.management.commands import demo_setup
 from users.management.commands.demo_setup import training_summary
+from users.models import Profile
 
 
 @pytest.fixture
@@ -38,6 +39,9 @@ def test_training_and_the_feature_refreshes_are_recorded_job_runs(small_world, m
     assert ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).count() == 2
     text = out.getvalue()
     assert "popularity " in text and "NDCG@10" in text and "Online features refreshed: 150 titles" in text
+    new_viewers = Profile.objects.filter(name=demo_setup.NEW_VIEWER)  # the cold start, with onboarding genres
+    assert new_viewers.count() == 3 and "A new viewer" in text and not new_viewers.filter(viewing_events__isnull=False)
+    assert all(profile.onboarding_genres.exists() for profile in new_viewers)
 
 
 def test_the_ranker_line_shows_its_own_metric_not_a_p_at_10_it_never_measured():

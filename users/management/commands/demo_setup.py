@@ -15,12 +15,15 @@ from tasks.features import refresh_content_features, refresh_user_features, refr
 from tasks.models import JobRun
 from tasks.training import train_model
 from users.models import Profile
+from users.services import new_viewers_ensure
 
 DEMO_PASSWORD = "reco-demo"
 DEMO_API_KEY = "reco-demo-key-not-for-production"
 DEMO_WORLD = ["--titles", "3000", "--accounts", "1000", "--events", "150000", "--seed", "42"]
 DEMO_KINDS = ("popularity", "mf", "content", "ncf", "ranker")  # the ranker last: it learns from the others
 DEMO_PARAMS = {"ncf": {"n_epochs": 3}}  # a quick NCF for the demo
+NEW_VIEWER = "New viewer"  # just signed up: onboarding genres, no history (the cold start to look at)
+NEW_VIEWER_GENRES = (("Comedy", "Romance", "Drama"), ("Sci-Fi", "Thriller", "Mystery"), ("Animation", "Family"))
 
 
 class Command(BaseCommand):
@@ -46,12 +49,14 @@ class Command(BaseCommand):
             editor.groups.add(Group.objects.get(name="Editors"))
             if not ApiClient.objects.filter(name="demo-app").exists():
                 ApiClient.issue("demo-app", key=DEMO_API_KEY)
+        new_viewers = new_viewers_ensure(name=NEW_VIEWER, genre_picks=NEW_VIEWER_GENRES)
         profile_id = Profile.objects.filter(viewing_events__isnull=False).values_list("id", flat=True).first()
         self.stdout.write(
             self.style.SUCCESS(
                 f"\nReco demo is ready: http://{host}/\nAdmin: http://{host}/admin/  (login 'admin' or 'editor', password "
                 f"'{DEMO_PASSWORD}')\nAPI docs: http://{host}/api/docs/\nTry the API (demo client key):\n"
                 f"  curl -s -H 'X-Api-Key: {DEMO_API_KEY}' 'http://{host}/api/recs?profile_id={profile_id}&n=10'\n"
+                + (f"A new viewer (onboarding genres, nothing watched): profile_id={new_viewers[0]}\n" if new_viewers else "")
             )
         )
 
