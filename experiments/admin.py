@@ -183,9 +183,18 @@ def _p_value(p_value: float | None) -> str:
 class ExperimentResultAdmin(ReadOnlyAdmin):
     """Read-only: the metrics job adds a set of results at every run."""
 
-    list_display = ("experiment", "arm", "metric", "value_shown", "interval", "n_shown", "p_value", "verdict", "computed_at")
+    list_display = ("experiment", "arm_name", "metric_short", "value_shown", "interval", "n_shown", "p_value", "verdict",
+                    "computed_at")  # fmt: skip
     list_filter = ("metric", "experiment")
     list_select_related = ("experiment", "arm")
+
+    @admin.display(description="arm", ordering="arm__name")
+    def arm_name(self, result: ExperimentResult) -> str:
+        return result.arm.name  # its __str__ repeats the experiment's name, the column before
+
+    @admin.display(description="metric", ordering="metric")
+    def metric_short(self, result: ExperimentResult) -> str:
+        return result.get_metric_display().split(" (")[0]  # the definition is in the filter beside the list
 
     @admin.display(description="value", ordering="value")
     def value_shown(self, result: ExperimentResult) -> str:
