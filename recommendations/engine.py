@@ -232,7 +232,7 @@ class RecommendationEngine:
             cached.request_id, cached.cached = request_id, True
             cached.timings_ms = clock.timings
             metrics.recommendation_observe(clock.timings, cache_state="hit", degraded=cached.degraded)
-            metrics.models_served(models.versions)
+            metrics.models_served(models)
             return cached
         # Seeds and reasons come only from titles the profile may see: the items' maturity filter, on its history.
         state = profile_state_load(profile_id=head.profile_id, head=head).within_maturity_cap(models.catalog)
@@ -596,15 +596,16 @@ def _oracle_candidates(state: ProfileState, models: ServingModels, scorer) -> Ca
 
 
 def _observe_inputs(candidates: CandidateSet, read, models: ServingModels) -> None:  # noqa: ANN001
-    """Metrics of what one request worked from: candidates per source, the features' age, the models served."""
-    if not metrics.enabled():
+    """Metrics of what one request worked from: the models served; in sampled answers, candidates per source
+    and the features' age."""
+    metrics.models_served(models)
+    if not metrics.inputs_sampled():
         return
     merged = candidates.merged
     metrics.candidates_observe(tuple(merged.sources), merged.proposed.sum(axis=0))
     metrics.feature_age_observe("user", read.user.computed_at.timestamp() if read.user.computed_at else None)
-    found = read.content.found
-    metrics.feature_age_observe("content", float(read.content.computed_at[found].min()) if found.any() else None)
-    metrics.models_served(models.versions)
+    ages = read.content.computed_at
+    metrics.feature_age_observe("content", float(np.nanmin(ages)) if read.content.found.any() else None)
 
 
 def _completed(state: ProfileState, candidates: CandidateSet) -> np.ndarray:

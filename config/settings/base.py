@@ -314,6 +314,8 @@ LOGGING = {
 # send `Authorization: Bearer <token>`; without one only loopback connections and staff users may read it.
 RECO_METRICS = env_bool("RECO_METRICS", default=True)  # 0: record nothing (measuring what metrics cost)
 RECO_METRICS_TOKEN = env_str("RECO_METRICS_TOKEN", "")
+# Candidates per source and feature age are observed in one answer in this many (1: every one).
+RECO_METRICS_INPUT_SAMPLE = env_int("RECO_METRICS_INPUT_SAMPLE", 4)
 
 # --- Model registry (recommendations/) -----------------------------------------------------------
 RECO_ARTIFACT_DIR = Path(env_str("RECO_ARTIFACT_DIR", str(RECO_DATA_DIR / "artifacts")))

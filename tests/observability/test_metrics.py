@@ -33,7 +33,8 @@ def scrape(client: Client | None = None, **headers: str) -> dict:
 
 
 @pytest.fixture
-def api(serving_world):
+def api(serving_world, settings):
+    settings.RECO_METRICS_INPUT_SAMPLE = 1  # every answer's candidates and feature age
     cache.clear()
     ApiClient.issue("metrics-tests", key=KEY, rate="100000/min",
                     scopes=[ApiScope.READ_RECOMMENDATIONS.value, ApiScope.WRITE_EVENTS.value])  # fmt: skip
@@ -178,3 +179,14 @@ def test_every_metric_the_dashboard_plots_is_exported(api, profile):
     _jobs._cached = None
     exported = {re.sub(r"_(bucket|sum|count|total)$", "", name) for name, _ in scrape()}
     assert {re.sub(r"_total$", "", name) for name in plotted} <= exported
+
+
+def test_candidates_and_feature_age_are_observed_in_one_answer_in_the_sample(api, profile, settings):
+    settings.RECO_METRICS_INPUT_SAMPLE = 4
+    before = scrape()
+    for n in (5, 6, 7, 8):  # four cache misses
+        assert api.get("/api/recs", {"profile_id": profile.pk, "n": n}).status_code == 200
+    after = scrape()
+    assert value(after, "reco_recommendations_total") - value(before, "reco_recommendations_total") == 4
+    assert value(after, "reco_feature_age_seconds_count", entity="user") - value(
+        before, "reco_feature_age_seconds_count", entity="user") == 1  # fmt: skip
