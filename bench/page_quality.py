@@ -129,7 +129,7 @@ def main() -> None:
         args.json_path.write_text(json.dumps(report, indent=2) + "\n")
 
 
-def _context_gain(models) -> dict[str, float]:  # noqa: ANN001
+def _context_gain(models) -> dict[str, float]:
     """The active ranker's share of split gain in its context features (what it learnt from device and hour)."""
     from recommendations.models import ModelKind
 
@@ -143,18 +143,18 @@ def _context_gain(models) -> dict[str, float]:  # noqa: ANN001
     return {name: round(float(gain.get(name, 0.0)) / total, 4) for name in names}
 
 
-def _all_items(page):  # noqa: ANN001, ANN202
+def _all_items(page):
     yield from (("items", n, item) for n, item in enumerate(page.items))
     yield from ((row.key, n, item) for row in page.rows for n, item in enumerate(row.items))
 
 
-def _top(engine, context_class, profile_id: int, device: int, hour: int) -> list[int]:  # noqa: ANN001
+def _top(engine, context_class, profile_id: int, device: int, hour: int) -> list[int]:
     result = engine.recommend(context=context_class(profile_id=profile_id, device_type=device, time_of_day=hour),
                               n=TOP, with_rows=False)  # fmt: skip
     return [item.content_id for item in result.items]
 
 
-def _share_4k(catalog, content_ids: list[int]) -> float:  # noqa: ANN001
+def _share_4k(catalog, content_ids: list[int]) -> float:
     rows, known = catalog.positions(np.array(content_ids, np.int64))
     return float(catalog.has_4k[rows[known]].mean()) if known.any() else 0.0
 

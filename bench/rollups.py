@@ -55,7 +55,7 @@ def main() -> None:
     as_of = newest + dt.timedelta(seconds=1)
     figures: dict = {"database": args.database_url.rsplit("/", 1)[1], "viewings": viewings, "as_of": as_of.isoformat()}
 
-    def timed(name: str, step):  # noqa: ANN001, ANN202
+    def timed(name: str, step):
         started = time.perf_counter()
         value = step()
         figures[f"{name}_s"] = round(time.perf_counter() - started, 3)

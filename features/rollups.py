@@ -94,7 +94,7 @@ def title_rollups_advance(*, as_of: dt.datetime | None = None) -> RollupAdvance:
         return RollupAdvance(today, False, (today - start).days)
 
 
-def _added_since(cursor, last_id: int | None) -> tuple[int, dt.date | None]:  # noqa: ANN001
+def _added_since(cursor, last_id: int | None) -> tuple[int, dt.date | None]:
     """(the newest viewing id, the UTC day of the earliest start among the viewings after `last_id`)."""
     if last_id is None:
         cursor.execute(f"SELECT coalesce(max(id), 0) FROM {VIEWING_TABLE}")
@@ -104,7 +104,7 @@ def _added_since(cursor, last_id: int | None) -> tuple[int, dt.date | None]:  # 
     return (last_id, None) if newest is None else (int(newest), _floor_day(earliest))
 
 
-def _rebuild(cursor, today: dt.date) -> None:  # noqa: ANN001
+def _rebuild(cursor, today: dt.date) -> None:
     end = _midnight(today)
     cursor.execute("TRUNCATE features_title_day, features_title_total")
     cursor.execute(f"""
@@ -119,7 +119,7 @@ def _rebuild(cursor, today: dt.date) -> None:  # noqa: ANN001
                    f"{_DAYS_SQL}", {"start": start, "end": end})  # fmt: skip
 
 
-def _advance(cursor, *, start: dt.date, through: dt.date, today: dt.date) -> None:  # noqa: ANN001
+def _advance(cursor, *, start: dt.date, through: dt.date, today: dt.date) -> None:
     """Totals decayed from `through` to `today`, plus each day of [start, today) read now, minus what TitleDay
     held for [start, through); TitleDay then holds the days read now and none older than ROLLUP_KEEP_DAYS."""
     cursor.execute("DROP TABLE IF EXISTS rollup_fresh")  # a caller's transaction may hold an earlier one

@@ -10,11 +10,10 @@ from django.utils.dateparse import parse_datetime
 
 from catalog.models import MaturityRating
 from config.db.replicas import read_alias
+from recommendations.ml.candidate_pipeline import HISTORY_LIMIT
 from recommendations.ml.catalog import CatalogIndex
 from recommendations.vocabulary import DEVICE, SUBSCRIPTION_TIER, TIME_OF_DAY
 from users.models import Account, DeviceType, Profile, ViewingEvent
-
-HISTORY_LIMIT = 200  # newest viewings a request reads: enough for every source, one index range scan
 
 _VIEWINGS = ViewingEvent._meta.db_table
 HEAD_SQL = f"""

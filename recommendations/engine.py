@@ -63,7 +63,7 @@ class ProfileNotFound(LookupError):
     pass
 
 
-def _feature_gaps(read, *, has_history: bool) -> list[str]:  # noqa: ANN001
+def _feature_gaps(read, *, has_history: bool) -> list[str]:
     """What the feature read lacked: the store itself, or the entries (an emptied Redis, a refresh not run)."""
     if read.user.store_unavailable:
         return ["feature_store_unavailable"]
@@ -319,7 +319,7 @@ class RecommendationEngine:
                                         params=params, activation=activation).version  # fmt: skip
 
     # --- stages ----------------------------------------------------------------------------------
-    def _rank(self, state, context, candidates: CandidateSet, models: ServingModels, read, now, degraded, variant):  # noqa: ANN001, ANN202
+    def _rank(self, state, context, candidates: CandidateSet, models: ServingModels, read, now, degraded, variant):
         """(scores, the feature matrix or None): the ranker's, else the source-rank blend (flagged)."""
         ranker = models.get(ModelKind.RANKER)
         if variant.ranker_version and (ranker is None or ranker.version != variant.ranker_version):
@@ -355,7 +355,7 @@ class RecommendationEngine:
             degraded.append("experiment_assignment_failed")
             return DEFAULT_VARIANT
 
-    def _diversify(self, state, candidates, models, scores, keep, now, lam: float, n: int) -> np.ndarray:  # noqa: ANN001
+    def _diversify(self, state, candidates, models, scores, keep, now, lam: float, n: int) -> np.ndarray:
         positions = np.flatnonzero(keep)
         if not len(positions):
             return positions
@@ -375,7 +375,7 @@ class RecommendationEngine:
         rest = rest[np.argsort(-scores[rest], kind="stable")]
         return np.concatenate([pool[picked], rest])
 
-    def _page(self, request_id, state, candidates, models, scores, keep, order, n, with_rows, policy, explored) -> Recommendations:  # noqa: ANN001, E501
+    def _page(self, request_id, state, candidates, models, scores, keep, order, n, with_rows, policy, explored) -> Recommendations:
         catalog = models.catalog
         merged = candidates.merged
         flag = {name: merged.proposed[:, merged.sources.index(name)] if name in merged.sources
@@ -422,7 +422,7 @@ class RecommendationEngine:
                                                           enumerate(zip(positions, reasons, strict=True)))))  # fmt: skip
         return Recommendations(request_id, state.profile_id, items, rows, {}, "")
 
-    def _explore(self, request_id, state, context, candidates, models, read, scores, order, n, now, degraded):  # noqa: ANN001, ANN202
+    def _explore(self, request_id, state, context, candidates, models, read, scores, order, n, now, degraded):
         """The bandit fills the exploration slots of the top n from the candidates just below it; its picks and
         their propensities are logged for learning and off-policy evaluation. Returns (order, {position: p})."""
         from ranking.ml.bandit import bandit_context, bandit_item_features, exploration_slots
@@ -463,7 +463,7 @@ class RecommendationEngine:
             degraded.append("exploration_not_logged")
         return new_order, {int(p): float(q) for p, q in zip(picked, propensities, strict=True)}
 
-    def _explain(self, result, candidates, models, ranker_scores, final, keep, boosted, features) -> dict[int, dict]:  # noqa: ANN001
+    def _explain(self, result, candidates, models, ranker_scores, final, keep, boosted, features) -> dict[int, dict]:
         """Why each shown title is there: sources and their scores, ranker and final scores, rules, top features."""
         merged = candidates.merged
         shown = {item.content_id for item in result.items} | {i.content_id for row in result.rows for i in row.items}
@@ -486,7 +486,7 @@ class RecommendationEngine:
                    "boosted": int(boosted.sum())}  # fmt: skip
         return out
 
-    def _contributions(self, models, features, positions, top: int = 5) -> list[list[dict]]:  # noqa: ANN001
+    def _contributions(self, models, features, positions, top: int = 5) -> list[list[dict]]:
         ranker = models.get(ModelKind.RANKER)
         if ranker is None or features is None or not len(positions):
             return []
@@ -504,7 +504,7 @@ class RecommendationEngine:
         return out
 
     # --- the response cache ----------------------------------------------------------------------
-    def _cache_key(self, head: ProfileHead, context: UserContext, n, with_rows, models, rules_version, variant):  # noqa: ANN001, ANN202
+    def _cache_key(self, head: ProfileHead, context: UserContext, n, with_rows, models, rules_version, variant):
         """Stale as soon as the profile watches something, a rule or the catalog changes, or a model swaps."""
         parts = (head.profile_id, head.country, head.tier, head.maturity_cap, context.device_type, context.time_of_day,
                  n, with_rows, head.newest_viewing, rules_version, models.key, variant)  # fmt: skip
@@ -533,7 +533,7 @@ class RecommendationEngine:
 
 
 # --- helpers ------------------------------------------------------------------------------------
-def _homepage_bandit():  # noqa: ANN202
+def _homepage_bandit():
     from experiments.services import bandit_load
 
     return bandit_load()
@@ -558,7 +558,7 @@ def experiment_variant(profile_id: int) -> Variant | None:
     )  # fmt: skip
 
 
-def _popular_candidates(state: ProfileState, models: ServingModels, trending) -> CandidateSet:  # noqa: ANN001
+def _popular_candidates(state: ProfileState, models: ServingModels, trending) -> CandidateSet:
     """The baseline arm's pool: the most popular titles the profile may watch, scored by popularity."""
     allowed = models.catalog.allowed(tier=state.tier, country=state.country, maturity_cap=state.maturity_cap)
     rows, scores = sources.ranked_list(trending.rows, trending.scores, 500, allowed=allowed,
@@ -569,7 +569,7 @@ def _popular_candidates(state: ProfileState, models: ServingModels, trending) ->
                         np.empty(0, np.int64), 0, not state.has_history)  # fmt: skip
 
 
-def _calibrated(order, scores, candidates, models, read, n: int, lam: float) -> np.ndarray:  # noqa: ANN001
+def _calibrated(order, scores, candidates, models, read, n: int, lam: float) -> np.ndarray:
     """The top n re-picked from the best 3n (Steck 2018) so that its genre mix matches the profile's genre
     affinity (watch time per genre); the rest keeps its order below."""
     target = np.asarray(read.user.values["genre_affinity"], np.float64)
@@ -581,7 +581,7 @@ def _calibrated(order, scores, candidates, models, read, n: int, lam: float) -> 
     return np.concatenate([picked, order[~np.isin(order, picked)]])
 
 
-def _oracle_candidates(state: ProfileState, models: ServingModels, scorer) -> CandidateSet:  # noqa: ANN001
+def _oracle_candidates(state: ProfileState, models: ServingModels, scorer) -> CandidateSet:
     """The oracle arm's pool: the allowed titles the scorer rates highest (the same 500 as the baseline's)."""
     if scorer is None:
         raise ValueError("Variant(oracle=True) needs an engine built with an oracle_scorer")
@@ -595,7 +595,7 @@ def _oracle_candidates(state: ProfileState, models: ServingModels, scorer) -> Ca
                         np.empty(0, np.int64), 0, not state.has_history)  # fmt: skip
 
 
-def _observe_inputs(candidates: CandidateSet, read, models: ServingModels) -> None:  # noqa: ANN001
+def _observe_inputs(candidates: CandidateSet, read, models: ServingModels) -> None:
     """Metrics of what one request worked from: the models served; in sampled answers, candidates per source
     and the features' age."""
     metrics.models_served(models)

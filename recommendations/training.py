@@ -43,7 +43,6 @@ DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
     ModelKind.EASE: defaults.params("EASE"),
     ModelKind.RANKER: {},  # LightGBM parameters over ranking.ml.ranker.DEFAULT_PARAMS
 }
-EASE_MAX_ITEMS = 20_000  # EASE inverts an items × items matrix: 20K items is 1.6 GB of float32
 VALIDATION_USERS = 5_000  # metrics on a sample of users keep the gate cheap at a million profiles
 GATE_METRIC = "ndcg_at_10"
 CANDIDATE_DEPTH = 500  # validation also reports recall@500: how well the model serves as a candidate source
@@ -234,8 +233,8 @@ def fit_model(kind: str, interactions: pd.DataFrame, catalog: pd.DataFrame | Non
         return PopularityRecommender(**params).fit(interactions)
     if kind == ModelKind.EASE:
         n_items = interactions["content_id"].nunique()
-        if n_items > EASE_MAX_ITEMS:
-            raise ValueError(f"EASE needs an items × items inverse: {n_items:,} items is over {EASE_MAX_ITEMS:,}")
+        if n_items > defaults.EASE_MAX_ITEMS:
+            raise ValueError(f"EASE needs an items × items inverse: {n_items:,} items is over {defaults.EASE_MAX_ITEMS:,}")
         return EASE(**params).fit(interactions)
     raise ValueError(f"unknown model kind {kind!r}")
 

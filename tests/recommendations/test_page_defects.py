@@ -38,7 +38,7 @@ def _viewing(profile: Profile, title_id: int, started: dt.datetime, share: float
                         device_type=DeviceType.TV, completed=share >= 0.9)  # fmt: skip
 
 
-def _shown(result) -> set[int]:  # noqa: ANN001
+def _shown(result) -> set[int]:
     return {i.content_id for i in result.items} | {i.content_id for row in result.rows for i in row.items}
 
 

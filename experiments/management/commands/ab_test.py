@@ -42,7 +42,7 @@ class Command(BaseCommand):
         "or with bandit exploration)."
     )
 
-    def add_arguments(self, parser) -> None:  # noqa: ANN001
+    def add_arguments(self, parser) -> None:
         parser.add_argument("--control", default=BASELINE, help="control arm name ('baseline': popularity only)")
         parser.add_argument("--treatment", default="new_ranking_model", help="treatment arm name")
         parser.add_argument("--users", type=int, default=10_000, help="simulated viewers, one visit each")
@@ -177,7 +177,7 @@ def _api_key() -> str:
     return key
 
 
-def _viewer_events(body, number, row, device, truth, title_ids, behaviour, rng) -> list[dict]:  # noqa: ANN001
+def _viewer_events(body, number, row, device, truth, title_ids, behaviour, rng) -> list[dict]:
     """The impression of the page and what the viewer did with it, as /api/events payloads."""
     items = [item for item in body["items"] if item["content_id"] in title_ids]
     if not items:
@@ -231,11 +231,11 @@ def _post_chunk(client: Client, headers: dict, events: list[dict]) -> None:
         raise CommandError(f"/api/events refused events: {response.status_code} {json.dumps(body)[:500]}")
 
 
-def _metric(results, arm: str, metric: str):  # noqa: ANN001, ANN202
+def _metric(results, arm: str, metric: str):
     return next((r for r in results if r.arm.name == arm and r.metric == metric), None)
 
 
-def _verdict(results, control: str, treatment: str) -> str:  # noqa: ANN001
+def _verdict(results, control: str, treatment: str) -> str:
     """One sentence: the engagement figures, the test, and a winner only when the difference is significant."""
     base, new = _metric(results, control, Metric.ENGAGEMENT), _metric(results, treatment, Metric.ENGAGEMENT)
     if base is None or new is None or not base.value:
@@ -252,7 +252,7 @@ def _verdict(results, control: str, treatment: str) -> str:  # noqa: ANN001
     return f"{figures}; significant at p < {0.01 if p < 0.01 else 0.05}: {winner} wins"
 
 
-def _oracle_line(results, oracle: float, arms: tuple[str, ...]) -> str:  # noqa: ANN001
+def _oracle_line(results, oracle: float, arms: tuple[str, ...]) -> str:
     """Each arm's engagement per impression as a share of the oracle's (the same viewers, served in shadow)."""
     shares = []
     for arm in arms:
@@ -262,7 +262,7 @@ def _oracle_line(results, oracle: float, arms: tuple[str, ...]) -> str:  # noqa:
     return f"oracle (true affinity, same rules, same viewers): engagement {oracle:.4f}; of it: " + ", ".join(shares)
 
 
-def _plot(results, control: str, treatment: str, path: Path) -> bool:  # noqa: ANN001
+def _plot(results, control: str, treatment: str, path: Path) -> bool:
     try:
         import matplotlib
 
