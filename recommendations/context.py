@@ -9,6 +9,7 @@ from django.db import connections
 from django.utils.dateparse import parse_datetime
 
 from catalog.models import MaturityRating
+from config.db import prepared
 from config.db.replicas import read_alias
 from recommendations.ml.candidate_pipeline import HISTORY_LIMIT
 from recommendations.ml.catalog import CatalogIndex
@@ -113,9 +114,8 @@ class ProfileHead:
 
 def profile_head_load(*, profile_id: int) -> ProfileHead:
     """One indexed query (no ORM objects: this is on every request); Profile.DoesNotExist if unknown."""
-    with connections[read_alias(profile_id=profile_id)].cursor() as cursor:  # a replica unless pinned (config.db)
-        cursor.execute(HEAD_SQL, [int(profile_id)])
-        row = cursor.fetchone()
+    rows = prepared.fetchall(read_alias(profile_id=profile_id), HEAD_SQL, [int(profile_id)])  # a replica unless pinned
+    row = rows[0] if rows else None
     if row is None:
         raise Profile.DoesNotExist(f"profile {profile_id} does not exist")
     pk, account_id, tier, country, maturity_cap, is_kids, newest = row
@@ -138,13 +138,12 @@ def profile_state_load(
 
     before: only viewings last watched before this time (ranker training replays a past moment)."""
     head = head or profile_head_load(profile_id=profile_id)
-    with connections[read_alias(profile_id=head.profile_id)].cursor() as cursor:
-        if before is None:
-            cursor.execute(HISTORY_SQL.format(before=""), [head.profile_id, history_limit, head.profile_id])
-        else:
-            cursor.execute(HISTORY_SQL.format(before="AND last_watched_at < %s"),
-                           [head.profile_id, before, history_limit, head.profile_id])  # fmt: skip
-        fetched = cursor.fetchall()
+    alias = read_alias(profile_id=head.profile_id)
+    if before is None:
+        fetched = prepared.fetchall(alias, HISTORY_SQL.format(before=""), [head.profile_id, history_limit, head.profile_id])
+    else:
+        fetched = prepared.fetchall(alias, HISTORY_SQL.format(before="AND last_watched_at < %s"),
+                                    [head.profile_id, before, history_limit, head.profile_id])  # fmt: skip
     onboarding = tuple(row[1] for row in fetched if row[0])
     rows = [row[1:] for row in fetched if not row[0]]  # newest first
     return ProfileState(
@@ -179,9 +178,8 @@ def completed_titles(state: ProfileState, title_ids: np.ndarray) -> np.ndarray:
         sql, titles = COMPLETED_SQL.format(titles="= ANY(%s)"), [unknown.tolist()]
     else:  # SQLite (the embedded demo): a list of parameters, well inside its limit for ~500 candidates
         sql, titles = COMPLETED_SQL.format(titles=f"IN ({', '.join(['%s'] * len(unknown))})"), unknown.tolist()
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [state.profile_id, *titles, COMPLETED_SHARE])
-        older = np.fromiter((row[0] for row in cursor.fetchall()), np.int64)
+    found = prepared.fetchall(connection.alias, sql, [state.profile_id, *titles, COMPLETED_SHARE])
+    older = np.fromiter((row[0] for row in found), np.int64)
     return done | np.isin(title_ids, older)
 
 
