@@ -1,7 +1,8 @@
 # Reco: the two set-up commands (see README.md).
 #   make demo   install, migrate, load a demo world and serve on 127.0.0.1:8000 (embedded defaults)
 #   make test   install and run every test against PostgreSQL and Redis on 127.0.0.1 (and Chromium for tests/browser)
-#   make lint   ruff (unused noqa included), the import contracts of .importlinter; make typecheck: mypy
+#   make lint   ruff check (unused noqa included), ruff format --check, the import contracts of .importlinter;
+#               make typecheck: mypy
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -45,6 +46,7 @@ bench-load: install
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 
 typecheck: install  # strict on the pure packages (pyproject [tool.mypy]); the rest follows as it is typed

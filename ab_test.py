@@ -1,6 +1,7 @@
 #!/usr/bin/env python
 """The design's A/B entry point: `python ab_test.py --control baseline --treatment new_ranking_model --users 10000`
 is `python manage.py ab_test` with the same arguments (see its --help)."""
+
 import os
 import sys
 

@@ -3,6 +3,7 @@
 Run from the repository root; outside Django (a plain `python`) it sets Django up with DJANGO_SETTINGS_MODULE
 (default config.settings.dev, the embedded defaults `make demo` uses).
 """
+
 import os
 
 import django

@@ -3,6 +3,7 @@
 This 2-core VM's speed drifts between sessions (the same request path measured 2-4x apart on different
 days), so a latency figure is only comparable with another taken at a similar calibration.
 """
+
 from __future__ import annotations
 
 import time

@@ -1,5 +1,6 @@
 """What the HTTP benchmarks share: the database they run on, starting gunicorn as production does, waiting
 for it to answer."""
+
 from __future__ import annotations
 
 import argparse
@@ -24,19 +25,39 @@ def add_service_arguments(parser: argparse.ArgumentParser) -> None:
 
 def service_env(args: argparse.Namespace, **extra: str) -> dict[str, str]:
     """This process's environment pointed at the services in `args`, one BLAS thread, plus `extra`."""
-    return {**os.environ, "DATABASE_URL": args.database_url, "REDIS_URL": args.redis_url,
-            "RECO_ARTIFACT_DIR": args.artifact_dir, "RECO_SERVING_CACHE_DIR": args.serving_cache_dir,
-            "DJANGO_SETTINGS_MODULE": "config.settings.base",
-            "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", **extra}  # fmt: skip
+    return {
+        **os.environ,
+        "DATABASE_URL": args.database_url,
+        "REDIS_URL": args.redis_url,
+        "RECO_ARTIFACT_DIR": args.artifact_dir,
+        "RECO_SERVING_CACHE_DIR": args.serving_cache_dir,
+        "DJANGO_SETTINGS_MODULE": "config.settings.base",
+        "OPENBLAS_NUM_THREADS": "1",
+        "OMP_NUM_THREADS": "1",
+        **extra,
+    }
 
 
 def start_gunicorn(port: int, workers: int, env: dict[str, str], *options: str, **popen: object) -> subprocess.Popen:
     """gunicorn with config/gunicorn.py (the production settings) on 127.0.0.1:port."""
     return subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--config", "config/gunicorn.py", "config.wsgi:application",
-         "--bind", f"127.0.0.1:{port}", "--workers", str(workers), *options],
-        cwd=ROOT, env=env, **popen,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--config",
+            "config/gunicorn.py",
+            "config.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(workers),
+            *options,
+        ],
+        cwd=ROOT,
+        env=env,
+        **popen,
+    )
 
 
 def wait_ready(port: int, *, seconds: float = 60.0) -> None:

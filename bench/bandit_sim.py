@@ -18,6 +18,7 @@ Then the IPS and SNIPS estimates of two other policies (the ranker's order softe
 from the bandit's log alone, are compared with those policies' values when run in the same world.
 Prints a table; writes --json and --png.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -90,15 +91,22 @@ def build_world(seed: int, titles: int, accounts: int) -> World:
     taste = np.zeros((len(truth.profile_factors), GENRE_SLOTS))
     taste[:, : len(GENRES)] = truth.profile_genre_taste
     rng = np.random.default_rng([seed, 1])
-    sample = np.einsum("ij,ij->i", truth.profile_factors[rng.integers(0, len(taste), 100_000)],
-                       truth.title_factors[rng.integers(0, titles, 100_000)])  # fmt: skip
+    sample = np.einsum(
+        "ij,ij->i",
+        truth.profile_factors[rng.integers(0, len(taste), 100_000)],
+        truth.title_factors[rng.integers(0, titles, 100_000)],
+    )
     return World(
-        title_factors=truth.title_factors.astype(np.float64), genre_indicator=genre_indicator,
-        popularity=truth.title_popularity, recency_days=recency_days,
-        profile_factors=truth.profile_factors.astype(np.float64), profile_taste=taste,
+        title_factors=truth.title_factors.astype(np.float64),
+        genre_indicator=genre_indicator,
+        popularity=truth.title_popularity,
+        recency_days=recency_days,
+        profile_factors=truth.profile_factors.astype(np.float64),
+        profile_taste=taste,
         profile_device=truth.profile_device.astype(np.int64),
-        affinity_mean=float(sample.mean()), affinity_sd=float(sample.std()),
-    )  # fmt: skip
+        affinity_mean=float(sample.mean()),
+        affinity_sd=float(sample.std()),
+    )
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -124,13 +132,17 @@ def make_requests(world: World, seed: int, chunk: int) -> Requests:
     complete = sigmoid(-0.3 + 1.0 * standardised)
     expected = click * (ENGAGEMENT[0] + play * (ENGAGEMENT[1] + complete * ENGAGEMENT[2]))
 
-    observed = np.stack([rng.multinomial(HISTORY_VIEWS, taste / taste.sum()) for taste in world.profile_taste[profiles]])
+    observed = np.stack(
+        [rng.multinomial(HISTORY_VIEWS, taste / taste.sum()) for taste in world.profile_taste[profiles]]
+    )
     ranker = standardised + RANKER_NOISE * rng.standard_normal((r, m))
     contexts = np.stack([bandit_context(d, h, a) for d, h, a in zip(devices, hours, observed, strict=True)])
-    items = np.stack([
-        bandit_item_features(world.genre_indicator[c], world.popularity[c], world.recency_days[c], s)
-        for c, s in zip(candidates, ranker, strict=True)
-    ])  # fmt: skip
+    items = np.stack(
+        [
+            bandit_item_features(world.genre_indicator[c], world.popularity[c], world.recency_days[c], s)
+            for c, s in zip(candidates, ranker, strict=True)
+        ]
+    )
     return Requests(contexts, items, expected, click, play, complete, rng.random((r, 4)))
 
 
@@ -147,8 +159,14 @@ class Oracle:
     """Knows the expected reward: the ceiling for regret."""
 
 
-def run_policy(world: World, policy: BanditPolicy | Oracle, *, impressions: int, seed: int,
-               targets: dict[str, BanditPolicy] | None = None) -> dict:  # fmt: skip
+def run_policy(
+    world: World,
+    policy: BanditPolicy | Oracle,
+    *,
+    impressions: int,
+    seed: int,
+    targets: dict[str, BanditPolicy] | None = None,
+) -> dict:
     """One pass over the requests; with `targets`, also logs what an off-policy estimate needs."""
     rewards, expected, clicks = np.empty(impressions), np.empty(impressions), np.empty(impressions, bool)
     logged = np.empty(impressions)
@@ -178,9 +196,13 @@ def run_policy(world: World, policy: BanditPolicy | Oracle, *, impressions: int,
                     policy.update(contexts, shown, batch_rewards)
                     pending.clear()
     return {
-        "rewards": rewards, "expected": expected, "clicks": clicks, "logged": logged,
-        "target_propensities": target_propensities, "seconds": time.perf_counter() - started,
-    }  # fmt: skip
+        "rewards": rewards,
+        "expected": expected,
+        "clicks": clicks,
+        "logged": logged,
+        "target_propensities": target_propensities,
+        "seconds": time.perf_counter() - started,
+    }
 
 
 def summarise(name: str, run: dict, oracle_total: float) -> dict:
@@ -217,8 +239,10 @@ def main() -> None:
         parser.error("--impressions must be at least 1000")
 
     world = build_world(args.seed, args.titles, args.accounts)
-    targets = {"ranker softmax (τ 0.1)": FixedLinearSoftmax.ranker_softmax(temperature=0.1),
-               "uniform random": UniformRandom()}  # fmt: skip
+    targets = {
+        "ranker softmax (τ 0.1)": FixedLinearSoftmax.ranker_softmax(temperature=0.1),
+        "uniform random": UniformRandom(),
+    }
     learners = {
         "LinUCB softmax (bandit)": LinUCBSoftmax(alpha=args.alpha, temperature=args.temperature, floor=args.floor),
         "epsilon-greedy (ε 0.1)": EpsilonGreedy(epsilon=0.1),
@@ -226,11 +250,17 @@ def main() -> None:
     }
     runs = {"oracle (knows the truth)": run_policy(world, Oracle(), impressions=args.impressions, seed=args.seed)}
     for name, policy in learners.items():
-        runs[name] = run_policy(world, policy, impressions=args.impressions, seed=args.seed,
-                                targets=targets if policy.kind == "linucb_softmax" else None)  # fmt: skip
+        runs[name] = run_policy(
+            world,
+            policy,
+            impressions=args.impressions,
+            seed=args.seed,
+            targets=targets if policy.kind == "linucb_softmax" else None,
+        )
         print(f"{name}: {runs[name]['seconds']:.0f}s", flush=True)
-    runs["ranker softmax (τ 0.1)"] = run_policy(world, targets["ranker softmax (τ 0.1)"],
-                                                impressions=args.impressions, seed=args.seed)  # fmt: skip
+    runs["ranker softmax (τ 0.1)"] = run_policy(
+        world, targets["ranker softmax (τ 0.1)"], impressions=args.impressions, seed=args.seed
+    )
 
     oracle_total = float(runs["oracle (knows the truth)"]["expected"].sum())
     table = [summarise(name, run, oracle_total) for name, run in runs.items()]
@@ -242,36 +272,61 @@ def main() -> None:
             estimate = estimator(bandit["rewards"], bandit["logged"], bandit["target_propensities"][name])
             simulated = float(truth["rewards"].mean())
             expected = float(truth["expected"].mean())
-            estimates.append({
-                "target": name, "method": estimate.method, "estimate": round(estimate.value, 5),
-                "ci95": [round(estimate.ci_low, 5), round(estimate.ci_high, 5)],
-                "effective_sample_size": round(estimate.effective_sample_size),
-                "simulated_value": round(simulated, 5), "expected_value": round(expected, 5),
-                "simulated_value_in_ci": bool(estimate.ci_low <= simulated <= estimate.ci_high),
-                "expected_value_in_ci": bool(estimate.ci_low <= expected <= estimate.ci_high),
-            })  # fmt: skip
+            estimates.append(
+                {
+                    "target": name,
+                    "method": estimate.method,
+                    "estimate": round(estimate.value, 5),
+                    "ci95": [round(estimate.ci_low, 5), round(estimate.ci_high, 5)],
+                    "effective_sample_size": round(estimate.effective_sample_size),
+                    "simulated_value": round(simulated, 5),
+                    "expected_value": round(expected, 5),
+                    "simulated_value_in_ci": bool(estimate.ci_low <= simulated <= estimate.ci_high),
+                    "expected_value_in_ci": bool(estimate.ci_low <= expected <= estimate.ci_high),
+                }
+            )
 
-    print(f"\n{args.impressions:,} impressions per policy, seed {args.seed}, {args.titles:,} titles, "
-          f"{len(world.profile_factors):,} profiles, {CANDIDATES} candidates per slot\n")  # fmt: skip
+    print(
+        f"\n{args.impressions:,} impressions per policy, seed {args.seed}, {args.titles:,} titles, "
+        f"{len(world.profile_factors):,} profiles, {CANDIDATES} candidates per slot\n"
+    )
     print(f"{'policy':<28}{'cumulative':>12}{'per impr.':>11}{'± 95 %':>9}{'E last 10K':>11}{'CTR':>8}{'regret':>9}")
     for row in table:
-        print(f"{row['policy']:<28}{row['cumulative_reward']:>12,.1f}{row['mean_reward']:>11.4f}"
-              f"{row['mean_reward_ci95']:>9.4f}{row['expected_reward_per_impression_last_10k']:>11.4f}{row['ctr']:>8.4f}"
-              f"{row['regret_vs_oracle']:>9,.0f}")  # fmt: skip
+        print(
+            f"{row['policy']:<28}{row['cumulative_reward']:>12,.1f}{row['mean_reward']:>11.4f}"
+            f"{row['mean_reward_ci95']:>9.4f}{row['expected_reward_per_impression_last_10k']:>11.4f}{row['ctr']:>8.4f}"
+            f"{row['regret_vs_oracle']:>9,.0f}"
+        )
     print("\nOff-policy estimates from the bandit's log (mean reward per impression):")
     print(f"{'target':<24}{'method':>7}{'estimate':>10}{'95 % CI':>20}{'ESS':>8}{'simulated':>11}{'in CI':>7}")
     for row in estimates:
         ci = f"[{row['ci95'][0]:.4f}, {row['ci95'][1]:.4f}]"
-        print(f"{row['target']:<24}{row['method']:>7}{row['estimate']:>10.4f}{ci:>20}"
-              f"{row['effective_sample_size']:>8,}{row['simulated_value']:>11.4f}{'yes' if row['simulated_value_in_ci'] else 'NO':>7}")  # fmt: skip
+        print(
+            f"{row['target']:<24}{row['method']:>7}{row['estimate']:>10.4f}{ci:>20}"
+            f"{row['effective_sample_size']:>8,}{row['simulated_value']:>11.4f}{'yes' if row['simulated_value_in_ci'] else 'NO':>7}"
+        )
 
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({
-        "config": {"impressions": args.impressions, "seed": args.seed, "titles": args.titles,
-                   "profiles": len(world.profile_factors), "candidates": CANDIDATES, "update_every": UPDATE_EVERY,
-                   "ranker_noise_sd": RANKER_NOISE, "bandit": learners["LinUCB softmax (bandit)"].to_arrays()["params"].tolist()},
-        "policies": table, "off_policy": estimates,
-    }, indent=2) + "\n")  # fmt: skip
+    args.json.write_text(
+        json.dumps(
+            {
+                "config": {
+                    "impressions": args.impressions,
+                    "seed": args.seed,
+                    "titles": args.titles,
+                    "profiles": len(world.profile_factors),
+                    "candidates": CANDIDATES,
+                    "update_every": UPDATE_EVERY,
+                    "ranker_noise_sd": RANKER_NOISE,
+                    "bandit": learners["LinUCB softmax (bandit)"].to_arrays()["params"].tolist(),
+                },
+                "policies": table,
+                "off_policy": estimates,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     plot(runs, estimates, args.png)
     print(f"\nwrote {args.json} and {args.png}")
 
@@ -291,12 +346,22 @@ def plot(runs: dict, estimates: list[dict], path: Path) -> None:
     left.grid(alpha=0.3)
     for offset, row in enumerate(estimates):
         y = len(estimates) - offset
-        right.errorbar(row["estimate"], y, xerr=[[row["estimate"] - row["ci95"][0]], [row["ci95"][1] - row["estimate"]]],
-                       fmt="o", capsize=4, label=None)  # fmt: skip
+        right.errorbar(
+            row["estimate"],
+            y,
+            xerr=[[row["estimate"] - row["ci95"][0]], [row["ci95"][1] - row["estimate"]]],
+            fmt="o",
+            capsize=4,
+            label=None,
+        )
         right.plot(row["simulated_value"], y, "kx")
         right.text(row["ci95"][0], y + 0.18, f"{row['target']} · {row['method']}", fontsize=8)
-    right.set(xlabel="mean reward per impression", yticks=[], ylim=(0.3, len(estimates) + 0.8),
-              title="Off-policy estimate (95 % CI) vs simulated value (x)")  # fmt: skip
+    right.set(
+        xlabel="mean reward per impression",
+        yticks=[],
+        ylim=(0.3, len(estimates) + 0.8),
+        title="Off-policy estimate (95 % CI) vs simulated value (x)",
+    )
     right.grid(alpha=0.3)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

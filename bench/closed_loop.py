@@ -14,6 +14,7 @@ run (features, bandit fold, daily MF and content retrains through the gate). The
 same rules) is measured but not ingested. Prints one line per day and arm, and the request latency percentiles,
 throughput, job times, peak memory and the machine calibration; writes --json and --png (the curves).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,8 +30,17 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-METRICS = ("ctr", "play_rate", "completion_rate", "engagement", "share_of_oracle", "minutes_per_visit",
-           "long_tail_share", "discovery", "coverage")  # fmt: skip
+METRICS = (
+    "ctr",
+    "play_rate",
+    "completion_rate",
+    "engagement",
+    "share_of_oracle",
+    "minutes_per_visit",
+    "long_tail_share",
+    "discovery",
+    "coverage",
+)
 
 
 def main() -> None:
@@ -43,8 +53,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42, help="the world's and the loop's")
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--daily-share", type=float, default=0.1, help="profiles visiting on an average day")
-    parser.add_argument("--arms", default="popularity,production,oracle",
-                        help="comma-separated: popularity, production, bandit, calibrated, oracle")  # fmt: skip
+    parser.add_argument(
+        "--arms",
+        default="popularity,production,oracle",
+        help="comma-separated: popularity, production, bandit, calibrated, oracle",
+    )
     parser.add_argument("--label-debias", type=float, default=0.0, help="inverse-propensity power of MF labels")
     parser.add_argument("--reuse-world", action="store_true", help="keep the loaded world and its models")
     parser.add_argument("--artifact-dir", type=Path, default=Path(tempfile.gettempdir()) / "reco-closed-loop")
@@ -52,8 +65,13 @@ def main() -> None:
     parser.add_argument("--png", type=Path, help="plot the curves here")
     args = parser.parse_args()
 
-    os.environ.update(DATABASE_URL=args.database_url, REDIS_URL=args.redis_url, RECO_ARTIFACT_DIR=str(args.artifact_dir),
-                      DJANGO_SETTINGS_MODULE="config.settings.base", LOG_LEVEL="WARNING")  # fmt: skip
+    os.environ.update(
+        DATABASE_URL=args.database_url,
+        REDIS_URL=args.redis_url,
+        RECO_ARTIFACT_DIR=str(args.artifact_dir),
+        DJANGO_SETTINGS_MODULE="config.settings.base",
+        LOG_LEVEL="WARNING",
+    )
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     sys.path.insert(0, str(ROOT))
     import django
@@ -70,9 +88,12 @@ def main() -> None:
 
     head = world.rows_of_titles(head_title_ids(end=dt.datetime.now(dt.UTC), days=3650))
     arms = _arms(args.arms)
-    config = closed_loop.LoopConfig(days=args.days, seed=args.seed, visits=VisitModel(daily_share=args.daily_share),
-                                    train_params={"mf": {"label_debias": args.label_debias}} if args.label_debias
-                                    else {})  # fmt: skip
+    config = closed_loop.LoopConfig(
+        days=args.days,
+        seed=args.seed,
+        visits=VisitModel(daily_share=args.daily_share),
+        train_params={"mf": {"label_debias": args.label_debias}} if args.label_debias else {},
+    )
     latencies, jobs = [], []
     started = time.perf_counter()
 
@@ -80,10 +101,13 @@ def main() -> None:
         latencies.append(run.request_ms)
         jobs.append({k: round(v, 2) for k, v in run.seconds.items()})
         for arm, f in run.figures.items():
-            print(f"day {day:2d} {arm:<11} visits {f['visits']:6d} ctr {f['ctr']:.3f} play {f['play_rate']:.3f} "
-                  f"compl {f['completion_rate']:.3f} eng {f['engagement']:.4f} "
-                  f"of-oracle {f.get('share_of_oracle', float('nan')):.2f} min/visit {f['minutes_per_visit']:5.1f} "
-                  f"tail {f['long_tail_share']:.3f} disc {f['discovery']:.3f} cov {f['coverage']:.3f}", flush=True)  # fmt: skip
+            print(
+                f"day {day:2d} {arm:<11} visits {f['visits']:6d} ctr {f['ctr']:.3f} play {f['play_rate']:.3f} "
+                f"compl {f['completion_rate']:.3f} eng {f['engagement']:.4f} "
+                f"of-oracle {f.get('share_of_oracle', float('nan')):.2f} min/visit {f['minutes_per_visit']:5.1f} "
+                f"tail {f['long_tail_share']:.3f} disc {f['discovery']:.3f} cov {f['coverage']:.3f}",
+                flush=True,
+            )
         print(f"day {day:2d} seconds {jobs[-1]}", flush=True)
 
     figures = closed_loop.loop_run(world, arms, config, head=head, on_day=report)
@@ -91,19 +115,33 @@ def main() -> None:
     requests = np.concatenate(latencies) if latencies else np.zeros(1)
     serve_seconds = sum(j.get("serve", 0) for j in jobs)
     summary = {
-        "world": {"titles": args.titles, "accounts": args.accounts, "profiles": int(len(world.profile_ids)),
-                  "history_events": args.events, "seed": args.seed, "head_titles": int(len(head))},
-        "loop": {"days": args.days, "daily_share": args.daily_share, "arms": [a.name for a in arms],
-                 "label_debias": args.label_debias},
+        "world": {
+            "titles": args.titles,
+            "accounts": args.accounts,
+            "profiles": int(len(world.profile_ids)),
+            "history_events": args.events,
+            "seed": args.seed,
+            "head_titles": int(len(head)),
+        },
+        "loop": {
+            "days": args.days,
+            "daily_share": args.daily_share,
+            "arms": [a.name for a in arms],
+            "label_debias": args.label_debias,
+        },
         "seconds": {"setup": round(setup_seconds, 1), "loop": round(loop_seconds, 1)},
-        "requests": {"count": int(len(requests)), "p50_ms": _pct(requests, 50), "p95_ms": _pct(requests, 95),
-                     "p99_ms": _pct(requests, 99),
-                     "per_second_serving": round(len(requests) / serve_seconds, 1) if serve_seconds else None},
+        "requests": {
+            "count": int(len(requests)),
+            "p50_ms": _pct(requests, 50),
+            "p95_ms": _pct(requests, 95),
+            "p99_ms": _pct(requests, 99),
+            "per_second_serving": round(len(requests) / serve_seconds, 1) if serve_seconds else None,
+        },
         "jobs_seconds_per_day": jobs,
         "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
         "machine": calibration(),
         "days": figures.days,
-    }  # fmt: skip
+    }
     summary["last_7_days"] = week_means(figures.days)
     last = figures.days[-1] if figures.days else {}
     print(json.dumps({k: v for k, v in summary.items() if k not in ("days", "jobs_seconds_per_day")}, indent=2))
@@ -128,10 +166,23 @@ def _world(args: argparse.Namespace, truth_dir: Path) -> float:
     if args.reuse_world and (truth_dir / "ground_truth.npz").exists():
         serving_refresh()
         return time.perf_counter() - started
-    call_command("generate_synthetic", "--titles", str(args.titles), "--accounts", str(args.accounts),
-                 "--events", str(args.events), "--seed", str(args.seed), "--replace",
-                 "--as-of", dt.datetime.now(dt.UTC).date().isoformat(), "--ground-truth-dir", str(truth_dir),
-                 verbosity=0)  # fmt: skip
+    call_command(
+        "generate_synthetic",
+        "--titles",
+        str(args.titles),
+        "--accounts",
+        str(args.accounts),
+        "--events",
+        str(args.events),
+        "--seed",
+        str(args.seed),
+        "--replace",
+        "--as-of",
+        dt.datetime.now(dt.UTC).date().isoformat(),
+        "--ground-truth-dir",
+        str(truth_dir),
+        verbosity=0,
+    )
     from events.models import Event
     from recommendations.models import ModelVersion
 
@@ -160,14 +211,20 @@ def week_means(days: list[dict], span: int = 7) -> dict:
     recent = days[-span:]
     out = {}
     for arm in recent[0] if recent else {}:
-        total = {k: sum(day[arm][k] for day in recent) for k in ("visits", "impressions", "clicks", "plays", "completions")}
+        total = {
+            k: sum(day[arm][k] for day in recent) for k in ("visits", "impressions", "clicks", "plays", "completions")
+        }
         engagement = sum(day[arm]["engagement"] * day[arm]["impressions"] for day in recent) / total["impressions"]
-        out[arm] = {"ctr": total["clicks"] / total["impressions"], "play_rate": total["plays"] / total["clicks"],
-                    "completion_rate": total["completions"] / total["plays"], "engagement": engagement,
-                    "minutes_per_visit": sum(day[arm]["minutes_per_visit"] * day[arm]["visits"] for day in recent)
-                    / total["visits"],
-                    "long_tail_share": sum(day[arm]["long_tail_share"] * day[arm]["plays"] for day in recent)
-                    / total["plays"], "discovery": recent[-1][arm]["discovery"]}  # fmt: skip
+        out[arm] = {
+            "ctr": total["clicks"] / total["impressions"],
+            "play_rate": total["plays"] / total["clicks"],
+            "completion_rate": total["completions"] / total["plays"],
+            "engagement": engagement,
+            "minutes_per_visit": sum(day[arm]["minutes_per_visit"] * day[arm]["visits"] for day in recent)
+            / total["visits"],
+            "long_tail_share": sum(day[arm]["long_tail_share"] * day[arm]["plays"] for day in recent) / total["plays"],
+            "discovery": recent[-1][arm]["discovery"],
+        }
     for figures in out.values():
         if "oracle" in out:
             figures["share_of_oracle"] = figures["engagement"] / out["oracle"]["engagement"]

@@ -15,6 +15,7 @@ and the CPU seconds the Django workers, their PostgreSQL backends and this load 
 share the cores, so CPU per 1,000 events says more than the rate); then counts the run's rows in PostgreSQL
 and fails unless every row sent is there exactly once.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,9 +60,16 @@ def main() -> None:
     args = parser.parse_args()
 
     # The server's connections name themselves, so their PostgreSQL backends' CPU can be told apart.
-    server_database_url = args.database_url + ("&" if "?" in args.database_url else "?") + f"application_name={APP_NAME}"
-    env = {**os.environ, "DATABASE_URL": args.database_url, "REDIS_URL": args.redis_url,
-           "DJANGO_SETTINGS_MODULE": "config.settings.base", "LOG_LEVEL": "WARNING"}  # fmt: skip
+    server_database_url = (
+        args.database_url + ("&" if "?" in args.database_url else "?") + f"application_name={APP_NAME}"
+    )
+    env = {
+        **os.environ,
+        "DATABASE_URL": args.database_url,
+        "REDIS_URL": args.redis_url,
+        "DJANGO_SETTINGS_MODULE": "config.settings.base",
+        "LOG_LEVEL": "WARNING",
+    }
     load_average = _load_average()  # other jobs share these cores
     machine = calibration()
     print(f"machine calibration: {machine}", flush=True)
@@ -72,10 +80,25 @@ def main() -> None:
     run = f"b{uuid.uuid4().hex[:10]}"  # every event id of this run starts with it
     batches = _Batches(run, profile_ids, title_ids, size=args.batch, seed=args.seed, max_rows=MAX_ROWS)
     server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "config.wsgi:application", "--bind", f"127.0.0.1:{PORT}",
-         "--workers", str(args.workers), "--worker-class", "sync", "--timeout", "60", "--log-level", "warning"],
-        cwd=ROOT, env={**env, "DATABASE_URL": server_database_url},
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "config.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{PORT}",
+            "--workers",
+            str(args.workers),
+            "--worker-class",
+            "sync",
+            "--timeout",
+            "60",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env={**env, "DATABASE_URL": server_database_url},
+    )
     try:
         wait_ready(PORT)
         for _ in range(4 * args.workers):  # load Django in every worker; these rows are counted too
@@ -85,16 +108,32 @@ def main() -> None:
         figures = _load(batches, clients=args.clients, seconds=args.seconds, resend=args.resend, seed=args.seed)
         cpu = {role: round(_cpu_seconds(processes)[role] - cpu_before[role], 2) for role in cpu_before}
         figures["cpu_seconds"] = cpu
-        figures["cpu_ms_per_1000_events"] = {role: round(1e6 * value / figures["events"], 1) for role, value in cpu.items()}
+        figures["cpu_ms_per_1000_events"] = {
+            role: round(1e6 * value / figures["events"], 1) for role, value in cpu.items()
+        }
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
     stored, distinct = _count_stored(client_id, run)
-    figures |= {"rows_sent": batches.rows, "rows_in_database": stored, "distinct_ids_in_database": distinct,
-                "lost": batches.rows - distinct, "stored_twice": stored - distinct}  # fmt: skip
-    result = {"database": args.database_url.rsplit("/", 1)[1], "workers": args.workers, "clients": args.clients,
-              "batch_events": args.batch, "mix": MIX, "impression_items": IMPRESSION_ITEMS, "cpus": os.cpu_count(),
-              "load_average_before": load_average, "machine": machine, **figures}  # fmt: skip
+    figures |= {
+        "rows_sent": batches.rows,
+        "rows_in_database": stored,
+        "distinct_ids_in_database": distinct,
+        "lost": batches.rows - distinct,
+        "stored_twice": stored - distinct,
+    }
+    result = {
+        "database": args.database_url.rsplit("/", 1)[1],
+        "workers": args.workers,
+        "clients": args.clients,
+        "batch_events": args.batch,
+        "mix": MIX,
+        "impression_items": IMPRESSION_ITEMS,
+        "cpus": os.cpu_count(),
+        "load_average_before": load_average,
+        "machine": machine,
+        **figures,
+    }
     print(json.dumps(result, indent=2))
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2) + "\n")
@@ -128,8 +167,12 @@ def _issue_key() -> int:
 
     client, _ = ApiClient.objects.update_or_create(
         name=CLIENT_NAME,
-        defaults={"key_prefix": KEY[:API_KEY_PREFIX_LENGTH], "key_digest": api_key_digest(KEY),
-                  "rate": "1000000/min", "is_active": True},  # fmt: skip
+        defaults={
+            "key_prefix": KEY[:API_KEY_PREFIX_LENGTH],
+            "key_digest": api_key_digest(KEY),
+            "rate": "1000000/min",
+            "is_active": True,
+        },
     )
     return client.pk
 
@@ -137,8 +180,9 @@ def _issue_key() -> int:
 class _Batches:
     """Request bodies of `size` events with unique ids, made on demand (thread-safe); counts the rows sent."""
 
-    def __init__(self, run: str, profile_ids: np.ndarray, title_ids: np.ndarray, *, size: int, seed: int,
-                 max_rows: int) -> None:  # fmt: skip
+    def __init__(
+        self, run: str, profile_ids: np.ndarray, title_ids: np.ndarray, *, size: int, seed: int, max_rows: int
+    ) -> None:
         self.run, self.profile_ids, self.title_ids, self.size = run, profile_ids, title_ids, size
         self.max_rows = max_rows
         self.rng = np.random.default_rng(seed)
@@ -163,12 +207,29 @@ class _Batches:
         for i, event_type in enumerate(types):
             if event_type == "impression" and rows + IMPRESSION_ITEMS + (self.size - i - 1) > self.max_rows:
                 event_type = "click"
-            event = {"event_id": f"{self.run}-{number}-{i}", "type": str(event_type), "profile_id": int(profiles[i]),
-                     "occurred_at": (now - dt.timedelta(seconds=i)).isoformat(), "device_type": "tv"}  # fmt: skip
+            event = {
+                "event_id": f"{self.run}-{number}-{i}",
+                "type": str(event_type),
+                "profile_id": int(profiles[i]),
+                "occurred_at": (now - dt.timedelta(seconds=i)).isoformat(),
+                "device_type": "tv",
+            }
             if event_type == "impression":
-                event |= {"request_id": uuid.uuid4().hex, "experiment": "home-rows", "arm": "ranker",
-                          "items": [{"content_id": int(t), "position": p, "row": "top-picks", "propensity": 0.05,
-                                     "policy": "ranker"} for p, t in enumerate(titles[i], 1)]}  # fmt: skip
+                event |= {
+                    "request_id": uuid.uuid4().hex,
+                    "experiment": "home-rows",
+                    "arm": "ranker",
+                    "items": [
+                        {
+                            "content_id": int(t),
+                            "position": p,
+                            "row": "top-picks",
+                            "propensity": 0.05,
+                            "policy": "ranker",
+                        }
+                        for p, t in enumerate(titles[i], 1)
+                    ],
+                }
                 rows += IMPRESSION_ITEMS
             else:
                 event["content_id"] = int(titles[i, 0])
@@ -184,7 +245,6 @@ class _Batches:
         return rows, body
 
 
-
 def _post(connection: http.client.HTTPConnection, body: bytes) -> tuple[int, dict]:
     connection.request("POST", "/api/events", body=body, headers={"X-Api-Key": KEY, "Content-Type": "application/json"})
     response = connection.getresponse()
@@ -192,7 +252,9 @@ def _post(connection: http.client.HTTPConnection, body: bytes) -> tuple[int, dic
     return response.status, (json.loads(payload) if response.status in (200, 400, 413) else {})
 
 
-def _send_until_stored(connection: http.client.HTTPConnection, body: bytes, failures: list) -> tuple[dict, http.client.HTTPConnection]:
+def _send_until_stored(
+    connection: http.client.HTTPConnection, body: bytes, failures: list
+) -> tuple[dict, http.client.HTTPConnection]:
     """POST until a 200 (a retry after a timeout may find the batch already stored: that is the point)."""
     while True:
         try:
@@ -210,8 +272,19 @@ def _send_until_stored(connection: http.client.HTTPConnection, body: bytes, fail
 
 
 def _load(batches: _Batches, *, clients: int, seconds: float, resend: float, seed: int) -> dict:
-    latencies, failures, totals = [], [], {"accepted": 0, "duplicates": 0, "rejected": 0, "events": 0,
-                                           "resent_batches": 0, "resent_rows": 0, "resent_rows_accepted": 0}  # fmt: skip
+    latencies, failures, totals = (
+        [],
+        [],
+        {
+            "accepted": 0,
+            "duplicates": 0,
+            "rejected": 0,
+            "events": 0,
+            "resent_batches": 0,
+            "resent_rows": 0,
+            "resent_rows_accepted": 0,
+        },
+    )
     lock = threading.Lock()
     deadline = time.perf_counter() + seconds
 
@@ -246,12 +319,18 @@ def _load(batches: _Batches, *, clients: int, seconds: float, resend: float, see
         thread.join()
     elapsed = time.perf_counter() - start
     values = np.array(latencies)
-    return {"seconds": round(elapsed, 2), "requests": len(latencies),
-            "rows_stored_per_s": round(totals["accepted"] / elapsed, 1),
-            "events_per_s": round(totals["events"] / elapsed, 1),
-            "p50_ms": round(float(np.percentile(values, 50)), 1), "p95_ms": round(float(np.percentile(values, 95)), 1),
-            "p99_ms": round(float(np.percentile(values, 99)), 1), "errors": len(failures),
-            "error_kinds": sorted({str(f) for f in failures}), **totals}  # fmt: skip
+    return {
+        "seconds": round(elapsed, 2),
+        "requests": len(latencies),
+        "rows_stored_per_s": round(totals["accepted"] / elapsed, 1),
+        "events_per_s": round(totals["events"] / elapsed, 1),
+        "p50_ms": round(float(np.percentile(values, 50)), 1),
+        "p95_ms": round(float(np.percentile(values, 95)), 1),
+        "p99_ms": round(float(np.percentile(values, 99)), 1),
+        "errors": len(failures),
+        "error_kinds": sorted({str(f) for f in failures}),
+        **totals,
+    }
 
 
 def _count_stored(client_id: int, run: str) -> tuple[int, int]:

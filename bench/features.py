@@ -19,6 +19,7 @@ refresh announces; a request then reads only its profile's payload) and without 
 --synthetic N writes N titles and 10,000 profiles of made-up features straight into the store (no database
 reads, no refresh): the read latency at catalog scale in well under a minute.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,8 +48,12 @@ def main() -> None:
     parser.add_argument("--titles", type=int, default=500, help="titles per request read (default 500)")
     parser.add_argument("--snapshots", action="store_true", help="also time the offline Parquet snapshots")
     parser.add_argument("--json", type=Path, help="also write the figures here")
-    parser.add_argument("--synthetic", type=int, metavar="TITLES",
-                        help="only time request reads, on this many made-up titles (and 10,000 profiles)")  # fmt: skip
+    parser.add_argument(
+        "--synthetic",
+        type=int,
+        metavar="TITLES",
+        help="only time request reads, on this many made-up titles (and 10,000 profiles)",
+    )
     parser.add_argument("--cluster", action="store_true", help="on a private 3+3 Redis Cluster the script starts")
     args = parser.parse_args()
 
@@ -110,8 +115,9 @@ def _loaded(args) -> dict:
     if args.snapshots:
         with tempfile.TemporaryDirectory() as directory:
             figures["offline_snapshot_seconds"] = {
-                entity: _timed(lambda e=entity: services.offline_snapshot_write(entity_type=e, as_of=as_of,
-                                                                              location=directory))  # fmt: skip
+                entity: _timed(
+                    lambda e=entity: services.offline_snapshot_write(entity_type=e, as_of=as_of, location=directory)
+                )
                 for entity in ("content", "user")
             }
     figures["peak_rss_gib"] = round(_peak_gib(), 2)
@@ -184,8 +190,14 @@ def _request_reads(store, reads: int, titles: int, selectors, title_ids=None, pr
         timings[i] = time.perf_counter() - started
         found += int(read.content.found.sum())
     p50, p95, p99 = np.percentile(timings * 1000, [50, 95, 99])
-    return {"reads": reads, "titles": titles, "p50": round(p50, 2), "p95": round(p95, 2), "p99": round(p99, 2),
-            "content_found_share": round(found / (reads * titles), 3)}  # fmt: skip
+    return {
+        "reads": reads,
+        "titles": titles,
+        "p50": round(p50, 2),
+        "p95": round(p95, 2),
+        "p99": round(p99, 2),
+        "content_found_share": round(found / (reads * titles), 3),
+    }
 
 
 def _counts() -> dict:

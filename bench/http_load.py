@@ -19,6 +19,7 @@ spent waiting (queued behind a busy worker, in the kernel, in this client), besi
 collection in this client, the CPU time the hypervisor took from this VM (steal, /proc/stat) and the buffers
 PostgreSQL's checkpoints wrote during the rate.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,18 +52,29 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--p99-budget", type=float, default=50.0)
     parser.add_argument("--cache", action="store_true", help="leave the response cache on")
-    parser.add_argument("--no-preload", action="store_true",
-                        help="workers load the app and models themselves, instead of forking a warm master")
+    parser.add_argument(
+        "--no-preload",
+        action="store_true",
+        help="workers load the app and models themselves, instead of forking a warm master",
+    )
     parser.add_argument("--slow-ms", type=float, default=100.0, help="a request slower than this is explained")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
-    env = service_env(args, LOG_LEVEL="WARNING", RECO_RESPONSE_CACHE_SECONDS="600" if args.cache else "0",
-                      GUNICORN_PRELOAD="0" if args.no_preload else "1")
+    env = service_env(
+        args,
+        LOG_LEVEL="WARNING",
+        RECO_RESPONSE_CACHE_SECONDS="600" if args.cache else "0",
+        GUNICORN_PRELOAD="0" if args.no_preload else "1",
+    )
     profiles = _profiles(env)
     _issue_key(env)
-    results = {"database": args.database_url.rsplit("/", 1)[1], "cache": args.cache, "machine": calibration(),
-               "runs": []}  # fmt: skip
+    results = {
+        "database": args.database_url.rsplit("/", 1)[1],
+        "cache": args.cache,
+        "machine": calibration(),
+        "runs": [],
+    }
     print(f"machine calibration: {results['machine']}")
     for workers in args.workers:
         server = start_gunicorn(PORT, workers, env, "--log-level", "warning")
@@ -77,8 +89,15 @@ def main() -> None:
             run["memory"] = _memory(server.pid)
             run["max_rate_within_budget"] = _max_rate_within(run["rates"], args.p99_budget)
             results["runs"].append(run)
-            print(json.dumps({"workers": workers, "memory": run["memory"],
-                              "max_rate_within_budget": run["max_rate_within_budget"]}))  # fmt: skip
+            print(
+                json.dumps(
+                    {
+                        "workers": workers,
+                        "memory": run["memory"],
+                        "max_rate_within_budget": run["max_rate_within_budget"],
+                    }
+                )
+            )
         finally:
             server.send_signal(signal.SIGTERM)
             server.wait(timeout=30)
@@ -119,7 +138,6 @@ def _issue_key(env: dict) -> None:
 
     ApiClient.objects.filter(name="bench-http-load").delete()
     ApiClient.issue("bench-http-load", key=KEY, rate="1000000/min")
-
 
 
 def _get(connection: http.client.HTTPConnection, profile_id: int) -> tuple[int, float]:
@@ -183,12 +201,19 @@ def _load(profiles: np.ndarray, rate: int, seconds: float, slow_ms: float = 100.
         thread.join()
     elapsed = time.perf_counter() - start
     scheduled, values, engine_ms = (np.array(column) for column in zip(*samples, strict=True))
-    return {"rate": rate, "requests": total, "achieved_rps": round(total / elapsed, 1), "errors": errors[0],
-            "p50_ms": round(float(np.percentile(values, 50)), 2), "p95_ms": round(float(np.percentile(values, 95)), 2),
-            "p99_ms": round(float(np.percentile(values, 99)), 2),
-            "slow": _slow_requests(scheduled - start, values, engine_ms, slow_ms),
-            "client_gc_ms_max": client_pauses.stop(), "steal_seconds": round(_steal_seconds() - steal_before, 2),
-            "checkpoint_buffers_written": _checkpoints() - checkpoints_before}  # fmt: skip
+    return {
+        "rate": rate,
+        "requests": total,
+        "achieved_rps": round(total / elapsed, 1),
+        "errors": errors[0],
+        "p50_ms": round(float(np.percentile(values, 50)), 2),
+        "p95_ms": round(float(np.percentile(values, 95)), 2),
+        "p99_ms": round(float(np.percentile(values, 99)), 2),
+        "slow": _slow_requests(scheduled - start, values, engine_ms, slow_ms),
+        "client_gc_ms_max": client_pauses.stop(),
+        "steal_seconds": round(_steal_seconds() - steal_before, 2),
+        "checkpoint_buffers_written": _checkpoints() - checkpoints_before,
+    }
 
 
 def _slow_requests(offsets: np.ndarray, latencies: np.ndarray, engine_ms: np.ndarray, slow_ms: float) -> dict:
@@ -198,10 +223,15 @@ def _slow_requests(offsets: np.ndarray, latencies: np.ndarray, engine_ms: np.nda
     if not slow.any():
         return {"count": 0}
     engine = np.nan_to_num(engine_ms[slow])
-    return {"count": int(slow.sum()), "first_s": round(float(offsets[slow].min()), 2),
-            "last_s": round(float(offsets[slow].max()), 2), "max_ms": round(float(latencies[slow].max()), 1),
-            "engine_ms_median": round(float(np.median(engine)), 1), "engine_ms_max": round(float(engine.max()), 1),
-            "waiting_ms_median": round(float(np.median(latencies[slow] - engine)), 1)}  # fmt: skip
+    return {
+        "count": int(slow.sum()),
+        "first_s": round(float(offsets[slow].min()), 2),
+        "last_s": round(float(offsets[slow].max()), 2),
+        "max_ms": round(float(latencies[slow].max()), 1),
+        "engine_ms_median": round(float(np.median(engine)), 1),
+        "engine_ms_max": round(float(engine.max()), 1),
+        "waiting_ms_median": round(float(np.median(latencies[slow] - engine)), 1),
+    }
 
 
 class _GcPauses:
@@ -245,13 +275,20 @@ def _memory(master_pid: int) -> dict:
     def usage(pid: int | str) -> dict:
         rollup = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
         fields = {line.split(":")[0]: int(line.split()[1]) for line in rollup[1:] if line.split()[1].isdigit()}
-        return {"rss_mib": round(fields["Rss"] / 1024, 1), "pss_mib": round(fields["Pss"] / 1024, 1),
-                "shared_mib": round((fields.get("Shared_Clean", 0) + fields.get("Shared_Dirty", 0)) / 1024, 1)}  # fmt: skip
+        return {
+            "rss_mib": round(fields["Rss"] / 1024, 1),
+            "pss_mib": round(fields["Pss"] / 1024, 1),
+            "shared_mib": round((fields.get("Shared_Clean", 0) + fields.get("Shared_Dirty", 0)) / 1024, 1),
+        }
 
     workers = [usage(pid) for pid in Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split()]
     master = usage(master_pid)
-    return {"workers": workers, "master": master, "total_rss_mib": round(sum(w["rss_mib"] for w in workers), 1),
-            "total_pss_mib": round(master["pss_mib"] + sum(w["pss_mib"] for w in workers), 1)}  # fmt: skip
+    return {
+        "workers": workers,
+        "master": master,
+        "total_rss_mib": round(sum(w["rss_mib"] for w in workers), 1),
+        "total_pss_mib": round(master["pss_mib"] + sum(w["pss_mib"] for w in workers), 1),
+    }
 
 
 if __name__ == "__main__":

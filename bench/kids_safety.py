@@ -16,6 +16,7 @@ reasons and row titles, the titles they name looked up by name. The cap checked 
 as it was. Prints how many profiles were checked, how many had titles above their cap in their history, leaks
 by place, and the time per request; exits 1 on any leak.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,8 +46,11 @@ def main() -> None:
     args = parser.parse_args()
 
     os.environ.update(DJANGO_SETTINGS_MODULE="config.settings.base", LOG_LEVEL="WARNING")
-    for name, value in (("DATABASE_URL", args.database_url), ("REDIS_URL", args.redis_url),
-                        ("RECO_ARTIFACT_DIR", args.artifact_dir)):  # fmt: skip
+    for name, value in (
+        ("DATABASE_URL", args.database_url),
+        ("REDIS_URL", args.redis_url),
+        ("RECO_ARTIFACT_DIR", args.artifact_dir),
+    ):
         if value:
             os.environ[name] = value
         else:
@@ -65,8 +69,9 @@ def main() -> None:
     from users.models import Profile, ViewingEvent
 
     wanted = Q(is_kids=True) | (Q(maturity_cap__lt=18) if args.capped else Q(pk__in=[]))
-    profiles = np.array(Profile.objects.filter(wanted).order_by("id").values_list("id", "maturity_cap", "is_kids"),
-                        np.int64).reshape(-1, 3)  # fmt: skip
+    profiles = np.array(
+        Profile.objects.filter(wanted).order_by("id").values_list("id", "maturity_cap", "is_kids"), np.int64
+    ).reshape(-1, 3)
     rng = np.random.default_rng(args.seed)
     if args.limit and args.limit < len(profiles):
         profiles = profiles[np.sort(rng.choice(len(profiles), args.limit, replace=False))]
@@ -74,8 +79,11 @@ def main() -> None:
     models = serving_state.models()
     catalog = models.catalog
     names = NameIndex(catalog)
-    print(f"{len(profiles):,} profiles to walk ({int(profiles[:, 2].sum()):,} kids); catalog {len(catalog):,} "
-          f"titles; models {models.versions}", flush=True)  # fmt: skip
+    print(
+        f"{len(profiles):,} profiles to walk ({int(profiles[:, 2].sum()):,} kids); catalog {len(catalog):,} "
+        f"titles; models {models.versions}",
+        flush=True,
+    )
 
     checked = with_above_cap = responses_with_because = 0
     leaks_by_place: Counter[str] = Counter()
@@ -92,7 +100,7 @@ def main() -> None:
             history: dict[int, list[int]] = {}
             for profile_id, title_id in ViewingEvent.objects.filter(profile_id__in=chunk[:, 0].tolist()).values_list(
                 "profile_id", "title_id"
-            ):  # fmt: skip
+            ):
                 history.setdefault(profile_id, []).append(title_id)
             for profile_id, cap, _kids in chunk.tolist():
                 if time.perf_counter() - started > args.seconds:
@@ -111,12 +119,16 @@ def main() -> None:
         transaction.set_rollback(True)  # the injected plays go; nothing else was written
 
     total = sum(leaks_by_place.values())
-    print(f"checked {checked:,} of {len(profiles):,} profiles in {time.perf_counter() - started:.1f} s "
-          f"({engine_seconds / max(checked, 1) * 1000:.1f} ms per request); {with_above_cap:,} had titles above "
-          f"their cap in their history{' (injected)' if args.inject else ''}; {responses_with_because:,} responses "
-          f"had a 'Because You Watched' row")  # fmt: skip
-    print(f"titles above the cap in responses: {total} "
-          f"({', '.join(f'{k} {v}' for k, v in sorted(leaks_by_place.items())) or 'none anywhere'})")  # fmt: skip
+    print(
+        f"checked {checked:,} of {len(profiles):,} profiles in {time.perf_counter() - started:.1f} s "
+        f"({engine_seconds / max(checked, 1) * 1000:.1f} ms per request); {with_above_cap:,} had titles above "
+        f"their cap in their history{' (injected)' if args.inject else ''}; {responses_with_because:,} responses "
+        f"had a 'Because You Watched' row"
+    )
+    print(
+        f"titles above the cap in responses: {total} "
+        f"({', '.join(f'{k} {v}' for k, v in sorted(leaks_by_place.items())) or 'none anywhere'})"
+    )
     for profile_id, cap, leak in examples:
         print(f"  profile {profile_id} (cap {cap}): {leak}")
     sys.exit(1 if total else 0)
@@ -136,9 +148,17 @@ def _inject(viewing_event, catalog, chunk: np.ndarray, per_profile: int, rng: np
             continue
         for hours, row in enumerate(rng.choice(above, min(per_profile, len(above)), replace=False), start=1):
             started = now - dt.timedelta(hours=hours)
-            events.append(viewing_event(profile_id=profile_id, title_id=int(catalog.content_ids[row]),
-                                        started_at=started, last_watched_at=started + dt.timedelta(minutes=90),
-                                        watch_seconds=5400, watch_percentage=1.0, completed=True))  # fmt: skip
+            events.append(
+                viewing_event(
+                    profile_id=profile_id,
+                    title_id=int(catalog.content_ids[row]),
+                    started_at=started,
+                    last_watched_at=started + dt.timedelta(minutes=90),
+                    watch_seconds=5400,
+                    watch_percentage=1.0,
+                    completed=True,
+                )
+            )
     viewing_event.objects.bulk_create(events, ignore_conflicts=True)
 
 

@@ -8,6 +8,7 @@
 It creates (and afterwards keeps, for the other benchmarks) the database named by --database, runs the
 loader as its own process, and prints a summary; `--json PATH` also writes the figures.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,9 +49,20 @@ def main() -> None:
         command = [sys.executable, "manage.py", "import_movielens", str(ML100K), "-v", "1"]
     else:
         command = [
-            sys.executable, "manage.py", "generate_synthetic", "--titles", str(args.titles), "--accounts",
-            str(args.accounts), "--events", str(args.events), "--seed", str(args.seed), "-v", "2",
-        ]  # fmt: skip
+            sys.executable,
+            "manage.py",
+            "generate_synthetic",
+            "--titles",
+            str(args.titles),
+            "--accounts",
+            str(args.accounts),
+            "--events",
+            str(args.events),
+            "--seed",
+            str(args.seed),
+            "-v",
+            "2",
+        ]
     started = time.perf_counter()
     output = _run(command, env)
     seconds = time.perf_counter() - started
@@ -72,9 +84,7 @@ def main() -> None:
         "peak_rss_gib": round(peak_gib, 2),
         "database_gib": round(size_gib, 2),
         "rows": counts,
-        "phases_seconds": {
-            m["name"]: float(m["seconds"]) for line in output.splitlines() if (m := PHASE.match(line))
-        },
+        "phases_seconds": {m["name"]: float(m["seconds"]) for line in output.splitlines() if (m := PHASE.match(line))},
         "query_ms": queries,
     }
     print(json.dumps(figures, indent=2))

@@ -12,6 +12,7 @@
    headers, and the same for the request count.
 Needs a database with active models (default reco_h3; bench/train_models.py or `manage.py train_models`).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,9 +45,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    os.environ.update(DATABASE_URL=args.database_url, REDIS_URL=args.redis_url, RECO_ARTIFACT_DIR=args.artifact_dir,
-                      RECO_SERVING_CACHE_DIR=args.serving_cache_dir, DJANGO_SETTINGS_MODULE="config.settings.base",
-                      LOG_LEVEL="WARNING", RECO_RESPONSE_CACHE_SECONDS="0")  # fmt: skip
+    os.environ.update(
+        DATABASE_URL=args.database_url,
+        REDIS_URL=args.redis_url,
+        RECO_ARTIFACT_DIR=args.artifact_dir,
+        RECO_SERVING_CACHE_DIR=args.serving_cache_dir,
+        DJANGO_SETTINGS_MODULE="config.settings.base",
+        LOG_LEVEL="WARNING",
+        RECO_RESPONSE_CACHE_SECONDS="0",
+    )
     sys.path.insert(0, str(ROOT))
     import django
 
@@ -54,9 +61,12 @@ def main() -> None:
     machine = calibration()
     print(f"machine calibration: {machine}")
     profiles = _profiles(args)
-    figures = {"database": args.database_url.rsplit("/", 1)[1], "machine": machine,
-               "in_process": _in_process(profiles[: args.requests]),
-               "http": _over_http(args, profiles[: args.http_requests])}  # fmt: skip
+    figures = {
+        "database": args.database_url.rsplit("/", 1)[1],
+        "machine": machine,
+        "in_process": _in_process(profiles[: args.requests]),
+        "http": _over_http(args, profiles[: args.http_requests]),
+    }
     figures["memory_max_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     print(json.dumps(figures, indent=2))
     if args.json:
@@ -86,9 +96,13 @@ def _profiles(args) -> list[int]:
 
 def _summary(values) -> dict[str, float]:
     values = np.asarray(values, float)
-    return {"p50": round(float(np.percentile(values, 50)), 3), "p95": round(float(np.percentile(values, 95)), 3),
-            "p99": round(float(np.percentile(values, 99)), 3), "mean": round(float(values.mean()), 3),
-            "n": len(values)}  # fmt: skip
+    return {
+        "p50": round(float(np.percentile(values, 50)), 3),
+        "p95": round(float(np.percentile(values, 95)), 3),
+        "p99": round(float(np.percentile(values, 99)), 3),
+        "mean": round(float(values.mean()), 3),
+        "n": len(values),
+    }
 
 
 def _in_process(profiles: list[int]) -> dict:
@@ -105,7 +119,7 @@ def _in_process(profiles: list[int]) -> dict:
     timed: dict[bool, list[float]] = {True: [], False: []}
     started = time.perf_counter()
     for number, profile_id in enumerate(profiles):
-        for recording in ((True, False) if number % 2 else (False, True)):
+        for recording in (True, False) if number % 2 else (False, True):
             settings.RECO_METRICS = recording
             t0 = time.perf_counter()
             result = engine.recommend(context=UserContext(profile_id=profile_id), n=20)
@@ -119,19 +133,25 @@ def _in_process(profiles: list[int]) -> dict:
     t0 = time.perf_counter()
     for _ in range(loops):
         metrics.recommendation_observe(result.timings_ms, cache_state="off", degraded=result.degraded)
-        metrics.candidates_observe(("collaborative", "trending", "continue_watching", "similar_to_watched",
-                                    "new_releases"), proposed.sum(axis=0))  # fmt: skip
+        metrics.candidates_observe(
+            ("collaborative", "trending", "continue_watching", "similar_to_watched", "new_releases"),
+            proposed.sum(axis=0),
+        )
         metrics.feature_age_observe("user", time.time() - 60)
         metrics.feature_age_observe("content", time.time() - 60)
         metrics.models_served(models)  # unchanged: an identity check
     calls_us = (time.perf_counter() - t0) / loops * 1e6
     on, off = _summary(timed[True]), _summary(timed[False])
     paired = np.array(timed[True]) - np.array(timed[False])  # the same profile, one pass each way
-    return {"with_metrics_ms": on, "without_metrics_ms": off, "p50_added_ms": round(on["p50"] - off["p50"], 3),
-            "median_paired_difference_ms": round(float(np.median(paired)), 3),
-            "recording_calls_sampled_answer_us": round(calls_us, 2),
-            "input_sample": settings.RECO_METRICS_INPUT_SAMPLE,
-            "answers_per_second": round(2 * len(profiles) / wall, 1)}  # fmt: skip
+    return {
+        "with_metrics_ms": on,
+        "without_metrics_ms": off,
+        "p50_added_ms": round(on["p50"] - off["p50"], 3),
+        "median_paired_difference_ms": round(float(np.median(paired)), 3),
+        "recording_calls_sampled_answer_us": round(calls_us, 2),
+        "input_sample": settings.RECO_METRICS_INPUT_SAMPLE,
+        "answers_per_second": round(2 * len(profiles) / wall, 1),
+    }
 
 
 def _get(path: str, headers: dict | None = None) -> tuple[int, dict, bytes]:
@@ -152,7 +172,10 @@ def _stage_sums(text: str) -> tuple[dict[str, float], float]:
         for sample in family.samples:
             if sample.name == "reco_engine_stage_seconds_sum":
                 sums[sample.labels["stage"]] = sample.value * 1000
-            elif sample.name == "reco_http_request_duration_seconds_count" and sample.labels.get("endpoint") == "/api/recs":
+            elif (
+                sample.name == "reco_http_request_duration_seconds_count"
+                and sample.labels.get("endpoint") == "/api/recs"
+            ):
                 count += sample.value
     return sums, count
 
@@ -165,8 +188,14 @@ def _over_http(args, profiles: list[int]) -> dict:
     ApiClient.objects.filter(name="bench-metrics").delete()
     ApiClient.issue("bench-metrics", key=KEY, rate="1000000/min")
     metrics_dir = tempfile.mkdtemp(prefix="reco-bench-prometheus-")
-    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": metrics_dir, "RECO_RESPONSE_CACHE_SECONDS": "0",
-           "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "GUNICORN_CMD_ARGS": "--no-control-socket"}  # fmt: skip
+    env = {
+        **os.environ,
+        "PROMETHEUS_MULTIPROC_DIR": metrics_dir,
+        "RECO_RESPONSE_CACHE_SECONDS": "0",
+        "OPENBLAS_NUM_THREADS": "1",
+        "OMP_NUM_THREADS": "1",
+        "GUNICORN_CMD_ARGS": "--no-control-socket",
+    }
     server = start_gunicorn(PORT, 2, env, stdout=open(os.devnull, "w"), stderr=open(os.devnull, "w"))
     scrapes: list[tuple[float, str]] = []
     done = threading.Event()
@@ -210,13 +239,21 @@ def _over_http(args, profiles: list[int]) -> dict:
         if stage == "total":
             continue
         scraped = last_sums.get(stage, 0.0) - first_sums.get(stage, 0.0)
-        stages[stage] = {"server_timing_ms": round(ms, 2), "metrics_ms": round(scraped, 2),
-                         "difference_pct": round(100 * (scraped - ms) / ms, 3) if ms else None,
-                         "within_10pct_or_rounding": abs(scraped - ms) <= max(0.1 * ms, rounding)}  # fmt: skip
-    return {"requests": len(profiles), "scrapes_during_run": len(scrapes),
-            "requests_counted": last_count - first_count, "header_rounding_bound_ms": rounding, "stages": stages,
-            "all_stages_match": all(s["within_10pct_or_rounding"] for s in stages.values()),
-            "client_latency_ms": _summary(latency)}  # fmt: skip
+        stages[stage] = {
+            "server_timing_ms": round(ms, 2),
+            "metrics_ms": round(scraped, 2),
+            "difference_pct": round(100 * (scraped - ms) / ms, 3) if ms else None,
+            "within_10pct_or_rounding": abs(scraped - ms) <= max(0.1 * ms, rounding),
+        }
+    return {
+        "requests": len(profiles),
+        "scrapes_during_run": len(scrapes),
+        "requests_counted": last_count - first_count,
+        "header_rounding_bound_ms": rounding,
+        "stages": stages,
+        "all_stages_match": all(s["within_10pct_or_rounding"] for s in stages.values()),
+        "client_latency_ms": _summary(latency),
+    }
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ carve are scaled to the train split's size. The ranker trains on each query's 15
 model_mean_z and, at test, scores all 500 (its monotone constraints keep the deep ones low).
 Writes a table, --json and a bar plot (--png).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -88,9 +89,12 @@ CHOSEN = default_params()
 ALS_PARAMS, EASE_PARAMS, NCF_PARAMS = CHOSEN["MF-ALS"], CHOSEN["EASE"], CHOSEN["NCF"]
 CONTENT_PARAMS = CHOSEN["content similarity"]
 SOURCE_ROWS = {  # table row name of each source's own top-10
-    "collaborative": "MF-ALS (collaborative)", "ease": "EASE", "similar_to_watched": "content similarity",
-    "trending": "popularity (trending)", "popular_in_genres": "popular in genres",
-}  # fmt: skip
+    "collaborative": "MF-ALS (collaborative)",
+    "ease": "EASE",
+    "similar_to_watched": "content similarity",
+    "trending": "popularity (trending)",
+    "popular_in_genres": "popular in genres",
+}
 
 # Published rows and the issue's targets (Recommenders' benchmark notebook; EASE measured on this split).
 REFERENCE = {
@@ -109,8 +113,10 @@ GRID: list[dict[str, Any]] = [
 # run: validation NDCG@10 best with rank_xendcg at 200 trees, +2.9 % over MF-ALS; test unchanged at +2.4 %).
 WIDE_GRID: list[dict[str, Any]] = [
     {"labels": "binary", "params": {"objective": "rank_xendcg", "num_leaves": 15, "min_data_in_leaf": 200}},
-    {"labels": "binary", "params": {"learning_rate": 0.02, "num_leaves": 31, "min_data_in_leaf": 300,
-                                    "lambdarank_truncation_level": 20}},
+    {
+        "labels": "binary",
+        "params": {"learning_rate": 0.02, "num_leaves": 31, "min_data_in_leaf": 300, "lambdarank_truncation_level": 20},
+    },
     {"labels": "binary", "params": {"num_leaves": 15, "min_data_in_leaf": 200, "monotone_constraints": "none"}},
     {"labels": "binary", "params": {"num_leaves": 7, "min_data_in_leaf": 100, "lambdarank_truncation_level": 10}},
 ]
@@ -147,22 +153,35 @@ class Titles:
         maturity[has["Horror"] | has["Film-Noir"] | has["Crime"]] = 16
         maturity[has.get("Children's", False) | has.get("Children", False) | has["Animation"]] = 0
         index = CatalogIndex(
-            content_ids=ids, names=items["title"].to_numpy(object), genre_masks=masks, genre_ids=genre_ids,
-            genre_names=tuple(genre_names), maturity=maturity, available_tiers=np.full(len(ids), ALL_TIERS, np.uint8),
-            worldwide=np.ones(len(ids), bool), country_titles={}, date_added_days=first_rated_days.astype(np.int32),
-            release_year=year, is_original=np.zeros(len(ids), bool), has_4k=np.zeros(len(ids), bool),
-            has_hdr=np.zeros(len(ids), bool), is_series=np.zeros(len(ids), bool),
+            content_ids=ids,
+            names=items["title"].to_numpy(object),
+            genre_masks=masks,
+            genre_ids=genre_ids,
+            genre_names=tuple(genre_names),
+            maturity=maturity,
+            available_tiers=np.full(len(ids), ALL_TIERS, np.uint8),
+            worldwide=np.ones(len(ids), bool),
+            country_titles={},
+            date_added_days=first_rated_days.astype(np.int32),
+            release_year=year,
+            is_original=np.zeros(len(ids), bool),
+            has_4k=np.zeros(len(ids), bool),
+            has_hdr=np.zeros(len(ids), bool),
+            is_series=np.zeros(len(ids), bool),
         )
         rows, columns = np.nonzero(flags)
         arrays = CatalogArrays.from_frames(
             pd.DataFrame({"title_id": ids, "is_series": False}),
-            pd.DataFrame({"title_id": ids[rows], "genre_id": genre_ids[columns]}), genre_ids,
+            pd.DataFrame({"title_id": ids[rows], "genre_id": genre_ids[columns]}),
+            genre_ids,
         )
-        content_frame = pd.DataFrame({
-            "content_id": ids,
-            "genres": [list(np.array(genre_names)[row]) for row in flags],
-            "keywords": [[f"decade:{int(y) // 10 * 10}"] if y > 0 else [] for y in year],
-        })
+        content_frame = pd.DataFrame(
+            {
+                "content_id": ids,
+                "genres": [list(np.array(genre_names)[row]) for row in flags],
+                "keywords": [[f"decade:{int(y) // 10 * 10}"] if y > 0 else [] for y in year],
+            }
+        )
         return cls(index, arrays, content_frame, flags)
 
 
@@ -171,11 +190,17 @@ def viewings_of(ratings: pd.DataFrame) -> pd.DataFrame:
     started = pd.to_datetime(ratings["timestamp"].to_numpy(), unit="s")
     share = ratings["rating"].to_numpy(np.float64) / 5.0
     seconds = np.rint(share * MOVIE_MINUTES * 60)
-    return pd.DataFrame({
-        "profile_id": ratings["user_id"].to_numpy(np.int64), "title_id": ratings["content_id"].to_numpy(np.int64),
-        "started_at": started, "last_watched_at": started + pd.to_timedelta(seconds, unit="s"),
-        "watch_seconds": seconds, "watch_percentage": share, "completed": share >= COMPLETED_AT,
-    })
+    return pd.DataFrame(
+        {
+            "profile_id": ratings["user_id"].to_numpy(np.int64),
+            "title_id": ratings["content_id"].to_numpy(np.int64),
+            "started_at": started,
+            "last_watched_at": started + pd.to_timedelta(seconds, unit="s"),
+            "watch_seconds": seconds,
+            "watch_percentage": share,
+            "completed": share >= COMPLETED_AT,
+        }
+    )
 
 
 @dataclass
@@ -239,7 +264,9 @@ def build_phase(
     # Score matrices over the catalog, for the sources' lists and the model-score features.
     scores = {name: full_scores(model, users, catalog_ids) for name, model in models.items()}
     scores["content"] = np.where(np.isneginf(scores["content"]), 0.0, scores["content"])  # no neighbour: 0
-    seen = pd.DataFrame({"u": np.searchsorted(users, fit["user_id"]), "r": np.searchsorted(catalog_ids, fit["content_id"])})
+    seen = pd.DataFrame(
+        {"u": np.searchsorted(users, fit["user_id"]), "r": np.searchsorted(catalog_ids, fit["content_id"])}
+    )
     seen = seen[np.isin(fit["user_id"], users)]
 
     # Features from the store's definitions, as of the last rating of the phase's data.
@@ -268,7 +295,9 @@ def build_phase(
 
     # Source lists: every source's top CANDIDATES titles, train items removed.
     source_scores = {
-        "collaborative": scores["mf"], "ease": scores["ease"], "similar_to_watched": scores["content"],
+        "collaborative": scores["mf"],
+        "ease": scores["ease"],
+        "similar_to_watched": scores["content"],
         "trending": np.broadcast_to(popularity_over_catalog, scores["mf"].shape),
     }
     lists: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -289,7 +318,10 @@ def build_phase(
     for u in range(len(users)):
         favorites = user_values[u, favorite_slice]
         rows, values = popular_in_genres(
-            popularity_over_catalog, CANDIDATES, allowed=allowed, genre_masks=titles.index.genre_masks,
+            popularity_over_catalog,
+            CANDIDATES,
+            allowed=allowed,
+            genre_masks=titles.index.genre_masks,
             wanted_genres=int(titles.index.genre_mask_of(favorites[favorites >= 0].astype(np.int64))),
             exclude_rows=seen_rows.get(u, np.empty(0, np.int64)),
         )
@@ -312,16 +344,30 @@ def build_phase(
         if history is None:
             history = pd.DataFrame({"title_id": [], "watch_percentage": [], "last_watched_at": []})
         interaction = interaction_features(
-            user_affinity=user_values[u, affinity_slice], title_ids=merged.content_ids,
-            title_genres=genre_indicator[rows], history=history, as_of=as_of,
+            user_affinity=user_values[u, affinity_slice],
+            title_ids=merged.content_ids,
+            title_genres=genre_indicator[rows],
+            history=history,
+            as_of=as_of,
         )
         inp = RankingInput(
-            candidate_ids=merged.content_ids, source_names=merged.sources, source_flags=merged.proposed,
-            source_scores=merged.scores, model_scores={key: scores[key][u, rows] for key in model_keys},
-            user=user_values[u], content=content_by_day[visit_day[u]][rows], interaction=interaction, catalog=titles.index,
-            rows=rows, context=RankingContext(
-                hour=last_visit[u].hour, weekday=last_visit[u].weekday(), device_type=WEB, country="US",
-                today_days=int(last_visit[u].value // (SECONDS_PER_DAY * 10**9)), premium=False,
+            candidate_ids=merged.content_ids,
+            source_names=merged.sources,
+            source_flags=merged.proposed,
+            source_scores=merged.scores,
+            model_scores={key: scores[key][u, rows] for key in model_keys},
+            user=user_values[u],
+            content=content_by_day[visit_day[u]][rows],
+            interaction=interaction,
+            catalog=titles.index,
+            rows=rows,
+            context=RankingContext(
+                hour=last_visit[u].hour,
+                weekday=last_visit[u].weekday(),
+                device_type=WEB,
+                country="US",
+                today_days=int(last_visit[u].value // (SECONDS_PER_DAY * 10**9)),
+                premium=False,
             ),
         )
         tick = time.perf_counter()
@@ -332,8 +378,10 @@ def build_phase(
             phase.sample_input = inp
     phase.titles, phase.user_values = titles, user_values
     phase.today_days = (last_visit.normalize().asi8 // (SECONDS_PER_DAY * 10**9)).astype(np.int64)
-    log(f"  [{phase.name}] {len(users)} users, candidates and {len(RANKER_FEATURE_NAMES)} features in "
-        f"{time.perf_counter() - started:.1f}s")
+    log(
+        f"  [{phase.name}] {len(users)} users, candidates and {len(RANKER_FEATURE_NAMES)} features in "
+        f"{time.perf_counter() - started:.1f}s"
+    )
 
 
 def source_rows(phase: Phase) -> dict[str, dict[str, float]]:
@@ -359,8 +407,9 @@ def with_labels(data: TrainingData, labels: str) -> TrainingData:
     """The same rows with binary labels (any rating) or the graded ones."""
     if labels == "graded":
         return data
-    return TrainingData(data.features, (data.labels > 0).astype(np.int32), data.group_sizes, data.profile_ids,
-                        data.candidate_ids)
+    return TrainingData(
+        data.features, (data.labels > 0).astype(np.int32), data.group_sizes, data.profile_ids, data.candidate_ids
+    )
 
 
 def stack(parts: list[TrainingData], keep_profiles: np.ndarray | None = None) -> TrainingData:
@@ -370,8 +419,12 @@ def stack(parts: list[TrainingData], keep_profiles: np.ndarray | None = None) ->
         positive = np.bincount(part.query_of_row, weights=part.labels > 0, minlength=len(part.group_sizes)) > 0
         mask = positive if keep_profiles is None else positive & np.isin(part.profile_ids, keep_profiles)
         chosen.append(part.subset(mask))
-    return TrainingData(*(np.concatenate([getattr(part, name) for part in chosen]) for name in
-                          ("features", "labels", "group_sizes", "profile_ids", "candidate_ids")))
+    return TrainingData(
+        *(
+            np.concatenate([getattr(part, name) for part in chosen])
+            for name in ("features", "labels", "group_sizes", "profile_ids", "candidate_ids")
+        )
+    )
 
 
 def ranked_top(queries: list[RankingQuery], scores: np.ndarray, k: int = K) -> np.ndarray:
@@ -393,7 +446,11 @@ def ranker_params(setting: dict[str, Any], threads: int) -> dict[str, Any]:
 
 
 def cross_fit(
-    heads: list[TrainingData], main: Phase, setting: dict[str, Any], fold_of_user: dict[int, int], threads: int,
+    heads: list[TrainingData],
+    main: Phase,
+    setting: dict[str, Any],
+    fold_of_user: dict[int, int],
+    threads: int,
     checkpoints: tuple[int, ...] = CHECKPOINTS,
 ) -> dict[int, dict[str, float]]:
     """Validation metrics of one setting by cross-fitting over users: fold f's model trains on the other
@@ -427,20 +484,28 @@ def served_row(table: list[dict[str, Any]], phase: Phase, ranked: np.ndarray, sc
         pool = np.argsort(-values, kind="stable")[:SERVED_POOL]
         rows = np.searchsorted(titles.index.content_ids, query.candidate_ids[pool])
         order = diversify.diversify_titles(
-            titles.index, rows, values[pool], k=SERVED_LENGTH, today_days=int(phase.today_days[u]),
+            titles.index,
+            rows,
+            values[pool],
+            k=SERVED_LENGTH,
+            today_days=int(phase.today_days[u]),
             usual_genres=int(diversify.usual_genre_mask(phase.user_values[u, affinity])),
         )
         served[u, : len(order)] = query.candidate_ids[pool][order]
     ids, genres = titles.index.content_ids, titles.genre_flags
 
     def diversity(lists: np.ndarray) -> dict[str, float]:
-        return {"genres_top20": metrics.distinct_features(lists[:, :SERVED_LENGTH], ids, genres),
-                "ild_top10": metrics.intra_list_diversity(lists[:, :K], ids, genres)}
+        return {
+            "genres_top20": metrics.distinct_features(lists[:, :SERVED_LENGTH], ids, genres),
+            "ild_top10": metrics.intra_list_diversity(lists[:, :K], ids, genres),
+        }
 
     table[-1]["test"].update(diversity(ranked))
     table.append({"name": "served (ranker + diversify)", "test": {**phase.accuracy(served), **diversity(served)}})
-    return (f"served row: ranking.ml.diversify.diversify_titles (lam 0.7, genre vectors, homepage targets) over the "
-            f"ranker's best {SERVED_POOL}, {SERVED_LENGTH} shown; test only (diversity is not tuned here)")
+    return (
+        f"served row: ranking.ml.diversify.diversify_titles (lam 0.7, genre vectors, homepage targets) over the "
+        f"ranker's best {SERVED_POOL}, {SERVED_LENGTH} shown; test only (diversity is not tuned here)"
+    )
 
 
 def assemble_timing(phase: Phase) -> dict[str, Any]:
@@ -482,8 +547,13 @@ def plot(table: list[dict[str, Any]], path: Path, ndcg_target: float) -> None:
     ax.set_xticks(x, names, rotation=30, ha="right")
     ax.set_title("MovieLens 100k, Recommenders protocol (item-stratified 75/25, seed 42): test split, ranked lists")
     ax.axvline(len(rows) - 0.5, color="grey", linestyle=":")
-    ax.axhline(ndcg_target, color="tab:orange", linestyle="--", linewidth=1,
-               label=f"NDCG@10 target {ndcg_target:.3f} (+5 % over the best source)")
+    ax.axhline(
+        ndcg_target,
+        color="tab:orange",
+        linestyle="--",
+        linewidth=1,
+        label=f"NDCG@10 target {ndcg_target:.3f} (+5 % over the best source)",
+    )
     ax.set_ylim(0, 0.64)  # headroom for the legend above the bars
     ax.legend(loc="upper center", ncol=5, fontsize="small")
     ax.grid(axis="y", alpha=0.3)
@@ -492,7 +562,9 @@ def plot(table: list[dict[str, Any]], path: Path, ndcg_target: float) -> None:
 
 
 def print_table(table: list[dict[str, Any]]) -> None:
-    header = f"{'row':28s} | {'validation: MAP  NDCG   P@10   R@10':36s} | {'test: MAP  NDCG   P@10   R@10':30s} | rec@500"
+    header = (
+        f"{'row':28s} | {'validation: MAP  NDCG   P@10   R@10':36s} | {'test: MAP  NDCG   P@10   R@10':30s} | rec@500"
+    )
     print(header)
     print("-" * len(header))
 
@@ -503,8 +575,10 @@ def print_table(table: list[dict[str, Any]]) -> None:
 
     for row in table:
         recall = row.get("test", {}).get("recall_at_500")
-        print(f"{row['name']:28s} | {'':7s}{cells(row.get('validation'))} | {' ':1s}{cells(row.get('test'))} | "
-              f"{'' if recall is None else f'{recall:.3f}'}")
+        print(
+            f"{row['name']:28s} | {'':7s}{cells(row.get('validation'))} | {' ':1s}{cells(row.get('test'))} | "
+            f"{'' if recall is None else f'{recall:.3f}'}"
+        )
     for name, values in REFERENCE.items():
         print(f"{name:28s} | {'':36s} | {' ':1s}{cells(values)} |")
 
@@ -515,15 +589,30 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=ROOT / "bench/results/ml100k_ranking.json")
     parser.add_argument("--png", type=Path, default=ROOT / "bench/results/ml100k_ranking.png")
     parser.add_argument("--threads", type=int, default=2, help="implicit's and LightGBM's threads (default 2)")
-    parser.add_argument("--carves", type=int, default=8,
-                        help="validation splits of train (seeds 4242, 4243, ...) the ranker learns from (default 8)")
-    parser.add_argument("--depth", type=int, default=TRAIN_DEPTH,
-                        help=f"candidates per query the ranker trains on, best by model_mean_z (default {TRAIN_DEPTH})")
-    parser.add_argument("--carve-ratio", type=float, default=0.75,
-                        help="share of train each carve fits on; the rest labels the candidates (default 0.75)")
+    parser.add_argument(
+        "--carves",
+        type=int,
+        default=8,
+        help="validation splits of train (seeds 4242, 4243, ...) the ranker learns from (default 8)",
+    )
+    parser.add_argument(
+        "--depth",
+        type=int,
+        default=TRAIN_DEPTH,
+        help=f"candidates per query the ranker trains on, best by model_mean_z (default {TRAIN_DEPTH})",
+    )
+    parser.add_argument(
+        "--carve-ratio",
+        type=float,
+        default=0.75,
+        help="share of train each carve fits on; the rest labels the candidates (default 0.75)",
+    )
     parser.add_argument("--grid", type=int, default=len(GRID), help="try the first N ranker settings (default all)")
-    parser.add_argument("--wide-grid", action="store_true",
-                        help=f"also try {len(WIDE_GRID)} more settings, up to 500 trees (about 15 minutes more)")
+    parser.add_argument(
+        "--wide-grid",
+        action="store_true",
+        help=f"also try {len(WIDE_GRID)} more settings, up to 500 trees (about 15 minutes more)",
+    )
     parser.add_argument("--ncf", action="store_true", help="add the NCF model score (about 10 s of fitting per carve)")
     parser.add_argument("--save-model", type=Path, help="also save the final ranker to this directory")
     args = parser.parse_args()
@@ -540,15 +629,24 @@ def main() -> None:
     ratings, items = data.ratings, data.items
     train, test = stratified_split(ratings)
     carves = [validation_split(train, args.carve_ratio, seed=VALIDATION_SEED + number) for number in range(args.carves)]
-    log(f"ratings {len(ratings)}: train {len(train)}, test {len(test)}; {args.carves} validation carves of train: "
-        f"fit {len(carves[0][0])}, held out {len(carves[0][1])}")
+    log(
+        f"ratings {len(ratings)}: train {len(train)}, test {len(test)}; {args.carves} validation carves of train: "
+        f"fit {len(carves[0][0])}, held out {len(carves[0][1])}"
+    )
 
     def phase_of(name: str, fit: pd.DataFrame, truth: pd.DataFrame) -> Phase:
         first_rated = fit.groupby("content_id")["timestamp"].min().reindex(items["content_id"])
         first_days = (first_rated.fillna(fit["timestamp"].max()).to_numpy() // SECONDS_PER_DAY).astype(np.int64)
         phase = Phase(name, fit, truth)
-        build_phase(phase, data, Titles.build(data, first_days), count_scale=len(train) / len(fit),
-                    use_ncf=args.ncf, threads=args.threads, log=log)
+        build_phase(
+            phase,
+            data,
+            Titles.build(data, first_days),
+            count_scale=len(train) / len(fit),
+            use_ncf=args.ncf,
+            threads=args.threads,
+            log=log,
+        )
         return phase
 
     # Validation: the main carve (validation_split's own seed) for the table, every carve for training rows.
@@ -562,8 +660,10 @@ def main() -> None:
     all_users = np.unique(ratings["user_id"])
     folds = np.random.default_rng(7).integers(0, FOLDS, len(all_users))
     fold_of_user = dict(zip(all_users.tolist(), folds.tolist(), strict=True))
-    log(f"ranker training rows: {sum(len(h.labels) for h in heads)} in {sum(len(h.group_sizes) for h in heads)} "
-        f"queries; choosing the setting by {FOLDS}-fold cross-fitting over users")
+    log(
+        f"ranker training rows: {sum(len(h.labels) for h in heads)} in {sum(len(h.group_sizes) for h in heads)} "
+        f"queries; choosing the setting by {FOLDS}-fold cross-fitting over users"
+    )
     trials = []
     grid = GRID[: args.grid] + (WIDE_GRID if args.wide_grid else [])
     checkpoints = WIDE_CHECKPOINTS if args.wide_grid else CHECKPOINTS
@@ -571,9 +671,15 @@ def main() -> None:
         tick = time.perf_counter()
         by_trees = cross_fit(heads, on_validation, setting, fold_of_user, args.threads, checkpoints)
         trees = max(by_trees, key=lambda count: by_trees[count]["ndcg"])
-        trials.append({**setting, "validation_ndcg_by_trees": {t: m["ndcg"] for t, m in by_trees.items()},
-                       "best_trees": trees, "validation": by_trees[trees],
-                       "seconds": round(time.perf_counter() - tick, 1)})
+        trials.append(
+            {
+                **setting,
+                "validation_ndcg_by_trees": {t: m["ndcg"] for t, m in by_trees.items()},
+                "best_trees": trees,
+                "validation": by_trees[trees],
+                "seconds": round(time.perf_counter() - tick, 1),
+            }
+        )
         curve = ", ".join(f"{count} trees {values['ndcg']:.4f}" for count, values in by_trees.items())
         log(f"  {json.dumps(setting)}: validation NDCG@10 {curve}")
     chosen = max(trials, key=lambda trial: trial["validation"]["ndcg"])
@@ -583,12 +689,19 @@ def main() -> None:
     stop_users = all_users[np.random.default_rng(11).random(len(all_users)) < EARLY_STOP_SHARE]
     fit_data = stack(parts, np.setdiff1d(all_users, stop_users))
     stop_data = stack(parts, stop_users)
-    ranker = LambdaMARTRanker(ranker_params(chosen, args.threads), num_boost_round=1000,
-                              early_stopping_rounds=EARLY_STOPPING_ROUNDS)
-    ranker.fit(fit_data.features, fit_data.labels, fit_data.group_sizes,
-               eval=(stop_data.features, stop_data.labels, stop_data.group_sizes))
-    log(f"final ranker: {ranker.best_iteration} trees (early-stopped on {len(stop_users)} users) in "
-        f"{ranker.fit_seconds:.0f}s")
+    ranker = LambdaMARTRanker(
+        ranker_params(chosen, args.threads), num_boost_round=1000, early_stopping_rounds=EARLY_STOPPING_ROUNDS
+    )
+    ranker.fit(
+        fit_data.features,
+        fit_data.labels,
+        fit_data.group_sizes,
+        eval=(stop_data.features, stop_data.labels, stop_data.group_sizes),
+    )
+    log(
+        f"final ranker: {ranker.best_iteration} trees (early-stopped on {len(stop_users)} users) in "
+        f"{ranker.fit_seconds:.0f}s"
+    )
     del heads, parts, fit_data, stop_data
 
     # Test: candidate models refitted on train, the final ranker over every candidate.
@@ -602,7 +715,8 @@ def main() -> None:
     ranker_test = on_test.accuracy(ranked)
 
     table: list[dict[str, Any]] = [
-        {"name": name, "validation": validation_sources[name], "test": test_sources[name]} for name in validation_sources
+        {"name": name, "validation": validation_sources[name], "test": test_sources[name]}
+        for name in validation_sources
     ]
     table.append({"name": "LambdaMART ranker", "validation": chosen["validation"], "test": ranker_test})
     served_note = served_row(table, on_test, ranked, test_scores)
@@ -615,56 +729,87 @@ def main() -> None:
     gain = ranker_test["ndcg"] / best_single["test"]["ndcg"] - 1
     targets = {
         "ndcg_vs_best_single_source": {
-            "best_single_source": best_single["name"], "its_test_ndcg": best_single["test"]["ndcg"],
-            "needed": best_single["test"]["ndcg"] * (1 + RELATIVE_NDCG_GAIN), "measured": ranker_test["ndcg"],
-            "relative_gain": gain, "reached": gain >= RELATIVE_NDCG_GAIN,
+            "best_single_source": best_single["name"],
+            "its_test_ndcg": best_single["test"]["ndcg"],
+            "needed": best_single["test"]["ndcg"] * (1 + RELATIVE_NDCG_GAIN),
+            "measured": ranker_test["ndcg"],
+            "relative_gain": gain,
+            "reached": gain >= RELATIVE_NDCG_GAIN,
             "validation_relative_gain": chosen["validation"]["ndcg"] / best_single_validation["validation"]["ndcg"] - 1,
         },
-        **{name: {key: {"target": value, "measured": ranker_test[key], "beaten": ranker_test[key] > value}
-                  for key, value in reference.items()} for name, reference in REFERENCE.items()},
+        **{
+            name: {
+                key: {"target": value, "measured": ranker_test[key], "beaten": ranker_test[key] > value}
+                for key, value in reference.items()
+            }
+            for name, reference in REFERENCE.items()
+        },
     }
-    print(f"ranker vs the best single source ({best_single['name']}): NDCG@10 {gain:+.1%} on test, "
-          f"{targets['ndcg_vs_best_single_source']['validation_relative_gain']:+.1%} on validation (target +5%)")
+    print(
+        f"ranker vs the best single source ({best_single['name']}): NDCG@10 {gain:+.1%} on test, "
+        f"{targets['ndcg_vs_best_single_source']['validation_relative_gain']:+.1%} on validation (target +5%)"
+    )
     for name in REFERENCE:
         print(f"beats {name} on all four metrics: {all(check['beaten'] for check in targets[name].values())}")
     timing = assemble_timing(on_test)
     timing["ranker_predict_ms_per_user"] = predict_ms
     timing["candidates_median"] = int(np.median(sizes))
-    print(f"assemble(): {timing['tight_loop_ms_median']:.3f} ms median for {timing['tight_loop_candidates']} "
-          f"candidates in a tight loop ({timing['per_user_ms_median']:.3f} ms median over the test users); "
-          f"ranker predict {predict_ms:.2f} ms per user")
+    print(
+        f"assemble(): {timing['tight_loop_ms_median']:.3f} ms median for {timing['tight_loop_candidates']} "
+        f"candidates in a tight loop ({timing['per_user_ms_median']:.3f} ms median over the test users); "
+        f"ranker predict {predict_ms:.2f} ms per user"
+    )
 
     if args.save_model:
         ranker.save(args.save_model, metadata={"bench": "ml100k_ranking", "carves": args.carves})
     result = {
         "protocol": "Microsoft Recommenders MovieLens-100k: all ratings, stratified by item 75/25, seed 42; top-10, "
-                    "train items removed, every test rating relevant; users in both test and predictions. Ranker "
-                    f"labels from {args.carves} validation_split carves of train (seeds {VALIDATION_SEED}..), "
-                    "candidate models fitted on the rest of each; the setting chosen by 5-fold cross-fitting over "
-                    "users on the main carve (seed 4242); the final ranker early-stopped on 20 % of users; test "
-                    "ranked with candidate models refitted on the whole train split",
-        "split": {"train": len(train), "test": len(test), "validation_fit": len(carves[0][0]),
-                  "validation_held_out": len(carves[0][1]), "carves": args.carves,
-                  "evaluated_users": {"validation": len(on_validation.users), "test": len(on_test.users)}},
+        "train items removed, every test rating relevant; users in both test and predictions. Ranker "
+        f"labels from {args.carves} validation_split carves of train (seeds {VALIDATION_SEED}..), "
+        "candidate models fitted on the rest of each; the setting chosen by 5-fold cross-fitting over "
+        "users on the main carve (seed 4242); the final ranker early-stopped on 20 % of users; test "
+        "ranked with candidate models refitted on the whole train split",
+        "split": {
+            "train": len(train),
+            "test": len(test),
+            "validation_fit": len(carves[0][0]),
+            "validation_held_out": len(carves[0][1]),
+            "carves": args.carves,
+            "evaluated_users": {"validation": len(on_validation.users), "test": len(on_test.users)},
+        },
         "rows": table,
         "reference": REFERENCE,
         "targets": targets,
-        "chosen": {"labels": chosen["labels"], "params": {k: v for k, v in ranker.params.items()
-                                                          if k != "monotone_constraints"},
-                   "monotone_features": [n for n, c in zip(RANKER_FEATURE_NAMES, ranker.params["monotone_constraints"],
-                                                           strict=True) if c],
-                   "cross_fit_best_trees": chosen["best_trees"], "final_trees": ranker.best_iteration,
-                   "train_depth": args.depth},
+        "chosen": {
+            "labels": chosen["labels"],
+            "params": {k: v for k, v in ranker.params.items() if k != "monotone_constraints"},
+            "monotone_features": [
+                n for n, c in zip(RANKER_FEATURE_NAMES, ranker.params["monotone_constraints"], strict=True) if c
+            ],
+            "cross_fit_best_trees": chosen["best_trees"],
+            "final_trees": ranker.best_iteration,
+            "train_depth": args.depth,
+        },
         "trials": trials,
-        "candidate_models": {"als": ALS_PARAMS, "ease": EASE_PARAMS, "content": CONTENT_PARAMS,
-                             "ncf": NCF_PARAMS if args.ncf else None, "quotas": DEFAULT_QUOTAS,
-                             "fit_seconds": {"validation": on_validation.fit_seconds, "test": on_test.fit_seconds}},
+        "candidate_models": {
+            "als": ALS_PARAMS,
+            "ease": EASE_PARAMS,
+            "content": CONTENT_PARAMS,
+            "ncf": NCF_PARAMS if args.ncf else None,
+            "quotas": DEFAULT_QUOTAS,
+            "fit_seconds": {"validation": on_validation.fit_seconds, "test": on_test.fit_seconds},
+        },
         "features": list(RANKER_FEATURE_NAMES),
         "feature_importance_gain": ranker.feature_importance(),
         "timing": timing,
         "served": served_note,
-        "environment": {"python": platform.python_version(), "numpy": np.__version__, "pandas": pd.__version__,
-                        "lightgbm": __import__("lightgbm").__version__, "threads": args.threads},
+        "environment": {
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "pandas": pd.__version__,
+            "lightgbm": __import__("lightgbm").__version__,
+            "threads": args.threads,
+        },
         "total_seconds": round(time.perf_counter() - started, 1),
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)

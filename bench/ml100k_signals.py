@@ -20,6 +20,7 @@ last rows blend every signal at once (coordinate ascent on validation). Signals:
 
 Writes a table, --json and a bar plot (--png).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -100,16 +101,18 @@ def cosine_neighbourhood(co: np.ndarray, rated: sp.csr_matrix) -> np.ndarray:
     return np.asarray(rated @ (co / totals[:, None] / totals[None, :]))
 
 
-def pair_counts(fit: pd.DataFrame, shape: tuple[int, int], close: Callable[[np.ndarray, np.ndarray], np.ndarray],
-                max_offset: int) -> np.ndarray:
+def pair_counts(
+    fit: pd.DataFrame, shape: tuple[int, int], close: Callable[[np.ndarray, np.ndarray], np.ndarray], max_offset: int
+) -> np.ndarray:
     """Title × title counts of pairs a user rated close together in time order (`close(offset, seconds)`)."""
     ordered = fit.sort_values(["user_id", "timestamp", "content_id"])
     user, title = ordered["user_id"].to_numpy(), ordered["content_id"].to_numpy()
     seconds = ordered["timestamp"].to_numpy()
     rows, columns = [], []
     for offset in range(1, max_offset + 1):
-        keep = (user[offset:] == user[:-offset]) & close(np.full(len(user) - offset, offset),
-                                                         seconds[offset:] - seconds[:-offset])
+        keep = (user[offset:] == user[:-offset]) & close(
+            np.full(len(user) - offset, offset), seconds[offset:] - seconds[:-offset]
+        )
         if not keep.any():
             break
         rows += [title[:-offset][keep], title[offset:][keep]]
@@ -120,11 +123,19 @@ def pair_counts(fit: pd.DataFrame, shape: tuple[int, int], close: Callable[[np.n
 
 def signals(phase: Phase, threads: int) -> dict[str, np.ndarray]:
     fit, rated = phase.fit, phase.rated
-    out = {"MF-ALS": model_scores(MatrixFactorization(**ALS_PARAMS, objective="als", num_threads=threads).fit(fit), phase)}
-    out["MF-ALS bagged"] = np.mean([
-        model_scores(MatrixFactorization(**ALS_PARAMS, objective="als", num_threads=threads, random_state=seed).fit(fit), phase)
-        for seed in range(1, 6)
-    ], axis=0)  # fmt: skip
+    out = {
+        "MF-ALS": model_scores(MatrixFactorization(**ALS_PARAMS, objective="als", num_threads=threads).fit(fit), phase)
+    }
+    out["MF-ALS bagged"] = np.mean(
+        [
+            model_scores(
+                MatrixFactorization(**ALS_PARAMS, objective="als", num_threads=threads, random_state=seed).fit(fit),
+                phase,
+            )
+            for seed in range(1, 6)
+        ],
+        axis=0,
+    )
     out["EASE"] = model_scores(EASE(EASE_LAMBDA).fit(fit), phase)
     out["item-kNN"] = cosine_neighbourhood((rated.T @ rated).toarray(), rated)
     overlap = (rated @ rated.T).toarray()  # titles two users share; the diagonal is each user's count
@@ -134,9 +145,11 @@ def signals(phase: Phase, threads: int) -> dict[str, np.ndarray]:
     cut = -np.sort(-similarity, axis=1)[:, USER_NEIGHBOURS - 1 : USER_NEIGHBOURS]
     out["user-kNN"] = np.where(similarity >= cut, similarity, 0.0) @ rated.toarray()
     out["co-visitation"] = cosine_neighbourhood(
-        pair_counts(fit, phase.shape, lambda offset, _: offset <= SEQUENCE_WINDOW, SEQUENCE_WINDOW), rated)
+        pair_counts(fit, phase.shape, lambda offset, _: offset <= SEQUENCE_WINDOW, SEQUENCE_WINDOW), rated
+    )
     out["same session"] = cosine_neighbourhood(
-        pair_counts(fit, phase.shape, lambda _, seconds: seconds <= SESSION_SECONDS, 500), rated)
+        pair_counts(fit, phase.shape, lambda _, seconds: seconds <= SESSION_SECONDS, 500), rated
+    )
     mf = np.where(phase.unseen, out["MF-ALS"], np.nan).astype(np.float64)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -159,8 +172,10 @@ def main() -> None:
     ratings = pd.read_csv(args.data / "u.data", sep="\t", names=["user_id", "content_id", "rating", "timestamp"])
     n_users, n_titles = int(ratings["user_id"].max()), int(ratings["content_id"].max())
     train, test = stratified_split(ratings)
-    phases = [Phase(f"carve {VALIDATION_SEED + c}", *validation_split(train, seed=VALIDATION_SEED + c), n_users, n_titles)
-              for c in range(args.carves)] + [Phase("test", train, test, n_users, n_titles)]
+    phases = [
+        Phase(f"carve {VALIDATION_SEED + c}", *validation_split(train, seed=VALIDATION_SEED + c), n_users, n_titles)
+        for c in range(args.carves)
+    ] + [Phase("test", train, test, n_users, n_titles)]
     scored = []
     for phase in phases:
         tick = time.perf_counter()
@@ -180,8 +195,10 @@ def main() -> None:
             rows.append({"signal": name, "alone": alone, "weight": None, "blend": alone})
             continue
         best = max(WEIGHTS, key=lambda w: mean_validation({"MF-ALS": 1.0, name: w}))
-        blend = {"validation": mean_validation({"MF-ALS": 1.0, name: best}),
-                 "test": test_phase.ndcg(test_z["MF-ALS"] + best * test_z[name])}
+        blend = {
+            "validation": mean_validation({"MF-ALS": 1.0, name: best}),
+            "test": test_phase.ndcg(test_z["MF-ALS"] + best * test_z[name]),
+        }
         rows.append({"signal": name, "alone": alone, "weight": best, "blend": blend})
         print(f"  {name}: w {best}", flush=True)
 
@@ -195,24 +212,36 @@ def main() -> None:
                 if trial > current + 1e-6:
                     weights, current = weights | {name: w}, trial
     together = {"validation": current, "test": test_phase.ndcg(sum(w * test_z[n] for n, w in weights.items()))}
-    rows.append({"signal": "all signals", "alone": None, "weight": {n: w for n, w in weights.items() if w}, "blend": together})
+    rows.append(
+        {"signal": "all signals", "alone": None, "weight": {n: w for n, w in weights.items() if w}, "blend": together}
+    )
 
-    print(f"\nNDCG@10: validation = mean of {args.carves} carves; test once with the validation weight. "
-          f"Gain = blend over MF-ALS (goal +{GOAL:.0%}).")
-    print(f"{'signal':<16}{'alone val':>10}{'alone test':>11}{'w':>6}{'blend val':>11}{'gain':>8}{'blend test':>12}{'gain':>8}")
+    print(
+        f"\nNDCG@10: validation = mean of {args.carves} carves; test once with the validation weight. "
+        f"Gain = blend over MF-ALS (goal +{GOAL:.0%})."
+    )
+    print(
+        f"{'signal':<16}{'alone val':>10}{'alone test':>11}{'w':>6}{'blend val':>11}{'gain':>8}{'blend test':>12}{'gain':>8}"
+    )
     for row in rows:
         alone = {part: f"{row['alone'][part]:.4f}" if row["alone"] else "-" for part in ("validation", "test")}
         weight = row["weight"] if isinstance(row["weight"], float) else "-"
-        row["gain"] = {"validation": row["blend"]["validation"] / base_validation - 1,
-                       "test": row["blend"]["test"] / base_test - 1}
-        print(f"{row['signal']:<16}{alone['validation']:>10}{alone['test']:>11}{weight!s:>6}"
-              f"{row['blend']['validation']:>11.4f}{row['gain']['validation']:>+8.1%}{row['blend']['test']:>12.4f}"
-              f"{row['gain']['test']:>+8.1%}")
+        row["gain"] = {
+            "validation": row["blend"]["validation"] / base_validation - 1,
+            "test": row["blend"]["test"] / base_test - 1,
+        }
+        print(
+            f"{row['signal']:<16}{alone['validation']:>10}{alone['test']:>11}{weight!s:>6}"
+            f"{row['blend']['validation']:>11.4f}{row['gain']['validation']:>+8.1%}{row['blend']['test']:>12.4f}"
+            f"{row['gain']['test']:>+8.1%}"
+        )
     print(f"all-signal weights: {rows[-1]['weight']}")
     result = {
         "protocol": "Recommenders ml-100k split (stratified by item, 75/25, seed 42); per-user z-score blends "
-                    f"MF + w x signal, w from {WEIGHTS} chosen on {args.carves} validation carves of train",
-        "goal_relative_ndcg_gain": GOAL, "rows": rows, "seconds": round(time.perf_counter() - started, 1),
+        f"MF + w x signal, w from {WEIGHTS} chosen on {args.carves} validation carves of train",
+        "goal_relative_ndcg_gain": GOAL,
+        "rows": rows,
+        "seconds": round(time.perf_counter() - started, 1),
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2) + "\n")
@@ -227,7 +256,9 @@ def plot(rows: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     names = [row["signal"] for row in rows if row["signal"] != "MF-ALS"]
-    gains = {part: [100 * row["gain"][part] for row in rows if row["signal"] != "MF-ALS"] for part in ("validation", "test")}
+    gains = {
+        part: [100 * row["gain"][part] for row in rows if row["signal"] != "MF-ALS"] for part in ("validation", "test")
+    }
     figure, axis = plt.subplots(figsize=(9, 4.5))
     x = np.arange(len(names))
     axis.bar(x - 0.2, gains["validation"], 0.4, label="validation (weights chosen here)")

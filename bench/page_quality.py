@@ -11,6 +11,7 @@ off): a 100-item page with rows on a TV at 21:00 (completed titles anywhere in i
 Top Picks row), then 20 items on a mobile at 21:00 and on a TV at 08:00 (titles in common with the TV at 21:00,
 4K share). Latency is that of the first call (the full page), p50/p95/p99 over the profiles.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,8 +40,11 @@ def main() -> None:
     args = parser.parse_args()
 
     os.environ.update(DJANGO_SETTINGS_MODULE="config.settings.base", LOG_LEVEL="WARNING")
-    for name, value in (("DATABASE_URL", args.database_url), ("REDIS_URL", args.redis_url),
-                        ("RECO_ARTIFACT_DIR", args.artifact_dir)):  # fmt: skip
+    for name, value in (
+        ("DATABASE_URL", args.database_url),
+        ("REDIS_URL", args.redis_url),
+        ("RECO_ARTIFACT_DIR", args.artifact_dir),
+    ):
         if value:
             os.environ[name] = value
         else:
@@ -61,8 +65,9 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     sample = np.sort(rng.choice(profile_ids, min(args.profiles, len(profile_ids)), replace=False))
     completed: dict[int, set[int]] = {}
-    for profile_id, title_id in ViewingEvent.objects.filter(profile_id__in=sample.tolist(),
-                                                            watch_percentage__gte=0.9).values_list("profile_id", "title_id"):  # fmt: skip
+    for profile_id, title_id in ViewingEvent.objects.filter(
+        profile_id__in=sample.tolist(), watch_percentage__gte=0.9
+    ).values_list("profile_id", "title_id"):
         completed.setdefault(profile_id, set()).add(title_id)
     history = Counter(ViewingEvent.objects.filter(profile_id__in=sample.tolist()).values_list("profile_id", flat=True))
     engine = RecommendationEngine(use_cache=False)
@@ -79,8 +84,9 @@ def main() -> None:
     started = time.perf_counter()
     for profile_id in sample.tolist():
         began = time.perf_counter()
-        page = engine.recommend(context=UserContext(profile_id=profile_id, device_type=DeviceType.TV, time_of_day=21),
-                                n=100)  # fmt: skip
+        page = engine.recommend(
+            context=UserContext(profile_id=profile_id, device_type=DeviceType.TV, time_of_day=21), n=100
+        )
         latency.append(time.perf_counter() - began)
         shown = [(i.content_id, i.rank, where) for where, _, i in _all_items(page)]
         done = completed.get(profile_id, set())
@@ -92,8 +98,10 @@ def main() -> None:
             examples += [(profile_id, history[profile_id], *leak) for leak in leaks[: 3 - len(examples)]]
         top_picks = next((row for row in page.rows if row.key == "top_picks"), None)
         if top_picks is not None:
-            top_pick_reasons.update("Because you watched X" if i.reason.startswith("Because you watched") else i.reason
-                                    for i in top_picks.items)  # fmt: skip
+            top_pick_reasons.update(
+                "Because you watched X" if i.reason.startswith("Because you watched") else i.reason
+                for i in top_picks.items
+            )
         because_profiles += any(i.reason.startswith("Because you watched") for i in page.items[:TOP])
         because_anywhere += any(i.reason.startswith("Because you watched") for _, _, i in _all_items(page))
         tv = [i.content_id for i in page.items[:TOP]]
@@ -107,23 +115,31 @@ def main() -> None:
 
     ms = np.array(latency) * 1000
     report = {
-        "profiles": len(sample), "catalog_titles": len(catalog), "models": models.versions,
-        "completed_titles_shown": leaked, "items_served": served, "profiles_with_completed_shown": len(leak_profiles),
+        "profiles": len(sample),
+        "catalog_titles": len(catalog),
+        "models": models.versions,
+        "completed_titles_shown": leaked,
+        "items_served": served,
+        "profiles_with_completed_shown": len(leak_profiles),
         "top_picks_reasons": dict(top_pick_reasons.most_common()),
-        "profiles_with_because_in_top_20": because_profiles, "profiles_with_because_on_the_page": because_anywhere,
+        "profiles_with_because_in_top_20": because_profiles,
+        "profiles_with_because_on_the_page": because_anywhere,
         "top_20_in_common_tv_vs_mobile_21h": round(float(np.mean(overlap_device)), 2),
         "top_20_in_common_21h_vs_08h_tv": round(float(np.mean(overlap_hour)), 2),
-        "share_4k_tv": round(float(np.mean(share_4k_tv)), 3), "share_4k_mobile": round(float(np.mean(share_4k_mobile)), 3),
+        "share_4k_tv": round(float(np.mean(share_4k_tv)), 3),
+        "share_4k_mobile": round(float(np.mean(share_4k_mobile)), 3),
         "catalog_share_4k": round(float(catalog.has_4k.mean()), 3),
         "page_latency_ms": {f"p{q}": round(float(np.percentile(ms, q)), 2) for q in (50, 95, 99)},
         "requests_per_second": round(3 * len(sample) / seconds, 1),
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "ranker_gain_share": _context_gain(models),
         "machine": calibration(),
-    }  # fmt: skip
+    }
     for profile_id, viewings, content_id, rank, where in examples:
-        print(f"  completed and shown: profile {profile_id} ({viewings} viewings) title {content_id} rank {rank} "
-              f"in {where}")  # fmt: skip
+        print(
+            f"  completed and shown: profile {profile_id} ({viewings} viewings) title {content_id} rank {rank} "
+            f"in {where}"
+        )
     print(json.dumps(report, indent=2))
     if args.json_path:
         args.json_path.write_text(json.dumps(report, indent=2) + "\n")
@@ -149,8 +165,9 @@ def _all_items(page):
 
 
 def _top(engine, context_class, profile_id: int, device: int, hour: int) -> list[int]:
-    result = engine.recommend(context=context_class(profile_id=profile_id, device_type=device, time_of_day=hour),
-                              n=TOP, with_rows=False)  # fmt: skip
+    result = engine.recommend(
+        context=context_class(profile_id=profile_id, device_type=device, time_of_day=hour), n=TOP, with_rows=False
+    )
     return [item.content_id for item in result.items]
 
 

@@ -12,6 +12,7 @@ Everything it writes (the staff user, 100K synthetic job runs, 50 model versions
 results, and the experiment tables themselves while their app has no migration) happens inside one
 transaction that is rolled back at the end: the database is left as it was.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,8 +45,13 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
 
-    os.environ.update(DATABASE_URL=args.database_url, REDIS_URL=args.redis_url, RECO_ARTIFACT_DIR=args.artifact_dir,
-                      DJANGO_SETTINGS_MODULE="config.settings.base", LOG_LEVEL="WARNING")  # fmt: skip
+    os.environ.update(
+        DATABASE_URL=args.database_url,
+        REDIS_URL=args.redis_url,
+        RECO_ARTIFACT_DIR=args.artifact_dir,
+        DJANGO_SETTINGS_MODULE="config.settings.base",
+        LOG_LEVEL="WARNING",
+    )
     os.environ.pop("CELERY_BROKER_URL", None)  # eager, as in the README's default: no worker to ping
     sys.path.insert(0, str(ROOT))
     import django
@@ -84,8 +90,10 @@ def _run(args: argparse.Namespace) -> dict:
     runs = _job_runs(rng)
     _model_versions(rng)
     experiments = _experiments(rng)
-    print(f"seeded {runs:,} job runs, {VERSIONS_PER_KIND} versions per kind, {experiments} experiments "
-          f"in {time.perf_counter() - started:.1f} s (rolled back at the end)")  # fmt: skip
+    print(
+        f"seeded {runs:,} job runs, {VERSIONS_PER_KIND} versions per kind, {experiments} experiments "
+        f"in {time.perf_counter() - started:.1f} s (rolled back at the end)"
+    )
 
     bounds = Profile.objects.aggregate(low=Min("id"), high=Max("id"))
     low, high = bounds["low"], bounds["high"]
@@ -133,8 +141,10 @@ def _run(args: argparse.Namespace) -> dict:
             assert response.status_code == 200, (name, url, response.status_code)
         summary = _summary(np.array(times))
         results[name] = summary | {"queries": len(captured), "bytes": len(response.content)}
-        print(f"{name:32s} p50 {summary['p50']:7.1f}  p95 {summary['p95']:7.1f}  p99 {summary['p99']:7.1f} ms"
-              f"  {len(captured):3d} queries")  # fmt: skip
+        print(
+            f"{name:32s} p50 {summary['p50']:7.1f}  p95 {summary['p95']:7.1f}  p99 {summary['p99']:7.1f} ms"
+            f"  {len(captured):3d} queries"
+        )
     return {
         "database": connection.settings_dict["NAME"],
         "titles": Title.objects.count(),
@@ -171,16 +181,26 @@ def _job_runs(rng: np.random.Generator) -> int:
     jobs = sorted({s.task for s in DEFAULT_SCHEDULES.values()})
     now = timezone.now()
     offsets = np.sort(rng.uniform(0, 90 * 86400, size=missing))[::-1]
-    statuses = rng.choice([JobRun.Status.SUCCEEDED, JobRun.Status.FAILED, JobRun.Status.SKIPPED], size=missing,
-                          p=[0.95, 0.02, 0.03])  # fmt: skip
+    statuses = rng.choice(
+        [JobRun.Status.SUCCEEDED, JobRun.Status.FAILED, JobRun.Status.SKIPPED], size=missing, p=[0.95, 0.02, 0.03]
+    )
     rows = []
     for i in range(missing):
         started = now - dt.timedelta(seconds=float(offsets[i]))
         duration = float(rng.gamma(2.0, 30.0))
-        rows.append(JobRun(job=jobs[i % len(jobs)], status=str(statuses[i]), started_at=started,
-                           finished_at=started + dt.timedelta(seconds=duration), duration_seconds=duration,
-                           rows_written=int(rng.integers(0, 1_000_000)),
-                           error="Traceback (most recent call last):\n  ...\nOperationalError: timeout" if statuses[i] == "failed" else ""))  # fmt: skip
+        rows.append(
+            JobRun(
+                job=jobs[i % len(jobs)],
+                status=str(statuses[i]),
+                started_at=started,
+                finished_at=started + dt.timedelta(seconds=duration),
+                duration_seconds=duration,
+                rows_written=int(rng.integers(0, 1_000_000)),
+                error="Traceback (most recent call last):\n  ...\nOperationalError: timeout"
+                if statuses[i] == "failed"
+                else "",
+            )
+        )
     JobRun.objects.bulk_create(rows, batch_size=5_000)
     return missing
 
@@ -200,16 +220,30 @@ def _model_versions(rng: np.random.Generator) -> None:
     from recommendations.models import ModelKind, ModelVersion
 
     now = timezone.now()
-    rows = [ModelVersion(kind=kind, version=f"bench{i:04d}-{kind}", status=ModelVersion.Status.RETIRED,
-                         artifact_path=f"{kind}/bench{i}", checksum="0" * 64,
-                         metrics={"ndcg_at_10": float(rng.uniform(0.02, 0.2)), "recall_at_10": float(rng.uniform(0.02, 0.1)),
-                                  "map_at_10": float(rng.uniform(0.01, 0.05)), "users": 5000},
-                         activated_at=now - dt.timedelta(days=VERSIONS_PER_KIND - i + 1))
-            for kind in ModelKind.values for i in range(VERSIONS_PER_KIND)]  # fmt: skip
+    rows = [
+        ModelVersion(
+            kind=kind,
+            version=f"bench{i:04d}-{kind}",
+            status=ModelVersion.Status.RETIRED,
+            artifact_path=f"{kind}/bench{i}",
+            checksum="0" * 64,
+            metrics={
+                "ndcg_at_10": float(rng.uniform(0.02, 0.2)),
+                "recall_at_10": float(rng.uniform(0.02, 0.1)),
+                "map_at_10": float(rng.uniform(0.01, 0.05)),
+                "users": 5000,
+            },
+            activated_at=now - dt.timedelta(days=VERSIONS_PER_KIND - i + 1),
+        )
+        for kind in ModelKind.values
+        for i in range(VERSIONS_PER_KIND)
+    ]
     ModelVersion.objects.bulk_create(rows)
     with connection.cursor() as cursor:  # auto_now_add stamped them all now: one a day, older than the real ones
-        cursor.execute("UPDATE recommendations_modelversion SET created_at = now() - interval '1 day' * "
-                       "(400 - substring(version from 6 for 4)::int) WHERE version LIKE 'bench%%'")  # fmt: skip
+        cursor.execute(
+            "UPDATE recommendations_modelversion SET created_at = now() - interval '1 day' * "
+            "(400 - substring(version from 6 for 4)::int) WHERE version LIKE 'bench%%'"
+        )
 
 
 def _experiments(rng: np.random.Generator) -> int:
@@ -226,28 +260,42 @@ def _experiments(rng: np.random.Generator) -> int:
                 editor.create_model(model)
     now = timezone.now()
     for number in range(3):
-        experiment = Experiment.objects.create(name=f"bench-exp-{number}", status=Experiment.Status.RUNNING,
-                                               starts_at=now - dt.timedelta(days=14))  # fmt: skip
-        arms = [Arm.objects.create(experiment=experiment, name=name, is_baseline=name == "control", traffic_share=share)
-                for name, share in (("control", "0.5"), ("new-ranker", "0.25"), ("bandit", "0.25"))]  # fmt: skip
+        experiment = Experiment.objects.create(
+            name=f"bench-exp-{number}", status=Experiment.Status.RUNNING, starts_at=now - dt.timedelta(days=14)
+        )
+        arms = [
+            Arm.objects.create(experiment=experiment, name=name, is_baseline=name == "control", traffic_share=share)
+            for name, share in (("control", "0.5"), ("new-ranker", "0.25"), ("bandit", "0.25"))
+        ]
         rows = []
         for arm in arms:
             for metric in Metric.values:
                 value = float(rng.uniform(0.05, 0.3))
                 half = float(rng.uniform(0.005, 0.02))
                 p_value = None if arm.is_baseline else float(rng.uniform(0, 0.2))
-                rows.append(ExperimentResult(experiment=experiment, arm=arm, metric=metric, value=value,
-                                             ci_low=value - half, ci_high=value + half, n=int(rng.integers(1e4, 1e6)),
-                                             delta_vs_baseline=None if arm.is_baseline else float(rng.normal(0, 0.02)),
-                                             p_value_vs_baseline=p_value,
-                                             significant=None if p_value is None else p_value < 0.05, computed_at=now))  # fmt: skip
+                rows.append(
+                    ExperimentResult(
+                        experiment=experiment,
+                        arm=arm,
+                        metric=metric,
+                        value=value,
+                        ci_low=value - half,
+                        ci_high=value + half,
+                        n=int(rng.integers(1e4, 1e6)),
+                        delta_vs_baseline=None if arm.is_baseline else float(rng.normal(0, 0.02)),
+                        p_value_vs_baseline=p_value,
+                        significant=None if p_value is None else p_value < 0.05,
+                        computed_at=now,
+                    )
+                )
         ExperimentResult.objects.bulk_create(rows)
     return 3
 
 
 def _summary(values: np.ndarray) -> dict[str, float]:
     return {name: round(float(np.percentile(values, q)), 1) for name, q in (("p50", 50), ("p95", 95), ("p99", 99))} | {
-        "max": round(float(values.max()), 1)}  # fmt: skip
+        "max": round(float(values.max()), 1)
+    }
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ that week), once as loaded and once after VACUUM ANALYZE of the month partitions
 autovacuum's insert threshold does by itself soon after a load, and cheaply: one month, not the whole history).
 Also the partitions each plan reads, the partition sizes and the machine calibration (bench/_machine.py).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,7 +51,9 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=50_000_000)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--profiles", type=int, default=500, help="random profiles whose history is read")
-    parser.add_argument("--titles-measured", type=int, default=20, help="busiest titles of the week whose views are counted")
+    parser.add_argument(
+        "--titles-measured", type=int, default=20, help="busiest titles of the week whose views are counted"
+    )
     parser.add_argument("--repeats", type=int, default=1000, help="runs of each query (default 1000)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
@@ -62,22 +65,47 @@ def main() -> None:
     if args.load:
         _recreate(args.database_url)
         _run([sys.executable, "manage.py", "migrate", "-v", "0"], env)
-        command = [sys.executable, "manage.py", "generate_synthetic", "--titles", str(args.titles), "--accounts",
-                   str(args.accounts), "--events", str(args.events), "--seed", str(args.seed), "-v", "2"]  # fmt: skip
+        command = [
+            sys.executable,
+            "manage.py",
+            "generate_synthetic",
+            "--titles",
+            str(args.titles),
+            "--accounts",
+            str(args.accounts),
+            "--events",
+            str(args.events),
+            "--seed",
+            str(args.seed),
+            "-v",
+            "2",
+        ]
         started = time.perf_counter()
         output = _run(command, env)
-        figures["load"] = {"command": " ".join(command[1:]), "wall_seconds": round(time.perf_counter() - started, 1),
-                           "phases": _phases(output)}  # fmt: skip
+        figures["load"] = {
+            "command": " ".join(command[1:]),
+            "wall_seconds": round(time.perf_counter() - started, 1),
+            "phases": _phases(output),
+        }
     with psycopg.connect(args.database_url, autocommit=True) as conn:
         rows = conn.execute("SELECT count(*) FROM users_viewingevent").fetchone()[0]
         figures["viewing_events"] = rows
         newest = conn.execute("SELECT max(started_at) FROM users_viewingevent").fetchone()[0]
         week = (newest - dt.timedelta(days=7), newest + dt.timedelta(seconds=1))
-        profiles = [r[0] for r in conn.execute(
-            "SELECT DISTINCT profile_id FROM users_viewingevent TABLESAMPLE SYSTEM (1) LIMIT %s", [args.profiles])]  # fmt: skip
-        titles = [r[0] for r in conn.execute(
-            "SELECT title_id FROM users_viewingevent WHERE started_at >= %s AND started_at < %s "
-            "GROUP BY 1 ORDER BY count(*) DESC LIMIT %s", [*week, args.titles_measured])]  # fmt: skip
+        profiles = [
+            r[0]
+            for r in conn.execute(
+                "SELECT DISTINCT profile_id FROM users_viewingevent TABLESAMPLE SYSTEM (1) LIMIT %s", [args.profiles]
+            )
+        ]
+        titles = [
+            r[0]
+            for r in conn.execute(
+                "SELECT title_id FROM users_viewingevent WHERE started_at >= %s AND started_at < %s "
+                "GROUP BY 1 ORDER BY count(*) DESC LIMIT %s",
+                [*week, args.titles_measured],
+            )
+        ]
         figures["week"] = [moment.isoformat() for moment in week]
         figures["as_loaded"] = _measure(conn, profiles, titles, week, args.repeats)
         if args.convert:
@@ -123,8 +151,11 @@ def _convert(env: dict[str, str], rows: int) -> dict:
     started = time.perf_counter()
     _run([sys.executable, "manage.py", "migrate", "users", "0004", "-v", "0"], env)
     forwards = time.perf_counter() - started
-    return {"to_plain_seconds": round(backwards, 1), "to_partitioned_seconds": round(forwards, 1),
-            "to_partitioned_seconds_per_million_rows": round(forwards / max(rows, 1) * 1e6, 2)}  # fmt: skip
+    return {
+        "to_plain_seconds": round(backwards, 1),
+        "to_partitioned_seconds": round(forwards, 1),
+        "to_partitioned_seconds_per_million_rows": round(forwards / max(rows, 1) * 1e6, 2),
+    }
 
 
 def _sizes(conn: psycopg.Connection) -> list[dict]:
@@ -151,8 +182,13 @@ def _measure(conn: psycopg.Connection, profiles: list[int], titles: list[int], w
     views = _timed(cursor, WEEK_OF_VIEWS, [[titles[i % len(titles)], *week] for i in range(max(repeats // 10, 50))])
     busiest = _timed(cursor, WEEK_OF_VIEWS, [[titles[0], *week]] * 21)  # the figure bench/load_data.py reports
     plan = "\n".join(r[0] for r in conn.execute(f"EXPLAIN (ANALYZE, BUFFERS) {WEEK_OF_VIEWS}", [titles[0], *week]))
-    planning = [float(x) for x in re.findall(r"Planning Time: ([\d.]+)", "\n".join(
-        r[0] for r in conn.execute(f"EXPLAIN (ANALYZE) {HISTORY}", [profiles[0]])))]  # fmt: skip
+    planning = [
+        float(x)
+        for x in re.findall(
+            r"Planning Time: ([\d.]+)",
+            "\n".join(r[0] for r in conn.execute(f"EXPLAIN (ANALYZE) {HISTORY}", [profiles[0]])),
+        )
+    ]
     return {
         "profile_history_100_ms": history,
         "profile_history_planning_ms": planning[0] if planning else None,

@@ -8,6 +8,7 @@ Fits a LambdaMART ranker of the serving shape (the 70 ranker features, DEFAULT_P
 load time, one request's prediction (--rows candidates, one thread) p50/p95/p99 and throughput over
 --repeats calls, the largest score difference from LightGBM, the file size and the process's RSS growth.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,9 +41,12 @@ def timed(predict, features: np.ndarray, repeats: int) -> dict:
         predict(features)
         times.append(time.perf_counter() - started)
     ms = np.array(times) * 1000
-    return {"p50_ms": round(float(np.percentile(ms, 50)), 4), "p95_ms": round(float(np.percentile(ms, 95)), 4),
-            "p99_ms": round(float(np.percentile(ms, 99)), 4),
-            "requests_per_s": round(repeats / float(np.sum(times)), 1)}  # fmt: skip
+    return {
+        "p50_ms": round(float(np.percentile(ms, 50)), 4),
+        "p95_ms": round(float(np.percentile(ms, 95)), 4),
+        "p99_ms": round(float(np.percentile(ms, 99)), 4),
+        "requests_per_s": round(repeats / float(np.sum(times)), 1),
+    }
 
 
 def main() -> None:
@@ -72,8 +76,14 @@ def main() -> None:
     expected = ranker.predict(request)
     scratch = Path(tempfile.mkdtemp(prefix="reco-ranker-bench-"))
     model_file = ranker.save(scratch / "ranker") / MODEL_FILE
-    results: dict = {"trees": ranker.booster.num_trees(), "rows": args.rows, "features": len(RANKER_FEATURE_NAMES),
-                     "repeats": args.repeats, "machine": machine, "backends": {}}  # fmt: skip
+    results: dict = {
+        "trees": ranker.booster.num_trees(),
+        "rows": args.rows,
+        "features": len(RANKER_FEATURE_NAMES),
+        "repeats": args.repeats,
+        "machine": machine,
+        "backends": {},
+    }
     for backend in args.backends.split(","):
         before = rss_mib()
         started = time.perf_counter()
@@ -87,8 +97,9 @@ def main() -> None:
             import lleaves
 
             path = scratch / "forest.lleaves.o"
-            lleaves.Model(model_file=str(model_file)).compile(cache=str(path), target_cpu="x86-64",
-                                                              target_cpu_features="")  # fmt: skip
+            lleaves.Model(model_file=str(model_file)).compile(
+                cache=str(path), target_cpu="x86-64", target_cpu_features=""
+            )
             build_s = time.perf_counter() - started
             started = time.perf_counter()
             loaded = lleaves.Model(model_file=str(model_file))
@@ -114,9 +125,14 @@ def main() -> None:
             raise SystemExit(f"unknown backend {backend}")
         load_s = time.perf_counter() - started
         got = np.asarray(predict(request), np.float64)
-        figures = {"build_s": round(build_s, 2), "load_s": round(load_s, 3), "file_bytes": path.stat().st_size,
-                   "max_abs_diff": float(np.max(np.abs(got - expected))),
-                   **timed(predict, request, args.repeats), "rss_growth_mib": round(rss_mib() - before, 1)}  # fmt: skip
+        figures = {
+            "build_s": round(build_s, 2),
+            "load_s": round(load_s, 3),
+            "file_bytes": path.stat().st_size,
+            "max_abs_diff": float(np.max(np.abs(got - expected))),
+            **timed(predict, request, args.repeats),
+            "rss_growth_mib": round(rss_mib() - before, 1),
+        }
         results["backends"][backend] = figures
         print(backend, figures, flush=True)
     results["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)

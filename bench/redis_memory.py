@@ -9,6 +9,7 @@ content and user refresh into the Redis of --redis-url under its own --namespace
 the server's used_memory over the refresh divided by the rows written. Its keys are deleted afterwards
 (SCAN of the namespace only; nothing else on that Redis is touched).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,8 +38,9 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
-    os.environ.update(DATABASE_URL=args.database_url, REDIS_URL=args.redis_url,
-                      DJANGO_SETTINGS_MODULE="config.settings.base")  # fmt: skip
+    os.environ.update(
+        DATABASE_URL=args.database_url, REDIS_URL=args.redis_url, DJANGO_SETTINGS_MODULE="config.settings.base"
+    )
     sys.path.insert(0, str(ROOT))
     _database_create(args.database_url)
     import django
@@ -52,9 +54,21 @@ def main() -> None:
 
     call_command("migrate", verbosity=0)
     started = time.perf_counter()
-    call_command("generate_synthetic", "--titles", str(args.titles), "--accounts", str(args.accounts), "--events",
-                 str(args.events), "--seed", "11", "--replace", "--ground-truth-dir", "/tmp/reco-redis-memory-truth",
-                 verbosity=0)  # fmt: skip
+    call_command(
+        "generate_synthetic",
+        "--titles",
+        str(args.titles),
+        "--accounts",
+        str(args.accounts),
+        "--events",
+        str(args.events),
+        "--seed",
+        "11",
+        "--replace",
+        "--ground-truth-dir",
+        "/tmp/reco-redis-memory-truth",
+        verbosity=0,
+    )
     load_seconds = time.perf_counter() - started
     store = FeatureStore(namespace=args.namespace)
     client = store.backend.client
@@ -69,8 +83,11 @@ def main() -> None:
     after_profiles = client.info("memory")["used_memory"]
 
     user_keys = list(client.scan_iter(f"{args.namespace}:*:user:*", count=10_000))
-    title_keys = [key for key in client.scan_iter(f"{args.namespace}:*:content:*", count=10_000)
-                  if b":matrix:" not in key and not key.endswith(b":version")]  # fmt: skip
+    title_keys = [
+        key
+        for key in client.scan_iter(f"{args.namespace}:*:content:*", count=10_000)
+        if b":matrix:" not in key and not key.endswith(b":version")
+    ]
     matrix_keys = list(client.scan_iter(f"{args.namespace}:*:matrix:*", count=1_000))
     rng = np.random.default_rng(3)
 
@@ -80,13 +97,23 @@ def main() -> None:
         picked = [keys[i] for i in rng.choice(len(keys), size=min(args.sample, len(keys)), replace=False)]
         sizes = np.array([client.memory_usage(key, samples=0) for key in picked], np.float64)
         values = np.array([len(client.get(key) or b"") for key in picked[:200]], np.float64)
-        return {"keys": len(keys), "measured": len(picked), "memory_usage_bytes_mean": round(float(sizes.mean()), 1),
-                "memory_usage_bytes_p95": float(np.percentile(sizes, 95)), "value_bytes_mean": round(float(values.mean()), 1)}  # fmt: skip
+        return {
+            "keys": len(keys),
+            "measured": len(picked),
+            "memory_usage_bytes_mean": round(float(sizes.mean()), 1),
+            "memory_usage_bytes_p95": float(np.percentile(sizes, 95)),
+            "value_bytes_mean": round(float(values.mean()), 1),
+        }
 
     result = {
-        "database": args.database_url.rsplit("/", 1)[-1], "redis": args.redis_url,
-        "world": {"titles": args.titles, "accounts": args.accounts, "events": args.events,
-                  "load_seconds": round(load_seconds, 1)},  # fmt: skip
+        "database": args.database_url.rsplit("/", 1)[-1],
+        "redis": args.redis_url,
+        "world": {
+            "titles": args.titles,
+            "accounts": args.accounts,
+            "events": args.events,
+            "load_seconds": round(load_seconds, 1),
+        },
         "rows_written": {"titles": titles, "profiles": profiles},
         "profile_key": usage(user_keys),
         "title_key": usage(title_keys),
@@ -104,8 +131,12 @@ def main() -> None:
 def _database_create(url: str) -> None:
     name = url.rsplit("/", 1)[-1]
     admin = url.rsplit("/", 1)[0] + "/postgres"
-    exists = subprocess.run(["psql", admin, "-tAc", f"SELECT 1 FROM pg_database WHERE datname = '{name}'"],
-                            capture_output=True, text=True, timeout=30).stdout.strip()  # fmt: skip
+    exists = subprocess.run(
+        ["psql", admin, "-tAc", f"SELECT 1 FROM pg_database WHERE datname = '{name}'"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    ).stdout.strip()
     if exists != "1":
         subprocess.run(["psql", admin, "-c", f'CREATE DATABASE "{name}"'], check=True, timeout=60)
 

@@ -17,6 +17,7 @@ the same profiles runs first, unmeasured, so that every count reads the history 
 --repeat the counts alternate (1, 2, 1, 2, ...) and the median run of each count is reported.
 The features go to --redis-url (default namespace, expiring with their TTL).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,11 +60,14 @@ def main() -> None:
         "CELERY_BROKER_URL": args.broker_url,
         "CELERY_EXCHANGE": f"{prefix}jobs",
         "CELERY_DEFAULT_QUEUE": f"{prefix}default",
-        **{f"CELERY_{group.upper()}_QUEUE": f"{prefix}{group}" for group in ("features", "training", "experiments", "housekeeping")},
+        **{
+            f"CELERY_{group.upper()}_QUEUE": f"{prefix}{group}"
+            for group in ("features", "training", "experiments", "housekeeping")
+        },
         "DJANGO_SETTINGS_MODULE": "config.settings.base",
         "OMP_NUM_THREADS": "1",  # one thread per pool process: the processes are the parallelism
         "OPENBLAS_NUM_THREADS": "1",
-    }  # fmt: skip
+    }
     os.environ.update(env)
     sys.path.insert(0, str(ROOT))
     import django
@@ -86,8 +90,10 @@ def main() -> None:
             for count in args.processes:
                 run = _measure(env, prefix, count, shard_size, profile_id_end, args.timeout)
                 every[count].append(run)
-                print(f"{count} process(es): {run['seconds']} s, machine busy on {run['machine_busy_cores']} cores",
-                      file=sys.stderr)  # fmt: skip
+                print(
+                    f"{count} process(es): {run['seconds']} s, machine busy on {run['machine_busy_cores']} cores",
+                    file=sys.stderr,
+                )
     finally:
         _delete_broker_entities(args.broker_url, prefix, delayed_delivery=not existed)
     runs = {count: sorted(done, key=lambda run: run["seconds"])[len(done) // 2] for count, done in every.items()}
@@ -132,11 +138,33 @@ def _measure(env: dict, prefix: str, processes: int, shard_size: int, profile_id
     (features,) = celery_queues([f"{prefix}features"], exchange=f"{prefix}jobs", delivery_limit=10)
     with tempfile.NamedTemporaryFile(prefix="refresh-shards-", suffix=".log", delete=False) as log:
         worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "prefork", "--concurrency",
-             str(processes), "--queues", features.name, "--without-gossip", "--without-mingle", "--without-heartbeat",
-             "--loglevel", "WARNING", "--hostname", f"{prefix}{processes}@%h"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "--pool",
+                "prefork",
+                "--concurrency",
+                str(processes),
+                "--queues",
+                features.name,
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                "--loglevel",
+                "WARNING",
+                "--hostname",
+                f"{prefix}{processes}@%h",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         _wait_ready(worker, processes, Path(log.name))
         result = app.send_task(

@@ -54,21 +54,40 @@ def _progress(line: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cleanup", action="store_true", help="remove the namespaces, link and directories of "
-                        f"a killed run ({hostkit.PREFIX}-*) and exit")  # fmt: skip
-    parser.add_argument("--quick", action="store_true", help="the CI-sized form: the small world, short faults, "
-                        f"everything at {hostkit.CI_RATE:g}/s, no ceiling")  # fmt: skip
+    parser.add_argument(
+        "--cleanup",
+        action="store_true",
+        help=f"remove the namespaces, link and directories of a killed run ({hostkit.PREFIX}-*) and exit",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"the CI-sized form: the small world, short faults, everything at {hostkit.CI_RATE:g}/s, no ceiling",
+    )
     parser.add_argument("--titles", type=int, default=1_000)
     parser.add_argument("--accounts", type=int, default=4_000, help="about 2.5 profiles each")
     parser.add_argument("--events", type=int, default=300_000)
     parser.add_argument("--shard-size", type=int, default=200, help="profiles per shard of the full refresh")
     parser.add_argument("--web-workers", type=int, default=2, help="gunicorn workers per web host")
-    parser.add_argument("--cache", action="store_true", help="leave the response cache on (off by default, as "
-                        "bench/http_load.py: every request runs the engine)")  # fmt: skip
-    parser.add_argument("--faults", nargs="+", choices=list(hostkit.FAULTS), default=list(hostkit.FAULTS),
-                        metavar="NAME", help=f"any of {' '.join(hostkit.FAULTS)} (default all)")  # fmt: skip
-    parser.add_argument("--rate", type=float, help="requests/s during the faults (default 80 %% of the ceiling "
-                        "measured, so that each fault is measured rather than an overload)")  # fmt: skip
+    parser.add_argument(
+        "--cache",
+        action="store_true",
+        help="leave the response cache on (off by default, as bench/http_load.py: every request runs the engine)",
+    )
+    parser.add_argument(
+        "--faults",
+        nargs="+",
+        choices=list(hostkit.FAULTS),
+        default=list(hostkit.FAULTS),
+        metavar="NAME",
+        help=f"any of {' '.join(hostkit.FAULTS)} (default all)",
+    )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        help="requests/s during the faults (default 80 %% of the ceiling "
+        "measured, so that each fault is measured rather than an overload)",
+    )
     parser.add_argument("--baseline-seconds", type=float, default=30.0)
     parser.add_argument("--baseline-rate", type=float, default=hostkit.BASELINE_RATE)
     parser.add_argument("--before", type=float, default=5.0)
@@ -97,23 +116,41 @@ def main() -> None:
             hostkit.CI_RATE,
         )
     else:
-        world = hostkit.World(titles=args.titles, accounts=args.accounts, events=args.events,
-                              shard_size=args.shard_size, web_workers=args.web_workers,
-                              response_cache=args.cache)  # fmt: skip
+        world = hostkit.World(
+            titles=args.titles,
+            accounts=args.accounts,
+            events=args.events,
+            shard_size=args.shard_size,
+            web_workers=args.web_workers,
+            response_cache=args.cache,
+        )
         timing = hostkit.Timing(args.before, args.seconds, args.after)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # runs the context's cleanup like Ctrl-C does
     signal.signal(signal.SIGINT, signal.default_int_handler)  # also when started in the background (ignored there)
 
     print("machine calibration ...", flush=True)
-    results: dict = {"machine": calibration(), "world": vars(world), "timing": vars(timing),
-                     "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                     "arguments": {k: str(v) for k, v in vars(args).items()}}  # fmt: skip
+    results: dict = {
+        "machine": calibration(),
+        "world": vars(world),
+        "timing": vars(timing),
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "arguments": {k: str(v) for k, v in vars(args).items()},
+    }
     print(f"  {results['machine']}", flush=True)
     with hostkit.deployment(world, progress=_progress, keep_logs=args.keep_logs) as deployment:
-        results.update(hostkit.rehearse(deployment, faults=args.faults, timing=timing, rate=args.rate,
-                                        baseline_seconds=args.baseline_seconds, baseline_rate=args.baseline_rate,
-                                        ceiling_rates=args.ceiling_rates,
-                                        ceiling_seconds=args.ceiling_seconds, progress=_progress))  # fmt: skip
+        results.update(
+            hostkit.rehearse(
+                deployment,
+                faults=args.faults,
+                timing=timing,
+                rate=args.rate,
+                baseline_seconds=args.baseline_seconds,
+                baseline_rate=args.baseline_rate,
+                ceiling_rates=args.ceiling_rates,
+                ceiling_seconds=args.ceiling_seconds,
+                progress=_progress,
+            )
+        )
     missed = _report(results)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -132,8 +169,10 @@ def _report(results: dict) -> list[str]:
         recover = f.get("seconds_to_full", f.get("seconds_to_finish_after_kill", "-"))
         if name == "web-host-down":
             recover = f.get("marked_down_after_s")
-        print(f"{name:28} {f['p50_ms']!s:>8} {f['p99_ms']!s:>8} {f['requests']:>6} {f['server_errors']:>6} "
-              f"{f['no_response']:>7} {f['degraded_share']!s:>9} {recover!s:>9}")  # fmt: skip
+        print(
+            f"{name:28} {f['p50_ms']!s:>8} {f['p99_ms']!s:>8} {f['requests']:>6} {f['server_errors']:>6} "
+            f"{f['no_response']:>7} {f['degraded_share']!s:>9} {recover!s:>9}"
+        )
     missed = []
     for check in results["checks"]:
         print(f"  [{'ok' if check['met'] else 'MISSED'}] {check['figure']}")

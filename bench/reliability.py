@@ -35,6 +35,7 @@ after 5 min), p99 and worker RSS per --soak-chunk-seconds; figures: p99 of the l
 5 minutes within 20 % of the first 5, worker RSS growth under 5 % (windows shrink for a shorter soak).
 Exits 1 if any figure is missed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -90,14 +91,24 @@ def main() -> None:
     parser.add_argument("--world", choices=["demo", "small"], default="demo")
     parser.add_argument("--database-url", help="default postgres://reco:reco@127.0.0.1:5432/reco_reliability_<world>")
     parser.add_argument("--artifact-dir", help="default /tmp/reco-reliability-<world>/artifacts")
-    parser.add_argument("--scenarios", nargs="+", choices=SCENARIOS, default=SCENARIOS, metavar="NAME",
-                        help=f"any of {' '.join(SCENARIOS)} (default all)")
+    parser.add_argument(
+        "--scenarios",
+        nargs="+",
+        choices=SCENARIOS,
+        default=SCENARIOS,
+        metavar="NAME",
+        help=f"any of {' '.join(SCENARIOS)} (default all)",
+    )
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (WEB_CONCURRENCY)")
     parser.add_argument("--rate", type=float, default=20.0, help="requests/s during the fault scenarios")
     parser.add_argument("--before", type=float, default=5.0, help="seconds of load before each fault")
     parser.add_argument("--seconds", type=float, default=30.0, help="seconds each fault lasts")
-    parser.add_argument("--recovery-seconds", type=float, default=70.0,
-                        help="seconds of load after a fault is lifted (Redis: enough to see the 60 s figure)")
+    parser.add_argument(
+        "--recovery-seconds",
+        type=float,
+        default=70.0,
+        help="seconds of load after a fault is lifted (Redis: enough to see the 60 s figure)",
+    )
     parser.add_argument("--schemathesis-cases", type=int, default=10_000)
     parser.add_argument("--soak", action="store_true", help="run the soak instead of the scenarios")
     parser.add_argument("--soak-minutes", type=float, default=30.0)
@@ -109,21 +120,38 @@ def main() -> None:
     args.artifact_dir = Path(args.artifact_dir or f"/tmp/reco-reliability-{args.world}/artifacts")
 
     print("machine calibration ...", flush=True)
-    results: dict = {"machine": calibration(), "world": args.world, "rate": args.rate, "fault_seconds": args.seconds,
-                     "workers": args.workers, "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                     "arguments": {k: str(v) for k, v in vars(args).items()},
-                     "shortened": sys.argv[1:] != [] and any(a.startswith(("--seconds", "--recovery", "--schemathesis-cases",
-                                                                           "--soak-minutes", "--before")) for a in sys.argv[1:])}  # fmt: skip
+    results: dict = {
+        "machine": calibration(),
+        "world": args.world,
+        "rate": args.rate,
+        "fault_seconds": args.seconds,
+        "workers": args.workers,
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "arguments": {k: str(v) for k, v in vars(args).items()},
+        "shortened": sys.argv[1:] != []
+        and any(
+            a.startswith(("--seconds", "--recovery", "--schemathesis-cases", "--soak-minutes", "--before"))
+            for a in sys.argv[1:]
+        ),
+    }
     print(f"  {results['machine']}", flush=True)
     database = urlsplit(args.database_url)
-    with redis_server() as redis, redis_server() as broker, tcp_proxy(database.hostname, database.port or 5432) as proxy:
+    with (
+        redis_server() as redis,
+        redis_server() as broker,
+        tcp_proxy(database.hostname, database.port or 5432) as proxy,
+    ):
         world = _world_prepare(args, redis)
-        print(f"world {args.world}: {len(world.profile_ids)} profiles with history; starting the worker and gunicorn",
-              flush=True)  # fmt: skip
+        print(
+            f"world {args.world}: {len(world.profile_ids)} profiles with history; starting the worker and gunicorn",
+            flush=True,
+        )
         proxied = database._replace(netloc=f"{database.username}:{database.password}@127.0.0.1:{proxy.port}").geturl()
         env = _env(args, redis_url=redis.url, broker_url=broker.url)
-        with celery_worker({**env, "DATABASE_URL": args.database_url}, beat=True) as worker, \
-                gunicorn_server({**env, "DATABASE_URL": proxied}, workers=args.workers, keep_log=True) as server:
+        with (
+            celery_worker({**env, "DATABASE_URL": args.database_url}, beat=True) as worker,
+            gunicorn_server({**env, "DATABASE_URL": proxied}, workers=args.workers, keep_log=True) as server,
+        ):
             context = Context(args, world, server, redis, proxy, worker_log=worker.log_text)
             _warm_up(context)
             if args.soak:
@@ -178,11 +206,18 @@ SECRET_KEY = secrets.token_urlsafe(48)
 
 
 def _env(args: argparse.Namespace, *, redis_url: str, broker_url: str) -> dict[str, str]:
-    return {"DJANGO_SETTINGS_MODULE": "config.settings.production", "SECRET_KEY": SECRET_KEY,
-            "ALLOWED_HOSTS": "127.0.0.1,localhost", "SECURE_SSL_REDIRECT": "0", "REDIS_URL": redis_url,
-            "CELERY_BROKER_URL": broker_url, "CELERY_RESULT_BACKEND": broker_url,
-            "RECO_ARTIFACT_DIR": str(args.artifact_dir),
-            "RECO_SERVING_CACHE_DIR": str(args.artifact_dir.parent / "serving-cache"), "LOG_LEVEL": "INFO"}  # fmt: skip
+    return {
+        "DJANGO_SETTINGS_MODULE": "config.settings.production",
+        "SECRET_KEY": SECRET_KEY,
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "SECURE_SSL_REDIRECT": "0",
+        "REDIS_URL": redis_url,
+        "CELERY_BROKER_URL": broker_url,
+        "CELERY_RESULT_BACKEND": broker_url,
+        "RECO_ARTIFACT_DIR": str(args.artifact_dir),
+        "RECO_SERVING_CACHE_DIR": str(args.artifact_dir.parent / "serving-cache"),
+        "LOG_LEVEL": "INFO",
+    }
 
 
 def _world_prepare(args: argparse.Namespace, redis: RedisServer) -> World:
@@ -214,8 +249,20 @@ def _world_prepare(args: argparse.Namespace, redis: RedisServer) -> World:
             from recommendations.models import ModelKind
             from recommendations.training import model_train
 
-            call_command("generate_synthetic", "--titles", "600", "--accounts", "300", "--events", "30000", "--seed", "5",
-                         "--ground-truth-dir", str(args.artifact_dir.parent / "truth"), verbosity=1)  # fmt: skip
+            call_command(
+                "generate_synthetic",
+                "--titles",
+                "600",
+                "--accounts",
+                "300",
+                "--events",
+                "30000",
+                "--seed",
+                "5",
+                "--ground-truth-dir",
+                str(args.artifact_dir.parent / "truth"),
+                verbosity=1,
+            )
             for kind in (ModelKind.POPULARITY, ModelKind.MATRIX_FACTORIZATION, ModelKind.CONTENT):
                 model_train(kind=kind, activation="always")
     active = set(ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).values_list("kind", flat=True))
@@ -310,10 +357,17 @@ def _flag_counts(records: list[RequestRecord]) -> dict[str, int]:
 def _fault_run(context: Context, inject: Callable[[], object], lift: Callable[[], object], after: float) -> LoadResult:
     args = context.args
     total = args.before + args.seconds + after
-    print(f"  {total:.0f} s at {args.rate:g}/s: the fault from {args.before:g} s to {args.before + args.seconds:g} s",
-          flush=True)  # fmt: skip
-    return load(context.url(), args.rate, total, context.headers,
-                actions=[(args.before, "inject", inject), (args.before + args.seconds, "lift", lift)])  # fmt: skip
+    print(
+        f"  {total:.0f} s at {args.rate:g}/s: the fault from {args.before:g} s to {args.before + args.seconds:g} s",
+        flush=True,
+    )
+    return load(
+        context.url(),
+        args.rate,
+        total,
+        context.headers,
+        actions=[(args.before, "inject", inject), (args.before + args.seconds, "lift", lift)],
+    )
 
 
 def _figures(context: Context, run: LoadResult, timeouts_before: int) -> dict:
@@ -346,15 +400,20 @@ def scenario_redis(context: Context, *, kill: bool) -> dict:
         "every answer 200": figures["whole_run"]["non_200"] == 0,
         "every answer during the fault flagged": not unflagged,
         f"p99 during the fault <= {REDIS_P99_MS:.0f} ms": (figures["during_fault"]["p99_ms"] or 0) <= REDIS_P99_MS,
-        f"full answers within {REDIS_RECOVER_S:.0f} s of its return":
-            figures["time_to_recover_s"] is not None and figures["time_to_recover_s"] <= REDIS_RECOVER_S,
-    }  # fmt: skip
+        f"full answers within {REDIS_RECOVER_S:.0f} s of its return": figures["time_to_recover_s"] is not None
+        and figures["time_to_recover_s"] <= REDIS_RECOVER_S,
+    }
     return figures
 
 
 def _json_503(record: RequestRecord) -> bool:
-    return (record.status == 503 and record.content_type.startswith("application/json")
-            and bool(record.flags) and record.flags[0].startswith("code:") and (record.retry_after or "").isdigit())  # fmt: skip
+    return (
+        record.status == 503
+        and record.content_type.startswith("application/json")
+        and bool(record.flags)
+        and record.flags[0].startswith("code:")
+        and (record.retry_after or "").isdigit()
+    )
 
 
 def scenario_database(context: Context, *, kill: bool) -> dict:
@@ -372,9 +431,9 @@ def scenario_database(context: Context, *, kill: bool) -> dict:
         f"every answer within {DB_ANSWER_MS / 1000:.0f} s": figures["over_1s_during_fault"] == 0,
         "no 5xx but 503": not [r for r in run.records if r.status >= 500 and r.status != 503],
         "no worker timeouts": figures["worker_timeouts"] == 0,
-        f"full answers within {DB_RECOVER_S:.0f} s of its return":
-            figures["time_to_recover_s"] is not None and figures["time_to_recover_s"] <= DB_RECOVER_S,
-    }  # fmt: skip
+        f"full answers within {DB_RECOVER_S:.0f} s of its return": figures["time_to_recover_s"] is not None
+        and figures["time_to_recover_s"] <= DB_RECOVER_S,
+    }
     return figures
 
 
@@ -413,9 +472,19 @@ def scenario_artifact(context: Context, *, flip: bool) -> dict:
     before_top5 = _top5(context, sample)
     stop = threading.Event()
     outcome: dict = {}
-    loader = threading.Thread(target=lambda: outcome.setdefault("run", load(
-        context.url(), args.rate, args.before + 2 * ARTIFACT_SHOWN_S + ARTIFACT_HEALED_S + 30, context.headers,
-        stop=stop)), daemon=True)  # fmt: skip
+    loader = threading.Thread(
+        target=lambda: outcome.setdefault(
+            "run",
+            load(
+                context.url(),
+                args.rate,
+                args.before + 2 * ARTIFACT_SHOWN_S + ARTIFACT_HEALED_S + 30,
+                context.headers,
+                stop=stop,
+            ),
+        ),
+        daemon=True,
+    )
     log_before = len(context.server.log_text())
     loader.start()
     time.sleep(args.before)
@@ -423,7 +492,7 @@ def scenario_artifact(context: Context, *, flip: bool) -> dict:
     if flip:
         middle = len(original) // 2
         damaged = bytearray(original)
-        damaged[middle:middle + FLIP_BYTES] = bytes(b ^ 0xFF for b in original[middle:middle + FLIP_BYTES])
+        damaged[middle : middle + FLIP_BYTES] = bytes(b ^ 0xFF for b in original[middle : middle + FLIP_BYTES])
         path.write_bytes(bytes(damaged))
     else:
         os.truncate(path, 1024)
@@ -437,8 +506,9 @@ def scenario_artifact(context: Context, *, flip: bool) -> dict:
         path.write_bytes(original)
     restored_at = time.monotonic()
     print("  restored", flush=True)
-    healed_s = _wait_seconds(lambda: bool(_statuses(context)) and all(not s.get("problems") for s in _statuses(context)),
-                             ARTIFACT_HEALED_S)  # fmt: skip
+    healed_s = _wait_seconds(
+        lambda: bool(_statuses(context)) and all(not s.get("problems") for s in _statuses(context)), ARTIFACT_HEALED_S
+    )
     time.sleep(min(args.recovery_seconds, 5.0))
     stop.set()
     loader.join(timeout=60)
@@ -470,7 +540,8 @@ def scenario_artifact(context: Context, *, flip: bool) -> dict:
 def _everyone_shows(context: Context, path: Path) -> bool:
     statuses = _statuses(context)
     return len(statuses) > context.args.workers and all(
-        any(problem.get("file") == str(path) for problem in s.get("problems", [])) for s in statuses)  # fmt: skip
+        any(problem.get("file") == str(path) for problem in s.get("problems", [])) for s in statuses
+    )
 
 
 def _wait_seconds(condition: Callable[[], bool], seconds: float) -> float | None:
@@ -492,9 +563,14 @@ def scenario_schemathesis(context: Context) -> dict:
             break
         per_operation = max(20, min(5000, math.ceil((target - cases) / 3)))
         print(f"  round {seed}: {per_operation} cases per operation ({cases} of {target} so far)", flush=True)
-        result = schemathesis_run(context.server.url, api_key=context.world.api_key, max_examples=per_operation,
-                                  seed=seed, timeout=3600, report_dir=Path(context.server.log_path).parent
-                                  / f"schemathesis-{context.server.port}")  # fmt: skip
+        result = schemathesis_run(
+            context.server.url,
+            api_key=context.world.api_key,
+            max_examples=per_operation,
+            seed=seed,
+            timeout=3600,
+            report_dir=Path(context.server.log_path).parent / f"schemathesis-{context.server.port}",
+        )
         cases += result.cases
         rounds.append({"seed": seed, "cases": result.cases, "seconds": result.seconds, "exit_code": result.exit_code})
         for name, failure in result.failures.items():
@@ -509,12 +585,16 @@ def scenario_schemathesis(context: Context) -> dict:
             break
     log = context.server.log_text()[log_before:]
     figures = {
-        "cases": cases, "rounds": rounds, "errors": errors[:20],
-        "failures": {name: {"count": f["count"], "operations": sorted(f["operations"])} for name, f in failures.items()},
+        "cases": cases,
+        "rounds": rounds,
+        "errors": errors[:20],
+        "failures": {
+            name: {"count": f["count"], "operations": sorted(f["operations"])} for name, f in failures.items()
+        },
         "server_errors": sum(f["count"] for name, f in failures.items() if "server error" in name.lower()),
         "internal_server_errors_logged": log.count("Internal Server Error"),
         "failure_output": failure_output,
-    }  # fmt: skip
+    }
     figures["checks"] = {
         f">= {target} cases": cases >= target,
         "no 5xx": figures["server_errors"] == 0 and figures["internal_server_errors_logged"] == 0,
@@ -523,8 +603,11 @@ def scenario_schemathesis(context: Context) -> dict:
     return figures
 
 
-SOAK_SCHEDULES = {"tasks.features.refresh_content_features", "tasks.features.refresh_recent_user_features",
-                  "tasks.features.refresh_user_features"}
+SOAK_SCHEDULES = {
+    "tasks.features.refresh_content_features",
+    "tasks.features.refresh_recent_user_features",
+    "tasks.features.refresh_user_features",
+}
 
 RUNNERS: dict[str, Callable[[Context], dict]] = {
     "redis-freeze": lambda c: scenario_redis(c, kill=False),
@@ -542,38 +625,51 @@ def soak(context: Context) -> dict:
     args = context.args
     chunks = max(2, math.ceil(args.soak_minutes * 60 / args.soak_chunk_seconds))
     window = max(1, min(math.ceil(300 / args.soak_chunk_seconds), chunks // 2))  # 5 minutes, or half a short soak
-    print(f"soak: {chunks} x {args.soak_chunk_seconds:g} s at {args.soak_rate:g}/s; first/last {window} chunks compared",
-          flush=True)  # fmt: skip
+    print(
+        f"soak: {chunks} x {args.soak_chunk_seconds:g} s at {args.soak_rate:g}/s; first/last {window} chunks compared",
+        flush=True,
+    )
     samples, records = [], []
     for index in range(chunks):
         run = load(context.url(), args.soak_rate, args.soak_chunk_seconds, context.headers)
         records.append(run.records)
         rss = context.server.worker_rss_mib()
-        sample = {"minute": round((index + 1) * args.soak_chunk_seconds / 60, 2), **run.summary(),
-                  "worker_rss_mib": rss, "worker_rss_total_mib": round(sum(rss.values()), 1)}  # fmt: skip
+        sample = {
+            "minute": round((index + 1) * args.soak_chunk_seconds / 60, 2),
+            **run.summary(),
+            "worker_rss_mib": rss,
+            "worker_rss_total_mib": round(sum(rss.values()), 1),
+        }
         samples.append(sample)
-        print(f"  {sample['minute']:6.2f} min  p50 {sample['p50_ms']} p99 {sample['p99_ms']} ms  "
-              f"non-200 {sample['non_200']}  worker RSS {sample['worker_rss_total_mib']} MiB {sorted(rss.values())}",
-              flush=True)  # fmt: skip
+        print(
+            f"  {sample['minute']:6.2f} min  p50 {sample['p50_ms']} p99 {sample['p99_ms']} ms  "
+            f"non-200 {sample['non_200']}  worker RSS {sample['worker_rss_total_mib']} MiB {sorted(rss.values())}",
+            flush=True,
+        )
     first = summarize([r for chunk in records[:window] for r in chunk])
     last = summarize([r for chunk in records[-window:] for r in chunk])
     rss_first, rss_last = samples[0]["worker_rss_total_mib"], samples[-1]["worker_rss_total_mib"]
     pids = [sorted(s["worker_rss_mib"]) for s in samples]
     figures = {
         "whole_run": summarize([r for chunk in records for r in chunk], args.soak_chunk_seconds * chunks),
-        "samples": samples, "window_chunks": window, "p99_first_ms": first["p99_ms"], "p99_last_ms": last["p99_ms"],
-        "rss_first_mib": rss_first, "rss_last_mib": rss_last,
+        "samples": samples,
+        "window_chunks": window,
+        "p99_first_ms": first["p99_ms"],
+        "p99_last_ms": last["p99_ms"],
+        "rss_first_mib": rss_first,
+        "rss_last_mib": rss_last,
         "rss_growth": round((rss_last - rss_first) / rss_first, 4) if rss_first else None,
-        "workers_replaced": pids[0] != pids[-1], "non_200": sum(s["non_200"] for s in samples),
-    }  # fmt: skip
+        "workers_replaced": pids[0] != pids[-1],
+        "non_200": sum(s["non_200"] for s in samples),
+    }
     figures["checks"] = {
-        f"p99 of the last window within {SOAK_P99_DRIFT:.0%} of the first":
-            last["p99_ms"] <= first["p99_ms"] * (1 + SOAK_P99_DRIFT),
+        f"p99 of the last window within {SOAK_P99_DRIFT:.0%} of the first": last["p99_ms"]
+        <= first["p99_ms"] * (1 + SOAK_P99_DRIFT),
         f"worker RSS growth under {SOAK_RSS_GROWTH:.0%}": figures["rss_growth"] is not None
-            and figures["rss_growth"] < SOAK_RSS_GROWTH,
+        and figures["rss_growth"] < SOAK_RSS_GROWTH,
         "same workers throughout": not figures["workers_replaced"],
         "every answer 200": figures["non_200"] == 0,
-    }  # fmt: skip
+    }
     return figures
 
 
@@ -581,13 +677,31 @@ def soak(context: Context) -> dict:
 def _print_scenario(name: str, figures: dict) -> None:
     part = figures.get("during_fault") or figures.get("whole_run")
     if part:
-        print(f"  during the fault: p50 {part['p50_ms']} p95 {part['p95_ms']} p99 {part['p99_ms']} ms, "
-              f"{part['throughput_rps']}/s, non-200 {part['non_200']}, >=500 {part['server_errors']}, "
-              f"no response {part['no_response']}", flush=True)  # fmt: skip
-    extras = {k: figures[k] for k in ("flags_during_fault", "time_to_recover_s", "settled_after_s", "feature_redis_keys",
-                                      "worker_timeouts", "failed_requests", "shown_within_s",
-                                      "healed_within_s", "top5_changed_of_10", "cases", "server_errors", "failures",
-                                      "worker_rss_mib") if k in figures}  # fmt: skip
+        print(
+            f"  during the fault: p50 {part['p50_ms']} p95 {part['p95_ms']} p99 {part['p99_ms']} ms, "
+            f"{part['throughput_rps']}/s, non-200 {part['non_200']}, >=500 {part['server_errors']}, "
+            f"no response {part['no_response']}",
+            flush=True,
+        )
+    extras = {
+        k: figures[k]
+        for k in (
+            "flags_during_fault",
+            "time_to_recover_s",
+            "settled_after_s",
+            "feature_redis_keys",
+            "worker_timeouts",
+            "failed_requests",
+            "shown_within_s",
+            "healed_within_s",
+            "top5_changed_of_10",
+            "cases",
+            "server_errors",
+            "failures",
+            "worker_rss_mib",
+        )
+        if k in figures
+    }
     print(f"  {extras}", flush=True)
     for check, ok in figures["checks"].items():
         print(f"  [{'ok' if ok else 'MISSED'}] {check}", flush=True)
@@ -597,15 +711,19 @@ def _report(results: dict) -> list[str]:
     print(f"\nmachine calibration: {results['machine']}")
     missed = []
     parts = results.get("scenarios", {}) | ({"soak": results["soak"]} if "soak" in results else {})
-    print(f"{'scenario':18} {'p50':>8} {'p95':>8} {'p99':>8} {'rps':>6} {'non200':>7} {'>=500':>6} {'recover':>8}  figures")
+    print(
+        f"{'scenario':18} {'p50':>8} {'p95':>8} {'p99':>8} {'rps':>6} {'non200':>7} {'>=500':>6} {'recover':>8}  figures"
+    )
     for name, figures in parts.items():
         part = figures.get("during_fault") or figures.get("whole_run") or {}
         recover = figures.get("time_to_recover_s", figures.get("healed_within_s"))
         ok = [check for check, passed in figures["checks"].items() if not passed]
         missed += [f"{name}: {check}" for check in ok]
-        print(f"{name:18} {part.get('p50_ms', '-')!s:>8} {part.get('p95_ms', '-')!s:>8} {part.get('p99_ms', '-')!s:>8} "
-              f"{part.get('throughput_rps', '-')!s:>6} {part.get('non_200', '-')!s:>7} {part.get('server_errors', '-')!s:>6} "
-              f"{recover!s:>8}  {'all met' if not ok else 'MISSED: ' + '; '.join(ok)}")  # fmt: skip
+        print(
+            f"{name:18} {part.get('p50_ms', '-')!s:>8} {part.get('p95_ms', '-')!s:>8} {part.get('p99_ms', '-')!s:>8} "
+            f"{part.get('throughput_rps', '-')!s:>6} {part.get('non_200', '-')!s:>7} {part.get('server_errors', '-')!s:>6} "
+            f"{recover!s:>8}  {'all met' if not ok else 'MISSED: ' + '; '.join(ok)}"
+        )
     results["missed"] = missed
     return missed
 

@@ -14,6 +14,7 @@
   the replica behind by 60 s: seconds until reads leave it.
 Exits 1 if a figure is missed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,10 +60,14 @@ def main() -> int:
 
 def read_your_writes(world: ReplicatedWorld, profile_ids: list[int]) -> dict:
     rounds = [world.ryw_round(profile_id) for profile_id in profile_ids]
-    return {"rounds": len(rounds), "seen": sum(r["seen"] for r in rounds),
-            "replica_behind": sum(r["replica_behind"] for r in rounds), "posted": sum(r["posted"] for r in rounds),
-            "read_after_write_ms": percentiles([r["read_ms"] for r in rounds]),
-            "misses": [r for r in rounds if not r["seen"]][:5]}  # fmt: skip
+    return {
+        "rounds": len(rounds),
+        "seen": sum(r["seen"] for r in rounds),
+        "replica_behind": sum(r["replica_behind"] for r in rounds),
+        "posted": sum(r["posted"] for r in rounds),
+        "read_after_write_ms": percentiles([r["read_ms"] for r in rounds]),
+        "misses": [r for r in rounds if not r["seen"]][:5],
+    }
 
 
 def latency(world: ReplicatedWorld, profile_ids: list[int]) -> dict:
@@ -95,8 +100,12 @@ def replay_lag(world: ReplicatedWorld, profile_ids: list[int]) -> dict:
                 watched = world.top_title(profile_id)
                 world.complete(profile_id, watched)
                 answered = time.monotonic()
-                wait_until(lambda p=profile_id, w=watched: replica.execute(sql, [p, w]).fetchone()[0], seconds=10,
-                           interval=0.001, what="the replica replaying a posted event")  # fmt: skip
+                wait_until(
+                    lambda p=profile_id, w=watched: replica.execute(sql, [p, w]).fetchone()[0],
+                    seconds=10,
+                    interval=0.001,
+                    what="the replica replaying a posted event",
+                )
                 lags.append((time.monotonic() - answered) * 1000)
     finally:
         world.pair.delay_replica(REPLAY_DELAY)
@@ -117,10 +126,14 @@ def fault(world: ReplicatedWorld, name: str, profile_id: int) -> dict:
     finally:
         world.pair.start_replica() if name == "stopped" else world.pair.replica.thaw()
         world.pair.wait_replica_caught_up(seconds=REPLAY_DELAY + 20)
-    return {"requests": len(answers), "ok": sum(status == 200 for status, _, _ in answers),
-            "from_primary": sum(bool(fresh) for _, _, fresh in answers if fresh is not None),
-            "first_ms": round(answers[0][1], 2), "max_ms": round(max(ms for _, ms, _ in answers), 2),
-            "latency_ms": percentiles([ms for _, ms, _ in answers])}  # fmt: skip
+    return {
+        "requests": len(answers),
+        "ok": sum(status == 200 for status, _, _ in answers),
+        "from_primary": sum(bool(fresh) for _, _, fresh in answers if fresh is not None),
+        "first_ms": round(answers[0][1], 2),
+        "max_ms": round(max(ms for _, ms, _ in answers), 2),
+        "latency_ms": percentiles([ms for _, ms, _ in answers]),
+    }
 
 
 def lagging(world: ReplicatedWorld, profile_id: int) -> dict:
@@ -138,8 +151,12 @@ def lagging(world: ReplicatedWorld, profile_id: int) -> dict:
             return status == 200 and watched not in item_ids(body)
 
         wait_until(left_the_replica, seconds=20, interval=0.1, what="reads leaving the lagging replica")
-        return {"seconds_to_primary": round(time.monotonic() - written, 2), "requests": len(statuses),
-                "ok": statuses.count(200), "replica_behind": not world.replica_has_completed(profile_id, watched)}  # fmt: skip
+        return {
+            "seconds_to_primary": round(time.monotonic() - written, 2),
+            "requests": len(statuses),
+            "ok": statuses.count(200),
+            "replica_behind": not world.replica_has_completed(profile_id, watched),
+        }
     finally:
         world.pair.delay_replica(REPLAY_DELAY)
         world.pair.wait_replica_caught_up(seconds=REPLAY_DELAY + 20)
@@ -148,8 +165,10 @@ def lagging(world: ReplicatedWorld, profile_id: int) -> dict:
 def report(results: dict, rounds: int) -> list[str]:
     ryw, faults = results["read_your_writes"], results["faults"]
     print(f"machine: {results['machine']}")
-    print(f"read-your-writes: {ryw['seen']} of {ryw['rounds']} (replica behind in {ryw['replica_behind']}), "
-          f"read after write {ryw['read_after_write_ms']} ms")  # fmt: skip
+    print(
+        f"read-your-writes: {ryw['seen']} of {ryw['rounds']} (replica behind in {ryw['replica_behind']}), "
+        f"read after write {ryw['read_after_write_ms']} ms"
+    )
     print(f"latency ms: replica {results['latency_ms']['replica']}, pinned {results['latency_ms']['pinned_primary']}")
     print(f"replay lag ms (no delay, events back to back): {results['replay_lag_ms']}")
     for name, figures in faults.items():
@@ -159,7 +178,11 @@ def report(results: dict, rounds: int) -> list[str]:
         missed.append("read-your-writes")
     for name in ("stopped", "frozen"):
         figures = faults[name]
-        if figures["ok"] != figures["requests"] or figures["max_ms"] >= API_DEADLINE * 1000 or figures["from_primary"] != 20:
+        if (
+            figures["ok"] != figures["requests"]
+            or figures["max_ms"] >= API_DEADLINE * 1000
+            or figures["from_primary"] != 20
+        ):
             missed.append(f"replica {name}")
     if faults["lagging"]["ok"] != faults["lagging"]["requests"] or not faults["lagging"]["replica_behind"]:
         missed.append("replica lagging")

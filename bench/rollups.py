@@ -9,6 +9,7 @@ of a day); --reads reads of the aggregates from the rollups (the 5-minute refres
 checked equal to the GROUP BY's; the whole content refresh (aggregates, features, Redis writes, matrix); and
 the busiest title's 7-day views from the rollup against the plain count.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,8 +34,12 @@ def main() -> None:
     parser.add_argument("--reads", type=int, default=10)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    os.environ.update(DATABASE_URL=args.database_url, REDIS_URL=args.redis_url, LOG_LEVEL="WARNING",
-                      DJANGO_SETTINGS_MODULE="config.settings.base")  # fmt: skip
+    os.environ.update(
+        DATABASE_URL=args.database_url,
+        REDIS_URL=args.redis_url,
+        LOG_LEVEL="WARNING",
+        DJANGO_SETTINGS_MODULE="config.settings.base",
+    )
     sys.path.insert(0, str(ROOT))
     import django
 
@@ -73,9 +78,15 @@ def main() -> None:
         reads.append((time.perf_counter() - started) * 1000)
     got, expected = got.sort_values("title_id"), expected.sort_values("title_id")
     assert list(got["title_id"]) == list(expected["title_id"]), "the rollups name other titles"
-    worst = {name: float(np.max(np.abs(got[name].to_numpy(float) - expected[name].to_numpy(float)) /
-                                np.maximum(1.0, np.abs(expected[name].to_numpy(float)))))
-             for name in compute.CONTENT_AGGREGATES}  # fmt: skip
+    worst = {
+        name: float(
+            np.max(
+                np.abs(got[name].to_numpy(float) - expected[name].to_numpy(float))
+                / np.maximum(1.0, np.abs(expected[name].to_numpy(float)))
+            )
+        )
+        for name in compute.CONTENT_AGGREGATES
+    }
     ms = np.array(reads)
     figures["rolled_read_ms"] = {f"p{q}": round(float(np.percentile(ms, q)), 1) for q in (50, 95, 99)}
     figures["largest_relative_difference"] = worst
@@ -87,16 +98,21 @@ def main() -> None:
 
     def plain_count() -> int:
         with connection.cursor() as cursor:
-            cursor.execute("SELECT count(*) FROM users_viewingevent WHERE title_id = %s AND started_at >= %s "
-                           "AND started_at < %s", [busiest, as_of - dt.timedelta(days=7), as_of])  # fmt: skip
+            cursor.execute(
+                "SELECT count(*) FROM users_viewingevent WHERE title_id = %s AND started_at >= %s AND started_at < %s",
+                [busiest, as_of - dt.timedelta(days=7), as_of],
+            )
             return cursor.fetchone()[0]
 
     plain = timed("busiest_title_7d_plain", plain_count)
     recent = timed("busiest_title_7d_rollup", lambda: rollups.title_views_recent(title_id=busiest, as_of=as_of))
     assert plain == recent, (plain, recent)
-    figures |= {"busiest_title": busiest, "busiest_title_7d_views": recent,
-                "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
-                "machine": machine}  # fmt: skip
+    figures |= {
+        "busiest_title": busiest,
+        "busiest_title_7d_views": recent,
+        "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
+        "machine": machine,
+    }
     print(json.dumps(figures, indent=2))
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")

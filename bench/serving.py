@@ -13,6 +13,7 @@ random profiles (those without history included):
   - cache hits (the same requests again with the cache on);
 and the process's memory (RSS, and how much of it is shared memory-mapped model pages).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,8 +43,13 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
 
-    os.environ.update(DATABASE_URL=args.database_url, REDIS_URL=args.redis_url, RECO_ARTIFACT_DIR=args.artifact_dir,
-                      DJANGO_SETTINGS_MODULE="config.settings.base", LOG_LEVEL="WARNING")  # fmt: skip
+    os.environ.update(
+        DATABASE_URL=args.database_url,
+        REDIS_URL=args.redis_url,
+        RECO_ARTIFACT_DIR=args.artifact_dir,
+        DJANGO_SETTINGS_MODULE="config.settings.base",
+        LOG_LEVEL="WARNING",
+    )
     sys.path.insert(0, str(ROOT))
     import django
 
@@ -79,26 +85,32 @@ def main() -> None:
     # Profiles from one window of ids, so that refreshing their user features takes seconds, not minutes.
     window_start = int(rng.integers(low, max(low + 1, high - SAMPLE_WINDOW)))
     with connection.cursor() as cursor:
-        cursor.execute("SELECT id FROM users_profile WHERE id >= %s AND id < %s",
-                       [window_start, window_start + SAMPLE_WINDOW])  # fmt: skip
+        cursor.execute(
+            "SELECT id FROM users_profile WHERE id >= %s AND id < %s", [window_start, window_start + SAMPLE_WINDOW]
+        )
         existing = np.array(sorted(r[0] for r in cursor.fetchall()), np.int64)
     sample = rng.choice(existing, size=min(args.requests, len(existing)), replace=False)
 
     store = FeatureStore()
     started = time.perf_counter()
     feature_services.content_features_refresh(as_of=newest, store=store)
-    feature_services.user_features_refresh(profile_id_start=window_start, profile_id_end=window_start + SAMPLE_WINDOW,
-                                           as_of=newest, store=store)  # fmt: skip
+    feature_services.user_features_refresh(
+        profile_id_start=window_start, profile_id_end=window_start + SAMPLE_WINDOW, as_of=newest, store=store
+    )
     print(f"features refreshed in {time.perf_counter() - started:.1f} s")
 
     started = time.perf_counter()
     models = serving_state.models()
-    print(f"serving models {models.versions} ready in {time.perf_counter() - started:.1f} s "
-          f"({len(models.catalog):,} titles)")  # fmt: skip
+    print(
+        f"serving models {models.versions} ready in {time.perf_counter() - started:.1f} s "
+        f"({len(models.catalog):,} titles)"
+    )
     now = timezone.now()
     # Warm-up: page in the memory-mapped factors and the code paths.
     for profile_id in sample[:50]:
-        candidates_generate(profile_state_load(profile_id=int(profile_id)), models, serving_state.trending(models, store), now=now)
+        candidates_generate(
+            profile_state_load(profile_id=int(profile_id)), models, serving_state.trending(models, store), now=now
+        )
 
     source_ms, counts, per_source = [], [], {}
     for profile_id in sample:
@@ -147,8 +159,9 @@ def main() -> None:
         "five_sources_ms": _summary(np.array(source_ms)),
         "per_source_ms_p99": {name: round(float(np.percentile(v, 99)), 3) for name, v in per_source.items()},
         "engine_cache_miss_ms": _summary(np.array(engine_ms)),
-        "engine_stage_ms_p50_p99": {s: [round(float(np.percentile(v, 50)), 3), round(float(np.percentile(v, 99)), 3)]
-                                    for s, v in stages.items()},  # fmt: skip
+        "engine_stage_ms_p50_p99": {
+            s: [round(float(np.percentile(v, 50)), 3), round(float(np.percentile(v, 99)), 3)] for s, v in stages.items()
+        },
         "engine_cache_hit_ms": _summary(np.array(hit_ms)) if hit_ms else None,
         "not_cached_by_reason": not_cached,
         "degraded_requests": degraded,
@@ -178,15 +191,25 @@ def _served_diversity(engine, profile_ids, models, now) -> dict[str, float]:
         result = engine.recommend(context=UserContext(profile_id=int(profile_id)), n=20, with_rows=False)
         rows, _ = catalog.positions(np.array([item.content_id for item in result.items]))
         history, _ = catalog.positions(state.history_title_ids)
-        usual = _favourite_genres(catalog.genre_masks, catalog.genre_mask_of(np.array(state.onboarding_genre_ids)),
-                                  np.unique(history))  # fmt: skip
-        reports.append(diversity_report(np.arange(len(rows)), catalog.genre_masks[rows],
-                                        recent_titles(catalog, rows, today_days=today), usual_genres=int(usual)))  # fmt: skip
+        usual = _favourite_genres(
+            catalog.genre_masks, catalog.genre_mask_of(np.array(state.onboarding_genre_ids)), np.unique(history)
+        )
+        reports.append(
+            diversity_report(
+                np.arange(len(rows)),
+                catalog.genre_masks[rows],
+                recent_titles(catalog, rows, today_days=today),
+                usual_genres=int(usual),
+            )
+        )
     genres = np.array([r.distinct_genres for r in reports])
-    return {"profiles": len(reports), "distinct_genres_mean": round(float(genres.mean()), 2),
-            "share_with_5_or_more_genres": round(float((genres >= 5).mean()), 3),
-            "share_recent_mean": round(float(np.mean([r.share_recent for r in reports])), 3),
-            "share_outside_usual_mean": round(float(np.mean([r.share_outside_usual for r in reports])), 3)}  # fmt: skip
+    return {
+        "profiles": len(reports),
+        "distinct_genres_mean": round(float(genres.mean()), 2),
+        "share_with_5_or_more_genres": round(float((genres >= 5).mean()), 3),
+        "share_recent_mean": round(float(np.mean([r.share_recent for r in reports])), 3),
+        "share_outside_usual_mean": round(float(np.mean([r.share_outside_usual for r in reports])), 3),
+    }
 
 
 def _ranker_backend(models) -> str | None:
@@ -196,8 +219,9 @@ def _ranker_backend(models) -> str | None:
 
 
 def _summary(values: np.ndarray, digits: int = 3) -> dict[str, float]:
-    return {name: round(float(np.percentile(values, q)), digits) for name, q in (("p50", 50), ("p95", 95), ("p99", 99))} | {
-        "mean": round(float(values.mean()), digits), "max": round(float(values.max()), digits)}  # fmt: skip
+    return {
+        name: round(float(np.percentile(values, q)), digits) for name, q in (("p50", 50), ("p95", 95), ("p99", 99))
+    } | {"mean": round(float(values.mean()), digits), "max": round(float(values.max()), digits)}
 
 
 def _memory() -> dict[str, float]:
@@ -205,9 +229,12 @@ def _memory() -> dict[str, float]:
     status = Path("/proc/self/status").read_text().splitlines()
     fields = {line.split(":")[0]: line.split(":")[1].strip() for line in status}
     gib = lambda kb: round(int(kb.split()[0]) / 2**20, 3)  # noqa: E731
-    return {"rss_gib": gib(fields["VmRSS"]), "rss_file_gib": gib(fields.get("RssFile", "0 kB")),
-            "rss_anon_gib": gib(fields.get("RssAnon", "0 kB")),
-            "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3)}  # fmt: skip
+    return {
+        "rss_gib": gib(fields["VmRSS"]),
+        "rss_file_gib": gib(fields.get("RssFile", "0 kB")),
+        "rss_anon_gib": gib(fields.get("RssAnon", "0 kB")),
+        "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3),
+    }
 
 
 if __name__ == "__main__":

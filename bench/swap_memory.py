@@ -17,6 +17,7 @@ Swap times: from the activation until the master serves the new version, and unt
 Each measurement first sends --requests requests over random profiles, so the workers have touched what
 they use. Every request of the run must answer 200.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,8 +44,13 @@ def main() -> None:
     parser.add_argument("--artifact-mmap", default="1", help="RECO_ARTIFACT_MMAP for the server (default 1)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    env = service_env(args, LOG_LEVEL="INFO", RECO_RESPONSE_CACHE_SECONDS="0", RECO_ARTIFACT_MMAP=args.artifact_mmap,
-                      RECO_PROCESS_STATUS_SECONDS="2")  # fmt: skip
+    env = service_env(
+        args,
+        LOG_LEVEL="INFO",
+        RECO_RESPONSE_CACHE_SECONDS="0",
+        RECO_ARTIFACT_MMAP=args.artifact_mmap,
+        RECO_PROCESS_STATUS_SECONDS="2",
+    )
     profiles = _profiles(env)
     _issue_key(env)
     rng = np.random.default_rng(3)
@@ -62,11 +68,14 @@ def main() -> None:
             load.start(), peak.start()
             version = _activate_new_version(args.kind)
             activated_at = time.monotonic()
-            _wait_for(lambda: _serves(_ours(server.pid), args.kind, version, role="master"),
-                      "the master to serve the new version")  # fmt: skip
+            _wait_for(
+                lambda: _serves(_ours(server.pid), args.kind, version, role="master"),
+                "the master to serve the new version",
+            )
             master_s = time.monotonic() - activated_at
-            _wait_for(lambda: _refreshed(server.pid, args, version, first_workers),
-                      "fresh workers serving the new version")  # fmt: skip
+            _wait_for(
+                lambda: _refreshed(server.pid, args, version, first_workers), "fresh workers serving the new version"
+            )
             workers_s = time.monotonic() - activated_at
             time.sleep(3)  # the old workers finish and exit
             load.stop(), peak.stop()
@@ -78,9 +87,16 @@ def main() -> None:
             server.wait(timeout=30)
     if failures:
         raise SystemExit(f"{len(failures)} requests failed during the swap: {sorted(set(failures))}")
-    result = {"workers": args.workers, "artifact_mmap": args.artifact_mmap, "kind": args.kind,
-              "activated": version, "requests_during_swap": load.sent, "swap_seconds": swap,
-              "total_pss_mib": {step: figures["total_pss_mib"] for step, figures in steps.items()}, "steps": steps}  # fmt: skip
+    result = {
+        "workers": args.workers,
+        "artifact_mmap": args.artifact_mmap,
+        "kind": args.kind,
+        "activated": version,
+        "requests_during_swap": load.sent,
+        "swap_seconds": swap,
+        "total_pss_mib": {step: figures["total_pss_mib"] for step, figures in steps.items()},
+        "steps": steps,
+    }
     print(json.dumps({k: result[k] for k in ("workers", "artifact_mmap", "total_pss_mib", "swap_seconds")}))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
@@ -178,8 +194,9 @@ def _activate_new_version(kind: str) -> str:
     model = model_class(kind).load(source)
     meta = model_class(kind).read_meta(source)
     with tempfile.TemporaryDirectory() as scratch:
-        saved = model.save(Path(scratch) / "model", metadata={**meta["metadata"], "bench_resave_of": active.version,
-                                                               "at": time.time()})  # fmt: skip
+        saved = model.save(
+            Path(scratch) / "model", metadata={**meta["metadata"], "bench_resave_of": active.version, "at": time.time()}
+        )
         version = model_version_register(kind=kind, saved_model_dir=saved, metrics=active.metrics, params=active.params)
     model_version_activate(version_id=version.pk)
     return version.version

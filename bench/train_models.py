@@ -8,6 +8,7 @@ It migrates the database first. Prints the seconds spent reading, the validation
 metrics and the peak memory; `--json PATH` also writes them. The version is registered as a candidate
 only (activation=never), with its artifact under --artifact-dir.
 """
+
 from __future__ import annotations
 
 import argparse

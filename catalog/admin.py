@@ -1,4 +1,5 @@
 """Django admin for the catalog, sized for 100K titles and their credits."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -1,4 +1,5 @@
 """Admin forms for the catalog."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -12,8 +13,13 @@ class TierMaskField(forms.TypedMultipleChoiceField):
     """A SubscriptionTier bit mask (catalog.Title, ranking.TierRule) edited as one checkbox per tier."""
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(choices=SubscriptionTier.choices, coerce=int, widget=forms.CheckboxSelectMultiple,
-                         error_messages={"required": "Pick at least one tier."}, **kwargs)  # fmt: skip
+        super().__init__(
+            choices=SubscriptionTier.choices,
+            coerce=int,
+            widget=forms.CheckboxSelectMultiple,
+            error_messages={"required": "Pick at least one tier."},
+            **kwargs,
+        )
 
     def prepare_value(self, value: Any) -> Any:
         if isinstance(value, int):  # the stored mask → the ticked tiers

@@ -1,4 +1,5 @@
 """The catalog: titles with their genres, credits, and tier and country availability."""
+
 from __future__ import annotations
 
 from django.db import models
@@ -107,9 +108,7 @@ class Title(models.Model):
             ),
             models.CheckConstraint(condition=Q(duration_minutes__gte=1), name="title_duration_positive"),
             models.CheckConstraint(condition=Q(episode_count__gte=1), name="title_episode_count_positive"),
-            models.CheckConstraint(
-                condition=Q(kind="series") | Q(episode_count=1), name="title_movie_has_one_episode"
-            ),
+            models.CheckConstraint(condition=Q(kind="series") | Q(episode_count=1), name="title_movie_has_one_episode"),
         ]
 
     def __str__(self) -> str:

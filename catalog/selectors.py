@@ -1,4 +1,5 @@
 """Read queries on the catalog: which titles a tier or a country may see."""
+
 from __future__ import annotations
 
 from django.db.models import F, Q, QuerySet

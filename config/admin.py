@@ -1,4 +1,5 @@
 """Admin building blocks shared by the apps."""
+
 from __future__ import annotations
 
 from typing import Any

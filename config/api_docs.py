@@ -1,4 +1,5 @@
 """The error shape for the OpenAPI schema: every operation documents each status it can return."""
+
 from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiResponse

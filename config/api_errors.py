@@ -7,6 +7,7 @@
 - `handler400/403/404/500` (config/urls.py) answer JSON under /api/ and plain pages elsewhere, never
   Django's debug pages.
 """
+
 from __future__ import annotations
 
 import logging
@@ -57,8 +58,12 @@ def exception_handler(error: Exception, context: dict) -> Response | None:
         return Response(database_unavailable_body(), status=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
     if isinstance(error, RequestDataTooBig):
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-        return Response(error_body("body_too_large", f"Send at most {limit:,} bytes a request: split the batch.",
-                                   {"max_bytes": limit}), status=413)  # fmt: skip
+        return Response(
+            error_body(
+                "body_too_large", f"Send at most {limit:,} bytes a request: split the batch.", {"max_bytes": limit}
+            ),
+            status=413,
+        )
     if isinstance(error, drf.ValidationError):
         details = error.detail if isinstance(error.detail, dict) else {"non_field_errors": error.detail}
         return Response(error_body("invalid", "Some parameters are invalid; see details.", details), status=400)
@@ -135,5 +140,6 @@ def handler500(request: HttpRequest) -> HttpResponse:
     error = sys.exc_info()[1]
     if isinstance(error, UNAVAILABLE):
         return DatabaseUnavailableMiddleware(lambda r: HttpResponse()).process_exception(request, error)
-    return _page_or_json(request, 500, "server_error", "Something went wrong on our side; it has been logged.",
-                         "500.html")  # fmt: skip
+    return _page_or_json(
+        request, 500, "server_error", "Something went wrong on our side; it has been logged.", "500.html"
+    )

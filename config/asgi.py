@@ -1,4 +1,5 @@
 """ASGI entry point: production settings unless told otherwise; never with DEBUG on (see wsgi.py)."""
+
 import os
 import sys
 
@@ -10,5 +11,7 @@ application = get_asgi_application()
 
 from config.settings.guards import refuse_debug  # noqa: E402 - needs the settings loaded
 
-if any(server in sys.modules for server in ("gunicorn", "uvicorn", "daphne", "hypercorn")):  # runserver may debug; a served site never
+if any(
+    server in sys.modules for server in ("gunicorn", "uvicorn", "daphne", "hypercorn")
+):  # runserver may debug; a served site never
     refuse_debug("the web server")

@@ -7,6 +7,7 @@ closes the breaker, so no request ever pays for a trial call and answers are ful
 interval of the dependency's return. State is per process (gunicorn workers each keep their own); a fork
 starts the probe thread again in the child when it is needed.
 """
+
 from __future__ import annotations
 
 import logging
@@ -35,8 +36,9 @@ class CircuitOpen(ConnectionError):
 
 
 class CircuitBreaker:
-    def __init__(self, name: str, *, probe: Callable[[], object], failure_threshold: int = 2,
-                 probe_seconds: float = 0.5) -> None:  # fmt: skip
+    def __init__(
+        self, name: str, *, probe: Callable[[], object], failure_threshold: int = 2, probe_seconds: float = 0.5
+    ) -> None:
         self.name = name
         self.probe = probe
         self.failure_threshold = failure_threshold
@@ -57,8 +59,9 @@ class CircuitBreaker:
     def check(self) -> None:
         """Raise CircuitOpen when the dependency is being skipped."""
         if self.is_open:
-            raise CircuitOpen(f"{self.name} is unavailable (circuit open since {self._opened_at:.0f}; "
-                              f"last error: {self._last_error})")  # fmt: skip
+            raise CircuitOpen(
+                f"{self.name} is unavailable (circuit open since {self._opened_at:.0f}; last error: {self._last_error})"
+            )
 
     def record_success(self) -> None:
         if self._failures:  # read without the lock: the common case costs one attribute read
@@ -73,8 +76,13 @@ class CircuitBreaker:
                 return
             self._open = True
             self._opened_at = time.time()
-        log.warning("%s circuit open after %d failures (%s): skipping it, probing every %.2g s",
-                    self.name, self._failures, self._last_error, self.probe_seconds)  # fmt: skip
+        log.warning(
+            "%s circuit open after %d failures (%s): skipping it, probing every %.2g s",
+            self.name,
+            self._failures,
+            self._last_error,
+            self.probe_seconds,
+        )
         self._start_prober()
 
     def reset(self) -> None:
@@ -82,8 +90,9 @@ class CircuitBreaker:
             self._open, self._failures, self._opened_at, self._last_error = False, 0, None, ""
 
     def state(self) -> BreakerState:
-        return BreakerState(self.name, OPEN if self._open else CLOSED, self._failures, self._opened_at,
-                            self._last_error)  # fmt: skip
+        return BreakerState(
+            self.name, OPEN if self._open else CLOSED, self._failures, self._opened_at, self._last_error
+        )
 
     def _start_prober(self) -> None:
         with self._lock:

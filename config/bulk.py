@@ -3,6 +3,7 @@
 PostgreSQL gets COPY (text for modest tables, binary built from numpy arrays for the big ones);
 SQLite, the embedded default, gets batched `INSERT ... ON CONFLICT` through executemany.
 """
+
 from __future__ import annotations
 
 import io
@@ -76,7 +77,10 @@ def upsert_frame(
     if not is_postgres():
         return _sqlite_insert(table, frame, skip_conflicts_on=conflict_columns, action=action)
     return _staged_insert(
-        table, columns, conflict=f"({_quoted(conflict_columns)}) {action}", fill=lambda c, stage: _copy_csv(c, stage, frame)
+        table,
+        columns,
+        conflict=f"({_quoted(conflict_columns)}) {action}",
+        fill=lambda c, stage: _copy_csv(c, stage, frame),
     )
 
 

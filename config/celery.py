@@ -4,6 +4,7 @@ Production settings unless DJANGO_SETTINGS_MODULE says otherwise; a worker never
 would keep every query of a long job in memory, and errors would carry settings). Queues and routes:
 config/queues.py. On RabbitMQ a starting worker declares every job queue, not only the ones it consumes.
 """
+
 import logging
 import os
 

@@ -4,6 +4,7 @@ The request path (`/api/`, health) gets RECO_API_DB_TIMEOUT_SECONDS, staff and a
 RECO_PAGE_DB_TIMEOUT_SECONDS; jobs and commands set none (their long queries are bounded by Celery's time
 limits). `config.db` enforces it.
 """
+
 from __future__ import annotations
 
 import threading

@@ -5,6 +5,7 @@ web layer); `config.api_errors.exception_handler` turns it, and every DRF and Dj
 `code` is a stable snake_case word a client may branch on; `message` is for people; `details` holds field
 errors (`{field: [message, ...]}`) or other structured facts, and is `{}` when there is nothing more to say.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -16,8 +17,15 @@ class ApplicationError(Exception):
     status: int = 400
     code: str = "invalid"
 
-    def __init__(self, message: str, *, code: str | None = None, details: dict[str, Any] | None = None,
-                 status: int | None = None, headers: dict[str, str] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        details: dict[str, Any] | None = None,
+        status: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.code = code or type(self).code

@@ -20,6 +20,7 @@ Every value is read through the typed helpers of config/settings/env.py: GUNICOR
 preloading off (each worker then imports the app and loads the models itself), a malformed value stops
 gunicorn with ImproperlyConfigured instead of being guessed at.
 """
+
 import glob
 import os
 import shutil

@@ -1,4 +1,5 @@
 """Paginators shared by the admin of the large tables."""
+
 from __future__ import annotations
 
 from django.core.paginator import Paginator

@@ -1,4 +1,5 @@
 """The only request body Reco reads: JSON, bounded in bytes and in nesting depth (400/413, never a 500)."""
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,11 @@ class BoundedJSONParser(JSONParser):
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
         raw = stream.read(limit + 1) if stream is not None else b""
         if len(raw) > limit:
-            raise PayloadTooLarge(f"Send at most {limit:,} bytes a request: split the batch.",
-                                  code="body_too_large", details={"max_bytes": limit})  # fmt: skip
+            raise PayloadTooLarge(
+                f"Send at most {limit:,} bytes a request: split the batch.",
+                code="body_too_large",
+                details={"max_bytes": limit},
+            )
         try:
             data = json.loads(raw.decode(settings.DEFAULT_CHARSET))
         except RecursionError:

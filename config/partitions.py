@@ -8,6 +8,7 @@ unique constraint. Creating a month moves its rows out of the default partition 
 default holds. Dropping months (retention) detaches and drops whole partitions and deletes the default's rows
 older than the cutoff. All of it is idempotent and runs in the caller's transaction.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -135,16 +136,18 @@ def months_of(timestamps: np.ndarray) -> list[dt.datetime]:
 
 def create_ahead(spec: PartitionedTable, *, months_ahead: int, now: dt.datetime, lock_timeout_ms: int = 0) -> list[str]:
     """This month and the next `months_ahead` months, created where missing."""
-    return ensure_months(spec, months_between(now, add_months(month_start(now), months_ahead)),
-                         lock_timeout_ms=lock_timeout_ms)  # fmt: skip
+    return ensure_months(
+        spec, months_between(now, add_months(month_start(now), months_ahead)), lock_timeout_ms=lock_timeout_ms
+    )
 
 
 def _create_month(cursor, spec: PartitionedTable, month: dt.datetime) -> None:
     quote = connection.ops.quote_name
     parent, default = quote(spec.table), quote(default_name(spec.table))
     start, end = month, add_months(month, 1)
-    cursor.execute(f"SELECT 1 FROM {default} WHERE {quote(spec.key)} >= %s AND {quote(spec.key)} < %s LIMIT 1",
-                   [start, end])  # fmt: skip
+    cursor.execute(
+        f"SELECT 1 FROM {default} WHERE {quote(spec.key)} >= %s AND {quote(spec.key)} < %s LIMIT 1", [start, end]
+    )
     strays = cursor.fetchone() is not None
     if strays:  # PostgreSQL refuses a partition whose rows sit in the default: move them through a temporary table
         columns = ", ".join(quote(c) for c in stored_columns(spec.table))
@@ -247,11 +250,19 @@ def partition_sizes(table: str) -> list[dict]:
     sizes = []
     with connection.cursor() as cursor:
         for partition in partitions(table):
-            cursor.execute("SELECT reltuples::bigint, pg_total_relation_size(oid) FROM pg_class WHERE oid = to_regclass(%s)",
-                           [partition.name])  # fmt: skip
+            cursor.execute(
+                "SELECT reltuples::bigint, pg_total_relation_size(oid) FROM pg_class WHERE oid = to_regclass(%s)",
+                [partition.name],
+            )
             rows, size = cursor.fetchone()
-            sizes.append({"name": partition.name, "start": partition.start and partition.start.isoformat(),
-                          "rows_estimate": max(int(rows), 0), "bytes": int(size)})  # fmt: skip
+            sizes.append(
+                {
+                    "name": partition.name,
+                    "start": partition.start and partition.start.isoformat(),
+                    "rows_estimate": max(int(rows), 0),
+                    "bytes": int(size),
+                }
+            )
     return sizes
 
 
@@ -350,9 +361,7 @@ def convert_to_plain(spec: PartitionedTable) -> None:
         )
         cursor.execute(f"ALTER SEQUENCE {quote(old + '_id_seq')} OWNED BY {quote(table)}.id")
         cursor.execute(f"ALTER SEQUENCE {quote(old + '_id_seq')} RENAME TO {quote(table + '_id_seq')}")
-        cursor.execute(
-            f"ALTER TABLE {quote(table)} ALTER COLUMN id SET DEFAULT nextval('{table}_id_seq'::regclass)"
-        )
+        cursor.execute(f"ALTER TABLE {quote(table)} ALTER COLUMN id SET DEFAULT nextval('{table}_id_seq'::regclass)")
         columns = ", ".join(quote(c) for c in stored_columns(old))
         cursor.execute(f"INSERT INTO {quote(table)} ({columns}) SELECT {columns} FROM {quote(old)}")
         cursor.execute(f"DROP TABLE {quote(old)}")

@@ -7,6 +7,7 @@
   readiness: without it the API still answers, degraded. On a Redis Cluster it says how many masters of the
   slot map are skipped by their breakers (their profiles' answers degraded), from this process's state only.
 """
+
 from __future__ import annotations
 
 from django.db import DatabaseError, connection
@@ -29,8 +30,9 @@ def liveness(request: HttpRequest) -> JsonResponse:
 def readiness(request: HttpRequest) -> JsonResponse:
     checks = {"database": _database_ok(), "redis": _redis_state()}
     ready = checks["database"] == "ok"
-    response = JsonResponse({"status": "ready" if ready else "unavailable", "checks": checks},
-                            status=200 if ready else 503)  # fmt: skip
+    response = JsonResponse(
+        {"status": "ready" if ready else "unavailable", "checks": checks}, status=200 if ready else 503
+    )
     if not ready:
         response["Retry-After"] = "2"
     return response

@@ -6,6 +6,7 @@ settings.RECO_QUEUES (CELERY_<DOMAIN>_QUEUE), read at routing time. Anything els
 to the default queue. Run a worker pool per queue group, e.g. `-Q training -c 1` beside
 `-Q features,housekeeping`, so a long training never holds up the feature refresh.
 """
+
 from __future__ import annotations
 
 from kombu import Exchange, Queue

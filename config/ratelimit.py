@@ -7,6 +7,7 @@ buckets live in this process (at most LOCAL_BUCKETS of them, least recently used
 holding per process instead of vanishing. On a Redis Cluster each bucket is one key, so its script runs on the
 one node of that key's slot; a node that is down sends only its buckets to the local fallback.
 """
+
 from __future__ import annotations
 
 import logging

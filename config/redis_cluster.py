@@ -16,6 +16,7 @@ redis-py's RedisClusterException. The servers must run with `cluster-require-ful
 every node refuses every key (CLUSTERDOWN) from the moment a master is marked failed until its replica is
 promoted, instead of only that master's slots.
 """
+
 from __future__ import annotations
 
 import logging

@@ -5,6 +5,7 @@ one breaker per server covers them all: after REDIS_BREAKER_FAILURES consecutive
 timeouts, commands fail at once with CircuitOpen (a redis ConnectionError, which every caller already treats
 as "Redis unavailable") until a background ping succeeds.
 """
+
 from __future__ import annotations
 
 import redis
@@ -26,15 +27,22 @@ class BreakerConnection(redis.Connection):
         probe_timeout = min(self.socket_timeout or 0.5, 0.5)
 
         def ping() -> None:
-            with redis.Redis(host=host, port=port, username=self.username, password=self.password,
-                             socket_timeout=probe_timeout, socket_connect_timeout=probe_timeout) as client:  # fmt: skip
+            with redis.Redis(
+                host=host,
+                port=port,
+                username=self.username,
+                password=self.password,
+                socket_timeout=probe_timeout,
+                socket_connect_timeout=probe_timeout,
+            ) as client:
                 client.ping()
 
         self.breaker: CircuitBreaker = breaker(
-            f"redis {host}:{port}", probe=ping,
+            f"redis {host}:{port}",
+            probe=ping,
             failure_threshold=getattr(settings, "REDIS_BREAKER_FAILURES", 2),
             probe_seconds=getattr(settings, "REDIS_BREAKER_PROBE_SECONDS", 0.5),
-        )  # fmt: skip
+        )
 
     def _guarded(self, call, *args, **kwargs):
         if self.breaker.is_open:

@@ -1,4 +1,5 @@
 """Top-level URL map: the landing page, admin, staff pages, API schema and docs, health."""
+
 from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import TemplateView

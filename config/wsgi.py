@@ -3,6 +3,7 @@
 The demo and local runs choose `config.settings.dev` explicitly; whatever is chosen, a web process refuses
 to start with DEBUG on (its error pages would print settings).
 """
+
 import os
 import sys
 

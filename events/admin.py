@@ -1,4 +1,5 @@
 """Read-only admin for client events: filter by type, experiment and arm; search by request id."""
+
 from __future__ import annotations
 
 from django.contrib import admin

@@ -1,4 +1,5 @@
 """Event: one impression item, click, play, progress or completion reported by a client app."""
+
 from __future__ import annotations
 
 from django.db import models
@@ -34,13 +35,15 @@ class Event(models.Model):
     # No foreign-key constraints in the database (db_constraint=False): the ingest looks up each batch's
     # profiles and titles once, while the constraints' triggers queried the three tables again for every
     # stored row. Django's deletes still cascade (and PROTECT) through these fields.
-    client = models.ForeignKey(ApiClient, on_delete=models.PROTECT, related_name="+", db_index=False,
-                               db_constraint=False)  # fmt: skip
+    client = models.ForeignKey(
+        ApiClient, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False
+    )
     client_event_id = models.CharField(max_length=80)
     type = models.CharField(max_length=10, choices=EventType.choices)
     # Covered by the (profile, occurred_at) index below.
-    profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="events", db_index=False,
-                                db_constraint=False)  # fmt: skip
+    profile = models.ForeignKey(
+        Profile, on_delete=models.CASCADE, related_name="events", db_index=False, db_constraint=False
+    )
     title = models.ForeignKey(Title, on_delete=models.CASCADE, related_name="events", db_constraint=False)
     request_id = models.CharField(max_length=32, blank=True, help_text="The /api/recs response that showed it.")
     row_key = models.CharField(max_length=64, blank=True)
@@ -76,7 +79,9 @@ class Event(models.Model):
                 condition=Q(watch_percentage__isnull=True) | (Q(watch_percentage__gte=0) & Q(watch_percentage__lte=1)),
                 name="event_percentage_0_1",
             ),
-            models.CheckConstraint(condition=Q(position__isnull=True) | Q(position__gte=1), name="event_position_1_based"),
+            models.CheckConstraint(
+                condition=Q(position__isnull=True) | Q(position__gte=1), name="event_position_1_based"
+            ),
             models.CheckConstraint(condition=Q(device_type__in=DeviceType.values), name="event_device_valid"),
         ]
         indexes = [
@@ -102,8 +107,9 @@ class EventKey(models.Model):
     """
 
     pk = models.CompositePrimaryKey("client", "client_event_id", "item_position")
-    client = models.ForeignKey(ApiClient, on_delete=models.CASCADE, related_name="+", db_index=False,
-                               db_constraint=False)  # as Event's: no per-row trigger  # fmt: skip
+    client = models.ForeignKey(
+        ApiClient, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
+    )  # as Event's: no per-row trigger
     client_event_id = models.CharField(max_length=80)
     item_position = models.PositiveSmallIntegerField()
     occurred_at = models.DateTimeField()

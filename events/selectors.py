@@ -1,4 +1,5 @@
 """Reads over stored events."""
+
 from __future__ import annotations
 
 from django.db import connection

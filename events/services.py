@@ -4,6 +4,7 @@ A row's key is (client, client_event_id, item_position): an impression's rows ca
 item position, every other event is item 0 (see Event.item_position). The keys live in EventKey, written first.
 An event that names the account (`user_id`) is stored only when that account owns its profile.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -146,8 +147,11 @@ def _reference_problems(event: IncomingEvent, profile_accounts: dict[int, int], 
     elif event.user_id is not None and profile_accounts[profile_id] != event.user_id:
         problems["user_id"] = [f"Profile {profile_id} does not belong to user {event.user_id}."]
     if event.rows[0].type == EventType.IMPRESSION:
-        items = {str(i): {"content_id": [f"Unknown title {row.title_id}."]}
-                 for i, row in enumerate(event.rows) if row.title_id not in runtimes}  # fmt: skip
+        items = {
+            str(i): {"content_id": [f"Unknown title {row.title_id}."]}
+            for i, row in enumerate(event.rows)
+            if row.title_id not in runtimes
+        }
         if items:
             problems["items"] = items
     elif event.rows[0].title_id not in runtimes:
@@ -162,11 +166,21 @@ def _with_watch_seconds(row: EventRow, runtime_minutes: int) -> EventRow:
 
 
 _COLUMNS = (
-    ("client_event_id", "varchar"), ("type", "varchar"), ("profile_id", "bigint"), ("title_id", "bigint"),
-    ("request_id", "varchar"), ("row_key", "varchar"), ("position", "smallint"), ("experiment", "varchar"),
-    ("arm", "varchar"), ("propensity", "float8"), ("policy", "varchar"), ("watch_percentage", "float8"),
-    ("device_type", "smallint"), ("occurred_at", "timestamptz"),
-)  # fmt: skip
+    ("client_event_id", "varchar"),
+    ("type", "varchar"),
+    ("profile_id", "bigint"),
+    ("title_id", "bigint"),
+    ("request_id", "varchar"),
+    ("row_key", "varchar"),
+    ("position", "smallint"),
+    ("experiment", "varchar"),
+    ("arm", "varchar"),
+    ("propensity", "float8"),
+    ("policy", "varchar"),
+    ("watch_percentage", "float8"),
+    ("device_type", "smallint"),
+    ("occurred_at", "timestamptz"),
+)
 _FOLD_COLUMNS = (("started_at", "timestamptz"), ("watch_seconds", "integer"))
 _KEY_COLUMNS = (("item_position", "smallint"),)  # computed by the database on insert; read to order and join
 _STORED = ", ".join(name for name, _ in _COLUMNS)
@@ -226,9 +240,13 @@ _JSON_NAMES = [name for name, _ in _COLUMNS + _FOLD_COLUMNS + _KEY_COLUMNS]
 
 
 def _store_and_fold_postgres(client_id: int, rows: list[EventRow]) -> tuple[int, int]:
-    params = {"rows": json.dumps([{name: getattr(row, name) for name in _JSON_NAMES} for row in rows], default=_iso),
-              "client_id": client_id, "received_at": _now(), "complete": EventType.COMPLETE.value,
-              "completed_at": COMPLETED_AT}  # fmt: skip
+    params = {
+        "rows": json.dumps([{name: getattr(row, name) for name in _JSON_NAMES} for row in rows], default=_iso),
+        "client_id": client_id,
+        "received_at": _now(),
+        "complete": EventType.COMPLETE.value,
+        "completed_at": COMPLETED_AT,
+    }
     with connection.cursor() as cursor:
         cursor.execute(_STORE_AND_FOLD_SQL, params)
         stored, folded = cursor.fetchone()
@@ -252,10 +270,17 @@ def _store_and_fold_portable(client_id: int, rows: list[EventRow]) -> tuple[int,
     new_rows = [row for row in rows if row.key not in existing]
     received_at = _now()
     EventKey.objects.bulk_create(
-        [EventKey(client_id=client_id, client_event_id=row.client_event_id, item_position=row.item_position,
-                  occurred_at=row.occurred_at) for row in new_rows],
+        [
+            EventKey(
+                client_id=client_id,
+                client_event_id=row.client_event_id,
+                item_position=row.item_position,
+                occurred_at=row.occurred_at,
+            )
+            for row in new_rows
+        ],
         batch_size=SQLITE_CHUNK,
-    )  # fmt: skip
+    )
     Event.objects.bulk_create(
         [Event(client_id=client_id, received_at=received_at, **_stored_fields(row)) for row in new_rows],
         batch_size=SQLITE_CHUNK,
@@ -272,11 +297,15 @@ def _fold_portable(rows: list[EventRow]) -> int:
     for row in sorted(rows, key=lambda r: r.occurred_at):
         key = (row.profile_id, row.title_id, row.started_at)
         incoming = ViewingEvent(
-            profile_id=row.profile_id, title_id=row.title_id, started_at=row.started_at,
-            last_watched_at=max(row.occurred_at, row.started_at), watch_seconds=row.watch_seconds,
-            watch_percentage=row.watch_percentage or 0.0, device_type=row.device_type,
+            profile_id=row.profile_id,
+            title_id=row.title_id,
+            started_at=row.started_at,
+            last_watched_at=max(row.occurred_at, row.started_at),
+            watch_seconds=row.watch_seconds,
+            watch_percentage=row.watch_percentage or 0.0,
+            device_type=row.device_type,
             completed=row.type == EventType.COMPLETE or (row.watch_percentage or 0.0) >= COMPLETED_AT,
-        )  # fmt: skip
+        )
         viewings[key] = _raised(viewings[key], incoming) if key in viewings else incoming
     stored = {
         (v.profile_id, v.title_id, v.started_at): v

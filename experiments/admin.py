@@ -1,4 +1,5 @@
 """Experiments in the admin: arms inline (shares checked), results with intervals and a verdict, bandit state."""
+
 from __future__ import annotations
 
 import math
@@ -32,10 +33,11 @@ class ArmInlineFormSet(BaseInlineFormSet):
         super().clean()
         if any(self.errors):
             return  # each form shows its own errors first
-        kept = [form.cleaned_data for form in self.forms
-                if form.cleaned_data and not form.cleaned_data.get("DELETE")]  # fmt: skip
-        arms = [ArmSpec(name=data["name"], traffic_share=data["traffic_share"], is_baseline=data.get("is_baseline", False))
-                for data in kept]  # fmt: skip
+        kept = [form.cleaned_data for form in self.forms if form.cleaned_data and not form.cleaned_data.get("DELETE")]
+        arms = [
+            ArmSpec(name=data["name"], traffic_share=data["traffic_share"], is_baseline=data.get("is_baseline", False))
+            for data in kept
+        ]
         experiment_arms_validate(arms=arms, running=self.instance.status == Experiment.Status.RUNNING)
 
 
@@ -44,8 +46,15 @@ class ArmInline(admin.TabularInline):
     formset = ArmInlineFormSet
     extra = 0
     min_num = 0
-    fields = ("name", "is_baseline", "traffic_share", "ranker_version", "mmr_lambda", "bandit_enabled",
-              "popularity_only")  # fmt: skip
+    fields = (
+        "name",
+        "is_baseline",
+        "traffic_share",
+        "ranker_version",
+        "mmr_lambda",
+        "bandit_enabled",
+        "popularity_only",
+    )
 
     # Once started, the arms are fixed: changing shares or order would move profiles between arms mid-test.
     def has_add_permission(self, request: HttpRequest, obj: Experiment | None = None) -> bool:
@@ -111,8 +120,13 @@ class ExperimentAdmin(admin.ModelAdmin):
 
     @admin.display(description="arms")
     def arm_summary(self, experiment: Experiment) -> str:
-        return ", ".join(f"{arm.name} {float(arm.traffic_share):.0%}{' (baseline)' if arm.is_baseline else ''}"
-                         for arm in experiment.arms.all()) or "—"  # fmt: skip
+        return (
+            ", ".join(
+                f"{arm.name} {float(arm.traffic_share):.0%}{' (baseline)' if arm.is_baseline else ''}"
+                for arm in experiment.arms.all()
+            )
+            or "—"
+        )
 
     @admin.display(description="results")
     def results_table(self, experiment: Experiment) -> str:
@@ -123,15 +137,26 @@ class ExperimentAdmin(admin.ModelAdmin):
         rows = format_html_join(
             "",
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            ((labels.get(r.metric, r.metric), r.arm.name, _number(r.value, r.metric), _interval(r), f"{r.n:,}",
-              _p_value(r.p_value_vs_baseline), r.verdict) for r in results),
-        )  # fmt: skip
+            (
+                (
+                    labels.get(r.metric, r.metric),
+                    r.arm.name,
+                    _number(r.value, r.metric),
+                    _interval(r),
+                    f"{r.n:,}",
+                    _p_value(r.p_value_vs_baseline),
+                    r.verdict,
+                )
+                for r in results
+            ),
+        )
         return format_html(
             "<p>Computed {}. 95 % intervals; p-values against the baseline arm (two-proportion z-test for rates, "
             "Welch z-test for means).</p><table><tr><th>metric</th><th>arm</th><th>value</th><th>95 % interval</th>"
             "<th>n</th><th>p vs baseline</th><th>verdict</th></tr>{}</table>",
-            f"{results[0].computed_at:%Y-%m-%d %H:%M} UTC", rows,
-        )  # fmt: skip
+            f"{results[0].computed_at:%Y-%m-%d %H:%M} UTC",
+            rows,
+        )
 
     @admin.action(description="Start the selected experiments", permissions=["change"])
     def start(self, request: HttpRequest, queryset: QuerySet[Experiment]) -> None:
@@ -183,8 +208,17 @@ def _p_value(p_value: float | None) -> str:
 class ExperimentResultAdmin(ReadOnlyAdmin):
     """Read-only: the metrics job adds a set of results at every run."""
 
-    list_display = ("experiment", "arm_name", "metric_short", "value_shown", "interval", "n_shown", "p_value", "verdict",
-                    "computed_at")  # fmt: skip
+    list_display = (
+        "experiment",
+        "arm_name",
+        "metric_short",
+        "value_shown",
+        "interval",
+        "n_shown",
+        "p_value",
+        "verdict",
+        "computed_at",
+    )
     list_filter = ("metric", "experiment")
     list_select_related = ("experiment", "arm")
 
@@ -218,8 +252,17 @@ class BanditStateAdmin(admin.ModelAdmin):
     """Read-only: the update job writes it."""
 
     list_display = ("name", "policy_kind", "version", "impressions_seen", "mean_reward", "last_event_id", "updated_at")
-    fields = ("name", "policy_kind", "version", "impressions_seen", "reward_sum", "mean_reward", "last_event_id",
-              "created_at", "updated_at")  # fmt: skip
+    fields = (
+        "name",
+        "policy_kind",
+        "version",
+        "impressions_seen",
+        "reward_sum",
+        "mean_reward",
+        "last_event_id",
+        "created_at",
+        "updated_at",
+    )
     readonly_fields = fields
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[BanditState]:

@@ -1,4 +1,5 @@
 """Deterministic arm assignment: a stable hash of (salt, profile id) picks an arm by its traffic share (pure)."""
+
 from __future__ import annotations
 
 import hashlib

@@ -8,6 +8,7 @@ are never recomputed), scores each with the engagement of that request and title
 transaction: running it twice folds nothing twice. Impressions are folded once they are `settle` old, so that
 most of their plays and completions have arrived; outcomes arriving later are not counted.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -89,7 +90,9 @@ class BanditCache:
     def _load(name: str, current: LoadedBandit | None) -> LoadedBandit:
         version = BanditState.objects.filter(name=name).values_list("version", flat=True).first()
         if version is None:
-            return current if current is not None and current.version == 0 else LoadedBandit(name, 0, bandit_policy_new())
+            return (
+                current if current is not None and current.version == 0 else LoadedBandit(name, 0, bandit_policy_new())
+            )
         if current is not None and current.version == version:
             return current
         state = BanditState.objects.filter(name=name).values_list("version", "arrays").get()
@@ -137,13 +140,21 @@ def exploration_log(
     created_at = created_at or timezone.now()
     rows = [
         ExplorationLog(
-            request_id=request_id, title_id=int(title_id), profile_id=int(profile_id), bandit=bandit.name,
-            bandit_version=bandit.version, slot=slot, position=int(position), propensity=float(propensity),
+            request_id=request_id,
+            title_id=int(title_id),
+            profile_id=int(profile_id),
+            bandit=bandit.name,
+            bandit_version=bandit.version,
+            slot=slot,
+            position=int(position),
+            propensity=float(propensity),
             candidate_count=int(candidate_count),
-            context=context_bytes, item_features=items[slot].tobytes(), created_at=created_at,
+            context=context_bytes,
+            item_features=items[slot].tobytes(),
+            created_at=created_at,
         )
         for slot, (title_id, position, propensity) in enumerate(zip(title_ids, positions, propensities, strict=True))
-    ]  # fmt: skip
+    ]
     ExplorationLog.objects.bulk_create(rows, ignore_conflicts=True)
     return k
 
@@ -175,10 +186,7 @@ def _state_for_update(name: str) -> BanditState:
 def _settled_before(cursor: int, cutoff: dt.datetime) -> int | None:
     """The id of the first event after `cursor` received at or after `cutoff`: events before it are settled."""
     return (
-        Event.objects.filter(id__gt=cursor, received_at__gte=cutoff)
-        .order_by("id")
-        .values_list("id", flat=True)
-        .first()
+        Event.objects.filter(id__gt=cursor, received_at__gte=cutoff).order_by("id").values_list("id", flat=True).first()
     )
 
 
@@ -214,8 +222,9 @@ def _logged(pairs: dict[tuple[str, int], int], request_ids: list[str], name: str
     items: list[bytes] = [b""] * len(pairs)
     for start in range(0, len(request_ids), LOOKUP_CHUNK):
         logged = ExplorationLog.objects.filter(request_id__in=request_ids[start : start + LOOKUP_CHUNK], bandit=name)
-        for request_id, title_id, context, item in logged.values_list("request_id", "title_id", "context",
-                                                                       "item_features"):  # fmt: skip
+        for request_id, title_id, context, item in logged.values_list(
+            "request_id", "title_id", "context", "item_features"
+        ):
             at = pairs.get((request_id, title_id))
             if at is not None:
                 found[at], contexts[at], items[at] = True, bytes(context), bytes(item)
@@ -224,7 +233,11 @@ def _logged(pairs: dict[tuple[str, int], int], request_ids: list[str], name: str
     context_matrix = np.frombuffer(b"".join(c for c, f in zip(contexts, found, strict=True) if f), np.float32)
     item_matrix = np.frombuffer(b"".join(i for i, f in zip(items, found, strict=True) if f), np.float32)
     count = int(found.sum())
-    return found, context_matrix.reshape(count, -1).astype(np.float64), item_matrix.reshape(count, -1).astype(np.float64)
+    return (
+        found,
+        context_matrix.reshape(count, -1).astype(np.float64),
+        item_matrix.reshape(count, -1).astype(np.float64),
+    )
 
 
 def bandit_update_from_events(
@@ -245,7 +258,9 @@ def bandit_update_from_events(
         impressions = Event.objects.filter(id__gt=cursor, type=EventType.IMPRESSION, policy=BANDIT_POLICY)
         if boundary is not None:
             impressions = impressions.filter(id__lt=boundary)
-        rows = list(impressions.exclude(request_id="").order_by("id").values_list("id", "request_id", "title_id")[:batch_size])
+        rows = list(
+            impressions.exclude(request_id="").order_by("id").values_list("id", "request_id", "title_id")[:batch_size]
+        )
         if len(rows) < batch_size and boundary is not None:
             # Everything settled is read: skip the other events up to the first unsettled one (received
             # `settle` ago, so no transaction still writing an earlier id).
@@ -274,4 +289,3 @@ def bandit_update_from_events(
     if len(pairs) > len(rewards):
         log.info("bandit %s: %d impressions had no exploration log row", name, len(pairs) - len(rewards))
     return BanditUpdate(name, len(rewards), float(rewards.sum()), new_cursor, state.version)
-

@@ -11,6 +11,7 @@ and measured, but its events are not ingested: the ground truth must not leak in
 Simulated time is compressed: a day's events are stamped just before the day's jobs, in real time, so the
 features' day windows (trending: 7 days) see every simulated day so far.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -88,20 +89,35 @@ class SimulatedWorld:
     behaviour: BehaviourModel
 
     @classmethod
-    def from_parts(cls, truth: GroundTruth, profile_rows: np.ndarray, profile_ids: np.ndarray,
-                   title_rows_by_id: dict[int, int], behaviour: BehaviourModel) -> SimulatedWorld:  # fmt: skip
+    def from_parts(
+        cls,
+        truth: GroundTruth,
+        profile_rows: np.ndarray,
+        profile_ids: np.ndarray,
+        title_rows_by_id: dict[int, int],
+        behaviour: BehaviourModel,
+    ) -> SimulatedWorld:
         """What ab_test already holds (no runtimes: minutes are not measured there)."""
         title_row_of_id = np.full(max(title_rows_by_id, default=0) + 1, -1, np.int64)
         title_row_of_id[list(title_rows_by_id)] = list(title_rows_by_id.values())
-        return cls(truth, np.asarray(profile_rows), np.asarray(profile_ids), title_row_of_id,
-                   np.zeros(len(truth.title_factors)), behaviour)  # fmt: skip
+        return cls(
+            truth,
+            np.asarray(profile_rows),
+            np.asarray(profile_ids),
+            title_row_of_id,
+            np.zeros(len(truth.title_factors)),
+            behaviour,
+        )
 
     @classmethod
     def load(cls, directory: str | Path, *, seed: int = 0) -> SimulatedWorld:
         truth = GroundTruth.load(directory)
         rows_by_external = {e: r for r, e in enumerate(truth.title_external_ids.astype(str).tolist())}
-        titles = list(Title.objects.filter(external_id__in=list(rows_by_external))
-                      .values_list("id", "external_id", "duration_minutes"))  # fmt: skip
+        titles = list(
+            Title.objects.filter(external_id__in=list(rows_by_external)).values_list(
+                "id", "external_id", "duration_minutes"
+            )
+        )
         if not titles:
             raise ValueError(f"{directory}: none of its titles is in this database")
         title_row_of_id = np.full(max(t[0] for t in titles) + 1, -1, np.int64)
@@ -110,14 +126,22 @@ class SimulatedWorld:
             title_row_of_id[pk] = rows_by_external[external]
             minutes[rows_by_external[external]] = runtime or 0
         accounts = truth.profile_account_external_ids.astype(str)
-        known = {(a, s): pk for a, s, pk in Profile.objects.filter(account__external_id__startswith="syn:")
-                 .values_list("account__external_id", "slot", "id")}  # fmt: skip
+        known = {
+            (a, s): pk
+            for a, s, pk in Profile.objects.filter(account__external_id__startswith="syn:").values_list(
+                "account__external_id", "slot", "id"
+            )
+        }
         ids = np.array([known.get((a, int(s)), -1) for a, s in zip(accounts, truth.profile_slots, strict=True)])
         present = np.flatnonzero(ids >= 0)
         rng = np.random.default_rng([seed, 99])
-        sample = rng.integers(0, len(truth.profile_factors), 100_000), rng.integers(0, len(truth.title_factors), 100_000)
-        return cls(truth, present, ids[present], title_row_of_id, minutes,
-                   BehaviourModel.calibrated(truth.affinity(*sample)))  # fmt: skip
+        sample = (
+            rng.integers(0, len(truth.profile_factors), 100_000),
+            rng.integers(0, len(truth.title_factors), 100_000),
+        )
+        return cls(
+            truth, present, ids[present], title_row_of_id, minutes, BehaviourModel.calibrated(truth.affinity(*sample))
+        )
 
     def rows_of_titles(self, title_ids: np.ndarray) -> np.ndarray:
         ids = np.asarray(title_ids, np.int64)
@@ -160,8 +184,12 @@ class OracleShadow:
         self.total = 0.0
 
     def visit(self, profile_id: int, profile_row: int, *, device_type: int, hour: int, n: int) -> None:
-        page = self.engine.recommend(context=UserContext(profile_id=profile_id, device_type=device_type, time_of_day=hour),
-                                     n=n, with_rows=False, variant=ORACLE)  # fmt: skip
+        page = self.engine.recommend(
+            context=UserContext(profile_id=profile_id, device_type=device_type, time_of_day=hour),
+            n=n,
+            with_rows=False,
+            variant=ORACLE,
+        )
         rows = self.world.rows_of_titles(np.array([item.content_id for item in page.items], np.int64))
         rows = rows[rows >= 0]
         affinity = self.world.truth.affinity(np.full(len(rows), profile_row), rows)
@@ -181,8 +209,14 @@ class DayRun:
     request_ms: np.ndarray
 
 
-def loop_run(world: SimulatedWorld, arms: list[LoopArm], config: LoopConfig, *, head: np.ndarray,
-             on_day: Callable[[int, DayRun], None] | None = None) -> LoopFigures:  # fmt: skip
+def loop_run(
+    world: SimulatedWorld,
+    arms: list[LoopArm],
+    config: LoopConfig,
+    *,
+    head: np.ndarray,
+    on_day: Callable[[int, DayRun], None] | None = None,
+) -> LoopFigures:
     """Run `config.days` days; returns every day's figures per arm. `head`: the head titles as truth rows."""
     rng = np.random.default_rng([config.seed, 16])
     oracle = OracleScorer(world)
@@ -197,8 +231,9 @@ def loop_run(world: SimulatedWorld, arms: list[LoopArm], config: LoopConfig, *, 
         seconds: dict[str, float] = {}
         started = time.perf_counter()
         visits = config.visits.visits(rates, rng)
-        served, events, request_ms, last_stamp = _serve_day(world, arms, config, engine, oracle, visits, arm_of,
-                                                            rng, last_stamp)  # fmt: skip
+        served, events, request_ms, last_stamp = _serve_day(
+            world, arms, config, engine, oracle, visits, arm_of, rng, last_stamp
+        )
         seconds["serve"] = time.perf_counter() - started
         mark = time.perf_counter()
         _ingest(client_id, events)
@@ -216,16 +251,24 @@ def _serve_day(world, arms, config, engine, oracle, visits, arm_of, rng, last_st
     """Serve every visit, draw the reactions at once, and build the events of the arms that are not shadows."""
     truth = world.truth
     base = max(timezone.now() - dt.timedelta(minutes=30), last_stamp + dt.timedelta(seconds=1))
-    hours = (DEVICE_HOUR_CDF[truth.profile_device[world.profile_rows[visits]] - 1]
-             < rng.random(len(visits))[:, None]).sum(axis=1).clip(0, 23)  # fmt: skip
+    hours = (
+        (DEVICE_HOUR_CDF[truth.profile_device[world.profile_rows[visits]] - 1] < rng.random(len(visits))[:, None])
+        .sum(axis=1)
+        .clip(0, 23)
+    )
     pages, request_ms = [], np.empty(len(visits))
     for number, position in enumerate(visits):
         arm = arms[arm_of[position]]
         device = int(truth.profile_device[world.profile_rows[position]])
         clock = time.perf_counter()
-        result = engine.recommend(context=UserContext(profile_id=int(world.profile_ids[position]), device_type=device,
-                                                      time_of_day=int(hours[number])),
-                                  n=config.page_size, with_rows=False, variant=arm.variant)  # fmt: skip
+        result = engine.recommend(
+            context=UserContext(
+                profile_id=int(world.profile_ids[position]), device_type=device, time_of_day=int(hours[number])
+            ),
+            n=config.page_size,
+            with_rows=False,
+            variant=arm.variant,
+        )
         request_ms[number] = (time.perf_counter() - clock) * 1000
         pages.append(result)
     counts = np.array([len(page.items) for page in pages], np.int64)
@@ -239,8 +282,15 @@ def _serve_day(world, arms, config, engine, oracle, visits, arm_of, rng, last_st
     clicked &= rows >= 0
     played &= clicked
     completed &= played
-    served = Served(arm_of[visits[visit]], visit, np.maximum(rows, 0), clicked, played, completed,
-                    watched * world.minutes[np.maximum(rows, 0)])  # fmt: skip
+    served = Served(
+        arm_of[visits[visit]],
+        visit,
+        np.maximum(rows, 0),
+        clicked,
+        played,
+        completed,
+        watched * world.minutes[np.maximum(rows, 0)],
+    )
     for k in np.flatnonzero(completed & np.array([arms[a].shadow for a in served.arm], bool)):
         oracle.completed.setdefault(int(world.profile_ids[visits[visit[k]]]), set()).add(int(rows[k]))
     events = _events(pages, visits, visit, served, title_ids, ranks, watched, world, arms, base)
@@ -256,20 +306,46 @@ def _events(pages, visits, visit, served, title_ids, ranks, watched, world, arms
             continue
         at = base + dt.timedelta(microseconds=VISIT_SPACING_US * number)
         device = int(world.truth.profile_device[world.profile_rows[visits[number]]])
-        common = {"profile_id": page.profile_id, "device_type": device, "request_id": page.request_id,
-                  "experiment": page.experiment, "arm": page.arm}  # fmt: skip
-        events.append({**common, "event_id": f"loop-{page.request_id}-imp", "type": "impression",
-                       "occurred_at": at.isoformat(),
-                       "items": [{"content_id": i.content_id, "position": i.rank, "propensity": i.propensity,
-                                  "policy": i.policy, "row": "top_picks"} for i in page.items]})  # fmt: skip
+        common = {
+            "profile_id": page.profile_id,
+            "device_type": device,
+            "request_id": page.request_id,
+            "experiment": page.experiment,
+            "arm": page.arm,
+        }
+        events.append(
+            {
+                **common,
+                "event_id": f"loop-{page.request_id}-imp",
+                "type": "impression",
+                "occurred_at": at.isoformat(),
+                "items": [
+                    {
+                        "content_id": i.content_id,
+                        "position": i.rank,
+                        "propensity": i.propensity,
+                        "policy": i.policy,
+                        "row": "top_picks",
+                    }
+                    for i in page.items
+                ],
+            }
+        )
         for k in range(starts[number], starts[number + 1]):
             if not served.clicked[k]:
                 continue
             stamp = at + dt.timedelta(seconds=int(ranks[k]) / 10)
             item = {**common, "content_id": int(title_ids[k])}
             key = f"loop-{page.request_id}-{ranks[k]}"
-            events.append({**item, "event_id": f"{key}-click", "type": "click", "position": int(ranks[k]),
-                           "occurred_at": stamp.isoformat()})  # fmt: skip
+            events.append(
+                {
+                    **item,
+                    "event_id": f"{key}-click",
+                    "type": "click",
+                    "position": int(ranks[k]),
+                    "occurred_at": stamp.isoformat(),
+                }
+            )
             if not served.played[k]:
                 continue
             play = {**item, "started_at": (stamp + dt.timedelta(seconds=1)).isoformat()}
@@ -278,8 +354,15 @@ def _events(pages, visits, visit, served, title_ids, ranks, watched, world, arms
             if served.completed[k]:
                 events.append({**play, "event_id": f"{key}-complete", "type": "complete", "occurred_at": done})
             else:
-                events.append({**play, "event_id": f"{key}-progress", "type": "progress", "occurred_at": done,
-                               "watch_percentage": round(float(watched[k]), 3)})  # fmt: skip
+                events.append(
+                    {
+                        **play,
+                        "event_id": f"{key}-progress",
+                        "type": "progress",
+                        "occurred_at": done,
+                        "watch_percentage": round(float(watched[k]), 3),
+                    }
+                )
     return events
 
 

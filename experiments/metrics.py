@@ -5,6 +5,7 @@ z-test; means (engagement per impression, session minutes) get normal intervals 
 sufficient statistics (n, Σx, Σx²), which SQL aggregates give without reading rows; a bootstrap interval is
 there for a mean of raw values. Every function accepts scalars; tests are two-sided.
 """
+
 from __future__ import annotations
 
 import math
@@ -20,8 +21,10 @@ ENGAGEMENT_WEIGHTS = (0.1, 0.3, 0.6)  # click, play, complete: the engagement sc
 def engagement_score(clicked: np.ndarray, played: np.ndarray, completed: np.ndarray) -> np.ndarray:
     """0.1·click + 0.3·play + 0.6·complete per impression (flags 0/1 or counts of impressions)."""
     click, play, complete = ENGAGEMENT_WEIGHTS
-    return click * np.asarray(clicked, np.float64) + play * np.asarray(played, np.float64) + complete * np.asarray(
-        completed, np.float64
+    return (
+        click * np.asarray(clicked, np.float64)
+        + play * np.asarray(played, np.float64)
+        + complete * np.asarray(completed, np.float64)
     )
 
 
@@ -127,9 +130,12 @@ class Lift:
 
 
 def lift_with_ci(
-    treatment_mean: float, treatment_error: float, baseline_mean: float, baseline_error: float,
+    treatment_mean: float,
+    treatment_error: float,
+    baseline_mean: float,
+    baseline_error: float,
     confidence: float = 0.95,
-) -> Lift:  # fmt: skip
+) -> Lift:
     """lift = t / b - 1; sd ≈ (t / b)·sqrt((se_t / t)² + (se_b / b)²), i.e. the delta method on the ratio
     (written so that t = 0 works). NaN when the baseline mean is not positive."""
     if not baseline_mean > 0:

@@ -1,4 +1,5 @@
 """Experiments with arms and their measured results; the exploration bandit's state and its decision log."""
+
 from __future__ import annotations
 
 import secrets
@@ -28,14 +29,16 @@ class Experiment(models.Model):
         STOPPED = "stopped", "Stopped"
 
     name = models.CharField(
-        max_length=NAME_LENGTH, unique=True,
+        max_length=NAME_LENGTH,
+        unique=True,
         help_text="Short and stable, e.g. 'ranker-v7-vs-v6': events and results refer to it. Fixed once started.",
-    )  # fmt: skip
+    )
     description = models.TextField(blank=True, help_text="The hypothesis, and what would make you ship the change.")
     salt = models.CharField(
-        max_length=32, default=new_salt,
+        max_length=32,
+        default=new_salt,
         help_text="Seeds the assignment: another salt reshuffles every profile. Fixed once started.",
-    )  # fmt: skip
+    )
     status = models.CharField(max_length=7, choices=Status.choices, default=Status.DRAFT)
     starts_at = models.DateTimeField(help_text="Profiles are assigned from this moment while the status is running.")
     ends_at = models.DateTimeField(null=True, blank=True, help_text="Empty: until stopped.")
@@ -49,10 +52,11 @@ class Experiment(models.Model):
         ordering = ["-id"]
         constraints = [
             models.CheckConstraint(
-                condition=Q(ends_at__isnull=True) | Q(ends_at__gt=F("starts_at")), name="experiment_ends_after_start",
+                condition=Q(ends_at__isnull=True) | Q(ends_at__gt=F("starts_at")),
+                name="experiment_ends_after_start",
                 violation_error_message="The end must be after the start.",
             ),
-        ]  # fmt: skip
+        ]
         indexes = [models.Index(fields=["status"], name="experiment_status_idx")]
 
     def __str__(self) -> str:
@@ -70,21 +74,29 @@ class Arm(models.Model):
     experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="arms")
     name = models.CharField(max_length=NAME_LENGTH, help_text="e.g. 'control', 'new-ranker'.")
     is_baseline = models.BooleanField(
-        "baseline", default=False, help_text="The arm the others are compared with (lift, significance). One per experiment."
+        "baseline",
+        default=False,
+        help_text="The arm the others are compared with (lift, significance). One per experiment.",
     )
     traffic_share = models.DecimalField(
-        max_digits=5, decimal_places=4, validators=[MinValueValidator(0), MaxValueValidator(1)],
+        max_digits=5,
+        decimal_places=4,
+        validators=[MinValueValidator(0), MaxValueValidator(1)],
         help_text="0 to 1; the arms of an experiment sum to 1.",
-    )  # fmt: skip
+    )
     ranker_version = models.CharField(
         max_length=40, blank=True, help_text="A ranker ModelVersion's version label; empty: the active ranker."
     )
     mmr_lambda = models.FloatField(
-        "MMR λ", null=True, blank=True, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        "MMR λ",
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
         help_text="Relevance weight of diversification; empty: the editors' diversity policy.",
-    )  # fmt: skip
-    bandit_enabled = models.BooleanField("bandit exploration", default=False,
-                                         help_text="Exploration slots are filled by the contextual bandit.")  # fmt: skip
+    )
+    bandit_enabled = models.BooleanField(
+        "bandit exploration", default=False, help_text="Exploration slots are filled by the contextual bandit."
+    )
     popularity_only = models.BooleanField(
         "popularity only", default=False, help_text="The non-personalised baseline: most popular titles, no ranker."
     )
@@ -197,7 +209,9 @@ class ExplorationLog(models.Model):
         constraints = [
             # Its leading column serves the update's lookups by request_id.
             models.UniqueConstraint(fields=["request_id", "title"], name="explorationlog_unique_pick"),
-            models.CheckConstraint(condition=Q(propensity__gt=0) & Q(propensity__lte=1), name="explorationlog_propensity_0_1"),
+            models.CheckConstraint(
+                condition=Q(propensity__gt=0) & Q(propensity__lte=1), name="explorationlog_propensity_0_1"
+            ),
         ]
         indexes = [models.Index(fields=["created_at"], name="explorationlog_created_idx")]
 

@@ -6,6 +6,7 @@ the same request and title, whatever they carry in their experiment and arm fiel
 so that each rate is a proportion: a completion (a `complete` event, or any event with watch_percentage >= 0.7)
 counts as a play, and a play (`play`, `progress`, `complete`) as a click.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -67,23 +68,23 @@ def _pairs_sql() -> str:
     completed = f"e.{c['type']} = '{EventType.COMPLETE}' OR e.{c['watch_percentage']} >= {COMPLETION_SHARE}"
     return f"""
         WITH shown AS (
-            SELECT {c['arm']} AS arm, {c['request_id']} AS request_id, {c['title']} AS title_id,
-                   MIN({c['occurred_at']}) AS shown_at
+            SELECT {c["arm"]} AS arm, {c["request_id"]} AS request_id, {c["title"]} AS title_id,
+                   MIN({c["occurred_at"]}) AS shown_at
             FROM {events}
-            WHERE {c['experiment']} = %(experiment)s AND {c['type']} = '{EventType.IMPRESSION}'
-              AND {c['request_id']} <> '' AND {c['occurred_at']} >= %(start)s AND {c['occurred_at']} < %(end)s
-            GROUP BY {c['arm']}, {c['request_id']}, {c['title']}
+            WHERE {c["experiment"]} = %(experiment)s AND {c["type"]} = '{EventType.IMPRESSION}'
+              AND {c["request_id"]} <> '' AND {c["occurred_at"]} >= %(start)s AND {c["occurred_at"]} < %(end)s
+            GROUP BY {c["arm"]}, {c["request_id"]}, {c["title"]}
         ),
         outcomes AS (
-            SELECT e.{c['request_id']} AS request_id, e.{c['title']} AS title_id,
+            SELECT e.{c["request_id"]} AS request_id, e.{c["title"]} AS title_id,
                    MAX(CASE WHEN {completed} THEN 1 ELSE 0 END) AS completed,
-                   MAX(CASE WHEN e.{c['type']} IN ({played}) OR {completed} THEN 1 ELSE 0 END) AS played,
-                   MAX(CASE WHEN e.{c['type']} IN ({clicked}) OR {completed} THEN 1 ELSE 0 END) AS clicked,
-                   MAX(COALESCE(e.{c['watch_percentage']}, 0)) AS watched
+                   MAX(CASE WHEN e.{c["type"]} IN ({played}) OR {completed} THEN 1 ELSE 0 END) AS played,
+                   MAX(CASE WHEN e.{c["type"]} IN ({clicked}) OR {completed} THEN 1 ELSE 0 END) AS clicked,
+                   MAX(COALESCE(e.{c["watch_percentage"]}, 0)) AS watched
             FROM {events} e
-            WHERE e.{c['request_id']} <> '' AND e.{c['type']} <> '{EventType.IMPRESSION}'
-              AND e.{c['request_id']} IN (SELECT request_id FROM shown)
-            GROUP BY e.{c['request_id']}, e.{c['title']}
+            WHERE e.{c["request_id"]} <> '' AND e.{c["type"]} <> '{EventType.IMPRESSION}'
+              AND e.{c["request_id"]} IN (SELECT request_id FROM shown)
+            GROUP BY e.{c["request_id"]}, e.{c["title"]}
         )"""
 
 
@@ -106,12 +107,12 @@ class ArmTitleFunnel:
         return click * self.clicked + play * self.played + complete * self.completed
 
 
-def arm_title_funnels(
-    *, experiment: str, start: dt.datetime, end: dt.datetime
-) -> dict[str, ArmTitleFunnel]:
+def arm_title_funnels(*, experiment: str, start: dt.datetime, end: dt.datetime) -> dict[str, ArmTitleFunnel]:
     """Arm name -> its funnel per title, for impressions shown in [start, end)."""
     click, play, complete = ENGAGEMENT_WEIGHTS
-    score = f"({click} * COALESCE(o.clicked, 0) + {play} * COALESCE(o.played, 0) + {complete} * COALESCE(o.completed, 0))"
+    score = (
+        f"({click} * COALESCE(o.clicked, 0) + {play} * COALESCE(o.played, 0) + {complete} * COALESCE(o.completed, 0))"
+    )
     sql = f"""{_pairs_sql()}
         SELECT s.arm, s.title_id, COUNT(*), SUM(COALESCE(o.clicked, 0)), SUM(COALESCE(o.played, 0)),
                SUM(COALESCE(o.completed, 0)),
@@ -131,11 +132,14 @@ def arm_title_funnels(
     for arm, arm_rows in by_arm.items():
         columns = np.array(arm_rows, dtype=np.float64).T
         funnels[arm] = ArmTitleFunnel(
-            title_ids=columns[0].astype(np.int64), impressions=columns[1].astype(np.int64),
-            clicked=columns[2].astype(np.int64), played=columns[3].astype(np.int64),
-            completed=columns[4].astype(np.int64), recent_played=columns[5].astype(np.int64),
+            title_ids=columns[0].astype(np.int64),
+            impressions=columns[1].astype(np.int64),
+            clicked=columns[2].astype(np.int64),
+            played=columns[3].astype(np.int64),
+            completed=columns[4].astype(np.int64),
+            recent_played=columns[5].astype(np.int64),
             engagement_squares=columns[6],
-        )  # fmt: skip
+        )
     return funnels
 
 
@@ -161,7 +165,9 @@ def arm_session_minutes(*, experiment: str, start: dt.datetime, end: dt.datetime
         SELECT arm, COUNT(*), SUM(minutes), SUM(minutes * minutes) FROM visits GROUP BY arm"""
     with connection.cursor() as cursor:
         cursor.execute(sql, {"experiment": experiment, "start": start, "end": end})
-        return {arm: Moments(int(n), float(total or 0), float(squares or 0)) for arm, n, total, squares in cursor.fetchall()}
+        return {
+            arm: Moments(int(n), float(total or 0), float(squares or 0)) for arm, n, total, squares in cursor.fetchall()
+        }
 
 
 def head_title_ids(*, end: dt.datetime, days: int = DISCOVERY_DAYS, share: float = HEAD_SHARE) -> np.ndarray:

@@ -4,6 +4,7 @@ One running experiment per profile: when several run at once, the one with the l
 and the others get no traffic until it ends (no layering or overlap yet). The bandit's services live in
 experiments.bandits; they are re-exported here so that callers import one module.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -62,8 +63,11 @@ def experiment_arms_validate(*, arms: Sequence[ArmSpec | Arm], running: bool = F
     if arms:
         total = sum(Decimal(str(arm.traffic_share)) for arm in arms)
         if abs(total - 1) > Decimal(str(SHARES_TOLERANCE)):
-            errors.append(ValidationError(f"The traffic shares of the arms must sum to 1, not {total.normalize()}.",
-                                          code="shares_sum"))  # fmt: skip
+            errors.append(
+                ValidationError(
+                    f"The traffic shares of the arms must sum to 1, not {total.normalize()}.", code="shares_sum"
+                )
+            )
     names = [arm.name for arm in arms]
     if len(set(names)) != len(names):
         errors.append(ValidationError("Each arm needs its own name.", code="arm_names"))
@@ -71,8 +75,11 @@ def experiment_arms_validate(*, arms: Sequence[ArmSpec | Arm], running: bool = F
     if baselines > 1:
         errors.append(ValidationError("Only one arm can be the baseline.", code="baselines"))
     if running and (len(arms) < 2 or baselines != 1):
-        errors.append(ValidationError("A running experiment needs at least two arms, one of them the baseline.",
-                                      code="arms_to_run"))  # fmt: skip
+        errors.append(
+            ValidationError(
+                "A running experiment needs at least two arms, one of them the baseline.", code="arms_to_run"
+            )
+        )
     if errors:
         raise ValidationError(errors)
 
@@ -91,16 +98,29 @@ def experiment_create(
 ) -> Experiment:
     """Create an experiment and its arms (in the given order, which the assignment follows)."""
     experiment_arms_validate(arms=arms, running=status == Experiment.Status.RUNNING)
-    experiment = Experiment(name=name, description=description, status=status, starts_at=starts_at or timezone.now(),
-                            ends_at=ends_at, created_by=created_by)  # fmt: skip
+    experiment = Experiment(
+        name=name,
+        description=description,
+        status=status,
+        starts_at=starts_at or timezone.now(),
+        ends_at=ends_at,
+        created_by=created_by,
+    )
     if salt:
         experiment.salt = salt
     experiment.full_clean()
     experiment.save()
     for spec in arms:
-        arm = Arm(experiment=experiment, name=spec.name, traffic_share=Decimal(str(spec.traffic_share)),
-                  is_baseline=spec.is_baseline, ranker_version=spec.ranker_version, mmr_lambda=spec.mmr_lambda,
-                  bandit_enabled=spec.bandit_enabled, popularity_only=spec.popularity_only)  # fmt: skip
+        arm = Arm(
+            experiment=experiment,
+            name=spec.name,
+            traffic_share=Decimal(str(spec.traffic_share)),
+            is_baseline=spec.is_baseline,
+            ranker_version=spec.ranker_version,
+            mmr_lambda=spec.mmr_lambda,
+            bandit_enabled=spec.bandit_enabled,
+            popularity_only=spec.popularity_only,
+        )
         arm.full_clean(exclude=["experiment"])
         arm.save()
     transaction.on_commit(experiments_cache.expire)
@@ -112,8 +132,9 @@ def experiment_status_set(*, experiment_id: int, status: str) -> Experiment:
     """Start, stop or resume an experiment; starting checks its arms. A started one never goes back to draft."""
     experiment = Experiment.objects.select_for_update().get(pk=experiment_id)
     if status == Experiment.Status.DRAFT and experiment.status != Experiment.Status.DRAFT:
-        raise ValidationError("An experiment that has run cannot go back to draft: its events refer to it.",
-                              code="back_to_draft")  # fmt: skip
+        raise ValidationError(
+            "An experiment that has run cannot go back to draft: its events refer to it.", code="back_to_draft"
+        )
     if status == Experiment.Status.RUNNING:
         experiment_arms_validate(arms=list(experiment.arms.all()), running=True)
     experiment.status = status
@@ -157,12 +178,28 @@ def running_experiments_load() -> tuple[RunningExperiment, ...]:
         arms = list(experiment.arms.all())
         if not arms:
             continue
-        loaded.append(RunningExperiment(
-            experiment_id=experiment.pk, name=experiment.name, salt=experiment.salt, starts_at=experiment.starts_at,
-            ends_at=experiment.ends_at, shares=tuple(float(arm.traffic_share) for arm in arms),
-            arms=tuple(Assignment(experiment.name, arm.name, arm.is_baseline, arm.ranker_version, arm.mmr_lambda,
-                                  arm.bandit_enabled, arm.popularity_only) for arm in arms),
-        ))  # fmt: skip
+        loaded.append(
+            RunningExperiment(
+                experiment_id=experiment.pk,
+                name=experiment.name,
+                salt=experiment.salt,
+                starts_at=experiment.starts_at,
+                ends_at=experiment.ends_at,
+                shares=tuple(float(arm.traffic_share) for arm in arms),
+                arms=tuple(
+                    Assignment(
+                        experiment.name,
+                        arm.name,
+                        arm.is_baseline,
+                        arm.ranker_version,
+                        arm.mmr_lambda,
+                        arm.bandit_enabled,
+                        arm.popularity_only,
+                    )
+                    for arm in arms
+                ),
+            )
+        )
     return tuple(loaded)
 
 
@@ -240,14 +277,15 @@ def _mean(metric: str, n: int, total: float, squares: float) -> ArmMetric:
     return ArmMetric(metric, summary.mean, summary.ci_low, summary.ci_high, n, summary=summary)
 
 
-def _arm_metrics(funnel: selectors.ArmTitleFunnel | None, session: selectors.Moments | None, head: np.ndarray,
-                 catalog_size: int) -> dict[str, ArmMetric]:  # fmt: skip
+def _arm_metrics(
+    funnel: selectors.ArmTitleFunnel | None, session: selectors.Moments | None, head: np.ndarray, catalog_size: int
+) -> dict[str, ArmMetric]:
     impressions = int(funnel.impressions.sum()) if funnel else 0
     clicked = int(funnel.clicked.sum()) if funnel else 0
     played = int(funnel.played.sum()) if funnel else 0
     completed = int(funnel.completed.sum()) if funnel else 0
     tail_plays = int(funnel.played[~np.isin(funnel.title_ids, head)].sum()) if funnel else 0
-    discovered = int(((funnel.recent_played > 0)).sum()) if funnel else 0
+    discovered = int((funnel.recent_played > 0).sum()) if funnel else 0
     engagement_total = float(funnel.engagement.sum()) if funnel else 0.0
     engagement_squares = float(funnel.engagement_squares.sum()) if funnel else 0.0
     session = session or selectors.Moments(0, 0.0, 0.0)
@@ -259,8 +297,9 @@ def _arm_metrics(funnel: selectors.ArmTitleFunnel | None, session: selectors.Mom
         Metric.SESSION_MINUTES: _mean(Metric.SESSION_MINUTES, session.n, session.total, session.total_squares),
         # Distinct titles are not independent trials: no interval or test. It grows with the arm's traffic,
         # so compare arms of equal shares.
-        Metric.DISCOVERY: ArmMetric(Metric.DISCOVERY, discovered / catalog_size if catalog_size else math.nan,
-                                    math.nan, math.nan, played),  # fmt: skip
+        Metric.DISCOVERY: ArmMetric(
+            Metric.DISCOVERY, discovered / catalog_size if catalog_size else math.nan, math.nan, math.nan, played
+        ),
         Metric.LONG_TAIL: _proportion(Metric.LONG_TAIL, tail_plays, played),
     }
 
@@ -303,12 +342,21 @@ def experiment_metrics_compute(*, experiment_id: int, now: dt.datetime | None = 
             delta = p_value = None
             if baseline is not None and arm != baseline:
                 delta, p_value = _versus(measured, per_arm[baseline.pk][metric])
-            rows.append(ExperimentResult(
-                experiment=experiment, arm=arm, metric=metric, value=_finite(measured.value),
-                ci_low=_finite(measured.ci_low), ci_high=_finite(measured.ci_high), n=measured.n,
-                delta_vs_baseline=_finite(delta), p_value_vs_baseline=_finite(p_value),
-                significant=None if p_value is None else p_value < metrics.ALPHA, computed_at=now,
-            ))  # fmt: skip
+            rows.append(
+                ExperimentResult(
+                    experiment=experiment,
+                    arm=arm,
+                    metric=metric,
+                    value=_finite(measured.value),
+                    ci_low=_finite(measured.ci_low),
+                    ci_high=_finite(measured.ci_high),
+                    n=measured.n,
+                    delta_vs_baseline=_finite(delta),
+                    p_value_vs_baseline=_finite(p_value),
+                    significant=None if p_value is None else p_value < metrics.ALPHA,
+                    computed_at=now,
+                )
+            )
         if baseline is not None and arm != baseline:
             rows.append(_lift_row(experiment, arm, per_arm[arm.pk], per_arm[baseline.pk], now))
     with transaction.atomic():
@@ -316,18 +364,26 @@ def experiment_metrics_compute(*, experiment_id: int, now: dt.datetime | None = 
         return ExperimentResult.objects.bulk_create(rows)
 
 
-def _lift_row(experiment: Experiment, arm: Arm, measured: dict[str, ArmMetric], baseline: dict[str, ArmMetric],
-              now: dt.datetime) -> ExperimentResult:  # fmt: skip
+def _lift_row(
+    experiment: Experiment, arm: Arm, measured: dict[str, ArmMetric], baseline: dict[str, ArmMetric], now: dt.datetime
+) -> ExperimentResult:
     """Engagement per impression relative to the baseline arm (0.1 = 10 % more), tested like engagement."""
     treatment, reference = measured[Metric.ENGAGEMENT].summary, baseline[Metric.ENGAGEMENT].summary
     lift = metrics.lift_with_ci(treatment.mean, treatment.standard_error, reference.mean, reference.standard_error)
     _, p_value = _versus(measured[Metric.ENGAGEMENT], baseline[Metric.ENGAGEMENT])
     return ExperimentResult(
-        experiment=experiment, arm=arm, metric=Metric.LIFT, value=_finite(lift.value), ci_low=_finite(lift.ci_low),
-        ci_high=_finite(lift.ci_high), n=treatment.n, delta_vs_baseline=_finite(lift.value),
-        p_value_vs_baseline=_finite(p_value), significant=None if p_value is None else p_value < metrics.ALPHA,
+        experiment=experiment,
+        arm=arm,
+        metric=Metric.LIFT,
+        value=_finite(lift.value),
+        ci_low=_finite(lift.ci_low),
+        ci_high=_finite(lift.ci_high),
+        n=treatment.n,
+        delta_vs_baseline=_finite(lift.value),
+        p_value_vs_baseline=_finite(p_value),
+        significant=None if p_value is None else p_value < metrics.ALPHA,
         computed_at=now,
-    )  # fmt: skip
+    )
 
 
 def experiment_metrics_request(*, experiment_ids: Sequence[int]) -> None:
@@ -344,4 +400,6 @@ def experiments_to_measure(
     """Running experiments, and those stopped or ended recently (one last computation after the end)."""
     recent = (now or timezone.now()) - stopped_within
     started = Experiment.objects.exclude(status=Experiment.Status.DRAFT)
-    return started.filter(Q(status=Experiment.Status.RUNNING) | Q(updated_at__gte=recent) | Q(ends_at__gte=recent)).order_by("id")
+    return started.filter(
+        Q(status=Experiment.Status.RUNNING) | Q(updated_at__gte=recent) | Q(ends_at__gte=recent)
+    ).order_by("id")

@@ -4,6 +4,7 @@ A viewer looks down the list with a position bias of 1 / log2(position + 1); a t
 logistic of its standardised true affinity (the synthetic world's hidden factors). A click leads to a play,
 and a play to a completion, more often the more the viewer truly likes the title.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,4 +1,5 @@
 """Django app config for the feature store."""
+
 from django.apps import AppConfig
 
 

@@ -5,6 +5,7 @@ code on load (no pickle), and there is no JSON to parse on the request path. A m
 entity of one refresh (a 16-byte header with the count, then int64 ids ascending, then the float32 rows):
 100K titles × 37 floats is 15.6 MB, read once per refresh by each process.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -40,9 +41,7 @@ def encode_many(features: FeatureSet, values: np.ndarray, *, computed_at: float)
     return [buffer[i : i + size] for i in range(0, len(buffer), size)]
 
 
-def decode_many(
-    features: FeatureSet, payloads: Sequence[bytes | None]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def decode_many(features: FeatureSet, payloads: Sequence[bytes | None]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(values (n, width) float32 with defaults where missing, found (n,) bool, computed_at (n,) float64).
 
     A payload of the wrong size or schema counts as missing, like an expired key.

@@ -3,6 +3,7 @@
 The definitions live in `features.definitions`. Times are UTC; only viewings that started before `as_of`
 count, which is what keeps offline snapshots point-in-time correct.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -223,13 +224,17 @@ def interaction_features(
     """
     _require(history, ("title_id", "watch_percentage", "last_watched_at"), "history")
     title_ids = np.asarray(title_ids, dtype=np.int64)
-    per_title = pd.DataFrame(
-        {
-            "title_id": history["title_id"].to_numpy(np.int64),
-            "watch_percentage": history["watch_percentage"].to_numpy(np.float64),
-            "last_watched_us": _epoch_us(history["last_watched_at"]),
-        }
-    ).groupby("title_id").max()
+    per_title = (
+        pd.DataFrame(
+            {
+                "title_id": history["title_id"].to_numpy(np.int64),
+                "watch_percentage": history["watch_percentage"].to_numpy(np.float64),
+                "last_watched_us": _epoch_us(history["last_watched_at"]),
+            }
+        )
+        .groupby("title_id")
+        .max()
+    )
     watched = per_title.reindex(title_ids)
     has_watched = watched["watch_percentage"].notna().to_numpy()
     days = (_epoch_us([as_of])[0] - watched["last_watched_us"].to_numpy(np.float64, na_value=np.nan)) / US_PER_DAY

@@ -30,6 +30,7 @@ Interaction features, computed at request time from the two sets above and the p
   (from the latest last_watched_at; NaN if never), genre_affinity (cosine between the profile's affinity
   vector and the title's genre indicator, 0..1).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -81,9 +82,7 @@ class FeatureSet:
     @cached_property
     def columns(self) -> tuple[str, ...]:
         """Flat column names, one per stored float: vectors become `name_0`, `name_1`, ..."""
-        return tuple(
-            f.name if f.width == 1 else f"{f.name}_{i}" for f in self.features for i in range(f.width)
-        )
+        return tuple(f.name if f.width == 1 else f"{f.name}_{i}" for f in self.features for i in range(f.width))
 
     @cached_property
     def defaults(self) -> np.ndarray:

@@ -1,5 +1,6 @@
 """The design document's feature-store API (docs/design-api.md): FeatureStore(redis_host=, redis_port=) answering
 plain mappings, over features.store; the generators are features.generators' (they take the design's frames)."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -56,9 +57,13 @@ class FeatureStore(store.FeatureStore):
             if connection is not None or backend is not None:
                 raise ValueError("give redis_host/redis_port, or a connection or backend, not both")
             connection = redis.Redis(
-                host=redis_host, port=int(redis_port), db=_configured_db() if redis_db is None else int(redis_db),
-                socket_timeout=SOCKET_TIMEOUT_SECONDS, socket_connect_timeout=SOCKET_TIMEOUT_SECONDS, retry=None,
-            )  # fmt: skip
+                host=redis_host,
+                port=int(redis_port),
+                db=_configured_db() if redis_db is None else int(redis_db),
+                socket_timeout=SOCKET_TIMEOUT_SECONDS,
+                socket_connect_timeout=SOCKET_TIMEOUT_SECONDS,
+                retry=None,
+            )
         super().__init__(connection, namespace=namespace, backend=backend)
 
     def get_online_features(  # type: ignore[override]  # the design's mapping, not a FeatureRow

@@ -5,6 +5,7 @@ Frames in the design's shape are accepted too (docs/design-api.md): `content_id`
 `watch_duration_sec` for watch_seconds, `completed` from watch_percentage when absent, viewings without times
 taken as ending just before `as_of`, and genres by name (a `genres` column, or the metadata's `genres`).
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -116,7 +117,9 @@ def genre_ids_named(names: str | Iterable[str]) -> dict[str, int]:
     found = dict(Genre.objects.filter(name__in=wanted).values_list("name", "id"))
     unknown = sorted(set(wanted) - set(found))
     if unknown:
-        raise ValueError(f"unknown genres {unknown}; the catalog has {sorted(Genre.objects.values_list('name', flat=True))}")
+        raise ValueError(
+            f"unknown genres {unknown}; the catalog has {sorted(Genre.objects.values_list('name', flat=True))}"
+        )
     return {name: found[name] for name in wanted}
 
 
@@ -133,8 +136,9 @@ def _with_named_genres(catalog: CatalogArrays, history: pd.DataFrame) -> Catalog
         position, known = catalog.positions(title_ids)
         is_series = known & catalog.is_series[position]
     titles = pd.DataFrame({"title_id": title_ids, "is_series": is_series})
-    title_genres = pd.DataFrame({"title_id": links["title_id"].to_numpy(np.int64),
-                                 "genre_id": links["genre"].map(ids).to_numpy(np.int64)})  # fmt: skip
+    title_genres = pd.DataFrame(
+        {"title_id": links["title_id"].to_numpy(np.int64), "genre_id": links["genre"].map(ids).to_numpy(np.int64)}
+    )
     return CatalogArrays.from_frames(titles, title_genres, Genre.objects.values_list("id", flat=True))
 
 

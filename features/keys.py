@@ -9,6 +9,7 @@
 A schema bump changes every key, so readers never decode a payload written under another layout;
 the old keys simply expire with their TTL.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable

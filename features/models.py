@@ -3,6 +3,7 @@
 Every process of an embedded deployment (the demo's setup command, its web server, eager tasks) then reads
 the same features, which a per-process local-memory cache cannot give.
 """
+
 from __future__ import annotations
 
 from django.db import models

@@ -9,6 +9,7 @@ features.selectors.content_aggregates, whose full GROUP BY stays the path for an
 difference, popularity counting views older than POPULARITY_HORIZON_DAYS at their weight (under 2e-17 each)
 instead of 0.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -31,8 +32,10 @@ REBUILD_AFTER_DAYS = 30  # a longer gap is rebuilt from history: reading a month
 _TINY = 1e-250  # a decayed sum below this becomes 0: PostgreSQL raises on a float8 underflow
 _DAY = dt.timedelta(days=1)
 # Days from a viewing's start to the end of its UTC day, (0, 1].
-_TO_DAY_END = ("date_part('epoch', (((started_at AT TIME ZONE 'UTC')::date + 1)::timestamp AT TIME ZONE 'UTC')"
-               " - started_at) / 86400.0")  # fmt: skip
+_TO_DAY_END = (
+    "date_part('epoch', (((started_at AT TIME ZONE 'UTC')::date + 1)::timestamp AT TIME ZONE 'UTC')"
+    " - started_at) / 86400.0"
+)
 _DAYS_SQL = f"""
     SELECT title_id, (started_at AT TIME ZONE 'UTC')::date AS day, count(*) AS views,
            count(*) FILTER (WHERE completed) AS completed, sum(watch_percentage) AS watch_percentage_sum,
@@ -80,11 +83,17 @@ def title_rollups_advance(*, as_of: dt.datetime | None = None) -> RollupAdvance:
             start = state.through_day - dt.timedelta(days=REROLL_DAYS) if state.through_day < today else today
             if oldest_new is not None and oldest_new < start:
                 start = oldest_new
-        if (state is None or state.through_day > today or (today - state.through_day).days > REBUILD_AFTER_DAYS
-                or start < state.through_day - dt.timedelta(days=ROLLUP_KEEP_DAYS)):  # fmt: skip
+        if (
+            state is None
+            or state.through_day > today
+            or (today - state.through_day).days > REBUILD_AFTER_DAYS
+            or start < state.through_day - dt.timedelta(days=ROLLUP_KEEP_DAYS)
+        ):
             _rebuild(cursor, today)
-            TitleRollup.objects.update_or_create(pk=1, defaults={
-                "through_day": today, "last_viewing_id": newest_id, "rebuilt_at": now, "advanced_at": now})  # fmt: skip
+            TitleRollup.objects.update_or_create(
+                pk=1,
+                defaults={"through_day": today, "last_viewing_id": newest_id, "rebuilt_at": now, "advanced_at": now},
+            )
             return RollupAdvance(today, True, ROLLUP_KEEP_DAYS)
         if start >= today:  # the same day, and nothing new before it
             TitleRollup.objects.filter(pk=1).update(last_viewing_id=newest_id)
@@ -107,31 +116,39 @@ def _added_since(cursor, last_id: int | None) -> tuple[int, dt.date | None]:
 def _rebuild(cursor, today: dt.date) -> None:
     end = _midnight(today)
     cursor.execute("TRUNCATE features_title_day, features_title_total")
-    cursor.execute(f"""
+    cursor.execute(
+        f"""
         INSERT INTO features_title_total (title_id, views, completed, watch_percentage_sum, decayed)
         SELECT title_id, count(*), count(*) FILTER (WHERE completed), sum(watch_percentage),
                coalesce(sum(power({POPULARITY_DECAY}::float8, date_part('epoch', %(end)s::timestamptz - started_at) / 86400.0))
                         FILTER (WHERE started_at >= %(horizon)s), 0)
         FROM {VIEWING_TABLE} WHERE started_at < %(end)s GROUP BY title_id
-    """, {"end": end, "horizon": end - dt.timedelta(days=POPULARITY_HORIZON_DAYS)})  # fmt: skip
+    """,
+        {"end": end, "horizon": end - dt.timedelta(days=POPULARITY_HORIZON_DAYS)},
+    )
     start = _midnight(today - dt.timedelta(days=ROLLUP_KEEP_DAYS))
-    cursor.execute(f"INSERT INTO features_title_day (title_id, day, views, completed, watch_percentage_sum, decayed) "
-                   f"{_DAYS_SQL}", {"start": start, "end": end})  # fmt: skip
+    cursor.execute(
+        f"INSERT INTO features_title_day (title_id, day, views, completed, watch_percentage_sum, decayed) {_DAYS_SQL}",
+        {"start": start, "end": end},
+    )
 
 
 def _advance(cursor, *, start: dt.date, through: dt.date, today: dt.date) -> None:
     """Totals decayed from `through` to `today`, plus each day of [start, today) read now, minus what TitleDay
     held for [start, through); TitleDay then holds the days read now and none older than ROLLUP_KEEP_DAYS."""
     cursor.execute("DROP TABLE IF EXISTS rollup_fresh")  # a caller's transaction may hold an earlier one
-    cursor.execute(f"CREATE TEMPORARY TABLE rollup_fresh ON COMMIT DROP AS {_DAYS_SQL}",
-                   {"start": _midnight(start), "end": _midnight(today)})  # fmt: skip
+    cursor.execute(
+        f"CREATE TEMPORARY TABLE rollup_fresh ON COMMIT DROP AS {_DAYS_SQL}",
+        {"start": _midnight(start), "end": _midnight(today)},
+    )
     if today > through:
         cursor.execute(
             f"UPDATE features_title_total SET decayed = CASE WHEN decayed < {_TINY} THEN 0 "
             f"ELSE decayed * power({POPULARITY_DECAY}::float8, %(days)s::float8) END WHERE decayed <> 0",
             {"days": (today - through).days},
         )
-    cursor.execute(f"""
+    cursor.execute(
+        f"""
         INSERT INTO features_title_total AS t (title_id, views, completed, watch_percentage_sum, decayed)
         SELECT title_id, sum(views), sum(completed), sum(watch_percentage_sum),
                sum(decayed * power({POPULARITY_DECAY}::float8, (%(today)s::date - (day + 1))::float8))
@@ -143,11 +160,17 @@ def _advance(cursor, *, start: dt.date, through: dt.date, today: dt.date) -> Non
         ON CONFLICT (title_id) DO UPDATE SET views = t.views + excluded.views, completed = t.completed + excluded.completed,
             watch_percentage_sum = t.watch_percentage_sum + excluded.watch_percentage_sum,
             decayed = t.decayed + excluded.decayed
-    """, {"today": today, "start": start, "through": through})  # fmt: skip
-    cursor.execute("DELETE FROM features_title_day WHERE day >= %s OR day < %s",
-                   [start, today - dt.timedelta(days=ROLLUP_KEEP_DAYS)])  # fmt: skip
-    cursor.execute("INSERT INTO features_title_day SELECT title_id, day, views, completed, watch_percentage_sum, "
-                   "decayed FROM rollup_fresh")  # fmt: skip
+    """,
+        {"today": today, "start": start, "through": through},
+    )
+    cursor.execute(
+        "DELETE FROM features_title_day WHERE day >= %s OR day < %s",
+        [start, today - dt.timedelta(days=ROLLUP_KEEP_DAYS)],
+    )
+    cursor.execute(
+        "INSERT INTO features_title_day SELECT title_id, day, views, completed, watch_percentage_sum, "
+        "decayed FROM rollup_fresh"
+    )
     cursor.execute("DROP TABLE rollup_fresh")
 
 
@@ -161,11 +184,20 @@ def _windows(as_of: dt.datetime) -> dict:
     week = dt.timedelta(days=TRENDING_WINDOW_DAYS)
     today = _floor_day(as_of)
     e7, e14 = as_of - week, as_of - 2 * week
-    return {"as_of": as_of, "today": today, "today_start": _midnight(today), "e7": e7, "e14": e14,
-            "e7_floor": _midnight(_floor_day(e7)), "e7_ceil": _midnight(_ceil_day(e7)),
-            "e14_ceil": _midnight(_ceil_day(e14)), "d7": _ceil_day(e7), "d7_floor": _floor_day(e7),
-            "d14": _ceil_day(e14),
-            "today_weight": POPULARITY_DECAY ** ((as_of - _midnight(today)).total_seconds() / 86400)}  # fmt: skip
+    return {
+        "as_of": as_of,
+        "today": today,
+        "today_start": _midnight(today),
+        "e7": e7,
+        "e14": e14,
+        "e7_floor": _midnight(_floor_day(e7)),
+        "e7_ceil": _midnight(_ceil_day(e7)),
+        "e14_ceil": _midnight(_ceil_day(e14)),
+        "d7": _ceil_day(e7),
+        "d7_floor": _floor_day(e7),
+        "d14": _ceil_day(e14),
+        "today_weight": POPULARITY_DECAY ** ((as_of - _midnight(today)).total_seconds() / 86400),
+    }
 
 
 # What no rollup holds: today so far, and the parts of the edge days inside the windows.
@@ -210,8 +242,9 @@ def content_aggregates_rolled(*, as_of: dt.datetime) -> pd.DataFrame:
         raise ValueError(f"the title rollups are not advanced to {_floor_day(as_of)}")
     names = ["title_id", *CONTENT_AGGREGATES]
     types = ["int8", "int8", "int8", "float8", "float8", "float8"]
-    return pd.DataFrame(pgarrays.fetch_columns(_CONTENT_SQL, _windows(as_of), list(zip(names, types, strict=True)),
-                                               parallel=True))  # fmt: skip
+    return pd.DataFrame(
+        pgarrays.fetch_columns(_CONTENT_SQL, _windows(as_of), list(zip(names, types, strict=True)), parallel=True)
+    )
 
 
 def title_views_recent(*, title_id: int, as_of: dt.datetime | None = None, days: int = TRENDING_WINDOW_DAYS) -> int:
@@ -225,15 +258,27 @@ def title_views_recent(*, title_id: int, as_of: dt.datetime | None = None, days:
     today = _floor_day(as_of)
     with connection.cursor() as cursor:
         if rolled_through() != today or days > ROLLUP_KEEP_DAYS - REROLL_DAYS:
-            cursor.execute(f"SELECT count(*) FROM {VIEWING_TABLE} WHERE title_id = %s AND started_at >= %s "
-                           "AND started_at < %s", [title_id, start, as_of])  # fmt: skip
+            cursor.execute(
+                f"SELECT count(*) FROM {VIEWING_TABLE} WHERE title_id = %s AND started_at >= %s AND started_at < %s",
+                [title_id, start, as_of],
+            )
             return int(cursor.fetchone()[0])
-        cursor.execute(f"""
+        cursor.execute(
+            f"""
             SELECT coalesce((SELECT sum(views) FROM features_title_day
                              WHERE title_id = %(title)s AND day >= %(first)s AND day < %(today)s), 0)
                  + (SELECT count(*) FROM {VIEWING_TABLE} WHERE title_id = %(title)s
                     AND ((started_at >= %(start)s AND started_at < %(first_start)s)
                          OR (started_at >= %(today_start)s AND started_at < %(as_of)s)))
-        """, {"title": title_id, "first": _ceil_day(start), "first_start": _midnight(_ceil_day(start)),
-              "today": today, "today_start": _midnight(today), "start": start, "as_of": as_of})  # fmt: skip
+        """,
+            {
+                "title": title_id,
+                "first": _ceil_day(start),
+                "first_start": _midnight(_ceil_day(start)),
+                "today": today,
+                "today_start": _midnight(today),
+                "start": start,
+                "as_of": as_of,
+            },
+        )
         return int(cursor.fetchone()[0])

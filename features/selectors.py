@@ -3,6 +3,7 @@
 PostgreSQL reads come back as packed numpy columns (features.pgarrays) or SQL aggregates, never the ORM
 row by row; SQLite (the embedded default, small data) gets the same results through simpler queries.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -23,9 +24,13 @@ VIEWING_TABLE = ViewingEvent._meta.db_table
 PROFILE_TABLE = Profile._meta.db_table
 SQLITE_IN_BATCH = 10_000  # SQLite caps the variables in one statement
 _VIEWING_TYPES = [
-    ("profile_id", "int8"), ("title_id", "int8"), ("started_at", "timestamptz"), ("last_watched_at", "timestamptz"),
-    ("watch_seconds", "int4"), ("completed", "bool"),
-]  # fmt: skip
+    ("profile_id", "int8"),
+    ("title_id", "int8"),
+    ("started_at", "timestamptz"),
+    ("last_watched_at", "timestamptz"),
+    ("watch_seconds", "int4"),
+    ("completed", "bool"),
+]
 
 
 def catalog_arrays(*, title_ids: Iterable[int] | None = None) -> CatalogArrays:
@@ -72,8 +77,9 @@ def viewings_for_profiles(*, profile_ids: Iterable[int], as_of: dt.datetime) -> 
         return _packed_viewings("profile_id = ANY(%s) AND started_at < %s", [ids, as_of])
     frames = [
         _frame(
-            ViewingEvent.objects.filter(profile_id__in=ids[i : i + SQLITE_IN_BATCH], started_at__lt=as_of)
-            .values_list(*VIEWING_COLUMNS)
+            ViewingEvent.objects.filter(profile_id__in=ids[i : i + SQLITE_IN_BATCH], started_at__lt=as_of).values_list(
+                *VIEWING_COLUMNS
+            )
         )
         for i in range(0, len(ids), SQLITE_IN_BATCH)
     ]
@@ -135,7 +141,9 @@ def content_aggregates(*, as_of: dt.datetime) -> pd.DataFrame:
         types = ["int8", "int8", "int8", "float8", "float8", "float8"]
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute("SET LOCAL work_mem = '256MB'")  # 100K groups hash in memory, no spill
-            return pd.DataFrame(pgarrays.fetch_columns(query, params, list(zip(names, types, strict=True)), parallel=True))
+            return pd.DataFrame(
+                pgarrays.fetch_columns(query, params, list(zip(names, types, strict=True)), parallel=True)
+            )
     adapt = connection.ops.adapt_datetimefield_value
     params = [adapt(t) for t in (week, two_weeks, week, as_of, horizon, as_of)]
     with connection.cursor() as cursor:

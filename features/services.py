@@ -8,6 +8,7 @@ announced version, which every serving process loads into memory.
 A sentinel key without a TTL marks a Redis store as populated: when Redis comes back empty it is gone,
 and the frequent `ensure_online_features` job claims it and enqueues one full refresh (issue #14).
 """
+
 from __future__ import annotations
 
 import datetime as dt

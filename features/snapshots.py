@@ -5,6 +5,7 @@ only local paths are tested: S3 needs s3fs, which is not installed) as
 `{entity_type}/v{schema_version}/as_of=YYYYMMDDTHHMMSS.ffffffZ.parquet`, one row per entity with
 `entity_id`, `as_of` and one float32 column per stored value (see FeatureSet.columns).
 """
+
 from __future__ import annotations
 
 import datetime as dt

@@ -12,6 +12,7 @@ features from process memory: `TitleFeatureCache` holds the newest matrix the co
 the per-title keys (one MGET, on one node: they share a hash tag; on a cluster read apart from the profile's,
 so that either node being down degrades only its half), missing ones defaulted as before.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -146,8 +147,14 @@ class RedisBackend:
     def get_bulk(self, key: str) -> bytes | None:
         """One big value, on a short-lived connection with BULK_READ_TIMEOUT_SECONDS and no breaker."""
         kwargs = self.client.connection_pool.connection_kwargs
-        return _bulk_get(kwargs.get("host"), kwargs.get("port"), key, db=kwargs.get("db", 0),
-                         username=kwargs.get("username"), password=kwargs.get("password"))  # fmt: skip
+        return _bulk_get(
+            kwargs.get("host"),
+            kwargs.get("port"),
+            key,
+            db=kwargs.get("db", 0),
+            username=kwargs.get("username"),
+            password=kwargs.get("password"),
+        )
 
     def set(self, items: Sequence[tuple[str, bytes]], ttl_seconds: int) -> None:
         for start in range(0, len(items), PIPELINE_SETS):
@@ -224,7 +231,11 @@ class FeatureStore:
     """Online features by entity type; see the module docstring for the failure contract."""
 
     def __init__(
-        self, connection: redis.Redis | None = None, *, namespace: str = DEFAULT_NAMESPACE, backend: Backend | None = None
+        self,
+        connection: redis.Redis | None = None,
+        *,
+        namespace: str = DEFAULT_NAMESPACE,
+        backend: Backend | None = None,
     ) -> None:
         self.backend: Backend
         if backend is not None:
@@ -439,16 +450,23 @@ class TitleFeatureCache:
             started = time.perf_counter()
             payload = backend.get_bulk(matrix_key(CONTENT, version, namespace=self.namespace))
         except (*UNAVAILABLE, redis.exceptions.ResponseError) as error:
-            log.warning("title features: announcement unreadable, keeping version %s: %s",
-                        self.matrix.version if self.matrix else None, error)  # fmt: skip
+            log.warning(
+                "title features: announcement unreadable, keeping version %s: %s",
+                self.matrix.version if self.matrix else None,
+                error,
+            )
             return
         decoded = codec.decode_matrix(feature_set(CONTENT), payload) if payload else None
         if decoded is None:
             log.warning("title features: matrix %s missing or of another schema; reading per-title keys", version)
             return
         self.matrix = TitleMatrix(version, *decoded)
-        log.info("title features %s: %d titles loaded in %.1f ms", version, len(self.matrix.ids),
-                 (time.perf_counter() - started) * 1000)  # fmt: skip
+        log.info(
+            "title features %s: %d titles loaded in %.1f ms",
+            version,
+            len(self.matrix.ids),
+            (time.perf_counter() - started) * 1000,
+        )
 
 
 _title_caches: dict[tuple[str, str, str], TitleFeatureCache] = {}
@@ -471,10 +489,19 @@ def title_feature_caches_reset() -> None:
         title_cache.expire_check()
 
 
-def _bulk_get(host: str, port: int, key: str, *, db: int = 0, username: str | None = None,
-              password: str | None = None) -> bytes | None:  # fmt: skip
-    with redis.Redis(host=host, port=port, db=db, username=username, password=password, retry=None,
-                     socket_timeout=BULK_READ_TIMEOUT_SECONDS, socket_connect_timeout=BULK_READ_TIMEOUT_SECONDS) as client:  # fmt: skip
+def _bulk_get(
+    host: str, port: int, key: str, *, db: int = 0, username: str | None = None, password: str | None = None
+) -> bytes | None:
+    with redis.Redis(
+        host=host,
+        port=port,
+        db=db,
+        username=username,
+        password=password,
+        retry=None,
+        socket_timeout=BULK_READ_TIMEOUT_SECONDS,
+        socket_connect_timeout=BULK_READ_TIMEOUT_SECONDS,
+    ) as client:
         return client.get(key)
 
 
@@ -526,4 +553,3 @@ def _row(
         computed_at=dt.datetime.fromtimestamp(computed_at, dt.UTC) if found else None,
         store_unavailable=store_unavailable,
     )
-

@@ -1,4 +1,5 @@
 """Business rules in the admin: every save and delete is audited and goes live in serving within seconds."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -160,10 +161,13 @@ class RuleChangeAdmin(ReadOnlyAdmin, LargeTableAdmin):
         rows = format_html_join(
             "",
             "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
-            ((label(name), _shown(values.get("before")), _shown(values.get("after")))
-             for name, values in change.changes.items()),
-        )  # fmt: skip
+            (
+                (label(name), _shown(values.get("before")), _shown(values.get("after")))
+                for name, values in change.changes.items()
+            ),
+        )
         return format_html("<table><tr><th>field</th><th>before</th><th>after</th></tr>{}</table>", rows)
+
 
 ISO_MOMENT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
 

@@ -1,4 +1,5 @@
 """Business rules editors manage in the admin (boosts, tier rules, suppressions, the kids policy) and their audit."""
+
 from __future__ import annotations
 
 from decimal import Decimal
@@ -36,13 +37,21 @@ class TargetedRule(models.Model):
 
     target_kind = models.CharField("applies to", max_length=9, choices=TargetKind.choices)
     genre = models.ForeignKey(
-        Genre, null=True, blank=True, on_delete=models.CASCADE, related_name="+",
+        Genre,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
         help_text="Only when the rule applies to a genre.",
-    )  # fmt: skip
+    )
     title = models.ForeignKey(
-        Title, null=True, blank=True, on_delete=models.CASCADE, related_name="+",
+        Title,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
         help_text="Only when the rule applies to a title.",
-    )  # fmt: skip
+    )
 
     class Meta:
         abstract = True
@@ -89,14 +98,18 @@ class TimeWindowed(models.Model):
 class Boost(TargetedRule, TimeWindowed):
     name = models.CharField(max_length=120, help_text="What the boost is for, e.g. 'Summer originals push'.")
     multiplier = models.DecimalField(
-        max_digits=6, decimal_places=2, default=Decimal("1.50"), validators=[validate_positive],
+        max_digits=6,
+        decimal_places=2,
+        default=Decimal("1.50"),
+        validators=[validate_positive],
         help_text="Greater than 0: above 1 promotes, below 1 demotes (2 doubles the odds of ranking higher).",
-    )  # fmt: skip
+    )
     countries = models.ManyToManyField(
         Country, blank=True, related_name="+", help_text="Leave empty to boost in every country."
     )
     priority = models.IntegerField(
-        default=0, help_text="When several boosts match a title, only the highest priority counts (equal ones multiply)."
+        default=0,
+        help_text="When several boosts match a title, only the highest priority counts (equal ones multiply).",
     )
     is_active = models.BooleanField("active", default=True, help_text="Untick to pause the boost without deleting it.")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -106,18 +119,21 @@ class Boost(TargetedRule, TimeWindowed):
         ordering = ["-priority", "name"]
         constraints = [
             models.CheckConstraint(
-                condition=Q(multiplier__gt=0), name="boost_multiplier_positive",
+                condition=Q(multiplier__gt=0),
+                name="boost_multiplier_positive",
                 violation_error_message="The multiplier must be greater than 0.",
             ),
             models.CheckConstraint(
-                condition=WINDOW_CONSTRAINT, name="boost_window_ends_after_start",
+                condition=WINDOW_CONSTRAINT,
+                name="boost_window_ends_after_start",
                 violation_error_message="The end must be after the start.",
             ),
             models.CheckConstraint(
-                condition=TARGET_CONSTRAINT, name="boost_target_matches_kind",
+                condition=TARGET_CONSTRAINT,
+                name="boost_target_matches_kind",
                 violation_error_message="Set the genre or the title that the boost applies to, and only that.",
             ),
-        ]  # fmt: skip
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} (×{self.multiplier} on {self.target_label})"
@@ -138,14 +154,16 @@ class TierRule(TargetedRule):
         verbose_name = "tier rule"
         constraints = [
             models.CheckConstraint(
-                condition=Q(allowed_tiers__gte=1) & Q(allowed_tiers__lte=ALL_TIERS_MASK), name="tierrule_tiers_mask_valid",
+                condition=Q(allowed_tiers__gte=1) & Q(allowed_tiers__lte=ALL_TIERS_MASK),
+                name="tierrule_tiers_mask_valid",
                 violation_error_message="Choose at least one tier.",
             ),
             models.CheckConstraint(
-                condition=TARGET_CONSTRAINT, name="tierrule_target_matches_kind",
+                condition=TARGET_CONSTRAINT,
+                name="tierrule_target_matches_kind",
                 violation_error_message="Set the genre or the title that the rule applies to, and only that.",
             ),
-        ]  # fmt: skip
+        ]
 
     def __str__(self) -> str:
         return f"{self.target_label} only for {', '.join(t.label for t in self.tiers)}"
@@ -169,10 +187,11 @@ class Suppression(TimeWindowed):
         ordering = ["-created_at"]
         constraints = [
             models.CheckConstraint(
-                condition=WINDOW_CONSTRAINT, name="suppression_window_ends_after_start",
+                condition=WINDOW_CONSTRAINT,
+                name="suppression_window_ends_after_start",
                 violation_error_message="The end must be after the start.",
             ),
-        ]  # fmt: skip
+        ]
 
     def __str__(self) -> str:
         return f"{self.title} suppressed: {self.reason}"
@@ -182,9 +201,10 @@ class KidsPolicy(models.Model):
     """One row (created by a migration): the policy for every kids profile."""
 
     maturity_cap = models.PositiveSmallIntegerField(
-        choices=MaturityRating.choices, default=MaturityRating.AGE_7,
+        choices=MaturityRating.choices,
+        default=MaturityRating.AGE_7,
         help_text="Kids profiles never see titles rated above this, whatever their own setting.",
-    )  # fmt: skip
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -199,9 +219,11 @@ class DiversityPolicy(models.Model):
     """One row (created by a migration): how much the homepage trades relevance for variety."""
 
     mmr_lambda = models.FloatField(
-        "relevance weight (MMR λ)", default=0.7, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        "relevance weight (MMR λ)",
+        default=0.7,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
         help_text="1 ranks purely by relevance; lower values spread genres and styles more (0.5–0.8 is usual).",
-    )  # fmt: skip
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -6,6 +6,7 @@ snapshot's at most every RECO_RULES_CHECK_SECONDS and reloads on a difference. T
 version, so a cleared or unreachable cache still works, and a direct database check every `db_check_seconds`
 catches a publish that was lost (e.g. Redis down at commit time).
 """
+
 from __future__ import annotations
 
 import logging
@@ -91,7 +92,9 @@ def rules_snapshot_load() -> RulesSnapshot:
         )
     )
     tier_rules = list(
-        TierRule.objects.filter(is_active=True).order_by("id").values("target_kind", "genre_id", "title_id", "allowed_tiers")
+        TierRule.objects.filter(is_active=True)
+        .order_by("id")
+        .values("target_kind", "genre_id", "title_id", "allowed_tiers")
     )
     suppressions = list(
         Suppression.objects.filter(not_over).order_by("id").values("id", "title_id", "starts_at", "ends_at")
@@ -182,4 +185,3 @@ class RulesCache:
 
 
 rules_cache = RulesCache()
-

@@ -1,4 +1,5 @@
 """Rule changes: the audit record of every edit, and publishing the new rules version once it commits."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -70,9 +71,7 @@ def _publish_after_commit() -> None:
     transaction.on_commit(rules_version_publish)
 
 
-def rule_change_record(
-    *, rule: models.Model, action: str, before: dict[str, Any] | None, by_user
-) -> RuleChange | None:
+def rule_change_record(*, rule: models.Model, action: str, before: dict[str, Any] | None, by_user) -> RuleChange | None:
     """Audit a saved rule (M2M included) against its state `before` the edit; None when nothing changed."""
     after = rule_state_stored(model=type(rule), rule_id=rule.pk)  # fresh: the instance may hold stale prefetches
     changes = _diff(before if action == RuleChange.Action.UPDATE else None, after)

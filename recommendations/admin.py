@@ -1,5 +1,6 @@
 """Model versions in the admin: metrics at a glance, activation and rollback (after a confirmation page) through
 the services."""
+
 import secrets
 
 from django import forms
@@ -39,8 +40,14 @@ class ModelVersionAdmin(admin.ModelAdmin):
         chosen = queryset.get()
         if request.POST.get("confirmed") != "yes":  # first the intermediate page, as Django's delete asks
             change = staff_selectors.model_change_for_activation(version=chosen)
-            return self._confirmation(request, queryset, action="activate", verb="activate", changes=[change],
-                                      question=f"Activate {chosen.kind} {chosen.version}?")  # fmt: skip
+            return self._confirmation(
+                request,
+                queryset,
+                action="activate",
+                verb="activate",
+                changes=[change],
+                question=f"Activate {chosen.kind} {chosen.version}?",
+            )
         try:
             version = model_version_activate(version_id=chosen.pk, by_user=request.user)
         except ModelActivationError as error:
@@ -54,8 +61,14 @@ class ModelVersionAdmin(admin.ModelAdmin):
         kinds = sorted(set(queryset.values_list("kind", flat=True)))
         if request.POST.get("confirmed") != "yes":
             changes = [staff_selectors.model_change_for_rollback(kind=kind) for kind in kinds]
-            return self._confirmation(request, queryset, action="roll_back", verb="roll back", changes=changes,
-                                      question=f"Roll back {', '.join(kinds)} to the previously active version?")  # fmt: skip
+            return self._confirmation(
+                request,
+                queryset,
+                action="roll_back",
+                verb="roll back",
+                changes=changes,
+                question=f"Roll back {', '.join(kinds)} to the previously active version?",
+            )
         for kind in kinds:
             try:
                 version = model_version_rollback(kind=kind, by_user=request.user)
@@ -65,17 +78,37 @@ class ModelVersionAdmin(admin.ModelAdmin):
             self.message_user(request, f"{version} is active again.")
         return None
 
-    def _confirmation(self, request: HttpRequest, queryset: QuerySet[ModelVersion], *, action: str, verb: str,
-                      changes: list, question: str) -> TemplateResponse:  # fmt: skip
-        context = {**self.admin_site.each_context(request), "opts": self.model._meta, "title": "Are you sure?",
-                   "queryset": queryset, "action": action, "verb": verb, "changes": changes, "question": question,
-                   "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME}  # fmt: skip
+    def _confirmation(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[ModelVersion],
+        *,
+        action: str,
+        verb: str,
+        changes: list,
+        question: str,
+    ) -> TemplateResponse:
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Are you sure?",
+            "queryset": queryset,
+            "action": action,
+            "verb": verb,
+            "changes": changes,
+            "question": question,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        }
         return TemplateResponse(request, "admin/recommendations/modelversion/confirm_action.html", context)
 
 
 class ApiClientForm(forms.ModelForm):
-    scopes = forms.MultipleChoiceField(choices=ApiScope.choices, widget=forms.CheckboxSelectMultiple, required=False,
-                                       help_text="What the key may do; a call outside them gets 403.")  # fmt: skip
+    scopes = forms.MultipleChoiceField(
+        choices=ApiScope.choices,
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+        help_text="What the key may do; a call outside them gets 403.",
+    )
 
     class Meta:
         model = ApiClient

@@ -12,6 +12,7 @@ The source is a directory (a Path: local disk or a shared mount) or a version in
 (artifact_store.RemoteDir, e.g. on S3): both are read through `open_source` and `state_of`, so a copy from an
 object store is hashed while it downloads exactly as a copy from disk is while it is read.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -150,8 +151,10 @@ def private_copy(*, source: Any, cache_root: Path, checksum: str, check_source: 
                 continue
             source_states[name] = state_of(source / name)
             if _copy_hashing(source / name, scratch / name) != expected:
-                raise ArtifactCorrupt(f"{source / name}: checksum mismatch, its SHA-256 is not the one meta.json "
-                                      "lists (the file was altered or truncated)")  # fmt: skip
+                raise ArtifactCorrupt(
+                    f"{source / name}: checksum mismatch, its SHA-256 is not the one meta.json "
+                    "lists (the file was altered or truncated)"
+                )
         for name in files:
             os.chmod(scratch / name, READ_ONLY_FILE)
         os.chmod(scratch, READ_ONLY_DIR)

@@ -14,6 +14,7 @@ after it, so a partial or damaged upload never becomes a version (and what it le
 the store has a connect and a read timeout (RECO_ARTIFACT_STORE_TIMEOUT_SECONDS); an unreachable store raises
 StoreUnavailable (an OSError), which the registry treats like any failed load: keep the model, retry later.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -133,8 +134,11 @@ class UrlStore:
         options: dict[str, Any] = {}
         if protocol in {"s3", "s3a"}:
             # botocore's own retry (`attempts` in all), then the registry's back-off takes over.
-            options["config_kwargs"] = {"connect_timeout": timeout_seconds, "read_timeout": timeout_seconds,
-                                        "retries": {"max_attempts": attempts, "mode": "standard"}}  # fmt: skip
+            options["config_kwargs"] = {
+                "connect_timeout": timeout_seconds,
+                "read_timeout": timeout_seconds,
+                "retries": {"max_attempts": attempts, "mode": "standard"},
+            }
             if endpoint_url:
                 options["endpoint_url"] = endpoint_url
         elif protocol in {"file", "local"}:
@@ -175,7 +179,9 @@ class UrlStore:
         modified = info.get("LastModified") or info.get("mtime") or info.get("created") or 0
         modified_ns = int(modified.timestamp() * 1e9) if hasattr(modified, "timestamp") else int(float(modified) * 1e9)
         tag = str(info.get("ETag") or info.get("md5") or modified_ns)
-        return FileState(int(info.get("size") or 0), modified_ns, 0, int(hashlib.sha256(tag.encode()).hexdigest()[:15], 16))
+        return FileState(
+            int(info.get("size") or 0), modified_ns, 0, int(hashlib.sha256(tag.encode()).hexdigest()[:15], 16)
+        )
 
     def publish(self, local_dir: Path, relative: str, files: dict[str, str]) -> None:
         """Upload `local_dir` as version `relative`: under a temporary name, then copied to its own, then verified.
@@ -188,10 +194,14 @@ class UrlStore:
         copying = False
         try:
             for name in names:
-                self._call(f"uploading {name}", self.fs.put_file, str(local_dir / name), self._path(f"{scratch}/{name}"))
+                self._call(
+                    f"uploading {name}", self.fs.put_file, str(local_dir / name), self._path(f"{scratch}/{name}")
+                )
             copying = True
             for name in names:
-                self._call(f"copying {name}", self.fs.copy, self._path(f"{scratch}/{name}"), self._path(f"{final}/{name}"))
+                self._call(
+                    f"copying {name}", self.fs.copy, self._path(f"{scratch}/{name}"), self._path(f"{final}/{name}")
+                )
             self.fs.invalidate_cache()
             for name in names:
                 if sha256_of(RemoteFile(self, f"{final}/{name}")) != files[name]:
@@ -221,8 +231,11 @@ class UrlStore:
             found = self._call("listing staging", self.fs.find, self._path(STAGING_PREFIX), detail=True)
         except OSError:
             return
-        stale = [path for path, info in found.items()
-                 if hasattr(info.get("LastModified"), "timestamp") and info["LastModified"].timestamp() < horizon]  # fmt: skip
+        stale = [
+            path
+            for path, info in found.items()
+            if hasattr(info.get("LastModified"), "timestamp") and info["LastModified"].timestamp() < horizon
+        ]
         if stale:
             self._call("pruning staging", self.fs.rm, stale)
             log.info("removed %d stale artifact uploads from %s", len(stale), self.url_of(STAGING_PREFIX))
@@ -235,11 +248,20 @@ def artifact_store() -> PathStore | UrlStore:
     """The store the settings name (one instance per configuration and process)."""
     url = str(getattr(settings, "RECO_ARTIFACT_URL", "") or "")
     # By process: an fsspec async filesystem made before a fork (gunicorn's master) refuses to serve the child.
-    key = (os.getpid(), url, str(settings.RECO_ARTIFACT_DIR), getattr(settings, "RECO_ARTIFACT_ENDPOINT_URL", ""),
-           getattr(settings, "RECO_ARTIFACT_STORE_TIMEOUT_SECONDS", 10.0),
-           getattr(settings, "RECO_ARTIFACT_STORE_ATTEMPTS", 2))  # fmt: skip
+    key = (
+        os.getpid(),
+        url,
+        str(settings.RECO_ARTIFACT_DIR),
+        getattr(settings, "RECO_ARTIFACT_ENDPOINT_URL", ""),
+        getattr(settings, "RECO_ARTIFACT_STORE_TIMEOUT_SECONDS", 10.0),
+        getattr(settings, "RECO_ARTIFACT_STORE_ATTEMPTS", 2),
+    )
     store = _stores.get(key)
     if store is None:
-        store = UrlStore(url, endpoint_url=key[3], timeout_seconds=float(key[4]), attempts=int(key[5])) if url else PathStore(Path(key[2]))
+        store = (
+            UrlStore(url, endpoint_url=key[3], timeout_seconds=float(key[4]), attempts=int(key[5]))
+            if url
+            else PathStore(Path(key[2]))
+        )
         _stores[key] = store
     return store

@@ -4,6 +4,7 @@ The pipeline itself (sources, quotas, merge) is pure and shared with ranker trai
 evaluation: recommendations.ml.candidate_pipeline. Here only what the request holds becomes its inputs:
 the profile's entitlements as an allowed mask, its history, the active models and the trending list.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -37,8 +38,12 @@ def pipeline_inputs(state: ProfileState, models: ServingModels) -> tuple[Profile
         last_watched=state.history_last_watched,
     )
     inputs = CandidateModels(
-        catalog=catalog, popularity=models.popularity, mf=models.get(ModelKind.MATRIX_FACTORIZATION),
-        mf_gram=models.mf_gram, content=models.get(ModelKind.CONTENT), ease=models.get(ModelKind.EASE),
+        catalog=catalog,
+        popularity=models.popularity,
+        mf=models.get(ModelKind.MATRIX_FACTORIZATION),
+        mf_gram=models.mf_gram,
+        content=models.get(ModelKind.CONTENT),
+        ease=models.get(ModelKind.EASE),
     )
     return profile, inputs
 
@@ -53,8 +58,9 @@ def candidates_generate(
     total: int = TOTAL_CANDIDATES,
 ) -> CandidateSet:
     profile, inputs = pipeline_inputs(state, models)
-    result = generate(profile, inputs, (trending.rows, trending.scores), now_seconds=now.timestamp(), quotas=quotas,
-                      total=total)  # fmt: skip
+    result = generate(
+        profile, inputs, (trending.rows, trending.scores), now_seconds=now.timestamp(), quotas=quotas, total=total
+    )
     if trending.from_store:
         return result
     return dataclasses.replace(result, degraded=("trending_from_popularity", *result.degraded))

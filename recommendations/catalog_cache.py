@@ -5,6 +5,7 @@ each process checks it at most every RECO_CATALOG_CHECK_SECONDS and rebuilds its
 Bulk imports, which send no signals, show in the title count and largest id, checked every
 RECO_CATALOG_TABLE_CHECK_SECONDS.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -44,8 +45,16 @@ def catalog_index_build(version: str = "") -> CatalogIndex:
     """Read the whole catalog in four queries and build the arrays (about a second at 100K titles)."""
     rows = list(
         Title.objects.order_by("id").values_list(
-            "id", "name", "maturity_rating", "available_tiers", "date_added", "release_date", "is_original",
-            "has_4k", "has_hdr", "kind",
+            "id",
+            "name",
+            "maturity_rating",
+            "available_tiers",
+            "date_added",
+            "release_date",
+            "is_original",
+            "has_4k",
+            "has_hdr",
+            "kind",
         )
     )
     columns = ["id", "name", "maturity", "tiers", "added", "released", "original", "has_4k", "has_hdr", "kind"]
@@ -68,9 +77,7 @@ def catalog_index_build(version: str = "") -> CatalogIndex:
     country_rows = np.searchsorted(ids, countries["title_id"].to_numpy(np.int64))
     restricted = np.zeros(len(ids), bool)
     restricted[country_rows] = True
-    country_titles = {
-        code: np.sort(country_rows[group]) for code, group in countries.groupby("code").indices.items()
-    }
+    country_titles = {code: np.sort(country_rows[group]) for code, group in countries.groupby("code").indices.items()}
     added = pd.to_datetime(titles["added"]).to_numpy("datetime64[D]").astype(np.int64)
     released = pd.to_datetime(titles["released"])
     return CatalogIndex(

@@ -8,6 +8,7 @@ phrase is looked up), or anything else, where every run of whole words is looked
 that belongs only to titles within the cap is safe; one shared with a title above the cap is safe only when
 the profile watched a within-cap title of that name (the reason may be about that one).
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -20,10 +21,18 @@ from recommendations.engine import Recommendations
 from recommendations.ml.catalog import CatalogIndex
 
 BECAUSE_PHRASES = (postprocess.REASON_BECAUSE, "Because You Watched ")  # a reason's, a row title's
-FIXED_TEXTS = frozenset({
-    postprocess.REASON_CONTINUE, postprocess.REASON_NEW, postprocess.REASON_TRENDING, postprocess.REASON_TOP_PICK,
-    "Continue Watching", "Top Picks for You", "Trending Now", "New Releases",
-})  # fmt: skip
+FIXED_TEXTS = frozenset(
+    {
+        postprocess.REASON_CONTINUE,
+        postprocess.REASON_NEW,
+        postprocess.REASON_TRENDING,
+        postprocess.REASON_TOP_PICK,
+        "Continue Watching",
+        "Top Picks for You",
+        "Trending Now",
+        "New Releases",
+    }
+)
 MAX_WORDS_SCANNED = 40  # a longer free text is scanned on its first words only (no engine text comes close)
 
 

@@ -1,4 +1,5 @@
 """Who is asking: the request context and the profile's entitlements and recent history, read once."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -93,10 +94,12 @@ class ProfileState:
         if keep.all():
             return self
         return replace(
-            self, history_title_ids=self.history_title_ids[keep],
+            self,
+            history_title_ids=self.history_title_ids[keep],
             history_watch_percentage=self.history_watch_percentage[keep],
-            history_last_watched=self.history_last_watched[keep], history_completed=self.history_completed[keep],
-        )  # fmt: skip
+            history_last_watched=self.history_last_watched[keep],
+            history_completed=self.history_completed[keep],
+        )
 
 
 @dataclass(frozen=True)
@@ -121,9 +124,14 @@ def profile_head_load(*, profile_id: int) -> ProfileHead:
     pk, account_id, tier, country, maturity_cap, is_kids, newest = row
     cap = min(int(maturity_cap), MaturityRating.AGE_7) if is_kids else int(maturity_cap)
     return ProfileHead(
-        profile_id=pk, account_id=account_id, tier=int(tier), country=country, maturity_cap=cap, is_kids=bool(is_kids),
+        profile_id=pk,
+        account_id=account_id,
+        tier=int(tier),
+        country=country,
+        maturity_cap=cap,
+        is_kids=bool(is_kids),
         newest_viewing=_epoch(newest) if newest else 0.0,
-    )  # fmt: skip
+    )
 
 
 def profile_state_load(
@@ -140,10 +148,15 @@ def profile_state_load(
     head = head or profile_head_load(profile_id=profile_id)
     alias = read_alias(profile_id=head.profile_id)
     if before is None:
-        fetched = prepared.fetchall(alias, HISTORY_SQL.format(before=""), [head.profile_id, history_limit, head.profile_id])
+        fetched = prepared.fetchall(
+            alias, HISTORY_SQL.format(before=""), [head.profile_id, history_limit, head.profile_id]
+        )
     else:
-        fetched = prepared.fetchall(alias, HISTORY_SQL.format(before="AND last_watched_at < %s"),
-                                    [head.profile_id, before, history_limit, head.profile_id])  # fmt: skip
+        fetched = prepared.fetchall(
+            alias,
+            HISTORY_SQL.format(before="AND last_watched_at < %s"),
+            [head.profile_id, before, history_limit, head.profile_id],
+        )
     onboarding = tuple(row[1] for row in fetched if row[0])
     rows = [row[1:] for row in fetched if not row[0]]  # newest first
     return ProfileState(

@@ -3,6 +3,7 @@
 Models are the `ml` library's own classes; the engine is RecommendationEngine; `diversify_recommendations`
 runs the engine's diversification (ranking.ml.diversify) and `batch_recommend` the engine, profile by profile.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -22,9 +23,17 @@ from recommendations.models import ModelKind
 from recommendations.serving import ServingModels, serving_state
 
 __all__ = [
-    "MatrixFactorization", "NeuralCollaborativeFiltering", "RankedItem", "RecommendationEngine", "Recommendations",
-    "UserContext", "batch_recommend", "diversify_recommendations", "get_features", "similarity",
-]  # fmt: skip
+    "MatrixFactorization",
+    "NeuralCollaborativeFiltering",
+    "RankedItem",
+    "RecommendationEngine",
+    "Recommendations",
+    "UserContext",
+    "batch_recommend",
+    "diversify_recommendations",
+    "get_features",
+    "similarity",
+]
 
 DESIGN_LIST_LENGTH = 20  # the design's MMR keeps 20
 
@@ -49,9 +58,12 @@ def get_features(user_id: int) -> OnlineFeatures:
 
 
 def batch_recommend(
-    user_ids: Sequence[int], batch_size: int = 100, *, n: int = DESIGN_LIST_LENGTH,
+    user_ids: Sequence[int],
+    batch_size: int = 100,
+    *,
+    n: int = DESIGN_LIST_LENGTH,
     engine: serving_engine.RecommendationEngine | None = None,
-) -> Iterator[tuple[int, Recommendations | None]]:  # fmt: skip
+) -> Iterator[tuple[int, Recommendations | None]]:
     """(profile id, its Recommendations) for each id, `batch_size` at a time, through the engine's request path
     (the response cache included); None for an unknown profile."""
     if batch_size < 1:
@@ -76,10 +88,14 @@ def diversify_recommendations(
     models = serving_state.models()
     rows = _catalog_rows(models, [item.content_id for item in items])
     picked = diversify_titles(
-        models.catalog, rows, np.array([item.score for item in items], np.float64), k=min(n, len(items)),
-        today_days=int(timezone.now().timestamp() // serving_engine.SECONDS_PER_DAY), item_factors=_mf_factors(models, rows),
+        models.catalog,
+        rows,
+        np.array([item.score for item in items], np.float64),
+        k=min(n, len(items)),
+        today_days=int(timezone.now().timestamp() // serving_engine.SECONDS_PER_DAY),
+        item_factors=_mf_factors(models, rows),
         lam=float(lambda_param),
-    )  # fmt: skip
+    )
     return [items[int(i)] for i in picked]
 
 

@@ -1,4 +1,5 @@
 """ModelVersion: one trained artifact and whether it serves; ApiClient: an app allowed to call the API."""
+
 from __future__ import annotations
 
 import hashlib
@@ -28,7 +29,9 @@ class ModelVersion(models.Model):
     version = models.CharField(max_length=40, help_text="Sortable label, e.g. 20261126T0445Z-3f2a.")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.CANDIDATE)
     artifact_path = models.CharField(max_length=300, help_text="Directory, relative to RECO_ARTIFACT_DIR.")
-    checksum = models.CharField(max_length=64, help_text="SHA-256 of the artifact's meta.json (which lists every file's).")
+    checksum = models.CharField(
+        max_length=64, help_text="SHA-256 of the artifact's meta.json (which lists every file's)."
+    )
     data_from = models.DateTimeField(null=True, blank=True)
     data_to = models.DateTimeField(null=True, blank=True)
     params = models.JSONField(default=dict, blank=True)
@@ -76,33 +79,45 @@ class ApiClient(models.Model):
     """A client app (TV, mobile, web) with its own API key and request rate; the key is stored hashed."""
 
     name = models.CharField(max_length=100, unique=True)
-    key_prefix = models.CharField(max_length=API_KEY_PREFIX_LENGTH, unique=True, editable=False,
-                                  help_text="The key's first characters, to recognise it in logs.")  # fmt: skip
+    key_prefix = models.CharField(
+        max_length=API_KEY_PREFIX_LENGTH,
+        unique=True,
+        editable=False,
+        help_text="The key's first characters, to recognise it in logs.",
+    )
     key_digest = models.CharField(max_length=64, unique=True, editable=False)
     rate = models.CharField(
         max_length=20, default="6000/min", help_text="Requests allowed per client, e.g. 6000/min or 100/s."
     )
-    scopes = models.JSONField(default=default_scopes, blank=True,
-                              help_text="What the key may do: recs:read, events:write.")  # fmt: skip
+    scopes = models.JSONField(
+        default=default_scopes, blank=True, help_text="What the key may do: recs:read, events:write."
+    )
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["name"]
         verbose_name = "API client"
-        constraints = [models.CheckConstraint(condition=Q(rate__regex=r"^[0-9]+/(s|sec|m|min|h|hour|d|day)$"),
-                                              name="apiclient_rate_format")]  # fmt: skip
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(rate__regex=r"^[0-9]+/(s|sec|m|min|h|hour|d|day)$"), name="apiclient_rate_format"
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.key_prefix}…)"
 
     @classmethod
-    def issue(cls, name: str, *, key: str | None = None, rate: str = "6000/min",
-              scopes: list[str] | None = None) -> tuple[ApiClient, str]:  # fmt: skip
+    def issue(
+        cls, name: str, *, key: str | None = None, rate: str = "6000/min", scopes: list[str] | None = None
+    ) -> tuple[ApiClient, str]:
         """Create a client; returns it and its key, which is shown once and never stored in clear."""
         key = key or secrets.token_urlsafe(32)
         client = cls.objects.create(
-            name=name, key_prefix=key[:API_KEY_PREFIX_LENGTH], key_digest=api_key_digest(key), rate=rate,
+            name=name,
+            key_prefix=key[:API_KEY_PREFIX_LENGTH],
+            key_digest=api_key_digest(key),
+            rate=rate,
             scopes=default_scopes() if scopes is None else list(scopes),
         )
         return client, key

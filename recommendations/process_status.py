@@ -7,6 +7,7 @@ statuses are fields of one hash (one HSET per publish, no read-modify-write betw
 with a TTL of PROCESS_STATUS_TTL_SECONDS; a field not published for that long is dropped when read, so a
 process that died leaves the list within two minutes. On local-memory caches each process sees only itself.
 """
+
 from __future__ import annotations
 
 import json

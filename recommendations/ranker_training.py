@@ -10,6 +10,7 @@ watched, 1 for less, 0 for not watched. The ranker is fitted on most profiles an
 and activated through the gate of recommendations.training: enough held-out queries and positives, better
 than popularity and not worse than the ranker-free ordering, and not worse than the active ranker.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -91,17 +92,31 @@ def ranker_train(
     outcomes = _outcomes(cutoff, label_end)
     sampled = _sample_profiles(outcomes, set(np.unique(interactions["user_id"])), profiles, seed)
     if not len(sampled):
-        raise ValueError(f"no profile with history before {cutoff:%Y-%m-%d} watched anything in the {label_days} days after")
+        raise ValueError(
+            f"no profile with history before {cutoff:%Y-%m-%d} watched anything in the {label_days} days after"
+        )
 
     models = _models_as_of(interactions, cutoff)
     trending = _trending_as_of(models, cutoff)
-    user_matrix, user_source = features_as_of(USER, sampled, cutoff, lambda: compute.user_features(
-        feature_selectors.viewings_for_profiles(profile_ids=sampled, as_of=cutoff),
-        feature_selectors.catalog_arrays(), as_of=cutoff, profile_ids=sampled,
-    ))  # fmt: skip
-    content_matrix, content_source = features_as_of(CONTENT, models.catalog.content_ids, cutoff, lambda: (
-        compute.content_features(feature_selectors.content_aggregates(as_of=cutoff), feature_selectors.catalog_arrays())
-    ))  # fmt: skip
+    user_matrix, user_source = features_as_of(
+        USER,
+        sampled,
+        cutoff,
+        lambda: compute.user_features(
+            feature_selectors.viewings_for_profiles(profile_ids=sampled, as_of=cutoff),
+            feature_selectors.catalog_arrays(),
+            as_of=cutoff,
+            profile_ids=sampled,
+        ),
+    )
+    content_matrix, content_source = features_as_of(
+        CONTENT,
+        models.catalog.content_ids,
+        cutoff,
+        lambda: compute.content_features(
+            feature_selectors.content_aggregates(as_of=cutoff), feature_selectors.catalog_arrays()
+        ),
+    )
     contexts = _label_contexts(outcomes)
     queries, baseline, popular = [], {}, {}
     for position, profile_id in enumerate(sampled):
@@ -112,10 +127,18 @@ def ranker_train(
         rows, found = _positions(content_matrix.ids, candidates.content_ids)
         content = np.where(found[:, None], content_matrix.values[rows], content_matrix.features.defaults)
         hour, device = contexts.get(int(profile_id), (20, 1))
-        features = assemble(ranking_input_build(
-            state=state, candidates=candidates, models=models, user=user_matrix.values[position],
-            content=content.astype(np.float32), hour=hour, device_type=device, now=cutoff,
-        ))  # fmt: skip
+        features = assemble(
+            ranking_input_build(
+                state=state,
+                candidates=candidates,
+                models=models,
+                user=user_matrix.values[position],
+                content=content.astype(np.float32),
+                hour=hour,
+                device_type=device,
+                now=cutoff,
+            )
+        )
         queries.append(RankingQuery(int(profile_id), candidates.content_ids, features))
         baseline[int(profile_id)] = blend_sources(candidates.merged)
         popular[int(profile_id)] = models.popularity[candidates.rows]  # non-personalised: the same for everyone
@@ -123,28 +146,37 @@ def ranker_train(
     fit_part, held_out = data.split_profiles(HELD_OUT, seed=seed)  # held_out: measured, never seen in fitting
     train_part, stop_part = fit_part.split_profiles(EARLY_STOPPING_SHARE, seed=seed + 1)
     if min(len(part.group_sizes) for part in (train_part, stop_part, held_out)) == 0:
-        raise ValueError(f"{len(data.group_sizes)} labelled ranking queries are too few to fit, stop early and "
-                         f"measure a ranker (profiles that watched something in the {label_days} days after "
-                         f"{cutoff:%Y-%m-%d})")  # fmt: skip
+        raise ValueError(
+            f"{len(data.group_sizes)} labelled ranking queries are too few to fit, stop early and "
+            f"measure a ranker (profiles that watched something in the {label_days} days after "
+            f"{cutoff:%Y-%m-%d})"
+        )
     ranker = LambdaMARTRanker(params)
-    ranker.fit(train_part.features, train_part.labels, train_part.group_sizes,
-               eval=(stop_part.features, stop_part.labels, stop_part.group_sizes))  # fmt: skip
+    ranker.fit(
+        train_part.features,
+        train_part.labels,
+        train_part.group_sizes,
+        eval=(stop_part.features, stop_part.labels, stop_part.group_sizes),
+    )
     metrics = {
         "ndcg_at_10": _ndcg(ranker.predict(held_out.features), held_out),
         "baseline_ndcg_at_10": _ndcg(np.concatenate([baseline[int(p)] for p in held_out.profile_ids]), held_out),
         BASELINE_METRIC: _ndcg(np.concatenate([popular[int(p)] for p in held_out.profile_ids]), held_out),
-        "queries": int(len(data.group_sizes)), "held_out_queries": int(len(held_out.group_sizes)),
-        "rows": int(len(data.labels)), "positives": int((data.labels > 0).sum()),
+        "queries": int(len(data.group_sizes)),
+        "held_out_queries": int(len(held_out.group_sizes)),
+        "rows": int(len(data.labels)),
+        "positives": int((data.labels > 0).sum()),
         "held_out_positives": int((held_out.labels > 0).sum()),
         "train_seconds": round(time.perf_counter() - started, 1),
         "features_source": {USER: user_source, CONTENT: content_source},
-    }  # fmt: skip
+    }
     window = {"data_from": utc(history["started_at"].min()), "data_to": cutoff}
     activated, reason = activation_gate(kind=ModelKind.RANKER, metrics=metrics, activation=activation)
     with model_artifact_staging(kind=ModelKind.RANKER) as scratch:
         saved = ranker.save(scratch / "model", metadata={"cutoff": cutoff.isoformat(), "label_days": label_days})
-        version = model_version_register(kind=ModelKind.RANKER, saved_model_dir=saved, metrics=metrics,
-                                         params=ranker.params, notes=reason, **window)  # fmt: skip
+        version = model_version_register(
+            kind=ModelKind.RANKER, saved_model_dir=saved, metrics=metrics, params=ranker.params, notes=reason, **window
+        )
     if activated:
         version = model_version_activate(version_id=version.pk)
     log.info("trained ranker %s: %s; %s", version.version, metrics, reason)
@@ -152,7 +184,11 @@ def ranker_train(
 
 
 def features_as_of(
-    entity_type: str, ids: np.ndarray, cutoff: dt.datetime, compute_all: Callable[[], FeatureMatrix], *,
+    entity_type: str,
+    ids: np.ndarray,
+    cutoff: dt.datetime,
+    compute_all: Callable[[], FeatureMatrix],
+    *,
     location: str | None = None,
 ) -> tuple[FeatureMatrix, str]:
     """The features of `ids` (ascending) as the offline store held them at `cutoff`: each entity's row of the
@@ -213,7 +249,9 @@ def _models_as_of(interactions: pd.DataFrame, cutoff: dt.datetime):
     catalog_frame = selectors.content_catalog()
     loaded = {}
     for kind in (ModelKind.POPULARITY, ModelKind.MATRIX_FACTORIZATION, ModelKind.CONTENT):
-        model = fit_model(kind, interactions, catalog_frame if kind == ModelKind.CONTENT else None, DEFAULT_PARAMS[kind])
+        model = fit_model(
+            kind, interactions, catalog_frame if kind == ModelKind.CONTENT else None, DEFAULT_PARAMS[kind]
+        )
         loaded[kind] = LoadedModel(0, kind, f"as-of-{cutoff:%Y%m%d}", model, time.monotonic())
     catalog = catalog_index_build(version=f"as-of-{cutoff.isoformat()}")
     return build_serving_models(catalog, loaded, key=("ranker-training", cutoff.isoformat()))

@@ -4,6 +4,7 @@ Serving passes features read from the online store; ranker training passes the s
 as of its cutoff. Either way this module turns them, the candidates and the request context into a
 ranking.ml.features.RankingInput, with no query and no per-candidate Python.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -37,14 +38,25 @@ def ranking_input_build(
     """user: float32 (USER_FEATURES.width,); content: float32 (n, CONTENT_FEATURES.width) in candidate order."""
     merged = candidates.merged
     return RankingInput(
-        candidate_ids=merged.content_ids, source_names=merged.sources, source_flags=merged.proposed,
-        source_scores=merged.scores, model_scores=model_scores(candidates, models), user=user, content=content,
-        interaction=interaction_features(state, candidates, models, user, now), catalog=models.catalog,
+        candidate_ids=merged.content_ids,
+        source_names=merged.sources,
+        source_flags=merged.proposed,
+        source_scores=merged.scores,
+        model_scores=model_scores(candidates, models),
+        user=user,
+        content=content,
+        interaction=interaction_features(state, candidates, models, user, now),
+        catalog=models.catalog,
         rows=candidates.rows,
-        context=RankingContext(hour=int(hour), weekday=now.weekday(), device_type=int(device_type),
-                               country=state.country, today_days=int(now.timestamp() // SECONDS_PER_DAY),
-                               premium=state.tier >= PREMIUM_TIER),
-    )  # fmt: skip
+        context=RankingContext(
+            hour=int(hour),
+            weekday=now.weekday(),
+            device_type=int(device_type),
+            country=state.country,
+            today_days=int(now.timestamp() // SECONDS_PER_DAY),
+            premium=state.tier >= PREMIUM_TIER,
+        ),
+    )
 
 
 def model_scores(candidates: CandidateSet, models: ServingModels) -> dict[str, np.ndarray]:

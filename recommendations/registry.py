@@ -16,6 +16,7 @@ that a served file changed on disk, from its stat (size, times, inode; a full pa
 RECO_ARTIFACT_REHASH_SECONDS), hashes it, logs it and, if it was the private copy that serves, reloads a good
 copy. `status()` says what the process serves (versions and checksums), what failed and when it retries.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -115,14 +116,19 @@ def serving_cache_dir() -> Path:
     return Path(settings.RECO_SERVING_CACHE_DIR)
 
 
-def load_verified(*, kind: str, artifact_path: str, checksum: str, mmap: bool,
-                  check_source: bool = False) -> tuple[Any, VerifiedArtifact]:  # fmt: skip
+def load_verified(
+    *, kind: str, artifact_path: str, checksum: str, mmap: bool, check_source: bool = False
+) -> tuple[Any, VerifiedArtifact]:
     """The model of an artifact, loaded from this host's verified private copy (made now if needed; an intact
     copy serves even if the store's files changed since, unless `check_source`).
 
     ArtifactCorrupt (a ValueError) or OSError if the artifact is missing, altered or of the wrong kind."""
-    verified = private_copy(source=artifact_store().location(artifact_path), cache_root=serving_cache_dir(), checksum=checksum,
-                            check_source=check_source)  # fmt: skip
+    verified = private_copy(
+        source=artifact_store().location(artifact_path),
+        cache_root=serving_cache_dir(),
+        checksum=checksum,
+        check_source=check_source,
+    )
     if kind == ModelKind.RANKER:
         from ranking.ml.ranker import LambdaMARTRanker  # LightGBM only in processes that rank
 
@@ -178,8 +184,11 @@ class ModelRegistry:
         key = (kind, version)
         cached = self._pinned.get(key)
         if cached is None or (cached[0] is None and time.monotonic() >= cached[1]):
-            row = ModelVersion.objects.filter(kind=kind, version=version).values(
-                "id", "artifact_path", "checksum").first()  # fmt: skip
+            row = (
+                ModelVersion.objects.filter(kind=kind, version=version)
+                .values("id", "artifact_path", "checksum")
+                .first()
+            )
             loaded = None
             if row is not None:
                 try:
@@ -237,8 +246,9 @@ class ModelRegistry:
             self._forget_unserved()
             self._changed()
 
-    def _load_active(self, kind: str, row: dict[str, Any], current: LoadedModel | None,
-                     failure: LoadFailure | None) -> None:  # fmt: skip
+    def _load_active(
+        self, kind: str, row: dict[str, Any], current: LoadedModel | None, failure: LoadFailure | None
+    ) -> None:
         try:
             loaded = self._load(kind, row["id"], row["version"], row["artifact_path"], row["checksum"])
         except Exception as error:
@@ -250,8 +260,13 @@ class ModelRegistry:
         self._failures.pop(kind, None)
         if failure and failure.version_id == row["id"]:
             log.warning("loaded %s %s after %d failed attempts", kind, row["version"], failure.attempts)
-        log.info("serving %s %s (checksum %s, %s)", kind, row["version"], row["checksum"][:12],
-                 "memory-mapped" if loaded.mapped else "in memory")  # fmt: skip
+        log.info(
+            "serving %s %s (checksum %s, %s)",
+            kind,
+            row["version"],
+            row["checksum"][:12],
+            "memory-mapped" if loaded.mapped else "in memory",
+        )
         try:
             prune_unused(serving_cache_dir(), keep={m.checksum for m in self._models.values()})
         except OSError:
@@ -260,21 +275,39 @@ class ModelRegistry:
     def _load(self, kind: str, version_id: int, version: str, artifact_path: str, checksum: str) -> LoadedModel:
         mmap = bool(settings.RECO_ARTIFACT_MMAP)
         model, verified = load_verified(kind=kind, artifact_path=artifact_path, checksum=checksum, mmap=mmap)
-        return LoadedModel(version_id, kind, version, model, time.monotonic(), verified, next(self._serials),
-                           mmap and kind != ModelKind.RANKER, artifact_path)  # fmt: skip
+        return LoadedModel(
+            version_id,
+            kind,
+            version,
+            model,
+            time.monotonic(),
+            verified,
+            next(self._serials),
+            mmap and kind != ModelKind.RANKER,
+            artifact_path,
+        )
 
-    def _failed(self, kind: str, version_id: int, version: str, error: BaseException, attempts: int,
-                current: LoadedModel | None) -> None:  # fmt: skip
+    def _failed(
+        self, kind: str, version_id: int, version: str, error: BaseException, attempts: int, current: LoadedModel | None
+    ) -> None:
         base, ceiling = settings.RECO_ARTIFACT_RETRY_SECONDS, settings.RECO_ARTIFACT_RETRY_MAX_SECONDS
         delay = min(base * 2 ** (attempts - 1), ceiling)
         message = f"{type(error).__name__}: {error}"
-        self._failures[kind] = LoadFailure(version_id, version, message, attempts, time.time(),
-                                           time.monotonic() + delay)  # fmt: skip
+        self._failures[kind] = LoadFailure(
+            version_id, version, message, attempts, time.time(), time.monotonic() + delay
+        )
         self._note_error(kind, version, message)
         # The traceback once; the retries say only what failed.
-        log.error("could not load %s %s (attempt %d, next try in %.0f s); still serving %s: %s", kind, version,
-                  attempts, delay, current.version if current else "nothing", message,
-                  exc_info=attempts == 1 and not isinstance(error, ArtifactCorrupt | OSError))  # fmt: skip
+        log.error(
+            "could not load %s %s (attempt %d, next try in %.0f s); still serving %s: %s",
+            kind,
+            version,
+            attempts,
+            delay,
+            current.version if current else "nothing",
+            message,
+            exc_info=attempts == 1 and not isinstance(error, ArtifactCorrupt | OSError),
+        )
 
     def _note_error(self, kind: str, version: str, message: str) -> None:
         self._recent_errors.append({"at": _iso(time.time()), "kind": kind, "version": version, "message": message})
@@ -289,8 +322,9 @@ class ModelRegistry:
                 del self._problems[key]
 
     # --- background re-verification (the monitor thread; never the request path) ------------------------
-    def verify_served(self, *, rehash_seconds: float | None = None,
-                      bytes_per_second: float | None = HASH_BYTES_PER_SECOND) -> None:  # fmt: skip
+    def verify_served(
+        self, *, rehash_seconds: float | None = None, bytes_per_second: float | None = HASH_BYTES_PER_SECOND
+    ) -> None:
         """Check every file of every served model, in its private copy and in the artifact store.
 
         A file whose stat is unchanged since it was last hashed is not read, except on a full pass (at most
@@ -315,15 +349,23 @@ class ModelRegistry:
             copy_bad = self._check(loaded, COPY, artifact.copy, watch, full, bytes_per_second) if loaded.mapped else {}
             # An object store's ETag changes with any rewrite: downloading every artifact again each hour, in
             # every process, would cost more than it proves, so a URL store's files are only re-hashed on change.
-            self._check(loaded, SOURCE, artifact.source, watch, full and isinstance(artifact.source, Path),
-                        bytes_per_second)  # fmt: skip
+            self._check(
+                loaded, SOURCE, artifact.source, watch, full and isinstance(artifact.source, Path), bytes_per_second
+            )
             if full:
                 watch.hashed_at = time.monotonic()
             if copy_bad:
                 self._replace_copy(kind, loaded, copy_bad)
 
-    def _check(self, loaded: LoadedModel, where: str, directory: Path, watch: _Watch, full: bool,
-               bytes_per_second: float | None) -> dict[str, str]:  # fmt: skip
+    def _check(
+        self,
+        loaded: LoadedModel,
+        where: str,
+        directory: Path,
+        watch: _Watch,
+        full: bool,
+        bytes_per_second: float | None,
+    ) -> dict[str, str]:
         """{file name: what is wrong} for the files of `directory` that do not hold what was verified."""
         artifact = loaded.artifact
         assert artifact is not None
@@ -371,11 +413,15 @@ class ModelRegistry:
             digest = sha256_of(path, bytes_per_second=bytes_per_second)
         except OSError as error:
             return f"{UNREADABLE} ({error.strerror or error})"
-        return None if digest == expected else f"changed on disk: {state.size:,} bytes, SHA-256 {digest[:12]}… " \
-                                               f"instead of {expected[:12]}…"  # fmt: skip
+        return (
+            None
+            if digest == expected
+            else f"changed on disk: {state.size:,} bytes, SHA-256 {digest[:12]}… instead of {expected[:12]}…"
+        )
 
-    def _note_file(self, loaded: LoadedModel, where: str, path: Path, problem: str | None, *,
-                   quiet: bool = False) -> None:  # fmt: skip
+    def _note_file(
+        self, loaded: LoadedModel, where: str, path: Path, problem: str | None, *, quiet: bool = False
+    ) -> None:
         key = (loaded.kind, str(path))
         known = self._problems.get(key)
         if problem is None:
@@ -388,11 +434,24 @@ class ModelRegistry:
             return
         serving = "still serving the verified private copy" if where == SOURCE else "loading a good copy"
         if not quiet:
-            log.error("%s file of %s %s %s: %s (%s)", "artifact store" if where == SOURCE else "private copy",
-                      loaded.kind, loaded.version, problem, path, serving)  # fmt: skip
-        self._problems[key] = {"kind": loaded.kind, "version": loaded.version, "where": where, "file": str(path),
-                               "artifact": str(loaded.artifact.source) if loaded.artifact else "",
-                               "detail": problem, "noticed_at": _iso(time.time())}  # fmt: skip
+            log.error(
+                "%s file of %s %s %s: %s (%s)",
+                "artifact store" if where == SOURCE else "private copy",
+                loaded.kind,
+                loaded.version,
+                problem,
+                path,
+                serving,
+            )
+        self._problems[key] = {
+            "kind": loaded.kind,
+            "version": loaded.version,
+            "where": where,
+            "file": str(path),
+            "artifact": str(loaded.artifact.source) if loaded.artifact else "",
+            "detail": problem,
+            "noticed_at": _iso(time.time()),
+        }
         self._note_error(loaded.kind, loaded.version, f"{where} {path.name} {problem}")
         self._changed()
 
@@ -429,19 +488,36 @@ class ModelRegistry:
         """The versions and checksums served, failed loads with their next try, changed files, recent errors."""
         now_wall, now = time.time(), time.monotonic()
         models = [
-            {"kind": m.kind, "version": m.version, "version_id": m.version_id, "checksum": m.checksum,
-             "copy": str(m.artifact.copy) if m.artifact else "", "mapped": m.mapped,
-             "backend": getattr(m.model, "backend", ""), "loaded_at": _iso(now_wall - (now - m.loaded_at))}  # fmt: skip
+            {
+                "kind": m.kind,
+                "version": m.version,
+                "version_id": m.version_id,
+                "checksum": m.checksum,
+                "copy": str(m.artifact.copy) if m.artifact else "",
+                "mapped": m.mapped,
+                "backend": getattr(m.model, "backend", ""),
+                "loaded_at": _iso(now_wall - (now - m.loaded_at)),
+            }
             for m in sorted(self._models.values(), key=lambda m: m.kind)
         ]
         failures = [
-            {"kind": kind, "version": f.version, "version_id": f.version_id, "error": f.error,
-             "attempts": f.attempts, "failed_at": _iso(f.failed_at),
-             "next_retry_at": _iso(now_wall + max(f.retry_at - now, 0.0))}  # fmt: skip
+            {
+                "kind": kind,
+                "version": f.version,
+                "version_id": f.version_id,
+                "error": f.error,
+                "attempts": f.attempts,
+                "failed_at": _iso(f.failed_at),
+                "next_retry_at": _iso(now_wall + max(f.retry_at - now, 0.0)),
+            }
             for kind, f in sorted(self._failures.items())
         ]
-        return {"models": models, "failures": failures, "problems": list(self._problems.values()),
-                "last_errors": list(self._recent_errors)}  # fmt: skip
+        return {
+            "models": models,
+            "failures": failures,
+            "problems": list(self._problems.values()),
+            "last_errors": list(self._recent_errors),
+        }
 
 
 def _same_inode(first: FileState | None, second: FileState | None) -> bool:

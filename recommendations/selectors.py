@@ -1,4 +1,5 @@
 """What training reads from the database: interactions and the content catalog, as DataFrames."""
+
 from __future__ import annotations
 
 import datetime as dt

@@ -8,6 +8,7 @@ any point leaves at most a staging directory (pruned by the next training), neve
 temporary name, copies it to the version's own and verifies every file there before the row is created
 (recommendations/artifact_store.py).
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -86,8 +87,15 @@ def model_version_register(
     if not store.remote and saved_model_dir.resolve().parent.parent != staging.resolve():  # another filesystem
         with model_artifact_staging(kind=kind) as scratch:
             copied = shutil.copytree(saved_model_dir, scratch / "model")
-            return model_version_register(kind=kind, saved_model_dir=copied, metrics=metrics, params=params,
-                                          data_from=data_from, data_to=data_to, notes=notes)  # fmt: skip
+            return model_version_register(
+                kind=kind,
+                saved_model_dir=copied,
+                metrics=metrics,
+                params=params,
+                data_from=data_from,
+                data_to=data_to,
+                notes=notes,
+            )
     _artifact_verify(kind, saved_model_dir)
     version = f"{timezone.now():%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
     relative = f"{kind}/{version}"

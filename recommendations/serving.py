@@ -4,6 +4,7 @@
 popularity over the catalog) only when the catalog or an active model version changes, so a request
 does no per-model set-up. Trending is read from the feature store, kept for TRENDING_CACHE_SECONDS.
 """
+
 from __future__ import annotations
 
 import gc
@@ -123,9 +124,7 @@ def _freeze_long_lived_objects() -> None:
 
 def build_serving_models(catalog: CatalogIndex, loaded: dict, key: tuple) -> ServingModels:
     """ServingModels from loaded models ({kind: registry.LoadedModel}) over `catalog`."""
-    models = {
-        kind: AlignedModel(m.version, m.model, _alignment(m.model, catalog)) for kind, m in loaded.items()
-    }
+    models = {kind: AlignedModel(m.version, m.model, _alignment(m.model, catalog)) for kind, m in loaded.items()}
     gram = None
     mf = models.get(ModelKind.MATRIX_FACTORIZATION)
     if mf is not None:
@@ -174,6 +173,10 @@ def warm_up() -> ServingModels | None:
     finally:
         connections.close_all()
     if models is not None:
-        log.info("warm-up: %d titles and models %s in %.2f s", len(models.catalog), models.versions,
-                 time.perf_counter() - started)
+        log.info(
+            "warm-up: %d titles and models %s in %.2f s",
+            len(models.catalog),
+            models.versions,
+            time.perf_counter() - started,
+        )
     return models

@@ -16,6 +16,7 @@ Nothing here runs on the request path. Each pass (about every second at most):
   reloads, the on_reload hook warms up and fresh workers share the new models). A version that fails to
   load in the master changes nothing there, so it causes no reload loop; its retries back off.
 """
+
 from __future__ import annotations
 
 import logging
@@ -64,8 +65,9 @@ class ServingMonitor:
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def start(self, *, role: str, on_models_changed: Callable[[], None] | None = None,
-              refresh_models: bool = False) -> None:  # fmt: skip
+    def start(
+        self, *, role: str, on_models_changed: Callable[[], None] | None = None, refresh_models: bool = False
+    ) -> None:
         """Start the thread in this process (once); `on_models_changed` only for a process that forks workers;
         `refresh_models`: this thread, not the requests, refreshes the registry (a web worker)."""
         if self.running:
@@ -105,9 +107,14 @@ class ServingMonitor:
         self._forked_key = registry.serving_key()
 
     def status(self) -> dict[str, Any]:
-        return {"host": socket.gethostname(), "pid": os.getpid(), "ppid": os.getppid(), "role": self.role,
-                "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started_at)),
-                **registry.status()}  # fmt: skip
+        return {
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "ppid": os.getppid(),
+            "role": self.role,
+            "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started_at)),
+            **registry.status(),
+        }
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -156,7 +163,10 @@ class ServingMonitor:
             return  # a worker: nothing forks from it
         key = registry.serving_key()
         if self._forked_key is not None and key != self._forked_key:
-            log.info("served models changed to %s: reloading the workers", [f"{m['kind']} {m['version']}" for m in registry.status()["models"]])
+            log.info(
+                "served models changed to %s: reloading the workers",
+                [f"{m['kind']} {m['version']}" for m in registry.status()["models"]],
+            )
             self._forked_key = key
             self._on_models_changed()  # type: ignore[misc]
 

@@ -5,6 +5,7 @@ it beats the non-personalised baseline measured on the same split, even when no 
 active yet; otherwise it stays a candidate and its notes say why. Serving then uses what it has, flagged
 (no_collaborative_model, no_ranker, ...).
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -133,7 +134,11 @@ def model_train(
     with model_artifact_staging(kind=kind) as scratch:  # inside the artifact store: registering renames it
         saved = model.save(scratch / "model", metadata={k: v.isoformat() for k, v in window.items()})
         version = model_version_register(
-            kind=kind, saved_model_dir=saved, metrics=metrics, notes=reason, **window,
+            kind=kind,
+            saved_model_dir=saved,
+            metrics=metrics,
+            notes=reason,
+            **window,
             params=params | ({LABEL_DEBIAS: debias} if debias else {}),
         )
     if activate:
@@ -183,8 +188,9 @@ def model_train_interactions(
     activate, reason = activation_gate(kind=kind, metrics=metrics, activation=activation)
     with model_artifact_staging(kind=kind) as scratch:
         saved = model.save(scratch / "model", metadata={k: v.isoformat() for k, v in window.items()})
-        version = model_version_register(kind=kind, saved_model_dir=saved, metrics=metrics, params=params,
-                                         notes=reason, **window)  # fmt: skip
+        version = model_version_register(
+            kind=kind, saved_model_dir=saved, metrics=metrics, params=params, notes=reason, **window
+        )
     if activate:
         version = model_version_activate(version_id=version.pk)
     log.info("trained %s %s on %d given interactions: %s; %s", kind, version.version, len(frame), metrics, reason)
@@ -222,7 +228,9 @@ def validation_metrics(
     return metrics
 
 
-def fit_model(kind: str, interactions: pd.DataFrame, catalog: pd.DataFrame | None, params: dict[str, Any]) -> Recommender:
+def fit_model(
+    kind: str, interactions: pd.DataFrame, catalog: pd.DataFrame | None, params: dict[str, Any]
+) -> Recommender:
     if kind == ModelKind.MATRIX_FACTORIZATION:
         return MatrixFactorization(**params).fit(interactions)
     if kind == ModelKind.NCF:
@@ -234,7 +242,9 @@ def fit_model(kind: str, interactions: pd.DataFrame, catalog: pd.DataFrame | Non
     if kind == ModelKind.EASE:
         n_items = interactions["content_id"].nunique()
         if n_items > defaults.EASE_MAX_ITEMS:
-            raise ValueError(f"EASE needs an items × items inverse: {n_items:,} items is over {defaults.EASE_MAX_ITEMS:,}")
+            raise ValueError(
+                f"EASE needs an items × items inverse: {n_items:,} items is over {defaults.EASE_MAX_ITEMS:,}"
+            )
         return EASE(**params).fit(interactions)
     raise ValueError(f"unknown model kind {kind!r}")
 
@@ -282,8 +292,10 @@ def _gate_refusal(kind: str, metrics: dict[str, Any]) -> str | None:
     if not new > baseline:
         return f"{GATE_METRIC} {new:.4f} does not beat popularity's {baseline:.4f} on the same split"
     if kind == ModelKind.RANKER and new < float(metrics.get("baseline_ndcg_at_10", 0.0)):
-        return (f"{GATE_METRIC} {new:.4f} is worse than the ranker-free ordering's "
-                f"{metrics['baseline_ndcg_at_10']:.4f}, which serving uses without a ranker")  # fmt: skip
+        return (
+            f"{GATE_METRIC} {new:.4f} is worse than the ranker-free ordering's "
+            f"{metrics['baseline_ndcg_at_10']:.4f}, which serving uses without a ranker"
+        )
     return None
 
 

@@ -3,6 +3,7 @@
 One table: `UserContext` (Python), `GET /api/recs`, `POST /api/recs/batch` and the events' `device_type` all parse
 with these, and the OpenAPI schema lists exactly what they accept.
 """
+
 from __future__ import annotations
 
 import numbers
@@ -64,8 +65,14 @@ class ContextValueError(ValueError):
 DEVICE = Vocabulary(
     field="device_type",
     noun="device",
-    names={"tv": DeviceType.TV, "smart_tv": DeviceType.TV, "mobile": DeviceType.MOBILE, "tablet": DeviceType.TABLET,
-           "web": DeviceType.WEB, "console": DeviceType.CONSOLE},  # fmt: skip
+    names={
+        "tv": DeviceType.TV,
+        "smart_tv": DeviceType.TV,
+        "mobile": DeviceType.MOBILE,
+        "tablet": DeviceType.TABLET,
+        "web": DeviceType.WEB,
+        "console": DeviceType.CONSOLE,
+    },
     numbers=tuple(DeviceType.values),
     number_noun="a device number",
 )
@@ -79,5 +86,10 @@ SUBSCRIPTION_TIER = Vocabulary(
     numbers=tuple(SubscriptionTier.values),
     number_noun="a tier number",
 )
-DEVICE_API_NAMES = {DeviceType.TV: "tv", DeviceType.MOBILE: "mobile", DeviceType.TABLET: "tablet",
-                    DeviceType.WEB: "web", DeviceType.CONSOLE: "console"}  # a device number's name in requests  # fmt: skip
+DEVICE_API_NAMES = {
+    DeviceType.TV: "tv",
+    DeviceType.MOBILE: "mobile",
+    DeviceType.TABLET: "tablet",
+    DeviceType.WEB: "web",
+    DeviceType.CONSOLE: "console",
+}  # a device number's name in requests

@@ -1,4 +1,5 @@
 """Who may open the staff pages: active staff only (editors are staff in the Editors group)."""
+
 from __future__ import annotations
 
 from collections.abc import Callable

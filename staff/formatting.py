@@ -1,4 +1,5 @@
 """Numbers as people read them on the staff and admin pages: durations, thousands separators, percentages."""
+
 from __future__ import annotations
 
 import datetime as dt

@@ -4,6 +4,7 @@ feature freshness, cache.
 Each check is bounded in time (sub-second timeouts) and never raises: a failure is reported, not thrown.
 `health_report()` is what /staff/health.json returns and the health page draws.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -59,13 +60,17 @@ def health_report(*, store: FeatureStore | None = None, sample_seed: int | None 
         CONTENT: feature_freshness(entity_type=CONTENT, store=store, seed=sample_seed),
     }
     models = active_models()
+
     def serving_processes_listed() -> dict[str, Any]:
         return serving_processes_check(active=models)
 
     processes = _timed(serving_processes_listed)
     statuses = [c["status"] for c in checks.values()] + [processes["status"]]
-    overall = DOWN if checks["database"]["status"] == DOWN else (
-        DEGRADED if DOWN in statuses or DEGRADED in statuses or not models else OK)  # fmt: skip
+    overall = (
+        DOWN
+        if checks["database"]["status"] == DOWN
+        else (DEGRADED if DOWN in statuses or DEGRADED in statuses or not models else OK)
+    )
     return {
         "status": overall,
         "checked_at": timezone.now().isoformat(timespec="seconds"),
@@ -108,7 +113,8 @@ def redis_check() -> dict[str, Any]:
     down = [n["node"] for n in masters if not n["ok"]]
     status = DOWN if len(down) == len(masters) else DEGRADED if down else OK
     detail = f"cluster: {len(masters) - len(down)} of {len(masters)} masters answer" + (
-        f"; unreachable: {', '.join(down)} (the profiles on their slots are served degraded)" if down else "")  # fmt: skip
+        f"; unreachable: {', '.join(down)} (the profiles on their slots are served degraded)" if down else ""
+    )
     return {"status": status, "detail": detail, "nodes": nodes}
 
 
@@ -136,11 +142,16 @@ def replicas_check() -> dict[str, Any]:
         return {"status": NOT_USED, "detail": "no DATABASE_REPLICA_URLS: every read on the primary"}
     states = {state.alias: state for state in monitor.states()}
     replicas = [
-        {"alias": alias, "usable": state.usable, "lag_ms": None if state.lag_seconds is None else
-         round(state.lag_seconds * 1000, 1), "error": state.error} if (state := states.get(alias)) else
-        {"alias": alias, "usable": False, "lag_ms": None, "error": "not checked yet by this process"}
+        {
+            "alias": alias,
+            "usable": state.usable,
+            "lag_ms": None if state.lag_seconds is None else round(state.lag_seconds * 1000, 1),
+            "error": state.error,
+        }
+        if (state := states.get(alias))
+        else {"alias": alias, "usable": False, "lag_ms": None, "error": "not checked yet by this process"}
         for alias in aliases
-    ]  # fmt: skip
+    ]
     out = [r["alias"] for r in replicas if not r["usable"]]
     detail = f"{len(aliases) - len(out)} of {len(aliases)} replicas serve reads (lag limit {lag_limit_seconds():g} s)"
     if out:
@@ -174,9 +185,14 @@ def active_models() -> list[dict[str, Any]]:
     """The active version of each kind and how old it is (since activation, and since training)."""
     now = timezone.now()
     return [
-        {"kind": v.kind, "version": v.version, "activated_at": v.activated_at and v.activated_at.isoformat(),
-         "age": age_of(v.activated_at, now=now), "trained_age": age_of(v.created_at, now=now),
-         "ndcg_at_10": v.metrics.get("ndcg_at_10")}  # fmt: skip
+        {
+            "kind": v.kind,
+            "version": v.version,
+            "activated_at": v.activated_at and v.activated_at.isoformat(),
+            "age": age_of(v.activated_at, now=now),
+            "trained_age": age_of(v.created_at, now=now),
+            "ndcg_at_10": v.metrics.get("ndcg_at_10"),
+        }
         for v in ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).order_by("kind")
     ]
 
@@ -197,11 +213,14 @@ def serving_processes_check(*, active: list[dict[str, Any]]) -> dict[str, Any]:
         for model in process.get("models", []):
             model["checksum_short"] = model.get("checksum", "")[:12]
     if not processes:
-        detail = ("no web process has published its status within two minutes (their monitor runs under "
-                  "gunicorn -c config/gunicorn.py; on local-memory caches a process sees only itself)")  # fmt: skip
+        detail = (
+            "no web process has published its status within two minutes (their monitor runs under "
+            "gunicorn -c config/gunicorn.py; on local-memory caches a process sees only itself)"
+        )
     else:
         detail = f"{len(processes)} processes on {len({p.get('host') for p in processes})} hosts" + (
-            f"; {degraded} report a failed load or a changed artifact" if degraded else "")  # fmt: skip
+            f"; {degraded} report a failed load or a changed artifact" if degraded else ""
+        )
     return {"status": DEGRADED if degraded else OK, "detail": detail, "list": processes}
 
 
@@ -214,8 +233,15 @@ def feature_freshness(*, entity_type: str, store: FeatureStore, seed: int | None
     ttl = ttl_for(entity_type)
     beat = bool(settings.CELERY_BROKER_URL)  # without a broker no beat runs: the embedded TTL is a week
     fresh_within = ttl if beat else min(ttl, SCHEDULED_REFRESH_SECONDS[entity_type])
-    result: dict[str, Any] = {"sampled": 0, "present_share": None, "fresh_share": None, "median_age_seconds": None,
-                              "ttl_seconds": ttl, "fresh_within_seconds": fresh_within, "beat": beat}  # fmt: skip
+    result: dict[str, Any] = {
+        "sampled": 0,
+        "present_share": None,
+        "fresh_share": None,
+        "median_age_seconds": None,
+        "ttl_seconds": ttl,
+        "fresh_within_seconds": fresh_within,
+        "beat": beat,
+    }
     bounds = model.objects.aggregate(low=Min("id"), high=Max("id"))
     if bounds["low"] is None:
         return result
@@ -226,19 +252,23 @@ def feature_freshness(*, entity_type: str, store: FeatureStore, seed: int | None
     found = batch.found
     ages = time.time() - batch.computed_at  # NaN where not found, which counts as not fresh
     fresh = found & (np.nan_to_num(ages, nan=np.inf) <= fresh_within)
-    result.update({
-        "sampled": len(ids),
-        "present_share": round(float(found.mean()), 4) if len(ids) else None,
-        "fresh_share": round(float(fresh.mean()), 4) if len(ids) else None,
-        "median_age_seconds": round(float(np.median(ages[found])), 1) if found.any() else None,
-        "store_unavailable": batch.store_unavailable,
-    })  # fmt: skip
+    result.update(
+        {
+            "sampled": len(ids),
+            "present_share": round(float(found.mean()), 4) if len(ids) else None,
+            "fresh_share": round(float(fresh.mean()), 4) if len(ids) else None,
+            "median_age_seconds": round(float(np.median(ages[found])), 1) if found.any() else None,
+            "store_unavailable": batch.store_unavailable,
+        }
+    )
     if entity_type == CONTENT and found.any():
         result["view_counts"] = view_counts_check(batch, rng=rng)
     return result
 
 
-def view_counts_check(batch: FeatureBatch, *, rng: np.random.Generator, now: dt.datetime | None = None) -> dict[str, Any]:
+def view_counts_check(
+    batch: FeatureBatch, *, rng: np.random.Generator, now: dt.datetime | None = None
+) -> dict[str, Any]:
     """Up to VIEW_COUNT_CHECKS present titles: their stored view_count_7d against the history's 7 days to now
     (new viewings, or the week moving on since the refresh, make it stale whatever the TTL says)."""
     now = now or timezone.now()
@@ -246,15 +276,25 @@ def view_counts_check(batch: FeatureBatch, *, rng: np.random.Generator, now: dt.
     present = rng.permutation(present)[:VIEW_COUNT_CHECKS]
     ids, stored = batch.ids[present], np.rint(batch.column("view_count_7d")[present]).astype(np.int64)
     counted = selectors.title_views_between(
-        title_ids=ids.tolist(), start=now - dt.timedelta(days=TRENDING_WINDOW_DAYS), end=now)  # fmt: skip
+        title_ids=ids.tolist(), start=now - dt.timedelta(days=TRENDING_WINDOW_DAYS), end=now
+    )
     actual = np.array([counted.get(int(title_id), 0) for title_id in ids], dtype=np.int64)
     stale = stored != actual
     worst = None
     if stale.any():
         at = int(np.argmax(np.abs(stored - actual)))
-        worst = {"title_id": int(ids[at]), "name": Title.objects.filter(pk=int(ids[at])).values_list("name", flat=True).first(),
-                 "stored": int(stored[at]), "actual": int(actual[at])}  # fmt: skip
-    return {"checked": len(ids), "stale": int(stale.sum()), "stale_share": round(float(stale.mean()), 4), "worst": worst}
+        worst = {
+            "title_id": int(ids[at]),
+            "name": Title.objects.filter(pk=int(ids[at])).values_list("name", flat=True).first(),
+            "stored": int(stored[at]),
+            "actual": int(actual[at]),
+        }
+    return {
+        "checked": len(ids),
+        "stale": int(stale.sum()),
+        "stale_share": round(float(stale.mean()), 4),
+        "worst": worst,
+    }
 
 
 def cache_stats() -> dict[str, Any]:
@@ -279,5 +319,9 @@ def cache_stats() -> dict[str, Any]:
     hits = sum(int(stats.get("keyspace_hits", 0)) for stats in per_node)
     misses = sum(int(stats.get("keyspace_misses", 0)) for stats in per_node)
     rate = hits / (hits + misses) if hits + misses else math.nan
-    return {"hit_rate": None if math.isnan(rate) else round(rate, 4), "hits": hits, "misses": misses,
-            "detail": "Redis keyspace hits / (hits + misses) since the server started"}  # fmt: skip
+    return {
+        "hit_rate": None if math.isnan(rate) else round(rate, 4),
+        "hits": hits,
+        "misses": misses,
+        "detail": "Redis keyspace hits / (hits + misses) since the server started",
+    }

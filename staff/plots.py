@@ -2,6 +2,7 @@
 
 Plain Python with no Django: callers pass points and get back an SVG string whose text is escaped.
 """
+
 from __future__ import annotations
 
 import math
@@ -74,11 +75,16 @@ def line_chart(
     values = [v for s in series for p in s.points for v in (p.y, p.low, p.high) if v is not None and math.isfinite(v)]
     xs = [p.x for s in series for p in s.points if p.y is not None] + [x for x, _ in x_ticks]
     label = escape(title)
-    head = (f'<svg class="chart" role="img" aria-label="{label}" viewBox="0 0 {width} {height}" '
-            f'width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg">'
-            f'<text class="chart-title" x="{MARGIN_LEFT}" y="16">{label}</text>')  # fmt: skip
+    head = (
+        f'<svg class="chart" role="img" aria-label="{label}" viewBox="0 0 {width} {height}" '
+        f'width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg">'
+        f'<text class="chart-title" x="{MARGIN_LEFT}" y="16">{label}</text>'
+    )
     if not values or not xs:
-        return head + f'<text class="chart-empty" x="{width / 2}" y="{height / 2}" text-anchor="middle">{escape(empty_text)}</text></svg>'
+        return (
+            head
+            + f'<text class="chart-empty" x="{width / 2}" y="{height / 2}" text-anchor="middle">{escape(empty_text)}</text></svg>'
+        )
 
     y_low, y_high = _y_range(values)
     x_low, x_high = min(xs), max(xs)
@@ -96,12 +102,16 @@ def line_chart(
     step = _nice_step(y_high - y_low)
     for i in range(int(round((y_high - y_low) / step)) + 1):
         y = y_low + i * step
-        parts.append(f'<line class="grid" x1="{MARGIN_LEFT}" x2="{width - MARGIN_RIGHT}" y1="{sy(y)}" y2="{sy(y)}"/>'
-                     f'<text class="tick" x="{MARGIN_LEFT - 6}" y="{sy(y) + 4}" text-anchor="end">{_format(y)}</text>')  # fmt: skip
+        parts.append(
+            f'<line class="grid" x1="{MARGIN_LEFT}" x2="{width - MARGIN_RIGHT}" y1="{sy(y)}" y2="{sy(y)}"/>'
+            f'<text class="tick" x="{MARGIN_LEFT - 6}" y="{sy(y) + 4}" text-anchor="end">{_format(y)}</text>'
+        )
     bottom = MARGIN_TOP + plot_h
     for x, text in x_ticks:
-        parts.append(f'<line class="axis" x1="{sx(x)}" x2="{sx(x)}" y1="{bottom}" y2="{bottom + 4}"/>'
-                     f'<text class="tick" x="{sx(x)}" y="{bottom + 16}" text-anchor="middle">{escape(text)}</text>')  # fmt: skip
+        parts.append(
+            f'<line class="axis" x1="{sx(x)}" x2="{sx(x)}" y1="{bottom}" y2="{bottom + 4}"/>'
+            f'<text class="tick" x="{sx(x)}" y="{bottom + 16}" text-anchor="middle">{escape(text)}</text>'
+        )
     parts.append(f'<line class="axis" x1="{MARGIN_LEFT}" x2="{width - MARGIN_RIGHT}" y1="{bottom}" y2="{bottom}"/>')
 
     for number, one in enumerate(series):
@@ -118,14 +128,24 @@ def line_chart(
             parts.append(f'<polyline class="line" stroke="{colour}" points="{line}"/>')
         for p in points:
             if p.low is not None and p.high is not None:
-                parts.append(f'<line class="errorbar" stroke="{colour}" x1="{sx(p.x, shift)}" x2="{sx(p.x, shift)}" '
-                             f'y1="{sy(p.low)}" y2="{sy(p.high)}"/>')  # fmt: skip
+                parts.append(
+                    f'<line class="errorbar" stroke="{colour}" x1="{sx(p.x, shift)}" x2="{sx(p.x, shift)}" '
+                    f'y1="{sy(p.low)}" y2="{sy(p.high)}"/>'
+                )
             tip = escape(p.label or f"{one.name}: {_format(p.y)}")
-            ring = f'<circle class="highlight" cx="{sx(p.x, shift)}" cy="{sy(p.y)}" r="7" stroke="{colour}"/>' if p.highlight else ""
-            parts.append(f'{ring}<circle class="point" cx="{sx(p.x, shift)}" cy="{sy(p.y)}" r="3.5" fill="{colour}">'
-                         f"<title>{tip}</title></circle>")  # fmt: skip
+            ring = (
+                f'<circle class="highlight" cx="{sx(p.x, shift)}" cy="{sy(p.y)}" r="7" stroke="{colour}"/>'
+                if p.highlight
+                else ""
+            )
+            parts.append(
+                f'{ring}<circle class="point" cx="{sx(p.x, shift)}" cy="{sy(p.y)}" r="3.5" fill="{colour}">'
+                f"<title>{tip}</title></circle>"
+            )
         legend_x = MARGIN_LEFT + number * 150
-        parts.append(f'<rect x="{legend_x}" y="{height - 14}" width="10" height="10" fill="{colour}"/>'
-                     f'<text class="legend" x="{legend_x + 14}" y="{height - 5}">{escape(one.name)}</text>')  # fmt: skip
+        parts.append(
+            f'<rect x="{legend_x}" y="{height - 14}" width="10" height="10" fill="{colour}"/>'
+            f'<text class="legend" x="{legend_x + 14}" y="{height - 5}">{escape(one.name)}</text>'
+        )
     parts.append("</svg>")
     return "".join(parts)

@@ -8,6 +8,7 @@ you watched" reason or row, no account id, home country or tier.
 
 `preview_query_parse` reads the page's query string: a value that is not valid is ignored and said why.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -110,8 +111,16 @@ def preview_query_parse(params: Any, *, country_codes: Iterable[str]) -> Preview
         problems.append(f"Ignored compare {_shown(compare)}: not a comparison this page offers.")
         compare = ""
     after = number("after", low=0, high=MAX_ID, label="not a profile id")
-    return PreviewQuery(query, profile_id, DeviceType.TV if device is None else device, hour, country, compare,
-                        after or 0, tuple(problems))  # fmt: skip
+    return PreviewQuery(
+        query,
+        profile_id,
+        DeviceType.TV if device is None else device,
+        hour,
+        country,
+        compare,
+        after or 0,
+        tuple(problems),
+    )
 
 
 def _shown(value: str) -> str:
@@ -186,8 +195,9 @@ def homepage_preview(*, request: PreviewRequest, engine: RecommendationEngine | 
     engine = engine or RecommendationEngine(use_cache=False)
     head = profile_head_load(profile_id=request.profile_id)
     country = request.country or head.country
-    context = UserContext(profile_id=head.profile_id, country=country, device_type=request.device_type,
-                          time_of_day=request.time_of_day)  # fmt: skip
+    context = UserContext(
+        profile_id=head.profile_id, country=country, device_type=request.device_type, time_of_day=request.time_of_day
+    )
     result = engine.recommend(context=context, n=N_TOP, variant=Variant(), explain=True)
     other = None
     if request.compare in COMPARE_VARIANTS:
@@ -202,8 +212,11 @@ def homepage_preview(*, request: PreviewRequest, engine: RecommendationEngine | 
     other_ids = _shown_ids(other) if other else None
     details = request.show_details
     page = _page_view("As served", result, titles, explanations, other_ids, details)
-    compare = (_page_view(f"Served {COMPARE_CHOICES[request.compare]}", other, titles, {}, _shown_ids(result), details)
-               if other else None)  # fmt: skip
+    compare = (
+        _page_view(f"Served {COMPARE_CHOICES[request.compare]}", other, titles, {}, _shown_ids(result), details)
+        if other
+        else None
+    )
     visible = page.content_ids | (compare.content_ids if compare else set())
     why = {}
     for content_id, info in titles.items():
@@ -211,13 +224,19 @@ def homepage_preview(*, request: PreviewRequest, engine: RecommendationEngine | 
             continue
         explained = explanations.get(content_id, {})
         why[str(content_id)] = {
-            "title": info.name, "genres": list(info.genres), "is_original": info.is_original,
-            "maturity": info.maturity_label, "sources": explained.get("sources", {}),
-            "ranker_score": explained.get("ranker_score"), "final_score": explained.get("final_score"),
-            "boosted": explained.get("boosted", False), "rank_by_relevance": explained.get("rank_by_relevance"),
-            "top_features": explained.get("top_features", []), "rules": rules.get(content_id, []),
+            "title": info.name,
+            "genres": list(info.genres),
+            "is_original": info.is_original,
+            "maturity": info.maturity_label,
+            "sources": explained.get("sources", {}),
+            "ranker_score": explained.get("ranker_score"),
+            "final_score": explained.get("final_score"),
+            "boosted": explained.get("boosted", False),
+            "rank_by_relevance": explained.get("rank_by_relevance"),
+            "top_features": explained.get("top_features", []),
+            "rules": rules.get(content_id, []),
             "explained": content_id in explanations,
-        }  # fmt: skip
+        }
     profile = Profile.objects.only("id", "name").get(pk=head.profile_id)
     summary = {"id": head.profile_id, "name": profile.name, "is_kids": head.is_kids, "maturity_cap": head.maturity_cap}
     if details:
@@ -225,12 +244,18 @@ def homepage_preview(*, request: PreviewRequest, engine: RecommendationEngine | 
     return HomepagePreview(
         profile=summary,
         # Without details an unchosen country stays unnamed: it is the account's home country.
-        context={"country": country if details or request.country else None,
-                 "device": DeviceType(request.device_type).label,
-                 "time_of_day": request.time_of_day, "compare": request.compare},  # fmt: skip
-        page=page, compare=compare, model_versions=result.model_versions, rules_version=result.rules_version,
+        context={
+            "country": country if details or request.country else None,
+            "device": DeviceType(request.device_type).label,
+            "time_of_day": request.time_of_day,
+            "compare": request.compare,
+        },
+        page=page,
+        compare=compare,
+        model_versions=result.model_versions,
+        rules_version=result.rules_version,
         why=why,
-    )  # fmt: skip
+    )
 
 
 @dataclass(frozen=True)
@@ -256,11 +281,14 @@ def _titles(ids: Iterable[int]) -> dict[int, TitleInfo]:
         present = (catalog.genre_masks[row] >> slots) & np.uint32(1) == 1
         maturity = int(catalog.maturity[row])
         out[content_id] = TitleInfo(
-            content_id, str(catalog.names[row]), bool(catalog.is_original[row]), maturity,
+            content_id,
+            str(catalog.names[row]),
+            bool(catalog.is_original[row]),
+            maturity,
             MaturityRating(maturity).label if maturity in MaturityRating.values else str(maturity),
             tuple(name for name, on in zip(catalog.genre_names, present, strict=True) if on),
             frozenset(catalog.genre_ids[present].tolist()),
-        )  # fmt: skip
+        )
     return out
 
 
@@ -275,8 +303,14 @@ def _hue(genres: tuple[str, ...], content_id: int) -> int:
     return (base + content_id % 7 * 6) % 360  # titles of one genre share a colour family, not one colour
 
 
-def _page_view(label: str, result: Recommendations, titles: dict[int, TitleInfo], explanations: dict,
-               other_ids: set[int] | None, show_history: bool = True) -> PageView:  # fmt: skip
+def _page_view(
+    label: str,
+    result: Recommendations,
+    titles: dict[int, TitleInfo],
+    explanations: dict,
+    other_ids: set[int] | None,
+    show_history: bool = True,
+) -> PageView:
     """The rows as tiles; without show_history, titles in progress are left out (counted) and the watched titles
     that "Because you watched" names are not named (nor numbered: the row key carries the title's catalog row)."""
     rows = []
@@ -293,12 +327,21 @@ def _page_view(label: str, result: Recommendations, titles: dict[int, TitleInfo]
                 reason = HIDDEN_REASON
             info = titles.get(item.content_id)
             genres = info.genres if info else ()
-            tiles.append(Tile(
-                content_id=item.content_id, title=item.title, genres=genres, is_original=bool(info and info.is_original),
-                reason=reason, rank=item.rank, score=item.score, sources=item.sources,
-                hue=_hue(genres, item.content_id), boosted=bool(explanations.get(item.content_id, {}).get("boosted")),
-                only_here=other_ids is not None and item.content_id not in other_ids,
-            ))  # fmt: skip
+            tiles.append(
+                Tile(
+                    content_id=item.content_id,
+                    title=item.title,
+                    genres=genres,
+                    is_original=bool(info and info.is_original),
+                    reason=reason,
+                    rank=item.rank,
+                    score=item.score,
+                    sources=item.sources,
+                    hue=_hue(genres, item.content_id),
+                    boosted=bool(explanations.get(item.content_id, {}).get("boosted")),
+                    only_here=other_ids is not None and item.content_id not in other_ids,
+                )
+            )
         key, title = row.key, row.title
         if not show_history and key.startswith(f"{BECAUSE_YOU_WATCHED}:"):
             because += 1
@@ -307,26 +350,40 @@ def _page_view(label: str, result: Recommendations, titles: dict[int, TitleInfo]
     overall = explanations.get(-1, {})
     shown = {tile.content_id for row in rows for tile in row.tiles}
     summary = {
-        "candidates": overall.get("candidates"), "removed": overall.get("removed_by_rules_or_watched"),
-        "boosted": overall.get("boosted"), "titles": len(shown),
+        "candidates": overall.get("candidates"),
+        "removed": overall.get("removed_by_rules_or_watched"),
+        "boosted": overall.get("boosted"),
+        "titles": len(shown),
         "originals": sum(1 for i in shown if i in titles and titles[i].is_original),
         "top_originals": sum(1 for i in result.items if i.content_id in titles and titles[i.content_id].is_original),
         "differs": None if other_ids is None else len(shown - other_ids),
-    }  # fmt: skip
+    }
     return PageView(label, tuple(rows), dict(result.timings_ms), tuple(result.degraded), summary)
 
 
-def rules_matching(*, titles: dict[int, TitleInfo], head: ProfileHead, country: str, now: dt.datetime) -> dict[int, list[str]]:
+def rules_matching(
+    *, titles: dict[int, TitleInfo], head: ProfileHead, country: str, now: dt.datetime
+) -> dict[int, list[str]]:
     """Per title, the business rules that match it for this profile and country, in words: boosts (which one
     counts), tier rules (and whether they hide it from the profile's tier), suppressions and the kids cap.
     Rules are small, editor-made tables: five queries whatever the catalog's size."""
     in_window = (Q(starts_at__isnull=True) | Q(starts_at__lte=now)) & (Q(ends_at__isnull=True) | Q(ends_at__gt=now))
     codes = Prefetch("countries", queryset=Country.objects.only("id", "code"))
-    boosts = [b for b in Boost.objects.filter(in_window, is_active=True).select_related("genre", "title").prefetch_related(codes)
-              if _in_country(b.countries.all(), country)]  # fmt: skip
+    boosts = [
+        b
+        for b in Boost.objects.filter(in_window, is_active=True)
+        .select_related("genre", "title")
+        .prefetch_related(codes)
+        if _in_country(b.countries.all(), country)
+    ]
     tier_rules = list(TierRule.objects.filter(is_active=True).select_related("genre", "title"))
-    suppressions = [s for s in Suppression.objects.filter(in_window, is_active=True, title_id__in=list(titles))
-                    .prefetch_related(codes) if _in_country(s.countries.all(), country)]  # fmt: skip
+    suppressions = [
+        s
+        for s in Suppression.objects.filter(in_window, is_active=True, title_id__in=list(titles)).prefetch_related(
+            codes
+        )
+        if _in_country(s.countries.all(), country)
+    ]
     tier_bit = SubscriptionTier.bit(head.tier)
     tier_label = SubscriptionTier(head.tier).label
     out: dict[int, list[str]] = {}
@@ -336,8 +393,10 @@ def rules_matching(*, titles: dict[int, TitleInfo], head: ProfileHead, country: 
         top = max((b.priority for b in matching), default=None)
         for boost in sorted(matching, key=lambda b: -b.priority):
             counts = "applies" if boost.priority == top else "outranked by a higher priority"
-            notes.append(f"Boost “{boost.name}” ×{_multiplier(boost.multiplier)} on {boost.target_label} "
-                         f"(priority {boost.priority}, {counts})")  # fmt: skip
+            notes.append(
+                f"Boost “{boost.name}” ×{_multiplier(boost.multiplier)} on {boost.target_label} "
+                f"(priority {boost.priority}, {counts})"
+            )
         for rule in tier_rules:
             if _matches(rule, info):
                 allowed = ", ".join(t.label for t in rule.tiers)

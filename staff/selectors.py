@@ -3,6 +3,7 @@
 Every query is index-backed and bounded (keyset or small pages), so a page costs the same at 1M profiles and
 100K job runs as on an empty database.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -28,8 +29,16 @@ RUNS_PER_PAGE = 50
 FAILURES_SHOWN = 20
 EXPERIMENTS_PER_PAGE = 5
 # Metrics shown per version, in this order, when a version has them (training writes different ones per kind).
-VERSION_METRICS = ("ndcg_at_10", "recall_at_500", "recall_at_10", "map_at_10", "precision_at_10",
-                   "baseline_ndcg_at_10", "users", "queries")  # fmt: skip
+VERSION_METRICS = (
+    "ndcg_at_10",
+    "recall_at_500",
+    "recall_at_10",
+    "map_at_10",
+    "precision_at_10",
+    "baseline_ndcg_at_10",
+    "users",
+    "queries",
+)
 # "Candidate recall" on the plot: recall of the 500 merged candidates when training recorded it, else recall@10.
 RECALL_METRICS = ("candidate_recall", "recall_at_500", "recall_at_10")
 
@@ -77,8 +86,14 @@ def profiles_search(
         profiles = profiles.alias(upper_name=Upper("name")).filter(upper_name=query.upper(), pk__gt=min(after, MAX_ID))
     rows = list(profiles.order_by("id")[: limit + 1])
     hits = tuple(
-        ProfileHit(p.pk, p.name, p.is_kids, p.account.pk, p.account.country,
-                   SubscriptionTier(p.account.subscription_tier).label)  # fmt: skip
+        ProfileHit(
+            p.pk,
+            p.name,
+            p.is_kids,
+            p.account.pk,
+            p.account.country,
+            SubscriptionTier(p.account.subscription_tier).label,
+        )
         if with_account
         else ProfileHit(p.pk, p.name, p.is_kids)
         for p in rows[:limit]
@@ -105,17 +120,29 @@ def model_versions_by_kind(*, per_kind: int = VERSIONS_PER_KIND) -> list[KindVer
     rows = list(ranked.select_related("activated_by").order_by("kind", "-created_at"))
     rollback_kinds = set(
         ModelVersion.objects.filter(status=ModelVersion.Status.RETIRED, activated_at__isnull=False)
-        .values("kind").annotate(n=Count("id")).values_list("kind", flat=True)
-    )  # fmt: skip
-    active = {v.kind: v for v in ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).select_related("activated_by")}
+        .values("kind")
+        .annotate(n=Count("id"))
+        .values_list("kind", flat=True)
+    )
+    active = {
+        v.kind: v for v in ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).select_related("activated_by")
+    }
     out = []
     for kind, label in ModelKind.choices:
         versions = tuple(v for v in rows if v.kind == kind)
         if not versions and kind not in active:
             continue
         present = {name for v in versions for name, value in v.metrics.items() if isinstance(value, int | float)}
-        out.append(KindVersions(kind, label, versions, active.get(kind), kind in rollback_kinds,
-                                tuple(m for m in VERSION_METRICS if m in present)))  # fmt: skip
+        out.append(
+            KindVersions(
+                kind,
+                label,
+                versions,
+                active.get(kind),
+                kind in rollback_kinds,
+                tuple(m for m in VERSION_METRICS if m in present),
+            )
+        )
     return out
 
 
@@ -137,8 +164,11 @@ def model_change_for_activation(*, version: ModelVersion) -> ModelChange:
 def model_change_for_rollback(*, kind: str) -> ModelChange:
     """The version model_version_rollback would re-activate: the most recently active retired one."""
     serving = ModelVersion.objects.filter(kind=kind, status=ModelVersion.Status.ACTIVE).first()
-    previous = (ModelVersion.objects.filter(kind=kind, status=ModelVersion.Status.RETIRED, activated_at__isnull=False)
-                .order_by("-activated_at").first())  # fmt: skip
+    previous = (
+        ModelVersion.objects.filter(kind=kind, status=ModelVersion.Status.RETIRED, activated_at__isnull=False)
+        .order_by("-activated_at")
+        .first()
+    )
     return ModelChange(kind, ModelKind(kind).label, serving, previous)
 
 
@@ -166,17 +196,27 @@ def jobs_overview(*, before: int | None = None, per_page: int = RUNS_PER_PAGE) -
     failed = (JobRun.Status.FAILED, JobRun.Status.RETRYING, JobRun.Status.LOST)
     # One index range scan per status on jobrun_status_recent_idx, merged: no sort of the whole table.
     failures = sorted(
-        [run for status in failed for run in JobRun.objects.filter(status=status).order_by("-started_at")[:FAILURES_SHOWN]],
-        key=lambda run: run.started_at, reverse=True,
-    )[:FAILURES_SHOWN]  # fmt: skip
+        [
+            run
+            for status in failed
+            for run in JobRun.objects.filter(status=status).order_by("-started_at")[:FAILURES_SHOWN]
+        ],
+        key=lambda run: run.started_at,
+        reverse=True,
+    )[:FAILURES_SHOWN]
     running = JobRun.objects.filter(status=JobRun.Status.RUNNING).order_by("-started_at")[:FAILURES_SHOWN]
     runs = JobRun.objects.order_by("-id")
     if before is not None:
         runs = runs.filter(pk__lt=before)
     page = list(runs[: per_page + 1])
     schedules = PeriodicTask.objects.select_related("crontab", "interval", "solar", "clocked").order_by("name")
-    return JobsOverview(tuple(failures), tuple(running), tuple(page[:per_page]),
-                        page[per_page - 1].pk if len(page) > per_page else None, tuple(schedules))  # fmt: skip
+    return JobsOverview(
+        tuple(failures),
+        tuple(running),
+        tuple(page[:per_page]),
+        page[per_page - 1].pk if len(page) > per_page else None,
+        tuple(schedules),
+    )
 
 
 # --- experiments ------------------------------------------------------------------------------------
@@ -208,6 +248,11 @@ def age_of(moment: dt.datetime | None, *, now: dt.datetime | None = None) -> dic
 # --- feature freshness ------------------------------------------------------------------------------
 def title_views_between(*, title_ids: list[int], start: dt.datetime, end: dt.datetime) -> dict[int, int]:
     """Viewings per title among `title_ids` that started in [start, end): one GROUP BY on the title index."""
-    rows = (ViewingEvent.objects.filter(title_id__in=title_ids, started_at__gte=start, started_at__lt=end)
-            .order_by().values("title_id").annotate(views=Count("id")).values_list("title_id", "views"))  # fmt: skip
+    rows = (
+        ViewingEvent.objects.filter(title_id__in=title_ids, started_at__gte=start, started_at__lt=end)
+        .order_by()
+        .values("title_id")
+        .annotate(views=Count("id"))
+        .values_list("title_id", "views")
+    )
     return {int(title_id): int(views) for title_id, views in rows}

@@ -1,4 +1,5 @@
 """Staff pages under /staff/ (linked from the admin's index)."""
+
 from django.urls import path
 
 from staff import views

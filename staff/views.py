@@ -1,4 +1,5 @@
 """The staff pages: thin views that parse the query, call one selector or service, and render a template."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -27,8 +28,14 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 def _page(request: HttpRequest, template: str, title: str, **context: Any) -> HttpResponse:
     """Render inside the admin's frame (header, user links, messages)."""
-    frame = {"site_header": admin.site.site_header, "site_title": admin.site.site_title, "site_url": "/",
-             "has_permission": True, "is_nav_sidebar_enabled": False, "title": title}  # fmt: skip
+    frame = {
+        "site_header": admin.site.site_header,
+        "site_title": admin.site.site_title,
+        "site_url": "/",
+        "has_permission": True,
+        "is_nav_sidebar_enabled": False,
+        "title": title,
+    }
     return render(request, template, {**frame, **context})
 
 
@@ -56,18 +63,31 @@ def preview(request: HttpRequest) -> HttpResponse:
     asked = preview_query_parse(request.GET, country_codes=[code for code, _ in choices["countries"]])
     details = request.user.has_perm(PROFILE_DETAILS_PERMISSION)
     context: dict[str, Any] = {
-        "query": asked.query, "profile_id": asked.profile_id, "device": asked.device, "hour": asked.hour,
-        "country": asked.country or "", "compare": asked.compare, "problems": asked.problems, "show_details": details,
+        "query": asked.query,
+        "profile_id": asked.profile_id,
+        "device": asked.device,
+        "hour": asked.hour,
+        "country": asked.country or "",
+        "compare": asked.compare,
+        "problems": asked.problems,
+        "show_details": details,
         **choices,
-    }  # fmt: skip
+    }
     if asked.query and asked.profile_id is None:
         context["search"] = selectors.profiles_search(query=asked.query, after=asked.after, with_account=details)
     status = 200
     if asked.profile_id is not None:
         try:
-            context["preview"] = homepage_preview(request=PreviewRequest(
-                profile_id=asked.profile_id, device_type=asked.device, time_of_day=asked.hour, country=asked.country,
-                compare=asked.compare, show_details=details))  # fmt: skip
+            context["preview"] = homepage_preview(
+                request=PreviewRequest(
+                    profile_id=asked.profile_id,
+                    device_type=asked.device,
+                    time_of_day=asked.hour,
+                    country=asked.country,
+                    compare=asked.compare,
+                    show_details=details,
+                )
+            )
         except Profile.DoesNotExist:
             context["not_found"] = asked.profile_id
             status = 404
@@ -82,8 +102,9 @@ def preview(request: HttpRequest) -> HttpResponse:
 @require_GET
 def models(request: HttpRequest) -> HttpResponse:
     sections = presenters.model_sections(selectors.model_versions_by_kind())
-    return _page(request, "staff/models.html", "Models", sections=sections,
-                 can_change=request.user.has_perm(MODEL_PERMISSION))  # fmt: skip
+    return _page(
+        request, "staff/models.html", "Models", sections=sections, can_change=request.user.has_perm(MODEL_PERMISSION)
+    )
 
 
 @staff_required
@@ -96,8 +117,15 @@ def model_activate(request: HttpRequest, version_id: int) -> HttpResponse:
         if chosen is None:
             messages.error(request, f"Model version {version_id} does not exist.")
             return redirect("staff:models")
-        return _page(request, "staff/model_confirm.html", "Activate a model version", question=f"Activate {chosen.kind} {chosen.version}?",
-                     verb="activate", action_url=request.path, changes=[selectors.model_change_for_activation(version=chosen)])  # fmt: skip
+        return _page(
+            request,
+            "staff/model_confirm.html",
+            "Activate a model version",
+            question=f"Activate {chosen.kind} {chosen.version}?",
+            verb="activate",
+            action_url=request.path,
+            changes=[selectors.model_change_for_activation(version=chosen)],
+        )
     try:
         version = model_version_activate(version_id=version_id, by_user=request.user)
     except ModelVersion.DoesNotExist:
@@ -118,8 +146,15 @@ def model_rollback(request: HttpRequest, kind: str) -> HttpResponse:
         messages.error(request, f"Unknown model kind {kind!r}.")
         return redirect("staff:models")
     if request.POST.get("confirmed") != "yes":
-        return _page(request, "staff/model_confirm.html", "Roll back a model", question=f"Roll back {kind} to the previously active version?",
-                     verb="roll back", action_url=request.path, changes=[selectors.model_change_for_rollback(kind=kind)])  # fmt: skip
+        return _page(
+            request,
+            "staff/model_confirm.html",
+            "Roll back a model",
+            question=f"Roll back {kind} to the previously active version?",
+            verb="roll back",
+            action_url=request.path,
+            changes=[selectors.model_change_for_rollback(kind=kind)],
+        )
     try:
         version = model_version_rollback(kind=kind, by_user=request.user)
     except ModelActivationError as error:
@@ -145,8 +180,13 @@ def jobs(request: HttpRequest) -> HttpResponse:
 @require_GET
 def experiments(request: HttpRequest) -> HttpResponse:
     page = selectors.experiments_page(page=_int(request.GET.get("page"), low=1, high=10**6) or 1)
-    return _page(request, "staff/experiments.html", "Experiments", page=page,
-                 experiments=[presenters.experiment_view(e) for e in page.object_list])  # fmt: skip
+    return _page(
+        request,
+        "staff/experiments.html",
+        "Experiments",
+        page=page,
+        experiments=[presenters.experiment_view(e) for e in page.object_list],
+    )
 
 
 # --- health -----------------------------------------------------------------------------------------

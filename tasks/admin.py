@@ -1,5 +1,6 @@
 """Job runs in the admin: read-only, failures easy to find; a fanned-out run lists its shards and their attempts.
 The beat's schedules: "Run selected tasks" counts as a run of each."""
+
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -128,5 +129,7 @@ class PeriodicTaskAdmin(BeatPeriodicTaskAdmin):
         try:
             super().run_tasks(request, queryset)  # sent to the broker; run here when there is none
         except Exception as error:
-            self.message_user(request, f"A task failed: {type(error).__name__}: {error} (see Job runs).", messages.ERROR)
+            self.message_user(
+                request, f"A task failed: {type(error).__name__}: {error} (see Job runs).", messages.ERROR
+            )
         periodic_tasks_record_run(task_ids=ids)

@@ -1,4 +1,5 @@
 """Experiment and bandit jobs: thin Celery wrappers around experiments.services."""
+
 from __future__ import annotations
 
 import datetime as dt

@@ -1,4 +1,5 @@
 """Feature-store jobs: thin Celery wrappers around features.services."""
+
 from __future__ import annotations
 
 import logging
@@ -47,7 +48,9 @@ def refresh_user_features_shard(self, profile_id_start: int, profile_id_end: int
 @shared_task(base=JobTask, bind=True, name="tasks.features.refresh_recent_user_features")
 def refresh_recent_user_features(self, minutes: int = 60) -> int:
     """The profiles that watched something in the last `minutes`."""
-    return self.run_job(lambda: services.user_features_refresh_recent(since=timezone.now() - timedelta(minutes=minutes)))
+    return self.run_job(
+        lambda: services.user_features_refresh_recent(since=timezone.now() - timedelta(minutes=minutes))
+    )
 
 
 @shared_task(base=JobTask, bind=True, name="tasks.features.refresh_content_features")
@@ -82,8 +85,11 @@ def ensure_online_features() -> bool:
     running = fan_out_running(job=refresh_user_features.name)
     if running is not None:  # a new one would be skipped; what its done shards wrote is gone: claim again later
         services.online_store_rebuild_release()
-        logger.warning("online feature store found empty during full refresh %s (%s): rebuilding after it",
-                       running.pk, running.progress)  # fmt: skip
+        logger.warning(
+            "online feature store found empty during full refresh %s (%s): rebuilding after it",
+            running.pk,
+            running.progress,
+        )
         return False
     try:
         refresh_content_features.delay()

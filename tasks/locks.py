@@ -6,6 +6,7 @@ go within one TTL instead of after the job's whole time limit. Redis (one server
 command and script touches the lock's one key, so one slot) when configured, else the local cache (one
 process: the embedded and eager modes).
 """
+
 from __future__ import annotations
 
 import uuid
@@ -89,4 +90,3 @@ def job_lock(name: str, *, timeout_seconds: int | None = None) -> Iterator[bool]
     finally:
         if acquired:
             lock.release()
-

@@ -1,4 +1,5 @@
 """Housekeeping jobs."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -34,9 +35,12 @@ def mark_lost_job_runs(self, silent_seconds: int | None = None) -> int:
     """Job runs still "running" without a heartbeat for `silent_seconds` (default three lock TTLs) lost
     their worker: mark them LOST. Idempotent (one conditional UPDATE)."""
     silent = silent_seconds or LOST_AFTER_TTLS * settings.RECO_JOB_LOCK_SECONDS
-    return self.run_job(lambda: job_runs_mark_lost(
-        silent_since=timezone.now() - timedelta(seconds=silent), reason=f"no heartbeat for {silent} s: its worker died"
-    ))  # fmt: skip
+    return self.run_job(
+        lambda: job_runs_mark_lost(
+            silent_since=timezone.now() - timedelta(seconds=silent),
+            reason=f"no heartbeat for {silent} s: its worker died",
+        )
+    )
 
 
 @shared_task(base=JobTask, bind=True, name="tasks.maintenance.maintain_partitions")

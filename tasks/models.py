@@ -9,6 +9,7 @@ stays running while its shards run on any number of workers (each shard attempt 
 pointing at the parent) and finishes, with the shards' rows and its whole duration, when the last shard
 does. A shard counts once, however often it is delivered.
 """
+
 from __future__ import annotations
 
 from django.db import models
@@ -38,9 +39,13 @@ class JobRun(models.Model):
     lock_token = models.CharField(max_length=32, blank=True, help_text="The holder's token in the job lock.")
     heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="Last sign of life while running.")
     parent = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="shard_runs",
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="shard_runs",
         help_text="For a shard attempt: the fanned-out run it belongs to.",
-    )  # fmt: skip
+    )
     shards_total = models.PositiveIntegerField(default=0, help_text="Shards this run fanned out (0: not fanned out).")
     shards_done = models.PositiveIntegerField(default=0)
     shards_failed = models.PositiveIntegerField(default=0)

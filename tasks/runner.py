@@ -11,6 +11,7 @@ task per range and leaves the parent running; each shard task runs through `run_
 records its attempt under the parent and counts the shard once (tasks.services.job_shard_finish), the last
 one finishing the parent.
 """
+
 from __future__ import annotations
 
 import logging
@@ -66,9 +67,13 @@ class JobTask(celery.Task):
     time_limit = 35 * 60
 
     def run_job(
-        self, work: Callable[[], int], *, lock_name: str | None = None, shard_id: int | None = None,
+        self,
+        work: Callable[[], int],
+        *,
+        lock_name: str | None = None,
+        shard_id: int | None = None,
         stays_running: bool = False,
-    ) -> int:  # fmt: skip
+    ) -> int:
         """Run `work` (returns rows written) under the job's lock and record the attempt as a JobRun.
 
         `shard_id`: this attempt works on that JobShard; it is recorded under the shard's parent run, skipped
@@ -111,7 +116,9 @@ class JobTask(celery.Task):
             logger.info("%s skipped: another run holds the lock %s", self.name, lock.name)
             return 0
         if dead:
-            job_runs_mark_lost_by_id(run_ids=dead, reason=f"its worker was lost; attempt {run.attempt} (run {run.pk}) took over")
+            job_runs_mark_lost_by_id(
+                run_ids=dead, reason=f"its worker was lost; attempt {run.attempt} (run {run.pk}) took over"
+            )
             logger.warning("%s: took over from lost attempt(s) %s of task %s", self.name, dead, task_id)
         heartbeat = Heartbeat(lock, run.pk, parent_id=run.parent_id)
         heartbeat.start()
@@ -161,7 +168,9 @@ class JobTask(celery.Task):
 
         return self.run_job(fan_out, stays_running=True)
 
-    def _record_failure(self, run: JobRun, started: float, error: BaseException, *, shard_id: int | None = None) -> None:
+    def _record_failure(
+        self, run: JobRun, started: float, error: BaseException, *, shard_id: int | None = None
+    ) -> None:
         will_retry = isinstance(error, TRANSIENT_ERRORS) and (self.request.retries or 0) < self.max_retries
         status = JobRun.Status.RETRYING if will_retry else JobRun.Status.FAILED
         message = "".join(traceback.format_exception(error))[-4000:]

@@ -1,4 +1,5 @@
 """Default job schedules. `sync_schedules` (and a data migration) add missing ones by name, never overwrite."""
+
 from __future__ import annotations
 
 import json

@@ -1,5 +1,6 @@
 """Job-run bookkeeping that more than one job needs: marking attempts whose worker died as lost, the parent
 run and shards of a fanned-out job, and the run counts of schedules started by hand."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -106,8 +107,10 @@ def job_shard_finish(*, shard_id: int, rows: int = 0, seconds: float | None = No
 
 def _failed_shards_summary(parent_id: int) -> str:
     failed = JobShard.objects.filter(parent_id=parent_id, status=JobShard.Status.FAILED).order_by("number")
-    lines = [f"shard {s.number} [{s.range_start}, {s.range_end}): {(s.error.strip().splitlines() or ['?'])[-1]}"
-             for s in failed[:20]]  # fmt: skip
+    lines = [
+        f"shard {s.number} [{s.range_start}, {s.range_end}): {(s.error.strip().splitlines() or ['?'])[-1]}"
+        for s in failed[:20]
+    ]
     return f"{failed.count()} shard(s) failed:\n" + "\n".join(lines)
 
 

@@ -1,4 +1,5 @@
 """Training jobs: thin Celery wrappers around recommendations.training."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -1,4 +1,5 @@
 """Helpers shared by the admin tests: URLs, listed rows, and query counts of a changelist."""
+
 from __future__ import annotations
 
 from typing import Any

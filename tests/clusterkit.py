@@ -9,6 +9,7 @@ thawed (SIGSTOP/SIGCONT: a hung node), and counted (`commandstats()`, after `res
 Everything runs on 127.0.0.1 and touches only what it started; every wait has a deadline; the processes are
 stopped when the context exits and, as a last resort, at interpreter exit (tests.faultkit's bookkeeping).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -70,13 +71,26 @@ class RedisClusterProcesses:
             self.nodes.append(self._start_node(cluster_port()))
         deadline = time.monotonic() + startup_seconds
         for node in self.nodes:
-            wait_until(lambda n=node: self._cli(n.port, "PING", check=False).strip() == "PONG",
-                       seconds=max(0.1, deadline - time.monotonic()), interval=0.02, what=f"node {node.port} up")  # fmt: skip
+            wait_until(
+                lambda n=node: self._cli(n.port, "PING", check=False).strip() == "PONG",
+                seconds=max(0.1, deadline - time.monotonic()),
+                interval=0.02,
+                what=f"node {node.port} up",
+            )
         subprocess.run(
-            ["redis-cli", "--cluster", "create", *[n.name for n in self.nodes], "--cluster-replicas", "1",
-             "--cluster-yes"],
-            check=True, capture_output=True, timeout=max(1.0, deadline - time.monotonic()),
-        )  # fmt: skip
+            [
+                "redis-cli",
+                "--cluster",
+                "create",
+                *[n.name for n in self.nodes],
+                "--cluster-replicas",
+                "1",
+                "--cluster-yes",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=max(1.0, deadline - time.monotonic()),
+        )
         self.wait_ok(seconds=max(0.1, deadline - time.monotonic()))
 
     @property
@@ -87,17 +101,44 @@ class RedisClusterProcesses:
         directory = Path(self._directory.name) / str(port)
         directory.mkdir(exist_ok=True)
         process = subprocess.Popen(
-            ["redis-server", "--port", str(port), "--bind", LOOPBACK, "--cluster-enabled", "yes",
-             "--cluster-config-file", str(directory / "nodes.conf"), "--cluster-node-timeout", str(NODE_TIMEOUT_MS),
-             "--cluster-require-full-coverage", "no", "--save", "", "--appendonly", "no", "--dir", str(directory),
-             "--logfile", "", "--loglevel", "warning"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            [
+                "redis-server",
+                "--port",
+                str(port),
+                "--bind",
+                LOOPBACK,
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                str(directory / "nodes.conf"),
+                "--cluster-node-timeout",
+                str(NODE_TIMEOUT_MS),
+                "--cluster-require-full-coverage",
+                "no",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(directory),
+                "--logfile",
+                "",
+                "--loglevel",
+                "warning",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         return ClusterNodeProcess(port, process)
 
     def _cli(self, port: int, *command: str, check: bool = True) -> str:
-        result = subprocess.run(["redis-cli", "-h", LOOPBACK, "-p", str(port), *command],
-                                capture_output=True, text=True, timeout=5, check=False)  # fmt: skip
+        result = subprocess.run(
+            ["redis-cli", "-h", LOOPBACK, "-p", str(port), *command],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
         if check and result.returncode != 0:
             raise RuntimeError(f"redis-cli -p {port} {' '.join(command)}: {result.stderr.strip()}")
         return result.stdout
@@ -122,7 +163,9 @@ class RedisClusterProcesses:
 
     def masters(self) -> list[ClusterNodeProcess]:
         """The live nodes that are masters now (by their own INFO replication)."""
-        return [n for n in self.nodes if n.alive and not n.frozen and self.info(n, "replication").get("role") == "master"]
+        return [
+            n for n in self.nodes if n.alive and not n.frozen and self.info(n, "replication").get("role") == "master"
+        ]
 
     def slot_map(self) -> list[tuple[int, int, ClusterNodeProcess]]:
         """[(first slot, last slot, master)] as a live master's CLUSTER SLOTS says now."""
@@ -138,7 +181,9 @@ class RedisClusterProcesses:
                 index += 1
         return ranges
 
-    def node_for_key(self, key: str, slot_map: list[tuple[int, int, ClusterNodeProcess]] | None = None) -> ClusterNodeProcess:
+    def node_for_key(
+        self, key: str, slot_map: list[tuple[int, int, ClusterNodeProcess]] | None = None
+    ) -> ClusterNodeProcess:
         """The master serving `key`'s slot (in `slot_map`, else in the cluster's map now)."""
         slot = key_slot(key.encode())
         for start, end, node in slot_map if slot_map is not None else self.slot_map():
@@ -166,8 +211,12 @@ class RedisClusterProcesses:
         self.kill(node)
         started = self._start_node(node.port)
         node.process, node.frozen = started.process, False
-        wait_until(lambda: self._cli(node.port, "PING", check=False).strip() == "PONG", seconds=10, interval=0.02,
-                   what=f"node {node.port} restarted")  # fmt: skip
+        wait_until(
+            lambda: self._cli(node.port, "PING", check=False).strip() == "PONG",
+            seconds=10,
+            interval=0.02,
+            what=f"node {node.port} restarted",
+        )
 
     def reset_stats(self) -> None:
         """CONFIG RESETSTAT on every live node (our private nodes only)."""

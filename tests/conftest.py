@@ -1,4 +1,5 @@
 """Shared fixtures. Service-backed tests talk to the real PostgreSQL and Redis named by the environment."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -102,11 +103,30 @@ def celery_worker_process(django_db_setup, django_db_blocker):
     root = Path(__file__).resolve().parent.parent
     log = open(root / "var" / f"{queue}.log", "w")
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo", "--queues", queue,
-         "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel", "INFO",
-         "--hostname", f"{queue}@%h"],
-        cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "--pool",
+            "solo",
+            "--queues",
+            queue,
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "--loglevel",
+            "INFO",
+            "--hostname",
+            f"{queue}@%h",
+        ],
+        cwd=root,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     with tasks_sent_to(queue):
         try:
             deadline = time.monotonic() + 60
@@ -159,9 +179,21 @@ def _build_serving_world(settings, tmp_path) -> None:
     settings.RECO_CATALOG_CHECK_SECONDS = 0
     settings.RECO_CATALOG_TABLE_CHECK_SECONDS = 0
     call_command(
-        "generate_synthetic", "--titles", "600", "--accounts", "300", "--events", "30000", "--seed", "5",
-        "--as-of", SERVING_NOW.date().isoformat(), "--ground-truth-dir", str(tmp_path / "truth"), verbosity=0,
-    )  # fmt: skip
+        "generate_synthetic",
+        "--titles",
+        "600",
+        "--accounts",
+        "300",
+        "--events",
+        "30000",
+        "--seed",
+        "5",
+        "--as-of",
+        SERVING_NOW.date().isoformat(),
+        "--ground-truth-dir",
+        str(tmp_path / "truth"),
+        verbosity=0,
+    )
     for kind in (ModelKind.POPULARITY, ModelKind.MATRIX_FACTORIZATION, ModelKind.CONTENT):
         model_train(kind=kind, activation="always")
     serving_caches_reset()

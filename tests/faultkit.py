@@ -19,6 +19,7 @@ Every process is stopped when its context exits and, as a last resort, at interp
 deadline and every loop a bound. Importable by the tests and by bench/ scripts (which put the repository root
 on sys.path).
 """
+
 from __future__ import annotations
 
 import atexit
@@ -78,7 +79,9 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def wait_until(condition: Callable[[], bool], *, seconds: float, interval: float = 0.1, what: str = "condition") -> None:
+def wait_until(
+    condition: Callable[[], bool], *, seconds: float, interval: float = 0.1, what: str = "condition"
+) -> None:
     """Poll `condition` until it holds; TimeoutError after `seconds`."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -131,10 +134,26 @@ class RedisServer:
 
     def _start(self) -> None:
         self._process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", LOOPBACK, "--save", "", "--appendonly", "no",
-             "--dir", self._directory.name, "--logfile", "", "--loglevel", "warning"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                LOOPBACK,
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                self._directory.name,
+                "--logfile",
+                "",
+                "--loglevel",
+                "warning",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         self.frozen = False
         deadline = time.monotonic() + self._startup_seconds
         while not self.ping():
@@ -298,8 +317,10 @@ class TcpProxy:
                 readers.append(self._listener)
             if not self.frozen:
                 for pipe in self._pipes:
-                    for source, target, waiting in ((pipe.client, pipe.upstream, pipe.to_upstream),
-                                                    (pipe.upstream, pipe.client, pipe.to_client)):  # fmt: skip
+                    for source, target, waiting in (
+                        (pipe.client, pipe.upstream, pipe.to_upstream),
+                        (pipe.upstream, pipe.client, pipe.to_client),
+                    ):
                         if len(waiting) < self.BUFFER_LIMIT:
                             readers.append(source)
                         if waiting:
@@ -403,8 +424,9 @@ def tcp_proxy(target_host: str, target_port: int) -> Iterator[TcpProxy]:
 class GunicornServer:
     """The web tier as documented, on a free port; see `gunicorn_server()`."""
 
-    def __init__(self, env: Mapping[str, str], *, workers: int = 2, ready_path: str = "/healthz",
-                 ready_seconds: float = 120.0) -> None:  # fmt: skip
+    def __init__(
+        self, env: Mapping[str, str], *, workers: int = 2, ready_path: str = "/healthz", ready_seconds: float = 120.0
+    ) -> None:
         self.port = free_port()
         self.url = f"http://{LOOPBACK}:{self.port}"
         self.workers = workers
@@ -415,13 +437,24 @@ class GunicornServer:
         command = [str(gunicorn)] if gunicorn.exists() else [sys.executable, "-m", "gunicorn"]
         # gunicorn 27 opens a control socket at one fixed path per user: several servers at once (tests, benches,
         # other people's) would take it from one another, so ours run without it; the command stays as documented.
-        full_env = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "LOG_LEVEL": "INFO",
-                    "GUNICORN_CMD_ARGS": "--no-control-socket", **os.environ, **env,
-                    "GUNICORN_BIND": f"{LOOPBACK}:{self.port}", "WEB_CONCURRENCY": str(workers)}  # fmt: skip
+        full_env = {
+            "OPENBLAS_NUM_THREADS": "1",
+            "OMP_NUM_THREADS": "1",
+            "LOG_LEVEL": "INFO",
+            "GUNICORN_CMD_ARGS": "--no-control-socket",
+            **os.environ,
+            **env,
+            "GUNICORN_BIND": f"{LOOPBACK}:{self.port}",
+            "WEB_CONCURRENCY": str(workers),
+        }
         self.process = subprocess.Popen(
             [*command, "-c", "config/gunicorn.py", "config.wsgi"],
-            cwd=ROOT, env=full_env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+            cwd=ROOT,
+            env=full_env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         _register(self, self.close)
         try:
             self._wait_ready(ready_path, ready_seconds)
@@ -479,8 +512,9 @@ class GunicornServer:
 
 
 @contextlib.contextmanager
-def gunicorn_server(env: Mapping[str, str], workers: int = 2, *, ready_path: str = "/healthz",
-                    keep_log: bool = False) -> Iterator[GunicornServer]:  # fmt: skip
+def gunicorn_server(
+    env: Mapping[str, str], workers: int = 2, *, ready_path: str = "/healthz", keep_log: bool = False
+) -> Iterator[GunicornServer]:
     """`gunicorn -c config/gunicorn.py config.wsgi` from the repository root with os.environ + `env`, on a free
     port; yields once `ready_path` answers 200 and every worker is forked (`.url` is the base URL). The log is in
     `.log_path` (deleted afterwards unless keep_log). Set DJANGO_SETTINGS_MODULE in `env` explicitly."""
@@ -502,19 +536,40 @@ class CeleryWorker:
         self.log_path = Path(self._directory.name) / "worker.log"
         self._log = self.log_path.open("w")
         name = f"reliability-{os.getpid()}-{free_port()}"
-        command = [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo", "--loglevel", "INFO",
-                   "--without-gossip", "--without-mingle", "--hostname", f"{name}@%h"]  # fmt: skip
+        command = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "--pool",
+            "solo",
+            "--loglevel",
+            "INFO",
+            "--without-gossip",
+            "--without-mingle",
+            "--hostname",
+            f"{name}@%h",
+        ]
         if beat:
             command += ["--beat", "--schedule", str(Path(self._directory.name) / "beat-schedule")]
         full_env = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", **os.environ, **env}
-        self.process = subprocess.Popen(command, cwd=ROOT, env=full_env, stdout=self._log, stderr=subprocess.STDOUT,
-                                        start_new_session=True)  # fmt: skip
+        self.process = subprocess.Popen(
+            command, cwd=ROOT, env=full_env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         _register(self, self.close)
         try:
-            wait_until(lambda: " ready." in self.log_text() or self.process.poll() is not None,
-                       seconds=ready_seconds, interval=0.2, what="the Celery worker being ready")  # fmt: skip
+            wait_until(
+                lambda: " ready." in self.log_text() or self.process.poll() is not None,
+                seconds=ready_seconds,
+                interval=0.2,
+                what="the Celery worker being ready",
+            )
             if self.process.poll() is not None:
-                raise RuntimeError(f"the Celery worker exited with {self.process.returncode}:\n{self.log_text()[-4000:]}")
+                raise RuntimeError(
+                    f"the Celery worker exited with {self.process.returncode}:\n{self.log_text()[-4000:]}"
+                )
         except BaseException:
             self.close()
             raise
@@ -543,8 +598,14 @@ def celery_worker(env: Mapping[str, str], *, beat: bool = False) -> Iterator[Cel
 
 
 # --- HTTP and load --------------------------------------------------------------------------------
-def request(url: str, *, method: str = "GET", headers: Mapping[str, str] | None = None, body: bytes | None = None,
-            timeout: float = 5.0) -> tuple[int, dict[str, str], bytes]:  # fmt: skip
+def request(
+    url: str,
+    *,
+    method: str = "GET",
+    headers: Mapping[str, str] | None = None,
+    body: bytes | None = None,
+    timeout: float = 5.0,
+) -> tuple[int, dict[str, str], bytes]:
     """One HTTP request on a new connection: (status, headers with lower-case names, body)."""
     parts = urlsplit(url)
     connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
@@ -606,7 +667,9 @@ def percentiles(latencies_ms: Sequence[float]) -> dict[str, float | None]:
 
 def summarize(records: Sequence[RequestRecord], seconds: float | None = None) -> dict:
     """Counts and latency percentiles of some records (`seconds`: the span they cover, for the throughput)."""
-    span = seconds if seconds else ((max(r.sent_at for r in records) - min(r.sent_at for r in records)) if records else 0)
+    span = (
+        seconds if seconds else ((max(r.sent_at for r in records) - min(r.sent_at for r in records)) if records else 0)
+    )
     return {
         "requests": len(records),
         "ok": sum(r.status == 200 for r in records),
@@ -620,8 +683,9 @@ def summarize(records: Sequence[RequestRecord], seconds: float | None = None) ->
     }
 
 
-def recovered_at(records: Sequence[RequestRecord], *, after: float,
-                 good: Callable[[RequestRecord], bool] = lambda r: r.full) -> float | None:  # fmt: skip
+def recovered_at(
+    records: Sequence[RequestRecord], *, after: float, good: Callable[[RequestRecord], bool] = lambda r: r.full
+) -> float | None:
     """The earliest send time at or past `after` from which every later request is `good` (by default a full
     200), as seconds from the start of the run; None if the last request is not good or none left after it."""
     later = [r for r in records if r.sent_at >= after]
@@ -659,9 +723,17 @@ class LoadResult:
 Action = tuple[float, str, Callable[[], object]]
 
 
-def load(url: str | Callable[[int], str], rate: float, seconds: float, headers: Mapping[str, str] | None = None, *,
-         timeout: float = 5.0, actions: Sequence[Action] = (), max_in_flight: int = 64,
-         stop: threading.Event | None = None) -> LoadResult:  # fmt: skip
+def load(
+    url: str | Callable[[int], str],
+    rate: float,
+    seconds: float,
+    headers: Mapping[str, str] | None = None,
+    *,
+    timeout: float = 5.0,
+    actions: Sequence[Action] = (),
+    max_in_flight: int = 64,
+    stop: threading.Event | None = None,
+) -> LoadResult:
     """GET `url` (or `url(i)` for the i-th request) `rate` times a second for `seconds`, open loop.
 
     Each request uses a new connection (gunicorn's sync workers close it anyway) and gives up after `timeout`
@@ -688,7 +760,9 @@ def load(url: str | Callable[[int], str], rate: float, seconds: float, headers: 
             status, flags, retry_after, content_type = 0, (f"transport:{type(error).__name__}",), None, ""
         latency = (time.perf_counter() - scheduled) * 1000
         with lock:
-            records.append(RequestRecord(scheduled - start, round(latency, 3), status, flags, retry_after, content_type))
+            records.append(
+                RequestRecord(scheduled - start, round(latency, 3), status, flags, retry_after, content_type)
+            )
 
     def run_actions() -> None:
         for at, name, action in sorted(actions, key=lambda a: a[0]):
@@ -747,8 +821,17 @@ class SchemathesisResult:
         return sum(f["count"] for name, f in self.failures.items() if "server error" in name.lower())
 
 
-def schemathesis_run(base_url: str, *, api_key: str, report_dir: Path, max_examples: int, seed: int,
-                     timeout: float, workers: int = 1, extra: Sequence[str] = ()) -> SchemathesisResult:  # fmt: skip
+def schemathesis_run(
+    base_url: str,
+    *,
+    api_key: str,
+    report_dir: Path,
+    max_examples: int,
+    seed: int,
+    timeout: float,
+    workers: int = 1,
+    extra: Sequence[str] = (),
+) -> SchemathesisResult:
     """schemathesis' CLI (the venv's) against `base_url`/api/schema/: every operation, every check (undocumented
     status codes, content types and headers, response schemas, server errors, auth ignored, ...), sending the
     API key, `max_examples` per operation in the fuzzing phase (its coverage phase adds a few hundred), no
@@ -758,11 +841,34 @@ def schemathesis_run(base_url: str, *, api_key: str, report_dir: Path, max_examp
     report_dir.mkdir(parents=True, exist_ok=True)
     report = report_dir / f"schemathesis-{seed}.json"
     command = [
-        str(executable), "--config-file", str(ROOT / "schemathesis.toml"), "run", f"{base_url}/api/schema/", "--checks", "all", "--max-examples", str(max_examples),
-        "--seed", str(seed), "--header", f"X-Api-Key: {api_key}", "--workers", str(workers), "--no-color",
-        "--generation-database", "none", "--no-shrink", "--continue-on-failure", "--request-timeout", "10",
-        "--report", "json", "--report-json-path", str(report), *extra,
-    ]  # fmt: skip
+        str(executable),
+        "--config-file",
+        str(ROOT / "schemathesis.toml"),
+        "run",
+        f"{base_url}/api/schema/",
+        "--checks",
+        "all",
+        "--max-examples",
+        str(max_examples),
+        "--seed",
+        str(seed),
+        "--header",
+        f"X-Api-Key: {api_key}",
+        "--workers",
+        str(workers),
+        "--no-color",
+        "--generation-database",
+        "none",
+        "--no-shrink",
+        "--continue-on-failure",
+        "--request-timeout",
+        "10",
+        "--report",
+        "json",
+        "--report-json-path",
+        str(report),
+        *extra,
+    ]
     started = time.monotonic()
     try:
         # its working directory: schemathesis keeps a cache folder (.schemathesis/) there
@@ -775,7 +881,16 @@ def schemathesis_run(base_url: str, *, api_key: str, report_dir: Path, max_examp
     if not report.exists():
         return SchemathesisResult(exit_code, 0, 0, {}, [], seconds, output[-20000:])
     summary = json.loads(report.read_text())
-    failures = {f"{f['code']} {f['title']}": {"count": f["count"], "operations": f["operations"]}
-                for f in summary.get("failures", [])}  # fmt: skip
-    return SchemathesisResult(exit_code, summary["test_cases"]["generated"], summary["operations"]["tested"],
-                              failures, summary.get("errors", []), seconds, output[-20000:])  # fmt: skip
+    failures = {
+        f"{f['code']} {f['title']}": {"count": f["count"], "operations": f["operations"]}
+        for f in summary.get("failures", [])
+    }
+    return SchemathesisResult(
+        exit_code,
+        summary["test_cases"]["generated"],
+        summary["operations"]["tested"],
+        failures,
+        summary.get("errors", []),
+        seconds,
+        output[-20000:],
+    )

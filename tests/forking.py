@@ -1,4 +1,5 @@
 """Run a piece of work in a forked child, as gunicorn runs its workers after the master has loaded the app."""
+
 from __future__ import annotations
 
 import os

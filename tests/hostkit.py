@@ -69,8 +69,20 @@ DATABASE = "reco_h5"
 ROOT_LINK = f"{PREFIX}-root"
 HUB = f"{PREFIX}-hub"
 BRIDGE = "br0"
-HOSTS = {"lb": 10, "web1": 21, "web2": 22, "pg1": 31, "pg2": 32, "redis1": 41, "redis2": 42, "redis3": 43,
-         "mq": 50, "worker1": 61, "worker2": 62, "beat": 63}  # fmt: skip
+HOSTS = {
+    "lb": 10,
+    "web1": 21,
+    "web2": 22,
+    "pg1": 31,
+    "pg2": 32,
+    "redis1": 41,
+    "redis2": 42,
+    "redis3": 43,
+    "mq": 50,
+    "worker1": 61,
+    "worker2": 62,
+    "beat": 63,
+}
 REDIS_PORTS = (6379, 6380)
 WEB_PORT = 8000
 LB_PORT = 80
@@ -165,14 +177,26 @@ class Host:
     def popen(self, command: Sequence[str], *, env: dict[str, str], log: Path, cwd: Path = ROOT) -> subprocess.Popen:
         """`command` inside this host, in a session of its own, output appended to `log`."""
         with open(log, "ab") as handle:
-            process = subprocess.Popen(["ip", "netns", "exec", self.netns, *command], cwd=cwd, env=env,
-                                       stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+            process = subprocess.Popen(
+                ["ip", "netns", "exec", self.netns, *command],
+                cwd=cwd,
+                env=env,
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         self.processes.append(process)
         return process
 
     def run(self, command: Sequence[str], *, env: dict[str, str] | None = None, timeout: float = 60) -> str:
-        result = subprocess.run(["ip", "netns", "exec", self.netns, *command], env=env, capture_output=True,
-                                text=True, timeout=timeout, check=False)  # fmt: skip
+        result = subprocess.run(
+            ["ip", "netns", "exec", self.netns, *command],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
         if result.returncode != 0:
             raise RuntimeError(f"{self.name}: {' '.join(command)} failed: {(result.stderr or result.stdout)[-2000:]}")
         return result.stdout
@@ -253,12 +277,34 @@ class NetnsPgServer(pgkit.PgServer):
         return f"postgres://{pgkit.SUPERUSER}@{self.host.ip}:{self.port}/{database}"
 
     def connect(self, database: str = "postgres", *, timeout: int = 5) -> psycopg.Connection:
-        return psycopg.connect(host=self.host.ip, port=self.port, user=pgkit.SUPERUSER, dbname=database,
-                               autocommit=True, connect_timeout=timeout)  # fmt: skip
+        return psycopg.connect(
+            host=self.host.ip,
+            port=self.port,
+            user=pgkit.SUPERUSER,
+            dbname=database,
+            autocommit=True,
+            connect_timeout=timeout,
+        )
 
     def start(self, *, seconds: int = 60) -> None:
-        self.host.run(["runuser", "-u", pgkit.SUPERUSER, "--", str(pgkit.BIN / "pg_ctl"), "-D", str(self.data_dir),
-                       "-l", str(self.log_path), "-w", "-t", str(seconds), "start"], timeout=seconds + 10)  # fmt: skip
+        self.host.run(
+            [
+                "runuser",
+                "-u",
+                pgkit.SUPERUSER,
+                "--",
+                str(pgkit.BIN / "pg_ctl"),
+                "-D",
+                str(self.data_dir),
+                "-l",
+                str(self.log_path),
+                "-w",
+                "-t",
+                str(seconds),
+                "start",
+            ],
+            timeout=seconds + 10,
+        )
 
 
 def _pg_conf(server: NetnsPgServer, socket_dir: Path) -> str:
@@ -276,17 +322,46 @@ def pg_primary_and_replica(
     shutil.chown(directory, pgkit.SUPERUSER, pgkit.SUPERUSER)
     primary = NetnsPgServer(directory / "primary", primary_host)
     replica = NetnsPgServer(directory / "replica", replica_host)
-    pgkit._as_postgres(str(pgkit.BIN / "initdb"), "-D", str(primary.data_dir), "-U", pgkit.SUPERUSER, "-A", "trust",
-                       "-E", "UTF8", "--no-sync", "--no-instructions")  # fmt: skip
+    pgkit._as_postgres(
+        str(pgkit.BIN / "initdb"),
+        "-D",
+        str(primary.data_dir),
+        "-U",
+        pgkit.SUPERUSER,
+        "-A",
+        "trust",
+        "-E",
+        "UTF8",
+        "--no-sync",
+        "--no-instructions",
+    )
     with open(primary.data_dir / "postgresql.conf", "a") as conf:
         conf.write(_pg_conf(primary, directory) + "max_connections = 200\n")
     (primary.data_dir / "pg_hba.conf").write_text(pgkit._HBA + _HBA)
     primary.start()
     with primary.connect() as connection:
         connection.execute(f'CREATE DATABASE "{DATABASE}"')
-    replica_host.run(["runuser", "-u", pgkit.SUPERUSER, "--", str(pgkit.BIN / "pg_basebackup"), "-h", primary_host.ip,
-                      "-U", pgkit.SUPERUSER, "-D", str(replica.data_dir), "-R", "-X", "stream", "--checkpoint=fast",
-                      "--no-sync"], timeout=120)  # fmt: skip
+    replica_host.run(
+        [
+            "runuser",
+            "-u",
+            pgkit.SUPERUSER,
+            "--",
+            str(pgkit.BIN / "pg_basebackup"),
+            "-h",
+            primary_host.ip,
+            "-U",
+            pgkit.SUPERUSER,
+            "-D",
+            str(replica.data_dir),
+            "-R",
+            "-X",
+            "stream",
+            "--checkpoint=fast",
+            "--no-sync",
+        ],
+        timeout=120,
+    )
     replica_sockets = directory / "replica-sockets"  # both listen on 5432: each its own socket directory
     replica_sockets.mkdir()
     shutil.chown(replica_sockets, pgkit.SUPERUSER, pgkit.SUPERUSER)
@@ -323,16 +398,43 @@ class ClusterNode:
     def start(self, env: dict[str, str]) -> None:
         self.directory.mkdir(exist_ok=True)
         self.process = self.host.popen(
-            ["redis-server", "--port", str(self.port), "--bind", self.host.ip, "--protected-mode", "no",
-             "--cluster-enabled", "yes", "--cluster-config-file", str(self.directory / "nodes.conf"),
-             "--cluster-node-timeout", str(NODE_TIMEOUT_MS), "--cluster-require-full-coverage", "no",
-             "--save", "", "--appendonly", "no", "--dir", str(self.directory), "--loglevel", "warning"],
-            env=env, log=self.directory / "redis.log",
-        )  # fmt: skip
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                self.host.ip,
+                "--protected-mode",
+                "no",
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                str(self.directory / "nodes.conf"),
+                "--cluster-node-timeout",
+                str(NODE_TIMEOUT_MS),
+                "--cluster-require-full-coverage",
+                "no",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.directory),
+                "--loglevel",
+                "warning",
+            ],
+            env=env,
+            log=self.directory / "redis.log",
+        )
 
     def cli(self, *command: str) -> str:
-        result = subprocess.run(["redis-cli", "-h", self.host.ip, "-p", str(self.port), *command], capture_output=True,
-                                text=True, timeout=5, check=False)  # fmt: skip
+        result = subprocess.run(
+            ["redis-cli", "-h", self.host.ip, "-p", str(self.port), *command],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
         return result.stdout
 
     def info(self, section: str) -> dict[str, str]:
@@ -359,8 +461,20 @@ class RedisCluster:
                 lambda n=node: n.cli("PING").strip() == "PONG", seconds=20, interval=0.05, what=f"{node.address} up"
             )
         # the first three are masters, one per host; redis-cli places each replica on another host than its master
-        subprocess.run(["redis-cli", "--cluster", "create", *[n.address for n in self.nodes], "--cluster-replicas",
-                        "1", "--cluster-yes"], check=True, capture_output=True, timeout=30)  # fmt: skip
+        subprocess.run(
+            [
+                "redis-cli",
+                "--cluster",
+                "create",
+                *[n.address for n in self.nodes],
+                "--cluster-replicas",
+                "1",
+                "--cluster-yes",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )
         self.wait_ok(seconds=30)
 
     @property
@@ -368,8 +482,12 @@ class RedisCluster:
         return [f"redis://{node.address}" for node in self.nodes]
 
     def wait_ok(self, *, seconds: float) -> None:
-        wait_until(lambda: all(n.cluster_ok() for n in self.nodes if n.alive), seconds=seconds, interval=0.1,
-                   what="cluster_state:ok on every node")  # fmt: skip
+        wait_until(
+            lambda: all(n.cluster_ok() for n in self.nodes if n.alive),
+            seconds=seconds,
+            interval=0.1,
+            what="cluster_state:ok on every node",
+        )
 
     def masters(self) -> list[ClusterNode]:
         return [n for n in self.nodes if n.alive and n.info("replication").get("role") == "master"]
@@ -398,16 +516,21 @@ class RabbitMQ:
         (directory / "home").mkdir()
         conf = directory / "rabbitmq.conf"
         # guest may connect from other hosts (a private test broker); consumer_timeout above training's hard limit
-        conf.write_text(f"listeners.tcp.default = {host.ip}:{AMQP_PORT}\nloopback_users = none\n"
-                        "consumer_timeout = 10800000\n")  # fmt: skip
+        conf.write_text(
+            f"listeners.tcp.default = {host.ip}:{AMQP_PORT}\nloopback_users = none\nconsumer_timeout = 10800000\n"
+        )
         (directory / "enabled_plugins").write_text("[].\n")
         self.env = {
-            **base_env, "HOME": str(directory / "home"), "RABBITMQ_NODENAME": self.NODE,
-            "RABBITMQ_NODE_PORT": str(AMQP_PORT), "RABBITMQ_CONFIG_FILE": str(conf),
-            "RABBITMQ_MNESIA_BASE": str(directory / "mnesia"), "RABBITMQ_LOG_BASE": str(directory / "log"),
+            **base_env,
+            "HOME": str(directory / "home"),
+            "RABBITMQ_NODENAME": self.NODE,
+            "RABBITMQ_NODE_PORT": str(AMQP_PORT),
+            "RABBITMQ_CONFIG_FILE": str(conf),
+            "RABBITMQ_MNESIA_BASE": str(directory / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(directory / "log"),
             "RABBITMQ_ENABLED_PLUGINS_FILE": str(directory / "enabled_plugins"),
             "RABBITMQ_PID_FILE": str(directory / "rabbit.pid"),
-        }  # fmt: skip
+        }
         self.process = host.popen([_rabbitmq_binary("rabbitmq-server")], env=self.env, log=directory / "server.log")
         self.url = f"amqp://guest:guest@{host.ip}:{AMQP_PORT}//"
         wait_until(self._listening, seconds=90, interval=0.2, what="RabbitMQ listening")
@@ -479,14 +602,18 @@ backend web
 class HAProxy:
     """Our own haproxy process (not the system service) with its own config file and admin socket."""
 
-    def __init__(self, host: Host, web_hosts: Sequence[Host], directory: Path, env: dict[str, str], *,
-                 maxconn: int) -> None:  # fmt: skip
+    def __init__(
+        self, host: Host, web_hosts: Sequence[Host], directory: Path, env: dict[str, str], *, maxconn: int
+    ) -> None:
         directory.mkdir()
         self.socket = directory / "haproxy.sock"
         servers = "\n".join(f"    server {w.name} {w.ip}:{WEB_PORT} check" for w in web_hosts)
         self.config = directory / "haproxy.cfg"
-        self.config.write_text(HAPROXY_CONFIG.format(socket=self.socket, ip=host.ip, port=LB_PORT, api_host=API_HOST,
-                                                     maxconn=maxconn, servers=servers))  # fmt: skip
+        self.config.write_text(
+            HAPROXY_CONFIG.format(
+                socket=self.socket, ip=host.ip, port=LB_PORT, api_host=API_HOST, maxconn=maxconn, servers=servers
+            )
+        )
         self.process = host.popen(["haproxy", "-db", "-f", str(self.config)], env=env, log=directory / "haproxy.log")
         self.url = f"http://{host.ip}:{LB_PORT}" if LB_PORT != 80 else f"http://{host.ip}"
 
@@ -579,21 +706,37 @@ class Deployment:
         self.primary, self.replica = self._step(
             "PostgreSQL primary + streaming replica",
             lambda: pg_primary_and_replica(hosts["pg1"], hosts["pg2"], self.directory / "pg"),
-        )  # fmt: skip
-        self.redis = self._step("Redis Cluster 3 masters + 3 replicas",
-                                lambda: RedisCluster([hosts[f"redis{i}"] for i in (1, 2, 3)], self.directory / "redis",
-                                                     _base_env()))  # fmt: skip
+        )
+        self.redis = self._step(
+            "Redis Cluster 3 masters + 3 replicas",
+            lambda: RedisCluster([hosts[f"redis{i}"] for i in (1, 2, 3)], self.directory / "redis", _base_env()),
+        )
         self.rabbitmq = self._step("RabbitMQ", lambda: RabbitMQ(hosts["mq"], self.directory / "rabbitmq", _base_env()))
         self.env = self._env()
         self._step("migrate", lambda: self.manage("migrate", "--verbosity", "0", timeout=600))
-        self._step("generate_synthetic", lambda: self.manage(
-            "generate_synthetic", "--titles", str(world.titles), "--accounts", str(world.accounts), "--events",
-            str(world.events), "--seed", "42", timeout=1800))  # fmt: skip
+        self._step(
+            "generate_synthetic",
+            lambda: self.manage(
+                "generate_synthetic",
+                "--titles",
+                str(world.titles),
+                "--accounts",
+                str(world.accounts),
+                "--events",
+                str(world.events),
+                "--seed",
+                "42",
+                timeout=1800,
+            ),
+        )
         self.training_output = self._step(
             "train_models", lambda: self.manage("train_models", "--kinds", world.kinds, timeout=3600)
         )  # its lines say which kinds passed their activation gate, and why not
-        self.api_key = self._step("API client", lambda: self.manage("create_api_client", "rehearsal", "--rate",
-                                                                     "100000000/min")).strip().splitlines()[-1]  # fmt: skip
+        self.api_key = (
+            self._step("API client", lambda: self.manage("create_api_client", "rehearsal", "--rate", "100000000/min"))
+            .strip()
+            .splitlines()[-1]
+        )
         self.profile_ids = self._step("profiles with history", self._watching_profiles)
         active = {row[0] for row in self.sql("SELECT kind FROM recommendations_modelversion WHERE status = 'active'")}
         self.world_flags = frozenset(flag for flag, kinds in MODEL_FLAGS.items() if not kinds & active)
@@ -602,9 +745,16 @@ class Deployment:
         self.refresh_seconds = self._step("feature refresh (sharded, both workers)", lambda: self.refresh_features())
         self._step("beat", self.start_beat)
         self._step("web hosts", lambda: self.start_web("web1", "web2"))
-        self.haproxy = self._step("haproxy", lambda: HAProxy(hosts["lb"], [hosts["web1"], hosts["web2"]],
-                                                             self.directory / "haproxy", _base_env(),
-                                maxconn=world.web_workers))  # fmt: skip
+        self.haproxy = self._step(
+            "haproxy",
+            lambda: HAProxy(
+                hosts["lb"],
+                [hosts["web1"], hosts["web2"]],
+                self.directory / "haproxy",
+                _base_env(),
+                maxconn=world.web_workers,
+            ),
+        )
         self._step("balancer: both web hosts UP", lambda: self.wait_backends({"web1": "UP", "web2": "UP"}, seconds=30))
         self.progress(f"[{time.monotonic() - self.started:6.1f} s] deployment ready: {self.url}")
 
@@ -632,8 +782,15 @@ class Deployment:
 
     def manage(self, *args: str, timeout: float = 300) -> str:
         """manage.py from the operator's box (the root namespace) against the deployment."""
-        result = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=self.env, capture_output=True,
-                                text=True, timeout=timeout, check=False)  # fmt: skip
+        result = subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
         if result.returncode != 0:
             raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{(result.stderr or result.stdout)[-4000:]}")
         return result.stdout
@@ -653,33 +810,73 @@ class Deployment:
         for name in names:
             logs[name] = log = self.directory / f"{name}.log"
             self.workers[name] = self.hosts[name].popen(
-                [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "prefork", "--concurrency", "1",
-                 "--hostname", f"{name}@%h", "--without-gossip", "--without-mingle", "--loglevel", "INFO"],
-                env=self.env, log=log,
-            )  # fmt: skip
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "config",
+                    "worker",
+                    "--pool",
+                    "prefork",
+                    "--concurrency",
+                    "1",
+                    "--hostname",
+                    f"{name}@%h",
+                    "--without-gossip",
+                    "--without-mingle",
+                    "--loglevel",
+                    "INFO",
+                ],
+                env=self.env,
+                log=log,
+            )
         for name, log in logs.items():
             process = self.workers[name]
-            wait_until(lambda p=process, g=log: " ready." in g.read_text(errors="replace") or p.poll() is not None,
-                       seconds=120, interval=0.2, what=f"{name}'s Celery worker ready")  # fmt: skip
+            wait_until(
+                lambda p=process, g=log: " ready." in g.read_text(errors="replace") or p.poll() is not None,
+                seconds=120,
+                interval=0.2,
+                what=f"{name}'s Celery worker ready",
+            )
             if process.poll() is not None:
                 raise RuntimeError(f"{name}'s worker exited:\n{log.read_text(errors='replace')[-3000:]}")
 
     def start_beat(self) -> None:
         host = self.hosts["beat"]
-        self.beat = host.popen([sys.executable, "-m", "celery", "-A", "config", "beat", "--loglevel", "INFO",
-                                "--schedule", str(self.directory / "beat-schedule")], env=self.env,
-                               log=self.directory / "beat.log")  # fmt: skip
+        self.beat = host.popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "beat",
+                "--loglevel",
+                "INFO",
+                "--schedule",
+                str(self.directory / "beat-schedule"),
+            ],
+            env=self.env,
+            log=self.directory / "beat.log",
+        )
 
     def start_web(self, *names: str) -> None:
         """gunicorn as the README serves it in each host named; all start at once, ready when /readyz answers."""
         gunicorn = Path(sys.executable).with_name("gunicorn")
         for name in names:
             host = self.hosts[name]
-            env = {**self.env, "GUNICORN_BIND": f"{host.ip}:{WEB_PORT}", "WEB_CONCURRENCY": str(self.world.web_workers),
-                   "GUNICORN_CMD_ARGS": "--no-control-socket", "LOG_LEVEL": "WARNING",
-                   "RECO_SERVING_CACHE_DIR": str(self.directory / f"{name}-cache")}  # fmt: skip
-            self.web[name] = host.popen([str(gunicorn), "-c", "config/gunicorn.py", "config.wsgi"], env=env,
-                                        log=self.directory / f"{name}.log")  # fmt: skip
+            env = {
+                **self.env,
+                "GUNICORN_BIND": f"{host.ip}:{WEB_PORT}",
+                "WEB_CONCURRENCY": str(self.world.web_workers),
+                "GUNICORN_CMD_ARGS": "--no-control-socket",
+                "LOG_LEVEL": "WARNING",
+                "RECO_SERVING_CACHE_DIR": str(self.directory / f"{name}-cache"),
+            }
+            self.web[name] = host.popen(
+                [str(gunicorn), "-c", "config/gunicorn.py", "config.wsgi"], env=env, log=self.directory / f"{name}.log"
+            )
         for name in names:
             host, process, log = self.hosts[name], self.web[name], self.directory / f"{name}.log"
 
@@ -709,25 +906,37 @@ class Deployment:
 
     def wait_backends(self, wanted: dict[str, str], *, seconds: float) -> float:
         began = time.monotonic()
-        wait_until(lambda: all(self.haproxy.server_states().get(k, "").startswith(v) for k, v in wanted.items()),
-                   seconds=seconds, interval=0.1, what=f"haproxy backends {wanted}")  # fmt: skip
+        wait_until(
+            lambda: all(self.haproxy.server_states().get(k, "").startswith(v) for k, v in wanted.items()),
+            seconds=seconds,
+            interval=0.1,
+            what=f"haproxy backends {wanted}",
+        )
         return round(time.monotonic() - began, 2)
 
     # -- jobs
     def send_task(self, name: str, **kwargs: object) -> None:
         """`celery call` from the operator's box: routed to its queue like any send."""
-        result = subprocess.run([sys.executable, "-m", "celery", "-A", "config", "call", name, "--kwargs",
-                                 json.dumps(kwargs)], cwd=ROOT, env=self.env, capture_output=True, text=True,
-                                timeout=120, check=False)  # fmt: skip
+        result = subprocess.run(
+            [sys.executable, "-m", "celery", "-A", "config", "call", name, "--kwargs", json.dumps(kwargs)],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
         if result.returncode != 0:
             raise RuntimeError(f"celery call {name} failed:\n{result.stderr[-3000:]}")
 
     def latest_fan_out(self) -> tuple | None:
         """(id, status, shards_total, shards_done, shards_failed) of the newest full refresh sent with this world's
         shard size (the beat's hourly one uses the default size and is not ours)."""
-        rows = self.sql("SELECT id, status, shards_total, shards_done, shards_failed FROM tasks_jobrun WHERE job = %s "
-                        "AND params->'kwargs'->>'shard_size' = %s ORDER BY id DESC LIMIT 1",
-                        [FAN_OUT, str(self.world.shard_size)])  # fmt: skip
+        rows = self.sql(
+            "SELECT id, status, shards_total, shards_done, shards_failed FROM tasks_jobrun WHERE job = %s "
+            "AND params->'kwargs'->>'shard_size' = %s ORDER BY id DESC LIMIT 1",
+            [FAN_OUT, str(self.world.shard_size)],
+        )
         return rows[0] if rows else None
 
     def start_refresh(self, *, attempts: int = 3) -> int:
@@ -736,14 +945,25 @@ class Deployment:
         for _ in range(attempts):
             before = self.latest_fan_out()
             self.send_task(FAN_OUT, shard_size=self.world.shard_size)
-            wait_until(lambda b=before: (run := self.latest_fan_out()) is not None and (b is None or run[0] != b[0])
-                       and (run[2] > 0 or run[1] != "running"), seconds=60, interval=0.05,
-                       what="the refresh's fan-out")  # fmt: skip
+            wait_until(
+                lambda b=before: (
+                    (run := self.latest_fan_out()) is not None
+                    and (b is None or run[0] != b[0])
+                    and (run[2] > 0 or run[1] != "running")
+                ),
+                seconds=60,
+                interval=0.05,
+                what="the refresh's fan-out",
+            )
             run = self.latest_fan_out()
             if run[1] != "skipped":
                 return run[0]
-            wait_until(lambda: not self.sql("SELECT 1 FROM tasks_jobrun WHERE job = %s AND status = 'running'", [FAN_OUT]),
-                       seconds=300, interval=0.5, what="the running full refresh to finish")  # fmt: skip
+            wait_until(
+                lambda: not self.sql("SELECT 1 FROM tasks_jobrun WHERE job = %s AND status = 'running'", [FAN_OUT]),
+                seconds=300,
+                interval=0.5,
+                what="the running full refresh to finish",
+            )
         raise RuntimeError(f"the full refresh was skipped {attempts} times")
 
     def wait_refresh(self, parent_id: int, *, seconds: float) -> str:
@@ -761,12 +981,23 @@ class Deployment:
         if status != "succeeded":
             raise RuntimeError(f"the feature refresh ended {status}")
         took = round(time.monotonic() - began, 2)
-        before = self.sql("SELECT count(*) FROM tasks_jobrun WHERE job = 'tasks.features.refresh_content_features' "
-                          "AND status = 'succeeded'")[0][0]  # fmt: skip
+        before = self.sql(
+            "SELECT count(*) FROM tasks_jobrun WHERE job = 'tasks.features.refresh_content_features' "
+            "AND status = 'succeeded'"
+        )[0][0]
         self.send_task("tasks.features.refresh_content_features")
-        wait_until(lambda: self.sql("SELECT count(*) FROM tasks_jobrun WHERE job = "
-                                    "'tasks.features.refresh_content_features' AND status = 'succeeded'")[0][0] > before,
-                   seconds=300, interval=0.2, what="the content refresh")  # fmt: skip
+        wait_until(
+            lambda: (
+                self.sql(
+                    "SELECT count(*) FROM tasks_jobrun WHERE job = "
+                    "'tasks.features.refresh_content_features' AND status = 'succeeded'"
+                )[0][0]
+                > before
+            ),
+            seconds=300,
+            interval=0.2,
+            what="the content refresh",
+        )
         return took
 
     def shard_runs_on(self, worker: str, *, pids: Sequence[int] | None = None) -> list[int]:
@@ -795,15 +1026,15 @@ class Deployment:
         with contextlib.suppress(Exception):
             for server in (getattr(self, "replica", None), getattr(self, "primary", None)):
                 if server is not None and server.running:
-                    pgkit._as_postgres(str(pgkit.BIN / "pg_ctl"), "-D", str(server.data_dir), "-m", "immediate",
-                                       "stop")  # fmt: skip
+                    pgkit._as_postgres(str(pgkit.BIN / "pg_ctl"), "-D", str(server.data_dir), "-m", "immediate", "stop")
         shutil.rmtree(self.directory, ignore_errors=True)
         _unregister(self)
 
 
 @contextlib.contextmanager
-def deployment(world: World, *, progress: Callable[[str], None] = print,
-               keep_logs: Path | None = None) -> Iterator[Deployment]:  # fmt: skip
+def deployment(
+    world: World, *, progress: Callable[[str], None] = print, keep_logs: Path | None = None
+) -> Iterator[Deployment]:
     """`with deployment(World()) as d: d.url, d.recs_url(), d.headers, d.kill_host("web1"), d.redis, ...`;
     `keep_logs`: a folder every process's log is copied to at the end."""
     built = Deployment(world, progress=progress, keep_logs=keep_logs)
@@ -850,15 +1081,23 @@ def _figures(d: Deployment, records: Sequence[RequestRecord], seconds: float) ->
     full = full_answer(d)
     degraded = sum(r.status == 200 and not full(r) for r in records)
     statuses = {str(status): count for status, count in sorted(Counter(r.status for r in records).items())}
-    return {**summary, **errors(records), "statuses": statuses, "degraded_share": round(degraded / len(records), 4) if records else None,
-            "flags": dict(Counter(f for r in records for f in r.flags))}  # fmt: skip
+    return {
+        **summary,
+        **errors(records),
+        "statuses": statuses,
+        "degraded_share": round(degraded / len(records), 4) if records else None,
+        "flags": dict(Counter(f for r in records for f in r.flags)),
+    }
 
 
 def replica_reads(d: Deployment) -> int:
     """Rows the replica has returned to clients of the world's database so far (pg_stat_database)."""
     with d.replica.connect(DATABASE) as connection:
-        return int(connection.execute("SELECT tup_returned + tup_fetched FROM pg_stat_database WHERE datname = %s",
-                                      [DATABASE]).fetchone()[0])  # fmt: skip
+        return int(
+            connection.execute(
+                "SELECT tup_returned + tup_fetched FROM pg_stat_database WHERE datname = %s", [DATABASE]
+            ).fetchone()[0]
+        )
 
 
 def keys_per_master(d: Deployment) -> dict[str, int]:
@@ -873,8 +1112,12 @@ def baseline(d: Deployment, *, rate: float = BASELINE_RATE, seconds: float = 10.
     rows_before = replica_reads(d)
     run = load(d.recs_url(), rate, seconds, d.headers)
     figures = _figures(d, run.records, seconds)
-    figures.update(rate=rate, seconds=seconds, replica_rows_returned=replica_reads(d) - rows_before,
-                   keys_per_master=keys_per_master(d))  # fmt: skip
+    figures.update(
+        rate=rate,
+        seconds=seconds,
+        replica_rows_returned=replica_reads(d) - rows_before,
+        keys_per_master=keys_per_master(d),
+    )
     return figures
 
 
@@ -888,16 +1131,19 @@ def ceiling(d: Deployment, *, rates: Sequence[float], seconds: float, progress: 
         steps.append(
             {"rate": rate, "ok": ok, **{k: figures[k] for k in ("p50_ms", "p99_ms", "non_200", "throughput_rps")}}
         )
-        progress(f"  {rate:6.0f}/s: p50 {figures['p50_ms']} p99 {figures['p99_ms']} ms, non-200 {figures['non_200']}"
-                 f" -> {'ok' if ok else 'over'}")  # fmt: skip
+        progress(
+            f"  {rate:6.0f}/s: p50 {figures['p50_ms']} p99 {figures['p99_ms']} ms, non-200 {figures['non_200']}"
+            f" -> {'ok' if ok else 'over'}"
+        )
         if not ok:
             break
         best = rate
     return {"ceiling_rps": best, "steps": steps}
 
 
-def _fault_run(d: Deployment, timing: Timing, rate: float, inject: Callable[[], object],
-               lift: Callable[[], object] | None = None) -> tuple[LoadResult, dict]:  # fmt: skip
+def _fault_run(
+    d: Deployment, timing: Timing, rate: float, inject: Callable[[], object], lift: Callable[[], object] | None = None
+) -> tuple[LoadResult, dict]:
     actions = [(timing.before, "inject", inject)]
     if lift is not None:
         actions.append((timing.before + timing.during, "lift", lift))
@@ -906,8 +1152,13 @@ def _fault_run(d: Deployment, timing: Timing, rate: float, inject: Callable[[], 
     during = run.between(timing.before, timing.before + timing.during)
     figures = _figures(d, during, timing.during)
     whole = errors(run.records)
-    figures.update(rate=rate, run_server_errors=whole["server_errors"], run_no_response=whole["no_response"],
-                   run_requests=len(run.records), injected_at_s=injected)  # fmt: skip
+    figures.update(
+        rate=rate,
+        run_server_errors=whole["server_errors"],
+        run_no_response=whole["no_response"],
+        run_requests=len(run.records),
+        injected_at_s=injected,
+    )
     back = recovered_at(run.records, after=injected, good=full_answer(d))
     figures["seconds_to_full"] = None if back is None else round(max(0.0, back - injected), 2)
     return run, figures
@@ -965,8 +1216,13 @@ def fault_redis_master(d: Deployment, timing: Timing, rate: float) -> dict:
 def fault_pg_replica(d: Deployment, timing: Timing, rate: float) -> dict:
     """The PostgreSQL replica stopped (immediate) under load, started again after the fault."""
     replica = d.replica
-    run, figures = _fault_run(d, timing, rate, lambda: replica.stop(mode="immediate"),
-                              lift=lambda: (replica.start(), wait_until(lambda: _streaming(d.primary), seconds=30)))  # fmt: skip
+    run, figures = _fault_run(
+        d,
+        timing,
+        rate,
+        lambda: replica.stop(mode="immediate"),
+        lift=lambda: (replica.start(), wait_until(lambda: _streaming(d.primary), seconds=30)),
+    )
     figures["streaming_again_at_s"] = run.actions.get("lift")
     rows_before = replica_reads(d)
     load(d.recs_url(), min(rate, 20.0), 3.0, d.headers)
@@ -980,8 +1236,10 @@ def fault_worker_mid_refresh(d: Deployment, timing: Timing, rate: float) -> dict
     counted once. Load through the balancer meanwhile; worker1 started again afterwards."""
     stop = threading.Event()
     outcome: dict[str, LoadResult] = {}
-    loader = threading.Thread(target=lambda: outcome.update(run=load(d.recs_url(), rate, timing.total + 120,
-                                                                     d.headers, stop=stop)), daemon=True)  # fmt: skip
+    loader = threading.Thread(
+        target=lambda: outcome.update(run=load(d.recs_url(), rate, timing.total + 120, d.headers, stop=stop)),
+        daemon=True,
+    )
     began = time.monotonic()
     loader.start()
     try:
@@ -1008,22 +1266,38 @@ def fault_worker_mid_refresh(d: Deployment, timing: Timing, rate: float) -> dict
         loader.join(timeout=timing.total + 30)
     run = outcome["run"]
     records = run.records
-    parent_row = d.sql("SELECT status, shards_total, shards_done, shards_failed, rows_written FROM tasks_jobrun "
-                       "WHERE id = %s", [parent])[0]  # fmt: skip
-    shard_rows = d.sql("SELECT sum(rows_written), count(*) FILTER (WHERE status = 'done') FROM tasks_jobshard "
-                       "WHERE parent_id = %s", [parent])[0]  # fmt: skip
-    succeeded = d.sql("SELECT count(*), count(DISTINCT params::text) FROM tasks_jobrun WHERE parent_id = %s AND "
-                      "status = 'succeeded'", [parent])[0]  # fmt: skip
+    parent_row = d.sql(
+        "SELECT status, shards_total, shards_done, shards_failed, rows_written FROM tasks_jobrun WHERE id = %s",
+        [parent],
+    )[0]
+    shard_rows = d.sql(
+        "SELECT sum(rows_written), count(*) FILTER (WHERE status = 'done') FROM tasks_jobshard WHERE parent_id = %s",
+        [parent],
+    )[0]
+    succeeded = d.sql(
+        "SELECT count(*), count(DISTINCT params::text) FROM tasks_jobrun WHERE parent_id = %s AND status = 'succeeded'",
+        [parent],
+    )[0]
     lost = d.sql("SELECT id FROM tasks_jobrun WHERE parent_id = %s AND status = 'lost'", [parent])
     profiles = d.sql("SELECT count(*) FROM users_profile")[0][0]
     figures = _figures(d, records, run.seconds)
     figures.update(
-        rate=rate, status=status, shards_total=parent_row[1], shards_done=parent_row[2], shards_failed=parent_row[3],
-        shards_done_at_kill=done_at_kill, rows_written=parent_row[4], shard_rows=shard_rows[0], profiles=profiles,
-        successful_attempts=succeeded[0], distinct_successful_shards=succeeded[1],
-        killed_shard_attempts=killed_runs, lost_attempts=[row[0] for row in lost],
-        killed_after_s=round(killed_at - began, 2), seconds_to_finish_after_kill=round(finished_at - killed_at, 2),
-    )  # fmt: skip
+        rate=rate,
+        status=status,
+        shards_total=parent_row[1],
+        shards_done=parent_row[2],
+        shards_failed=parent_row[3],
+        shards_done_at_kill=done_at_kill,
+        rows_written=parent_row[4],
+        shard_rows=shard_rows[0],
+        profiles=profiles,
+        successful_attempts=succeeded[0],
+        distinct_successful_shards=succeeded[1],
+        killed_shard_attempts=killed_runs,
+        lost_attempts=[row[0] for row in lost],
+        killed_after_s=round(killed_at - began, 2),
+        seconds_to_finish_after_kill=round(finished_at - killed_at, 2),
+    )
     d.start_workers("worker1")
     return figures
 
@@ -1040,33 +1314,65 @@ def checks(results: dict) -> list[tuple[str, bool]]:
     """The issue's figures against what a rehearsal measured: [(figure, met)]."""
     out: list[tuple[str, bool]] = []
     if (base := results.get("baseline")) is not None:
-        out.append((f"baseline: p99 {base['p99_ms']} ms < {P99_MS:g} ms at {base['rate']:g}/s", base["p99_ms"] is not None
-                    and base["p99_ms"] < P99_MS))  # fmt: skip
-        out.append((f"baseline: 0 errors (>= 500: {base['server_errors']}, no response: {base['no_response']})",
-                    base["server_errors"] == 0 and base["no_response"] == 0))  # fmt: skip
-        out.append((f"baseline: the replica served reads ({base['replica_rows_returned']} rows)",
-                    base["replica_rows_returned"] > 0))  # fmt: skip
-        out.append((f"baseline: every master holds keys {base['keys_per_master']}", len(base["keys_per_master"]) == 3
-                    and all(base["keys_per_master"].values())))  # fmt: skip
+        out.append(
+            (
+                f"baseline: p99 {base['p99_ms']} ms < {P99_MS:g} ms at {base['rate']:g}/s",
+                base["p99_ms"] is not None and base["p99_ms"] < P99_MS,
+            )
+        )
+        out.append(
+            (
+                f"baseline: 0 errors (>= 500: {base['server_errors']}, no response: {base['no_response']})",
+                base["server_errors"] == 0 and base["no_response"] == 0,
+            )
+        )
+        out.append(
+            (
+                f"baseline: the replica served reads ({base['replica_rows_returned']} rows)",
+                base["replica_rows_returned"] > 0,
+            )
+        )
+        out.append(
+            (
+                f"baseline: every master holds keys {base['keys_per_master']}",
+                len(base["keys_per_master"]) == 3 and all(base["keys_per_master"].values()),
+            )
+        )
     faults = results.get("faults", {})
     for name, f in faults.items():
         if name == "worker-killed-mid-refresh":
             out.append((f"{name}: 0 responses >= 500 ({f['server_errors']})", f["server_errors"] == 0))
-            out.append((f"{name}: the refresh finished ({f['status']}, {f['shards_done']}/{f['shards_total']} shards, "
-                        f"{f['seconds_to_finish_after_kill']} s after the kill)",
-                        f["status"] == "succeeded" and f["shards_done"] == f["shards_total"] and not f["shards_failed"]))  # fmt: skip
-            out.append((f"{name}: each shard counted once ({f['rows_written']} rows = {f['profiles']} profiles, "
-                        f"{f['successful_attempts']} successful attempts for {f['shards_total']} shards)",
-                        f["rows_written"] == f["profiles"] == f["shard_rows"]
-                        and f["successful_attempts"] == f["distinct_successful_shards"] == f["shards_total"]))  # fmt: skip
-            out.append((f"{name}: the killed attempts marked lost (running at the kill {f['killed_shard_attempts']}, "
-                        f"lost {f['lost_attempts']})", bool(f["killed_shard_attempts"])
-                        and set(f["killed_shard_attempts"]) <= set(f["lost_attempts"])))  # fmt: skip
+            out.append(
+                (
+                    f"{name}: the refresh finished ({f['status']}, {f['shards_done']}/{f['shards_total']} shards, "
+                    f"{f['seconds_to_finish_after_kill']} s after the kill)",
+                    f["status"] == "succeeded" and f["shards_done"] == f["shards_total"] and not f["shards_failed"],
+                )
+            )
+            out.append(
+                (
+                    f"{name}: each shard counted once ({f['rows_written']} rows = {f['profiles']} profiles, "
+                    f"{f['successful_attempts']} successful attempts for {f['shards_total']} shards)",
+                    f["rows_written"] == f["profiles"] == f["shard_rows"]
+                    and f["successful_attempts"] == f["distinct_successful_shards"] == f["shards_total"],
+                )
+            )
+            out.append(
+                (
+                    f"{name}: the killed attempts marked lost (running at the kill {f['killed_shard_attempts']}, "
+                    f"lost {f['lost_attempts']})",
+                    bool(f["killed_shard_attempts"]) and set(f["killed_shard_attempts"]) <= set(f["lost_attempts"]),
+                )
+            )
             continue
         out.append((f"{name}: 0 responses >= 500 over the run ({f['run_server_errors']})", f["run_server_errors"] == 0))
         if name == "web-host-down":
-            out.append((f"{name}: errors {f['run_errors']} <= requests in flight at the kill ({f['in_flight_bound']})",
-                        f["run_errors"] <= f["in_flight_bound"]))  # fmt: skip
+            out.append(
+                (
+                    f"{name}: errors {f['run_errors']} <= requests in flight at the kill ({f['in_flight_bound']})",
+                    f["run_errors"] <= f["in_flight_bound"],
+                )
+            )
             out.append(
                 (
                     f"{name}: the balancer took it out ({f['marked_down_after_s']} s)",
@@ -1076,22 +1382,43 @@ def checks(results: dict) -> list[tuple[str, bool]]:
         else:
             out.append((f"{name}: no request without a response ({f['run_no_response']})", f["run_no_response"] == 0))
         if name == "redis-master-killed":
-            out.append((f"{name}: full answers again within {REDIS_RECOVER_S:g} s ({f['seconds_to_full']} s)",
-                        f["seconds_to_full"] is not None and f["seconds_to_full"] <= REDIS_RECOVER_S))  # fmt: skip
+            out.append(
+                (
+                    f"{name}: full answers again within {REDIS_RECOVER_S:g} s ({f['seconds_to_full']} s)",
+                    f["seconds_to_full"] is not None and f["seconds_to_full"] <= REDIS_RECOVER_S,
+                )
+            )
         if name == "pg-replica-stopped":
-            out.append((f"{name}: the replica serves again after its restart ({f['replica_rows_returned_after']} rows)",
-                        f["replica_rows_returned_after"] > 0))  # fmt: skip
+            out.append(
+                (
+                    f"{name}: the replica serves again after its restart ({f['replica_rows_returned_after']} rows)",
+                    f["replica_rows_returned_after"] > 0,
+                )
+            )
     return out
 
 
-def rehearse(d: Deployment, *, faults: Sequence[str], timing: Timing, rate: float | None, baseline_seconds: float,
-             baseline_rate: float = BASELINE_RATE, ceiling_rates: Sequence[float] = (), ceiling_seconds: float = 8.0,
-             progress: Callable[[str], None] = print) -> dict:  # fmt: skip
+def rehearse(
+    d: Deployment,
+    *,
+    faults: Sequence[str],
+    timing: Timing,
+    rate: float | None,
+    baseline_seconds: float,
+    baseline_rate: float = BASELINE_RATE,
+    ceiling_rates: Sequence[float] = (),
+    ceiling_seconds: float = 8.0,
+    progress: Callable[[str], None] = print,
+) -> dict:
     """Baseline, ceiling (if rates are given) and each fault in turn at `rate` (None: 80 % of the ceiling, so
     that a fault is measured rather than an overload); the results (and `checks`)."""
-    results: dict = {"world_flags": sorted(d.world_flags), "training": d.training_output.strip().splitlines()[-20:],
-                     "build_seconds": d.timings, "profiles_served": len(d.profile_ids),
-                     "initial_refresh_seconds": d.refresh_seconds}  # fmt: skip
+    results: dict = {
+        "world_flags": sorted(d.world_flags),
+        "training": d.training_output.strip().splitlines()[-20:],
+        "build_seconds": d.timings,
+        "profiles_served": len(d.profile_ids),
+        "initial_refresh_seconds": d.refresh_seconds,
+    }
     progress(f"baseline: {baseline_seconds:g} s at {baseline_rate:g}/s through the balancer ...")
     results["baseline"] = baseline(d, rate=baseline_rate, seconds=baseline_seconds)
     _print_figures(results["baseline"], progress, d.world_flags)
@@ -1114,8 +1441,19 @@ def rehearse(d: Deployment, *, faults: Sequence[str], timing: Timing, rate: floa
 
 
 def _print_figures(figures: dict, progress: Callable[[str], None], world_flags: frozenset[str]) -> None:
-    keys = ("p50_ms", "p99_ms", "requests", "non_200", "server_errors", "no_response", "degraded_share",
-            "seconds_to_full", "marked_down_after_s", "seconds_to_finish_after_kill", "status")  # fmt: skip
+    keys = (
+        "p50_ms",
+        "p99_ms",
+        "requests",
+        "non_200",
+        "server_errors",
+        "no_response",
+        "degraded_share",
+        "seconds_to_full",
+        "marked_down_after_s",
+        "seconds_to_finish_after_kill",
+        "status",
+    )
     progress("  " + ", ".join(f"{k} {figures[k]}" for k in keys if k in figures))
     unusual = {flag: count for flag, count in figures.get("flags", {}).items() if flag not in world_flags}
     if unusual:

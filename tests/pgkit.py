@@ -8,6 +8,7 @@ on every process of it: connections are accepted by the kernel, nothing answers)
 (`recovery_min_apply_delay`, set with ALTER SYSTEM and a reload on the replica). Every wait has a deadline;
 both servers stop and their directories go when the context exits or, as a last resort, at interpreter exit.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -66,20 +67,41 @@ class PgServer:
         return f"postgres://{SUPERUSER}@{LOOPBACK}:{self.port}/{database}"
 
     def connect(self, database: str = "postgres", *, timeout: int = 5) -> psycopg.Connection:
-        return psycopg.connect(host=LOOPBACK, port=self.port, user=SUPERUSER, dbname=database, autocommit=True,
-                               connect_timeout=timeout)  # fmt: skip
+        return psycopg.connect(
+            host=LOOPBACK, port=self.port, user=SUPERUSER, dbname=database, autocommit=True, connect_timeout=timeout
+        )
 
     def start(self, *, seconds: int = 60) -> None:
-        _as_postgres(str(BIN / "pg_ctl"), "-D", str(self.data_dir), "-l", str(self.log_path), "-w", "-t",
-                     str(seconds), "start", timeout=seconds + 10)  # fmt: skip
+        _as_postgres(
+            str(BIN / "pg_ctl"),
+            "-D",
+            str(self.data_dir),
+            "-l",
+            str(self.log_path),
+            "-w",
+            "-t",
+            str(seconds),
+            "start",
+            timeout=seconds + 10,
+        )
 
     def stop(self, *, mode: str = "fast", seconds: int = 30) -> None:
         """pg_ctl stop (`immediate`: like a crash); thaws a frozen server first, a stopped one is left alone."""
         if not self.running:
             return
         self._signal_all(signal.SIGCONT)
-        _as_postgres(str(BIN / "pg_ctl"), "-D", str(self.data_dir), "-m", mode, "-w", "-t", str(seconds), "stop",
-                     timeout=seconds + 10)  # fmt: skip
+        _as_postgres(
+            str(BIN / "pg_ctl"),
+            "-D",
+            str(self.data_dir),
+            "-m",
+            mode,
+            "-w",
+            "-t",
+            str(seconds),
+            "stop",
+            timeout=seconds + 10,
+        )
 
     @property
     def running(self) -> bool:
@@ -137,16 +159,41 @@ class PgPair:
 
     def _build(self) -> None:
         primary = self.primary
-        _as_postgres(str(BIN / "initdb"), "-D", str(primary.data_dir), "-U", SUPERUSER, "-A", "trust", "-E", "UTF8",
-                     "--no-sync", "--no-instructions")  # fmt: skip
+        _as_postgres(
+            str(BIN / "initdb"),
+            "-D",
+            str(primary.data_dir),
+            "-U",
+            SUPERUSER,
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+            "--no-instructions",
+        )
         with open(primary.data_dir / "postgresql.conf", "a") as conf:
             conf.write(_SETTINGS.format(port=primary.port, socket_dir=self._directory))
         (primary.data_dir / "pg_hba.conf").write_text(_HBA)
         primary.start()
         with primary.connect() as connection:
             connection.execute(f'CREATE DATABASE "{self.database}"')
-        _as_postgres(str(BIN / "pg_basebackup"), "-h", LOOPBACK, "-p", str(primary.port), "-U", SUPERUSER, "-D",
-                     str(self.replica.data_dir), "-R", "-X", "stream", "--checkpoint=fast", "--no-sync")  # fmt: skip
+        _as_postgres(
+            str(BIN / "pg_basebackup"),
+            "-h",
+            LOOPBACK,
+            "-p",
+            str(primary.port),
+            "-U",
+            SUPERUSER,
+            "-D",
+            str(self.replica.data_dir),
+            "-R",
+            "-X",
+            "stream",
+            "--checkpoint=fast",
+            "--no-sync",
+        )
         with open(self.replica.data_dir / "postgresql.conf", "a") as conf:
             conf.write(f"port = {self.replica.port}\n")
         self.replica.start()
@@ -162,7 +209,10 @@ class PgPair:
 
     def _streaming(self) -> bool:
         with self.primary.connect() as connection:
-            return connection.execute("SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'").fetchone()[0] > 0
+            return (
+                connection.execute("SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'").fetchone()[0]
+                > 0
+            )
 
     def delay_replica(self, seconds: float) -> None:
         """Replay on the replica only `seconds` after each commit (0: at once again); takes effect on reload."""

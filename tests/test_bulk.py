@@ -1,4 +1,5 @@
 """Bulk-load plumbing: the prefetching iterator and binary COPY's value encoding."""
+
 from __future__ import annotations
 
 import datetime as dt

@@ -1,4 +1,5 @@
 """config/gunicorn.py reads its environment through the typed helpers: off means off, garbage stops it (#14)."""
+
 from __future__ import annotations
 
 import runpy
@@ -20,7 +21,12 @@ def _load(monkeypatch, **env: str) -> dict:
 
 def test_defaults_preload_two_workers_on_localhost(monkeypatch):
     config = _load(monkeypatch)
-    assert (config["preload_app"], config["workers"], config["bind"], config["timeout"]) == (True, 2, "127.0.0.1:8000", 60)
+    assert (config["preload_app"], config["workers"], config["bind"], config["timeout"]) == (
+        True,
+        2,
+        "127.0.0.1:8000",
+        60,
+    )
 
 
 @pytest.mark.parametrize("value", ["0", "false", "off", "OFF", " False "])
@@ -33,8 +39,15 @@ def test_every_spelling_of_on_turns_preloading_on(monkeypatch, value):
     assert _load(monkeypatch, GUNICORN_PRELOAD=value)["preload_app"] is True
 
 
-@pytest.mark.parametrize("env", [{"GUNICORN_PRELOAD": "no"}, {"GUNICORN_PRELOAD": "yes please"},
-                                 {"WEB_CONCURRENCY": "four"}, {"GUNICORN_TIMEOUT": "60s"}])  # fmt: skip
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"GUNICORN_PRELOAD": "no"},
+        {"GUNICORN_PRELOAD": "yes please"},
+        {"WEB_CONCURRENCY": "four"},
+        {"GUNICORN_TIMEOUT": "60s"},
+    ],
+)
 def test_a_malformed_value_stops_gunicorn_instead_of_being_guessed(monkeypatch, env):
     with pytest.raises(ImproperlyConfigured):
         _load(monkeypatch, **env)

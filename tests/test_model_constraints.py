@@ -1,4 +1,5 @@
 """The database itself rejects impossible catalog and viewing data, and the model helpers read it right."""
+
 from __future__ import annotations
 
 import datetime as dt

@@ -1,4 +1,5 @@
 """The design's engine entry point: RecommendationEngine().recommend(user_id, context=UserContext(...), n=20)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -32,9 +33,14 @@ def _active_profile() -> Profile:
 
 def test_recommend_returns_n_ranked_items_with_titles_scores_and_reasons(engine):
     profile = _active_profile()
-    context = UserContext(user_id=profile.account_id, profile_id=profile.pk, country=profile.account.country,
-                          device_type=DeviceType.TV, time_of_day=20,
-                          subscription_tier=profile.account.subscription_tier)  # fmt: skip
+    context = UserContext(
+        user_id=profile.account_id,
+        profile_id=profile.pk,
+        country=profile.account.country,
+        device_type=DeviceType.TV,
+        time_of_day=20,
+        subscription_tier=profile.account.subscription_tier,
+    )
     result = engine.recommend(profile.account_id, context=context, n=20)
 
     assert [item.rank for item in result.items] == list(range(1, 21))
@@ -43,7 +49,9 @@ def test_recommend_returns_n_ranked_items_with_titles_scores_and_reasons(engine)
     assert all(item.reason for item in result.items) and all(item.sources for item in result.items)
     assert {"mf", "content", "popularity"} <= set(result.model_versions)
     assert len(result.request_id) == 32
-    watched = set(ViewingEvent.objects.filter(profile=profile, watch_percentage__gte=0.9).values_list("title_id", flat=True))
+    watched = set(
+        ViewingEvent.objects.filter(profile=profile, watch_percentage__gte=0.9).values_list("title_id", flat=True)
+    )
     assert not watched & {item.content_id for item in result.items}
 
 
@@ -66,8 +74,9 @@ def test_a_kids_profile_on_basic_sees_only_basic_titles_rated_7_or_lower(engine)
         ViewingEventFactory(profile=kids, title=title)
     context = UserContext(profile_id=kids.pk, subscription_tier=SubscriptionTier.PREMIUM)  # a claim, not trusted
     result = engine.recommend(context=context, n=30)
-    titles = Title.objects.filter(pk__in=[i.content_id for r in result.rows for i in r.items] +
-                                  [i.content_id for i in result.items])  # fmt: skip
+    titles = Title.objects.filter(
+        pk__in=[i.content_id for r in result.rows for i in r.items] + [i.content_id for i in result.items]
+    )
     assert titles.exists()
     assert all(t.maturity_rating <= MaturityRating.AGE_7 for t in titles)
     assert all(t.available_tiers & SubscriptionTier.bit(SubscriptionTier.BASIC) for t in titles)
@@ -91,8 +100,9 @@ def test_the_response_is_cached_until_the_profile_watches_something(engine):
 
     profile = _active_profile()
     # an answer without the profile's features is degraded, and those are never cached
-    user_features_refresh(profile_id_start=profile.pk, profile_id_end=profile.pk + 1, as_of=SERVING_NOW,
-                          store=engine.store)  # fmt: skip
+    user_features_refresh(
+        profile_id_start=profile.pk, profile_id_end=profile.pk + 1, as_of=SERVING_NOW, store=engine.store
+    )
     first = engine.recommend(context=UserContext(profile_id=profile.pk))
     second = engine.recommend(context=UserContext(profile_id=profile.pk))
     assert not first.cached and second.cached
@@ -142,8 +152,9 @@ def test_explain_says_why_each_title_is_shown(engine):
 
 
 def test_without_diversification_the_list_is_in_score_order(engine):
-    plain = engine.recommend(context=UserContext(profile_id=_active_profile().pk), n=20,
-                             variant=Variant(diversify=False))  # fmt: skip
+    plain = engine.recommend(
+        context=UserContext(profile_id=_active_profile().pk), n=20, variant=Variant(diversify=False)
+    )
     scores = [item.score for item in plain.items]
     assert scores == sorted(scores, reverse=True)
 
@@ -157,8 +168,17 @@ def test_experiment_assignment_comes_from_the_engines_hook(serving_world):
 
 def test_to_dict_matches_dataclasses_asdict():
     item = RankedItem(1, 42, "Title", 0.5, "Top pick for you", ("collaborative", "trending"), "ranker", 1.0)
-    result = Recommendations("r" * 32, 7, [item], [Row("top_picks", "Top Picks", (item,))], {"mf": "v1"}, "3",
-                             ["no_ranker"], {"profile": 1.5}, explanations={42: {"features": [("a", 0.1)]}})  # fmt: skip
+    result = Recommendations(
+        "r" * 32,
+        7,
+        [item],
+        [Row("top_picks", "Top Picks", (item,))],
+        {"mf": "v1"},
+        "3",
+        ["no_ranker"],
+        {"profile": 1.5},
+        explanations={42: {"features": [("a", 0.1)]}},
+    )
     body = result.to_dict()
     assert body == dataclasses.asdict(result)
     body["items"][0]["rank"] = 9  # a copy: the result is untouched

@@ -1,4 +1,5 @@
 """Experiments on the serving path: arms assigned per profile, the popularity baseline, bandit exploration slots."""
+
 from __future__ import annotations
 
 import pytest
@@ -16,10 +17,14 @@ KEY = "experiments-key-0123456789"
 @pytest.fixture
 def api(serving_world):
     experiment_create(
-        name="homepage-test", status="running", salt="fixed-salt",
-        arms=[ArmSpec("baseline", 0.5, is_baseline=True, popularity_only=True),
-              ArmSpec("explore", 0.5, bandit_enabled=True)],
-    )  # fmt: skip
+        name="homepage-test",
+        status="running",
+        salt="fixed-salt",
+        arms=[
+            ArmSpec("baseline", 0.5, is_baseline=True, popularity_only=True),
+            ArmSpec("explore", 0.5, bandit_enabled=True),
+        ],
+    )
     serving_caches_reset()
     ApiClient.issue("experiments", key=KEY, rate="10000/min")
     client = APIClient()

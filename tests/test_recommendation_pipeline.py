@@ -1,5 +1,6 @@
 """The whole pipeline on real services: features computed by a real Celery worker into Redis, models from
 the registry, /api/recs over HTTP; and the degraded paths when Redis, a model or an artifact fails."""
+
 from __future__ import annotations
 
 import socket
@@ -37,8 +38,9 @@ def _closed_port() -> int:
         return probe.getsockname()[1]
 
 
-def test_features_from_the_worker_feed_the_served_recommendations(transactional_db, serving_world,
-                                                                  celery_worker_process, api):  # fmt: skip
+def test_features_from_the_worker_feed_the_served_recommendations(
+    transactional_db, serving_world, celery_worker_process, api
+):
     profile = _profile()
     refresh_content_features.delay().get(timeout=120)
     ids = Profile.objects.order_by("id").values_list("id", flat=True)
@@ -77,7 +79,9 @@ def test_features_missing_from_a_reachable_store_are_flagged(api):
 
 def test_with_redis_down_the_api_still_answers_degraded(api, settings, monkeypatch):
     down = f"redis://127.0.0.1:{_closed_port()}/0"
-    settings.CACHES = {"default": {**settings.CACHES["default"], "LOCATION": down}} if settings.REDIS_URL else settings.CACHES
+    settings.CACHES = (
+        {"default": {**settings.CACHES["default"], "LOCATION": down}} if settings.REDIS_URL else settings.CACHES
+    )
     monkeypatch.setattr(views.engine, "store", FeatureStore.from_url(down, socket_timeout=0.2))
     response = api.get("/api/recs", {"profile_id": _profile().pk})
     assert response.status_code == 200, response.content

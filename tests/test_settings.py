@@ -1,4 +1,5 @@
 """Settings come from the environment, fail loudly on bad values, and reach the real services."""
+
 from __future__ import annotations
 
 import os
@@ -44,8 +45,12 @@ def test_database_url_parsing():
     config = parse_database_url("postgres://reco:s%40cret@db.internal:6543/reco?sslmode=require")
     assert config["ENGINE"] == "config.db"  # Django's PostgreSQL backend with deadlines and a breaker
     assert (config["USER"], config["PASSWORD"], config["HOST"], config["PORT"], config["NAME"]) == (
-        "reco", "s@cret", "db.internal", "6543", "reco",
-    )  # fmt: skip
+        "reco",
+        "s@cret",
+        "db.internal",
+        "6543",
+        "reco",
+    )
     assert config["OPTIONS"] == {"sslmode": "require"}
     assert parse_database_url("sqlite:////tmp/x.sqlite3")["NAME"] == "/tmp/x.sqlite3"
     with pytest.raises(ImproperlyConfigured, match="scheme"):
@@ -82,8 +87,11 @@ def test_production_settings_pass_deploy_checks():
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)  # set by the browser tests' session; never in a deployment
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        cwd=ROOT, env=env, capture_output=True, text=True,
-    )  # fmt: skip
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
 
@@ -91,17 +99,16 @@ def test_production_settings_pass_deploy_checks():
 def test_production_settings_refuse_the_dev_secret():
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.production"}
     env.pop("SECRET_KEY", None)
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True
-    )
+    result = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True)
     assert result.returncode != 0
     assert "SECRET_KEY" in result.stderr
 
 
 def _python(code: str, **env: str) -> subprocess.CompletedProcess:
     environment = {k: v for k, v in os.environ.items() if k not in {"DJANGO_SETTINGS_MODULE", "DEBUG", "RECO_PROCESS"}}
-    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**environment, **env}, capture_output=True,
-                          text=True, timeout=120)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env={**environment, **env}, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_the_wsgi_and_celery_entry_points_default_to_production_settings():

@@ -1,4 +1,5 @@
 """Django admin for accounts, profiles and viewing history, sized for 1M profiles and 50M events."""
+
 from __future__ import annotations
 
 from django.contrib import admin

@@ -1,4 +1,5 @@
 """Admin forms for accounts and profiles."""
+
 from __future__ import annotations
 
 from django import forms

@@ -1,4 +1,5 @@
 """Accounts, their profiles, and what each profile watched."""
+
 from __future__ import annotations
 
 import datetime as dt

@@ -1,4 +1,5 @@
 """Writes loaded datasets (catalog, audience, viewing history) in one transaction, set-based."""
+
 from __future__ import annotations
 
 import re
@@ -71,10 +72,16 @@ def new_viewers_ensure(*, name: str, genre_picks: Sequence[Sequence[str]]) -> li
     if existing:
         return existing
     genres = dict(Genre.objects.values_list("name", "id"))
-    accounts = (Account.objects.annotate(profile_count=Count("profiles"))
-                .filter(profile_count__lt=MAX_PROFILES_PER_ACCOUNT).order_by("id").values_list("id", flat=True))  # fmt: skip
-    return [profile_create(account_id=account_id, name=name, genre_ids=[genres[g] for g in pick if g in genres]).pk
-            for account_id, pick in zip(accounts[: len(genre_picks)], genre_picks, strict=False)]  # fmt: skip
+    accounts = (
+        Account.objects.annotate(profile_count=Count("profiles"))
+        .filter(profile_count__lt=MAX_PROFILES_PER_ACCOUNT)
+        .order_by("id")
+        .values_list("id", flat=True)
+    )
+    return [
+        profile_create(account_id=account_id, name=name, genre_ids=[genres[g] for g in pick if g in genres]).pk
+        for account_id, pick in zip(accounts[: len(genre_picks)], genre_picks, strict=False)
+    ]
 
 
 def dataset_source_present(*, source: str) -> bool:
@@ -105,8 +112,12 @@ def dataset_load(
         if fresh_history and dataset_source_present(source=dataset.source):
             raise DatasetAlreadyLoaded(f"{dataset.source} is already loaded")
         with clock("catalog"):
-            upsert_frame("catalog_country", dataset.countries[["code", "name"]], conflict_columns=["code"],
-                         update_columns=["name"])  # fmt: skip
+            upsert_frame(
+                "catalog_country",
+                dataset.countries[["code", "name"]],
+                conflict_columns=["code"],
+                update_columns=["name"],
+            )
             genre_ids = _write_genres(dataset.genres)
             title_ids = _write_titles(dataset)
             _write_title_links(dataset, title_ids, genre_ids)
@@ -137,8 +148,10 @@ def dataset_load(
         if connection.vendor == "postgresql":
             with clock("analyze"), connection.cursor() as cursor:
                 # Fresh planner statistics, or the first queries after a big load may pick bad plans.
-                cursor.execute(f"ANALYZE catalog_title, catalog_title_genres, catalog_title_available_countries, "
-                               f"catalog_credit, users_account, users_profile, {EVENTS_TABLE}")  # fmt: skip
+                cursor.execute(
+                    f"ANALYZE catalog_title, catalog_title_genres, catalog_title_available_countries, "
+                    f"catalog_credit, users_account, users_profile, {EVENTS_TABLE}"
+                )
     return LoadSummary(
         source=dataset.source,
         titles=len(title_ids),
@@ -226,8 +239,12 @@ def _write_people(dataset: Dataset) -> np.ndarray:
     if dataset.people.empty:
         return np.empty(0, dtype=np.int64)
     _check_prefix(dataset.people, "external_id", dataset.source, "person")
-    upsert_frame("catalog_person", dataset.people[["external_id", "name"]], conflict_columns=["external_id"],
-                 update_columns=["name"])  # fmt: skip
+    upsert_frame(
+        "catalog_person",
+        dataset.people[["external_id", "name"]],
+        conflict_columns=["external_id"],
+        update_columns=["name"],
+    )
     return _ids_for("catalog_person", dataset.people["external_id"], dataset.source)
 
 
@@ -243,16 +260,18 @@ def _write_credits(dataset: Dataset, title_ids: np.ndarray, person_ids: np.ndarr
             "billing_order": credits["billing_order"].to_numpy(),
         }
     )
-    upsert_frame("catalog_credit", frame, conflict_columns=["title_id", "person_id", "role"],
-                 update_columns=["billing_order"])  # fmt: skip
+    upsert_frame(
+        "catalog_credit", frame, conflict_columns=["title_id", "person_id", "role"], update_columns=["billing_order"]
+    )
     return len(frame)
 
 
 def _write_audience(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
     accounts = dataset.accounts
     _check_prefix(accounts, "external_id", dataset.source, "account")
-    upsert_frame("users_account", accounts, conflict_columns=["external_id"],
-                 update_columns=["country", "subscription_tier"])  # fmt: skip
+    upsert_frame(
+        "users_account", accounts, conflict_columns=["external_id"], update_columns=["country", "subscription_tier"]
+    )
     account_ids = _ids_for("users_account", accounts["external_id"], dataset.source)
     profiles = dataset.profiles
     frame = pd.DataFrame(
@@ -265,8 +284,12 @@ def _write_audience(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
             "created_at": profiles["created_at"],
         }
     )
-    upsert_frame("users_profile", frame, conflict_columns=["account_id", "slot"],
-                 update_columns=["name", "is_kids", "maturity_cap"])  # fmt: skip
+    upsert_frame(
+        "users_profile",
+        frame,
+        conflict_columns=["account_id", "slot"],
+        update_columns=["name", "is_kids", "maturity_cap"],
+    )
     found = _fetch_frame(
         "SELECT p.account_id, p.slot, p.id FROM users_profile p JOIN users_account a ON a.id = p.account_id "
         "WHERE a.external_id LIKE %s",
@@ -284,8 +307,12 @@ def _write_onboarding_genres(dataset: Dataset, profile_ids: np.ndarray, genre_id
     picks = dataset.profile_genres
     if picks.empty:
         return
-    frame = pd.DataFrame({"profile_id": profile_ids[picks["profile_index"].to_numpy(np.int64)],
-                          "genre_id": picks["genre"].map(genre_ids)})  # fmt: skip
+    frame = pd.DataFrame(
+        {
+            "profile_id": profile_ids[picks["profile_index"].to_numpy(np.int64)],
+            "genre_id": picks["genre"].map(genre_ids),
+        }
+    )
     upsert_frame(Profile.onboarding_genres.through._meta.db_table, frame, conflict_columns=["profile_id", "genre_id"])
 
 
@@ -329,7 +356,9 @@ def dataset_remove(*, source: str) -> None:
         cursor.execute("SELECT count(*) FROM users_account WHERE external_id NOT LIKE %s", [like])
         only_source = cursor.fetchone()[0] == 0
         for table, column, target in _dependent_rows():  # other apps' rows on these profiles and titles
-            cursor.execute(f"DELETE FROM {table} WHERE {column} IN ({profiles if target is Profile else titles})", [like])
+            cursor.execute(
+                f"DELETE FROM {table} WHERE {column} IN ({profiles if target is Profile else titles})", [like]
+            )
         if only_source and connection.vendor == "postgresql":
             cursor.execute(f"TRUNCATE {EVENTS_TABLE}")  # seconds instead of minutes at 50M rows
         else:
@@ -341,5 +370,8 @@ def dataset_remove(*, source: str) -> None:
         for link in ("catalog_credit", "catalog_title_genres", "catalog_title_available_countries"):
             cursor.execute(f"DELETE FROM {link} WHERE title_id IN ({titles})", [like])
         cursor.execute("DELETE FROM catalog_title WHERE external_id LIKE %s", [like])
-        cursor.execute("DELETE FROM catalog_credit WHERE person_id IN (SELECT id FROM catalog_person WHERE external_id LIKE %s)", [like])
+        cursor.execute(
+            "DELETE FROM catalog_credit WHERE person_id IN (SELECT id FROM catalog_person WHERE external_id LIKE %s)",
+            [like],
+        )
         cursor.execute("DELETE FROM catalog_person WHERE external_id LIKE %s", [like])

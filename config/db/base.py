@@ -11,6 +11,7 @@ background probe connects again. Connecting honours the deadline too (on a helpe
 A replica alias (settings.DATABASE_REPLICA_ALIASES) hands out ReplicaCursors (config/db/failover.py): a read the
 replica cannot answer runs again on the primary.
 """
+
 from __future__ import annotations
 
 import threading
@@ -131,7 +132,9 @@ class DatabaseWrapper(postgresql.DatabaseWrapper):
         target = f"{conn_params.get('host', '')}:{conn_params.get('port', '')}/{conn_params.get('dbname', '')}"
 
         def probe() -> None:
-            params = {k: v for k, v in conn_params.items() if k not in {"cursor_factory", "context", "prepare_threshold"}}
+            params = {
+                k: v for k, v in conn_params.items() if k not in {"cursor_factory", "context", "prepare_threshold"}
+            }
             with psycopg.connect(**params, autocommit=True) as connection:
                 connection.execute("SELECT 1")
 

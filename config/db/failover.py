@@ -7,6 +7,7 @@ a recovery conflict, costs that statement its wait and no error: the statement r
 reads the primary's answer from then on, and the replica is skipped until the monitor has seen it well again.
 A statement the database refuses (bad SQL, bad data) or cancels by statement_timeout is not retried.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -51,8 +52,12 @@ class ReplicaCursor:
         return getattr(self._cursor, method)(sql, params)
 
     def _fail_over(self, error: BaseException) -> None:
-        log.warning("read on replica %s failed (%s: %s): running it on the primary",
-                    self._replica.alias, type(error).__name__, str(error).strip()[:200])  # fmt: skip
+        log.warning(
+            "read on replica %s failed (%s: %s): running it on the primary",
+            self._replica.alias,
+            type(error).__name__,
+            str(error).strip()[:200],
+        )
         monitor.mark_failed(self._replica.alias, error)
         if self._cursor is not None:
             with contextlib.suppress(Exception):

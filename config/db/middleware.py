@@ -5,6 +5,7 @@ staff pages. The API's replica waits are capped at DATABASE_REPLICA_TIMEOUT_SECO
 request that much before its read runs on the primary, inside the API's own deadline; staff pages wait as long
 as their deadline. Every other request (the admin, POST /api/events, health probes) reads the primary.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -28,8 +29,10 @@ class ReplicaReadMiddleware:
         api_timeout = settings.DATABASE_REPLICA_TIMEOUT_SECONDS
         if path == "/api/recs" and method in _SAFE:
             profile = request.GET.get("profile_id", "")
-            with replica_reads(profile_id=int(profile) if profile.isascii() and profile.isdigit() else None,
-                               replica_timeout=api_timeout):  # fmt: skip
+            with replica_reads(
+                profile_id=int(profile) if profile.isascii() and profile.isdigit() else None,
+                replica_timeout=api_timeout,
+            ):
                 return self.get_response(request)
         if path == "/api/recs/batch" and method == "POST":
             with replica_reads(replica_timeout=api_timeout):

@@ -25,7 +25,9 @@ from config.db.replicas import PRIMARY, monitor, replica_wait_limit
 from config.deadlines import database_deadline_set
 
 log = logging.getLogger(__name__)
-NEVER_AUTOMATIC = 2**31 - 1  # executions before psycopg prepares a statement by itself: never (Django's cursors bind on the client)
+NEVER_AUTOMATIC = (
+    2**31 - 1
+)  # executions before psycopg prepares a statement by itself: never (Django's cursors bind on the client)
 
 
 def fetchall(alias: str, sql: str, params: Sequence[Any]) -> list[tuple]:
@@ -42,8 +44,12 @@ def fetchall(alias: str, sql: str, params: Sequence[Any]) -> list[tuple]:
     except (OperationalError, InterfaceError) as error:
         if isinstance(error.__cause__, pg_errors.QueryCanceled) and "statement timeout" in str(error):
             raise  # too slow anywhere: the primary would only pay for it again
-        log.warning("read on replica %s failed (%s: %s): running it on the primary",
-                    alias, type(error).__name__, str(error).strip()[:200])  # fmt: skip
+        log.warning(
+            "read on replica %s failed (%s: %s): running it on the primary",
+            alias,
+            type(error).__name__,
+            str(error).strip()[:200],
+        )
         monitor.mark_failed(alias, error)
         return _prepared(PRIMARY, sql, params)
 

@@ -18,6 +18,7 @@ The monitor runs in a daemon thread of each process, started by the first read t
 DATABASE_REPLICA_CHECK_SECONDS it reads the primary's WAL insert position and waits (up to the lag limit) for
 each replica to replay past it; the wait is the lag. Nothing of that runs on the request path.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -151,8 +152,11 @@ def pin_profiles(profile_ids: Iterable[int]) -> None:
         cache.set_many({PIN_KEY.format(pk): 1 for pk in ids}, timeout=math.ceil(seconds))
     except Exception as error:
         _everyone_until = max(_everyone_until, until)
-        log.warning("could not share read-your-writes pins (%s): this process reads the primary for %.0f s",
-                    type(error).__name__, seconds)  # fmt: skip
+        log.warning(
+            "could not share read-your-writes pins (%s): this process reads the primary for %.0f s",
+            type(error).__name__,
+            seconds,
+        )
 
 
 def _pinned(intent: ReadIntent, profile_id: int) -> bool:
@@ -213,7 +217,9 @@ class ReplicaMonitor:
 
     def mark_failed(self, alias: str, error: BaseException) -> None:
         """A read failed on this replica: skip it until the monitor has checked it again."""
-        self._states[alias] = ReplicaState(alias, False, None, time.monotonic(), f"{type(error).__name__}: {error}"[:300])
+        self._states[alias] = ReplicaState(
+            alias, False, None, time.monotonic(), f"{type(error).__name__}: {error}"[:300]
+        )
         self._wake.set()
 
     def check_now(self) -> list[ReplicaState]:
@@ -249,8 +255,13 @@ class ReplicaMonitor:
             except psycopg.Error as error:
                 _drop(PRIMARY, open_connections)
                 for alias in aliases:  # no position to compare with: lag unknown
-                    self._states[alias] = ReplicaState(alias, False, None, time.monotonic(),
-                                                       f"primary unreachable: {type(error).__name__}: {error}"[:300])  # fmt: skip
+                    self._states[alias] = ReplicaState(
+                        alias,
+                        False,
+                        None,
+                        time.monotonic(),
+                        f"primary unreachable: {type(error).__name__}: {error}"[:300],
+                    )
                 return self.states()
             for alias in aliases:
                 self._states[alias] = self._check(alias, target, open_connections)
@@ -262,13 +273,19 @@ class ReplicaMonitor:
         try:
             replica = _connection(alias, open_connections)
             while True:
-                standby, replayed = replica.execute("SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn() >= %s::pg_lsn",
-                                                    [target]).fetchone()  # fmt: skip
+                standby, replayed = replica.execute(
+                    "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn() >= %s::pg_lsn", [target]
+                ).fetchone()
                 waited = time.monotonic() - started
                 if not standby:  # the primary itself (a test mirror), or a promoted replica that no longer follows it
                     same = _server(alias) == _server(PRIMARY)
-                    return ReplicaState(alias, same, 0.0 if same else None, time.monotonic(),
-                                        "" if same else "not a standby (promoted?): it no longer follows the primary")  # fmt: skip
+                    return ReplicaState(
+                        alias,
+                        same,
+                        0.0 if same else None,
+                        time.monotonic(),
+                        "" if same else "not a standby (promoted?): it no longer follows the primary",
+                    )
                 if replayed:
                     return ReplicaState(alias, True, waited, time.monotonic())
                 if waited > limit:

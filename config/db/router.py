@@ -5,6 +5,7 @@ the primary (a login must count at once). Writes always go to the primary, and m
 written (its later reads see the primary); a single-row save of a profile or an account pins its profiles.
 Migrations run on the primary only: the replicas follow by streaming.
 """
+
 from __future__ import annotations
 
 from config.db.replicas import PRIMARY, PRIMARY_APPS, note_write, read_alias, replica_aliases

@@ -1,5 +1,6 @@
 """Celery's side of the log lines: each names its task and task id, and the id of the web request that sent
 the task (a message header), so one request's lines can be followed into the jobs it started."""
+
 from __future__ import annotations
 
 from celery.signals import before_task_publish, task_postrun, task_prerun, worker_init, worker_process_init

@@ -1,5 +1,6 @@
 """Job metrics read from the JobRun table at scrape time, so that every worker on every host counts, whichever
 process a scrape reaches (a Celery worker serves no HTTP). One grouped query per scrape, reused for 10 s."""
+
 from __future__ import annotations
 
 import logging
@@ -21,11 +22,18 @@ def job_runs_recent(*, since) -> tuple[list[dict], list[dict]]:
     the last successful finish per job)."""
     from tasks.models import JobRun
 
-    recent = list(JobRun.objects.filter(started_at__gte=since).values("job", "status")
-                  .annotate(runs=Count("id"), mean=Avg("duration_seconds"), longest=Max("duration_seconds"))
-                  .order_by())  # fmt: skip
-    last = list(JobRun.objects.filter(status=JobRun.Status.SUCCEEDED).values("job")
-                .annotate(finished=Max("finished_at")).order_by())  # fmt: skip
+    recent = list(
+        JobRun.objects.filter(started_at__gte=since)
+        .values("job", "status")
+        .annotate(runs=Count("id"), mean=Avg("duration_seconds"), longest=Max("duration_seconds"))
+        .order_by()
+    )
+    last = list(
+        JobRun.objects.filter(status=JobRun.Status.SUCCEEDED)
+        .values("job")
+        .annotate(finished=Max("finished_at"))
+        .order_by()
+    )
     return recent, last
 
 
@@ -51,20 +59,28 @@ class JobRunCollector:
             up.add_metric([], 0)
             return [up]
         up.add_metric([], 1)
-        runs = GaugeMetricFamily("reco_job_runs_24h", "Job runs started in the last 24 h, by status.",
-                                 labels=["job", "status"])  # fmt: skip
-        mean = GaugeMetricFamily("reco_job_duration_mean_seconds_24h", "Mean duration of the last 24 h's finished "
-                                 "runs, by status.", labels=["job", "status"])  # fmt: skip
-        longest = GaugeMetricFamily("reco_job_duration_max_seconds_24h", "Longest finished run of the last 24 h, "
-                                    "by status.", labels=["job", "status"])  # fmt: skip
+        runs = GaugeMetricFamily(
+            "reco_job_runs_24h", "Job runs started in the last 24 h, by status.", labels=["job", "status"]
+        )
+        mean = GaugeMetricFamily(
+            "reco_job_duration_mean_seconds_24h",
+            "Mean duration of the last 24 h's finished runs, by status.",
+            labels=["job", "status"],
+        )
+        longest = GaugeMetricFamily(
+            "reco_job_duration_max_seconds_24h",
+            "Longest finished run of the last 24 h, by status.",
+            labels=["job", "status"],
+        )
         for row in recent:
             labels = [row["job"], row["status"]]
             runs.add_metric(labels, row["runs"])
             if row["mean"] is not None:
                 mean.add_metric(labels, row["mean"])
                 longest.add_metric(labels, row["longest"])
-        success = GaugeMetricFamily("reco_job_last_success_timestamp_seconds", "When each job last succeeded.",
-                                    labels=["job"])  # fmt: skip
+        success = GaugeMetricFamily(
+            "reco_job_last_success_timestamp_seconds", "When each job last succeeded.", labels=["job"]
+        )
         for row in last:
             if row["finished"] is not None:
                 success.add_metric([row["job"]], row["finished"].timestamp())

@@ -1,5 +1,6 @@
 """JSON log lines carrying the request id (web) or the task and the request that sent it (Celery), with
 secrets masked. LOG_FORMAT=plain gives the old one-line text instead."""
+
 from __future__ import annotations
 
 import contextvars
@@ -13,8 +14,11 @@ request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("reco_reque
 task_var: contextvars.ContextVar[tuple[str, str]] = contextvars.ContextVar("reco_task", default=("", ""))
 
 _CREDENTIALS_IN_URL = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s]*):[^@\s]+@", re.IGNORECASE)
-_SECRET_FIELD = re.compile(r"((?:x-api-key|api[_-]?key|authorization|password|passwd|secret|token)[\"']?\s*[:=]\s*"
-                           r"[\"']?)(?:bearer\s+)?[^\s\"',;&]+", re.IGNORECASE)  # fmt: skip
+_SECRET_FIELD = re.compile(
+    r"((?:x-api-key|api[_-]?key|authorization|password|passwd|secret|token)[\"']?\s*[:=]\s*"
+    r"[\"']?)(?:bearer\s+)?[^\s\"',;&]+",
+    re.IGNORECASE,
+)
 _SECRET_SETTINGS = ("SECRET_KEY", "RECO_METRICS_TOKEN", "AWS_SECRET_ACCESS_KEY")
 role = {"name": ""}  # "celery" once a worker starts; else RECO_PROCESS ("web" in config/wsgi.py)
 _BUILTIN = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}

@@ -4,6 +4,7 @@ Under gunicorn the workers share PROMETHEUS_MULTIPROC_DIR (config/gunicorn.py se
 its values to memory-mapped files there and /metrics adds them up, so a scrape sees all workers whichever one
 answers it. RECO_METRICS=0 turns recording off (the serving-cost benchmark measures with and without).
 """
+
 from __future__ import annotations
 
 import os
@@ -23,25 +24,36 @@ _AGE = (60, 300, 900, 1800, 3600, 2 * 3600, 6 * 3600, 86_400, 7 * 86_400)
 _COUNT = (0, 1, 5, 10, 25, 50, 100, 200, 300, 500, 1000)
 
 http_request_seconds = Histogram(
-    "reco_http_request_duration_seconds", "Time from the first middleware to the response, per endpoint.",
-    ["endpoint", "method", "status"], buckets=_HTTP,
-)  # fmt: skip
+    "reco_http_request_duration_seconds",
+    "Time from the first middleware to the response, per endpoint.",
+    ["endpoint", "method", "status"],
+    buckets=_HTTP,
+)
 stage_seconds = Histogram(
-    "reco_engine_stage_seconds", "Time per stage of a recommendation (the stages Server-Timing reports).",
-    ["stage"], buckets=_FAST,
-)  # fmt: skip
-engine_seconds = Histogram("reco_engine_seconds", "Whole recommendation time (Server-Timing's total).",
-                           buckets=_FAST)  # fmt: skip
+    "reco_engine_stage_seconds",
+    "Time per stage of a recommendation (the stages Server-Timing reports).",
+    ["stage"],
+    buckets=_FAST,
+)
+engine_seconds = Histogram("reco_engine_seconds", "Whole recommendation time (Server-Timing's total).", buckets=_FAST)
 answers = Counter("reco_recommendations_total", "Recommendations answered, by response-cache outcome.", ["cache"])
 degraded_answers = Counter("reco_degraded_answers_total", "Answers carrying a degraded flag, per flag.", ["reason"])
-candidates_per_source = Histogram("reco_candidates", "Candidates each source proposed for one request.",
-                                  ["source"], buckets=_COUNT)  # fmt: skip
+candidates_per_source = Histogram(
+    "reco_candidates", "Candidates each source proposed for one request.", ["source"], buckets=_COUNT
+)
 feature_age_seconds = Histogram(
-    "reco_feature_age_seconds", "Age of the online features a request read (user: its profile's; content: the "
-    "oldest of its candidates'); missing ones are degraded answers' flags.", ["entity"], buckets=_AGE,
-)  # fmt: skip
-model_served = Gauge("reco_model_version_served", "1 for each model version this process serves.",
-                     ["kind", "version"], multiprocess_mode="liveall")  # fmt: skip
+    "reco_feature_age_seconds",
+    "Age of the online features a request read (user: its profile's; content: the "
+    "oldest of its candidates'); missing ones are degraded answers' flags.",
+    ["entity"],
+    buckets=_AGE,
+)
+model_served = Gauge(
+    "reco_model_version_served",
+    "1 for each model version this process serves.",
+    ["kind", "version"],
+    multiprocess_mode="liveall",
+)
 events = Counter("reco_events_total", "Events posted to /api/events, by outcome.", ["outcome"])
 
 _children: dict[tuple[str, str], Any] = {}

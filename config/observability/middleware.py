@@ -1,5 +1,6 @@
 """First in the chain: gives each request its id (logs carry it, the response says it in X-Request-Id) and
 times it into reco_http_request_duration_seconds per endpoint (the URL pattern, never the raw path)."""
+
 from __future__ import annotations
 
 import time

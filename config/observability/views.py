@@ -1,6 +1,7 @@
 """GET /metrics: Prometheus text format. Not public: with RECO_METRICS_TOKEN set, a scraper sends
 `Authorization: Bearer <token>`; without one, only a direct loopback connection (no proxy's forwarding header)
 or a signed-in staff user may read it."""
+
 from __future__ import annotations
 
 import hmac
@@ -55,7 +56,10 @@ def may_scrape(request: HttpRequest) -> bool:
 @require_GET
 def metrics(request: HttpRequest) -> HttpResponse:
     if not may_scrape(request):
-        how = "Send Authorization: Bearer <RECO_METRICS_TOKEN>." if settings.RECO_METRICS_TOKEN else \
-            "Scrape over loopback, or set RECO_METRICS_TOKEN and send it as a Bearer token."
+        how = (
+            "Send Authorization: Bearer <RECO_METRICS_TOKEN>."
+            if settings.RECO_METRICS_TOKEN
+            else "Scrape over loopback, or set RECO_METRICS_TOKEN and send it as a Bearer token."
+        )
         return JsonResponse(error_body("forbidden", f"Metrics are not public. {how}"), status=403)
     return HttpResponse(generate_latest(_registry()), content_type=CONTENT_TYPE_LATEST)

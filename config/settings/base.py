@@ -1,4 +1,5 @@
 """Settings shared by every mode; everything that varies comes from the environment."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -111,8 +112,10 @@ def _postgres_options(database: dict) -> dict:
         options.setdefault("connect_timeout", DATABASE_CONNECT_TIMEOUT)
         if DATABASE_STATEMENT_TIMEOUT_MS:
             # and the server stops a query whose client went away (the deadline closed its connection)
-            options.setdefault("options", f"-c statement_timeout={DATABASE_STATEMENT_TIMEOUT_MS} "
-                                          "-c client_connection_check_interval=1000")  # fmt: skip
+            options.setdefault(
+                "options",
+                f"-c statement_timeout={DATABASE_STATEMENT_TIMEOUT_MS} -c client_connection_check_interval=1000",
+            )
     return database
 
 
@@ -177,8 +180,10 @@ elif REDIS_URL:
                 "SOCKET_TIMEOUT": REDIS_SOCKET_TIMEOUT,
                 # One retry, for a dropped connection only (a pooled socket Redis closed); a timeout is not
                 # retried: it opens the breaker, and later calls fail at once until Redis answers a ping.
-                "CONNECTION_POOL_KWARGS": {"retry": Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
-                                           "connection_class": BreakerConnection},  # fmt: skip
+                "CONNECTION_POOL_KWARGS": {
+                    "retry": Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+                    "connection_class": BreakerConnection,
+                },
             },
         }
     }
@@ -199,8 +204,10 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_DEFAULT_QUEUE", "reco")
 # One queue per job domain (config/queues.py routes each task by its module), so that a worker pool per queue
 # group keeps a two-hour training from delaying the feature refresh. Naming them all alike gives one queue.
-RECO_QUEUES = {group: env_str(f"CELERY_{group.upper()}_QUEUE", group)
-               for group in ("features", "training", "experiments", "housekeeping")}  # fmt: skip
+RECO_QUEUES = {
+    group: env_str(f"CELERY_{group.upper()}_QUEUE", group)
+    for group in ("features", "training", "experiments", "housekeeping")
+}
 # Every queue is bound to this topic exchange by its own name (topic, not direct: RabbitMQ's native delayed
 # delivery, which countdown retries need on quorum queues, cannot route through a direct exchange).
 CELERY_TASK_DEFAULT_EXCHANGE = env_str("CELERY_EXCHANGE", "reco.jobs")
@@ -212,11 +219,17 @@ CELERY_TASK_DEFAULT_ROUTING_KEY = CELERY_TASK_DEFAULT_QUEUE
 RECO_QUORUM_DELIVERY_LIMIT = env_int("CELERY_QUORUM_DELIVERY_LIMIT", 10)
 CELERY_WORKER_DETECT_QUORUM_QUEUES = True
 CELERY_TASK_QUEUES = celery_queues(
-    [CELERY_TASK_DEFAULT_QUEUE, *RECO_QUEUES.values()], exchange=CELERY_TASK_DEFAULT_EXCHANGE,
+    [CELERY_TASK_DEFAULT_QUEUE, *RECO_QUEUES.values()],
+    exchange=CELERY_TASK_DEFAULT_EXCHANGE,
     delivery_limit=RECO_QUORUM_DELIVERY_LIMIT,
-)  # fmt: skip
+)
 CELERY_TASK_ROUTES = ("config.queues.route_task",)
-CELERY_IMPORTS = ["tasks.features", "tasks.maintenance", "tasks.training", "tasks.experiments"]  # the job modules of tasks/ (autodiscovery only finds `tasks.py`)
+CELERY_IMPORTS = [
+    "tasks.features",
+    "tasks.maintenance",
+    "tasks.training",
+    "tasks.experiments",
+]  # the job modules of tasks/ (autodiscovery only finds `tasks.py`)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_SEND_TASK_EVENTS = False
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # workers log through LOGGING: JSON lines naming their task
@@ -299,13 +312,16 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "plain": {"()": "config.observability.logs.PlainFormatter",
-                  "format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "plain": {
+            "()": "config.observability.logs.PlainFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
+        },
         "json": {"()": "config.observability.logs.JsonFormatter"},
-    },  # fmt: skip
+    },
     "filters": {"skip_open_circuit": {"()": "config.breakers.SkipOpenCircuit"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT,
-                             "filters": ["skip_open_circuit"]}},  # fmt: skip
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["skip_open_circuit"]}
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
@@ -356,7 +372,9 @@ RECO_RESPONSE_CACHE_SECONDS = env_int("RECO_RESPONSE_CACHE_SECONDS", 600)
 _EMBEDDED_FEATURE_TTL = 7 * 24 * 3600
 FEATURE_TTL_SECONDS = {
     "user": env_int("FEATURE_TTL_USER_SECONDS", 3600 if REDIS_URL or REDIS_CLUSTER_URLS else _EMBEDDED_FEATURE_TTL),
-    "content": env_int("FEATURE_TTL_CONTENT_SECONDS", 300 if REDIS_URL or REDIS_CLUSTER_URLS else _EMBEDDED_FEATURE_TTL),
+    "content": env_int(
+        "FEATURE_TTL_CONTENT_SECONDS", 300 if REDIS_URL or REDIS_CLUSTER_URLS else _EMBEDDED_FEATURE_TTL
+    ),
 }
 # How often a process looks for a new title-feature matrix (features/title_features.py; the content refresh
 # announces one every 5 minutes); between checks the request path reads title features from process memory.

@@ -1,4 +1,5 @@
 """Typed readers for environment variables that fail loudly on malformed values."""
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """Checks run by the long-lived entry points (web server, Celery worker) once settings are loaded."""
+
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 

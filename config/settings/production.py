@@ -1,4 +1,5 @@
 """Production: the hardening that `manage.py check --deploy` asks for, on top of the base settings."""
+
 from django.core.exceptions import ImproperlyConfigured
 
 from config.settings.base import *  # noqa: F403

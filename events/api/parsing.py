@@ -10,6 +10,7 @@ is a field error), text holds no NUL or lone surrogate, numbers fit their column
 (`ParsedBatch.error`) only when it is not a list of events or would cost too much: more than MAX_EVENTS events
 or MAX_ROWS rows.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -39,7 +40,9 @@ MAX_OFFSET = dt.timedelta(hours=15, minutes=59, seconds=59)  # PostgreSQL's; rea
 # Python 3.11 reads "+00:00:00.5" as +00:00, dropping the fraction, so the text is checked too.
 _FRACTIONAL_OFFSET = re.compile(r"[+-]\d\d:?\d\d:?\d\d[.,]\d+\Z")
 
-_LENGTHS = {name: Event._meta.get_field(name).max_length for name in ("request_id", "row_key", "experiment", "arm", "policy")}
+_LENGTHS = {
+    name: Event._meta.get_field(name).max_length for name in ("request_id", "row_key", "experiment", "arm", "policy")
+}
 _device_field = DeviceOrNumberField()
 # Plain strings: comparing with enum members goes through a descriptor, per event.
 _TYPES = EventType.values
@@ -81,7 +84,7 @@ def batch_parse(data: Any, *, now: dt.datetime) -> ParsedBatch:
     batch = ParsedBatch()
     raw_events = data.get("events", MISSING) if isinstance(data, dict) else MISSING
     if not isinstance(raw_events, list):
-        batch.error = _invalid_batch("Send a JSON object with a list of events: {\"events\": [...]}.")
+        batch.error = _invalid_batch('Send a JSON object with a list of events: {"events": [...]}.')
         return batch
     if not 1 <= len(raw_events) <= MAX_EVENTS:
         batch.error = _invalid_batch(f"Send 1 to {MAX_EVENTS} events; got {len(raw_events)}.")
@@ -91,8 +94,9 @@ def batch_parse(data: Any, *, now: dt.datetime) -> ParsedBatch:
         batch.error = PayloadTooLarge(
             f"Send at most {MAX_ROWS:,} rows a request (an impression's items count one each, any other event "
             f"one); got {batch.rows_sent:,}: split the batch.",
-            code="too_many_rows", details={"rows": batch.rows_sent, "max_rows": MAX_ROWS},
-        )  # fmt: skip
+            code="too_many_rows",
+            details={"rows": batch.rows_sent, "max_rows": MAX_ROWS},
+        )
         return batch
     for index, raw in enumerate(raw_events):
         parsed = _EventReader(raw, latest=now + MAX_FUTURE).read(index)
@@ -181,8 +185,17 @@ class _EventReader:
             if item.errors:
                 item_errors[str(i)] = item.errors
             else:
-                rows.append(EventRow(client_event_id=event_id, title_id=content_id, position=position,
-                                     row_key=row_key, propensity=propensity, policy=policy, **common))  # fmt: skip
+                rows.append(
+                    EventRow(
+                        client_event_id=event_id,
+                        title_id=content_id,
+                        position=position,
+                        row_key=row_key,
+                        propensity=propensity,
+                        policy=policy,
+                        **common,
+                    )
+                )
         if item_errors:
             self.errors["items"] = item_errors
             if not any(item.malformed for item in item_readers):
@@ -201,8 +214,17 @@ class _EventReader:
             watch_percentage = self.number("watch_percentage", low=0.0, high=1.0, required=True)
         elif event_type == _COMPLETE:
             watch_percentage = self.number("watch_percentage", low=0.0, high=1.0, default=1.0)
-        return [EventRow(client_event_id=event_id, title_id=content_id, position=position, row_key=row_key,
-                         watch_percentage=watch_percentage, started_at=started_at, **common)]  # fmt: skip
+        return [
+            EventRow(
+                client_event_id=event_id,
+                title_id=content_id,
+                position=position,
+                row_key=row_key,
+                watch_percentage=watch_percentage,
+                started_at=started_at,
+                **common,
+            )
+        ]
 
     # --- fields ---------------------------------------------------------------------------------------
     def _value(self, name: str, required: bool) -> Any:
@@ -241,8 +263,16 @@ class _EventReader:
             return None
         return value
 
-    def number(self, name: str, *, low: float, high: float, low_open: bool = False, required: bool = False,
-               default: float | None = None) -> float | None:  # fmt: skip
+    def number(
+        self,
+        name: str,
+        *,
+        low: float,
+        high: float,
+        low_open: bool = False,
+        required: bool = False,
+        default: float | None = None,
+    ) -> float | None:
         value = self._value(name, required)
         if value is MISSING:
             return default
@@ -305,8 +335,10 @@ class _EventReader:
 
 # A date and a time of day (what the schema's date-time is), with an optional offset of any precision: the offset's
 # range is checked next, as content.
-_DATE_TIME = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
-                        r"([Zz]|[+-][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?)?$")  # fmt: skip
+_DATE_TIME = re.compile(
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?)?$"
+)
 
 
 def _postgres_reads_offset(offset: dt.timedelta, text: str) -> bool:

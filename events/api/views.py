@@ -1,4 +1,5 @@
 """POST /api/events: a thin view over events_ingest."""
+
 from __future__ import annotations
 
 from django.utils import timezone
@@ -29,10 +30,19 @@ class EventsView(APIView):
         request=EventBatchSerializer,
         responses={
             200: EventBatchResultSerializer,
-            **error_responses(400, 401, 403, 413, 429, 503, descriptions={
-                400: "Not a batch, or events that do not match the schema (`details.errors`); nothing is stored",
-                413: "Over 2.5 MB (`body_too_large`) or over 2,000 rows (`too_many_rows`): send smaller batches"}),
-        },  # fmt: skip
+            **error_responses(
+                400,
+                401,
+                403,
+                413,
+                429,
+                503,
+                descriptions={
+                    400: "Not a batch, or events that do not match the schema (`details.errors`); nothing is stored",
+                    413: "Over 2.5 MB (`body_too_large`) or over 2,000 rows (`too_many_rows`): send smaller batches",
+                },
+            ),
+        },
         summary="Impressions, clicks, plays, progress and completions: up to 1,000 events and 2,000 rows a batch",
     )
     def post(self, request: Request) -> Response:
@@ -42,18 +52,26 @@ class EventsView(APIView):
         malformed = [error for error in batch.errors if error.malformed]
         if malformed:  # a client bug: nothing is stored, so resending the fixed batch loses nothing
             events_counted(accepted=0, duplicates=0, rejected=len(malformed))
-            raise InvalidInput("Some events do not match the schema; nothing was stored. Fix them and send the "
-                               "batch again.", code="invalid_events", details={"errors": [_error(e) for e in malformed]})  # fmt: skip
+            raise InvalidInput(
+                "Some events do not match the schema; nothing was stored. Fix them and send the batch again.",
+                code="invalid_events",
+                details={"errors": [_error(e) for e in malformed]},
+            )
         result = events_ingest(client_id=request.user.client_id, events=batch.events) if batch.events else None
         errors = sorted(batch.errors + (result.errors if result else []), key=lambda error: error.index)
-        events_counted(accepted=result.accepted if result else 0, duplicates=result.duplicates if result else 0,
-                       rejected=len(errors))  # fmt: skip
-        return Response({
-            "accepted": result.accepted if result else 0,
-            "duplicates": result.duplicates if result else 0,
-            "rejected": len(errors),
-            "errors": [_error(error) for error in errors],
-        })  # fmt: skip
+        events_counted(
+            accepted=result.accepted if result else 0,
+            duplicates=result.duplicates if result else 0,
+            rejected=len(errors),
+        )
+        return Response(
+            {
+                "accepted": result.accepted if result else 0,
+                "duplicates": result.duplicates if result else 0,
+                "rejected": len(errors),
+                "errors": [_error(error) for error in errors],
+            }
+        )
 
     def request_cost(self, request: Request) -> int:
         """Rows the batch asks to store (an impression stores one per item), per ROWS_PER_REQUEST."""

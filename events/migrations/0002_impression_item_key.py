@@ -52,7 +52,7 @@ class Migration(migrations.Migration):
             model_name="event",
             constraint=models.CheckConstraint(
                 condition=models.Q(models.Q(("type", "impression"), _negated=True), ("position__isnull", False),
-                                   _connector="OR"),  # fmt: skip
+                                   _connector="OR"),
                 name="event_impression_has_position",
             ),
         ),

@@ -37,9 +37,9 @@ class Migration(migrations.Migration):
             name="EventKey",
             fields=[
                 ("pk", models.CompositePrimaryKey("client", "client_event_id", "item_position", blank=True,
-                                                  editable=False, primary_key=True, serialize=False)),  # fmt: skip
+                                                  editable=False, primary_key=True, serialize=False)),
                 ("client", models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE,
-                                             related_name="+", to="recommendations.apiclient")),  # fmt: skip
+                                             related_name="+", to="recommendations.apiclient")),
                 ("client_event_id", models.CharField(max_length=80)),
                 ("item_position", models.PositiveSmallIntegerField()),
                 ("occurred_at", models.DateTimeField()),

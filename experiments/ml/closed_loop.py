@@ -5,6 +5,7 @@ metrics per arm (the same definitions as experiments.selectors: CTR per impressi
 completion per play, engagement 0.1·click + 0.3·play + 0.6·complete per impression, minutes per visit,
 long-tail share of plays outside the head, discovery = share of the catalog played since day 1).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -64,7 +65,9 @@ class LoopFigures:
         self.discovered = np.zeros((len(arms), n_titles), bool)
         self.days: list[dict[str, dict[str, float]]] = []
 
-    def add_day(self, served: Served, visits_per_arm: np.ndarray, oracle: str | None = "oracle") -> dict[str, dict[str, float]]:
+    def add_day(
+        self, served: Served, visits_per_arm: np.ndarray, oracle: str | None = "oracle"
+    ) -> dict[str, dict[str, float]]:
         """The day's figures per arm (and each one's engagement as a share of the oracle arm's, when present)."""
         day: dict[str, dict[str, float]] = {}
         for number, name in enumerate(self.arms):
@@ -75,16 +78,20 @@ class LoopFigures:
             self.discovered[number, titles[played]] = True
             visits = int(visits_per_arm[number])
             day[name] = {
-                "visits": visits, "impressions": impressions, "clicks": clicks, "plays": plays,
+                "visits": visits,
+                "impressions": impressions,
+                "clicks": clicks,
+                "plays": plays,
                 "completions": int(completed.sum()),
-                "ctr": _share(clicks, impressions), "play_rate": _share(plays, clicks),
+                "ctr": _share(clicks, impressions),
+                "play_rate": _share(plays, clicks),
                 "completion_rate": _share(int(completed.sum()), plays),
                 "engagement": float(engagement_score(clicked, played, completed).mean()) if impressions else np.nan,
                 "minutes_per_visit": float(served.minutes[mine].sum() / visits) if visits else np.nan,
                 "long_tail_share": _share(int((played & ~self.head[titles]).sum()), plays),
                 "discovery": float(self.discovered[number].mean()),
                 "coverage": float(len(np.unique(titles)) / self.n_titles),
-            }  # fmt: skip
+            }
         if oracle in day and day[oracle]["engagement"]:
             for figures in day.values():
                 figures["share_of_oracle"] = figures["engagement"] / day[oracle]["engagement"]

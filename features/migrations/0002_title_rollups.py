@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
             name="TitleDay",
             fields=[
                 ("pk", models.CompositePrimaryKey("title_id", "day", blank=True, editable=False, primary_key=True,
-                                                  serialize=False)),  # fmt: skip
+                                                  serialize=False)),
                 ("title_id", models.BigIntegerField()),
                 ("day", models.DateField()),
                 ("views", models.BigIntegerField()),

@@ -4,13 +4,15 @@ Greedy: each step adds the candidate maximising (1 - λ)·(sum of relevance) - �
 viewer's genre distribution (from their history), q the list's (the mean of its items' genre distributions)
 and q̃ = (1 - α)·q + α·p keeps the divergence finite.
 """
+
 from __future__ import annotations
 
 import numpy as np
 
 
-def calibrated_order(relevance: np.ndarray, item_genres: np.ndarray, target: np.ndarray, k: int, *,
-                     lam: float = 0.5, alpha: float = 0.01) -> np.ndarray:  # fmt: skip
+def calibrated_order(
+    relevance: np.ndarray, item_genres: np.ndarray, target: np.ndarray, k: int, *, lam: float = 0.5, alpha: float = 0.01
+) -> np.ndarray:
     """Positions of the k picks, in pick order. relevance (m,), scaled to [0, 1] inside; item_genres (m, g)
     bool or weights; target (g,) the viewer's genre mix (any scale: normalised here)."""
     relevance = np.asarray(relevance, np.float64)

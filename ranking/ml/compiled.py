@@ -5,6 +5,7 @@ It is built for the baseline x86-64 CPU (no instruction a serving host may lack)
 runs on every host of the same architecture. A loaded forest is checked against LightGBM on probe rows;
 whoever loads it falls back to LightGBM on any failure (see LambdaMARTRanker.load).
 """
+
 from __future__ import annotations
 
 import os
@@ -50,8 +51,13 @@ def compile_forest(model_file: Path, target: Path) -> dict[str, Any]:
         raise CompiledForestError(f"compiling {model_file} failed: {error}") from error
     finally:
         scratch.unlink(missing_ok=True)
-    return {"backend": BACKEND, "file": target.name, "target_triple": llvm.get_process_triple(),
-            "target_cpu": TARGET_CPU, "build_seconds": round(time.perf_counter() - started, 3)}  # fmt: skip
+    return {
+        "backend": BACKEND,
+        "file": target.name,
+        "target_triple": llvm.get_process_triple(),
+        "target_cpu": TARGET_CPU,
+        "build_seconds": round(time.perf_counter() - started, 3),
+    }
 
 
 class CompiledForest:
@@ -68,12 +74,18 @@ class CompiledForest:
         if info.get("backend") != BACKEND:
             raise CompiledForestError(f"unknown compiled backend {info.get('backend')!r}")
         if info.get("target_triple") != llvm.get_process_triple():
-            raise CompiledForestError(f"built for {info.get('target_triple')}, this host is {llvm.get_process_triple()}")
+            raise CompiledForestError(
+                f"built for {info.get('target_triple')}, this host is {llvm.get_process_triple()}"
+            )
         if not compiled_file.is_file():
             raise CompiledForestError(f"{compiled_file} is missing")
         model = lleaves.Model(model_file=str(model_file))
-        model.compile(cache=str(compiled_file), raw_score=True, target_cpu=info.get("target_cpu", TARGET_CPU),
-                      target_cpu_features="")  # fmt: skip
+        model.compile(
+            cache=str(compiled_file),
+            raw_score=True,
+            target_cpu=info.get("target_cpu", TARGET_CPU),
+            target_cpu_features="",
+        )
         return cls(model, model.num_feature())
 
     def predict(self, features: np.ndarray) -> np.ndarray:
@@ -84,7 +96,7 @@ def probe_rows(n_features: int, *, rows: int = PROBE_ROWS, seed: int = 0) -> np.
     """Deterministic float32 rows with missing values and values on both sides of zero, to compare two
     implementations of one forest."""
     rng = np.random.default_rng(seed)
-    probe = (rng.standard_normal((rows, n_features)) * rng.choice([0.1, 1.0, 10.0, 1000.0], size=(rows, 1)))
+    probe = rng.standard_normal((rows, n_features)) * rng.choice([0.1, 1.0, 10.0, 1000.0], size=(rows, 1))
     probe[rng.random(probe.shape) < 0.1] = np.nan
     probe[rng.random(probe.shape) < 0.1] = 0.0
     return probe.astype(np.float32)

@@ -7,6 +7,7 @@ and a ranking query holds one context, so nothing teaches a tree that a TV viewe
 policy says so outright. Each multiplier m acts like a boost (ranking.ml.rules): on log-odds-like ranker scores
 it adds log(m), on non-negative scores it multiplies.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -5,6 +5,7 @@ and older titles, and 10-20 % of items outside the profile's usual genres. MMR s
 then swaps the best-scoring candidate that fixes a missed target for the lowest-ranked item whose removal costs
 nothing, and stops when no swap helps (so the targets degrade gracefully when the candidates cannot meet them).
 """
+
 from __future__ import annotations
 
 import math

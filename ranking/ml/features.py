@@ -4,6 +4,7 @@ Columns are fixed by `RANKER_FEATURE_NAMES`; a trained model is tied to that tup
 another). Missing values are NaN, which LightGBM routes as missing. Sources and models the request lacks
 keep their columns (flag 0, score NaN), so one model serves requests with any subset of them.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -28,26 +29,58 @@ DAYS_PER_YEAR = 365.2425
 _SOURCE_NAMES = tuple(f"source_{slot}_{part}" for slot in SOURCE_SLOTS for part in ("flag", "score", "rank"))
 _MODEL_NAMES = tuple(f"model_{slot}_{part}" for slot in MODEL_SLOTS for part in ("score", "z", "percentile"))
 _USER_NAMES = (
-    "user_watch_hours", "user_session_minutes", "user_completion_rate", "user_binge_score",
+    "user_watch_hours",
+    "user_session_minutes",
+    "user_completion_rate",
+    "user_binge_score",
     "user_top_genre_share",
-)  # fmt: skip
+)
 _CONTENT_NAMES = (
-    "title_view_count_7d", "title_popularity", "title_trending", "title_avg_completion", "title_avg_rating",
-    "title_popularity_percentile", "title_popularity_z",
-)  # fmt: skip
+    "title_view_count_7d",
+    "title_popularity",
+    "title_trending",
+    "title_avg_completion",
+    "title_avg_rating",
+    "title_popularity_percentile",
+    "title_popularity_z",
+)
 _INTERACTION_NAMES = (
-    "has_watched", "watch_percentage", "days_since_watched", "genre_affinity", "genre_affinity_z",
+    "has_watched",
+    "watch_percentage",
+    "days_since_watched",
+    "genre_affinity",
+    "genre_affinity_z",
     "favorite_genre_matches",
-)  # fmt: skip
+)
 _CONTEXT_NAMES = (
-    "title_age_days", "release_year", "years_since_release", "is_original", "premium_only", "maturity",
-    "is_series", "genre_count", "has_4k", "has_hdr", "tv_and_4k", "tv_and_hdr", "device_type", "hour",
-    "weekday", "user_is_premium",
-)  # fmt: skip
+    "title_age_days",
+    "release_year",
+    "years_since_release",
+    "is_original",
+    "premium_only",
+    "maturity",
+    "is_series",
+    "genre_count",
+    "has_4k",
+    "has_hdr",
+    "tv_and_4k",
+    "tv_and_hdr",
+    "device_type",
+    "hour",
+    "weekday",
+    "user_is_premium",
+)
 RANKER_FEATURE_NAMES: tuple[str, ...] = (
-    *_SOURCE_NAMES, "source_count", "source_best_rank", *_MODEL_NAMES, "model_mean_z",
-    *_USER_NAMES, *_CONTENT_NAMES, *_INTERACTION_NAMES, *_CONTEXT_NAMES,
-)  # fmt: skip
+    *_SOURCE_NAMES,
+    "source_count",
+    "source_best_rank",
+    *_MODEL_NAMES,
+    "model_mean_z",
+    *_USER_NAMES,
+    *_CONTENT_NAMES,
+    *_INTERACTION_NAMES,
+    *_CONTEXT_NAMES,
+)
 FEATURE_INDEX = {name: i for i, name in enumerate(RANKER_FEATURE_NAMES)}
 
 _USER_SLICES = USER_FEATURES.slices

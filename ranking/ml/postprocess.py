@@ -8,6 +8,7 @@ Rows, in page order: Continue Watching, Top Picks, Trending Now, up to three "Be
 New Releases, then genre rows; a title appears in one row only. Only anchors the caller names (because_names)
 are ever shown: one it leaves out (a title above the profile's maturity cap) gives neither a reason nor a row.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -114,8 +115,12 @@ def build_rows(
         _, first, counts = np.unique(anchors, return_index=True, return_counts=True)
         best = np.unique(anchors)[np.lexsort((first, -counts))]
         for anchor in best[:because_rows]:
-            take(f"{BECAUSE_YOU_WATCHED}:{int(anchor)}", f"Because You Watched {page.because_names[int(anchor)]}",
-                 named & (page.because_rows == anchor), row_size)  # fmt: skip
+            take(
+                f"{BECAUSE_YOU_WATCHED}:{int(anchor)}",
+                f"Because You Watched {page.because_names[int(anchor)]}",
+                named & (page.because_rows == anchor),
+                row_size,
+            )
     take(NEW_RELEASES, "New Releases", page.new_release & ~page.in_progress, row_size)
     slots = page.genre_slot[ordered][(page.genre_slot[ordered] >= 0) & ~used[ordered]]
     if len(slots):

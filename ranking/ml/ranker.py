@@ -5,6 +5,7 @@ and the same forest compiled to native code (ranking/ml/compiled.py), which serv
 and matches LightGBM; LightGBM's Booster serves otherwise (called directly: the scikit-learn wrapper costs
 ~2 ms a call on the request path, see STACK.md).
 """
+
 from __future__ import annotations
 
 import json
@@ -119,8 +120,13 @@ class LambdaMARTRanker:
             raise ValueError(f"features must be (n, {len(self.feature_names)}), got {matrix.shape}")
         return matrix
 
-    def _dataset(self, features: np.ndarray, labels: np.ndarray, group_sizes: Sequence[int] | np.ndarray,
-                 reference: lgb.Dataset | None = None) -> lgb.Dataset:
+    def _dataset(
+        self,
+        features: np.ndarray,
+        labels: np.ndarray,
+        group_sizes: Sequence[int] | np.ndarray,
+        reference: lgb.Dataset | None = None,
+    ) -> lgb.Dataset:
         matrix = self._check_features(features)
         labels = np.asarray(labels)
         if labels.shape != (len(matrix),):
@@ -128,8 +134,13 @@ class LambdaMARTRanker:
         if labels.min(initial=0) < 0 or labels.max(initial=0) >= len(self.params["label_gain"]):
             raise ValueError(f"labels must be integers in [0, {len(self.params['label_gain'])})")
         return lgb.Dataset(
-            matrix, label=labels, group=_groups(group_sizes, len(matrix)), feature_name=list(self.feature_names),
-            reference=reference, free_raw_data=True, params={"verbosity": -1},
+            matrix,
+            label=labels,
+            group=_groups(group_sizes, len(matrix)),
+            feature_name=list(self.feature_names),
+            reference=reference,
+            free_raw_data=True,
+            params={"verbosity": -1},
         )
 
     def fit(
@@ -155,8 +166,12 @@ class LambdaMARTRanker:
             valid_sets = [self._dataset(*eval, reference=train_set)]
             callbacks = [lgb.early_stopping(self.early_stopping_rounds, verbose=False), lgb.record_evaluation(history)]
         self.booster = lgb.train(
-            self.params, train_set, num_boost_round=self.num_boost_round, valid_sets=valid_sets,
-            valid_names=["eval"] if valid_sets else None, callbacks=callbacks,
+            self.params,
+            train_set,
+            num_boost_round=self.num_boost_round,
+            valid_sets=valid_sets,
+            valid_names=["eval"] if valid_sets else None,
+            callbacks=callbacks,
         )
         self.best_iteration = self.booster.best_iteration or self.booster.current_iteration()
         if history:
@@ -227,7 +242,11 @@ class LambdaMARTRanker:
 
     @classmethod
     def load(
-        cls, path: str | Path, *, verify: bool = True, feature_names: Sequence[str] = RANKER_FEATURE_NAMES,
+        cls,
+        path: str | Path,
+        *,
+        verify: bool = True,
+        feature_names: Sequence[str] = RANKER_FEATURE_NAMES,
         compiled: bool = True,
     ) -> Self:
         """Load a ranker saved by `save`. ValueError if the format, class, model checksum or the feature names
@@ -261,8 +280,11 @@ class LambdaMARTRanker:
         if tuple(booster.feature_name()) != expected:
             raise ValueError(f"{directory / MODEL_FILE} names other features than its meta.json")
         ranker = cls(
-            meta["params"], num_boost_round=meta["num_boost_round"],
-            early_stopping_rounds=meta["early_stopping_rounds"], feature_names=expected, monotone=False,
+            meta["params"],
+            num_boost_round=meta["num_boost_round"],
+            early_stopping_rounds=meta["early_stopping_rounds"],
+            feature_names=expected,
+            monotone=False,
         )
         ranker.booster = booster
         ranker.best_iteration = booster.current_iteration()  # the file holds the kept trees only

@@ -13,6 +13,7 @@ Semantics, in order:
   multiplier m adds log(m): the title's odds of being ranked above any other are multiplied by m, whatever the
   sign of its score. With `score_scale="linear"` (non-negative scores such as popularity) scores are multiplied.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -65,11 +66,22 @@ class RulesSnapshot:
     _country_cache: dict[tuple[str, str], np.ndarray] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
-        boosts = {len(self.boost_target_kind), len(self.boost_target_id), len(self.boost_multiplier),
-                  len(self.boost_starts), len(self.boost_ends), len(self.boost_countries), len(self.boost_priority)}
+        boosts = {
+            len(self.boost_target_kind),
+            len(self.boost_target_id),
+            len(self.boost_multiplier),
+            len(self.boost_starts),
+            len(self.boost_ends),
+            len(self.boost_countries),
+            len(self.boost_priority),
+        }
         tier_rules = {len(self.tier_rule_target_kind), len(self.tier_rule_target_id), len(self.tier_rule_tiers)}
-        suppressions = {len(self.suppression_title_id), len(self.suppression_starts), len(self.suppression_ends),
-                        len(self.suppression_countries)}  # fmt: skip
+        suppressions = {
+            len(self.suppression_title_id),
+            len(self.suppression_starts),
+            len(self.suppression_ends),
+            len(self.suppression_countries),
+        }
         for name, lengths in (("boost", boosts), ("tier rule", tier_rules), ("suppression", suppressions)):
             if len(lengths) != 1:
                 raise ValueError(f"every {name} array needs one entry per {name}; got lengths {sorted(lengths)}")

@@ -1,4 +1,5 @@
 """Ranker training data: candidate lists served (or replayed) for profiles, labelled by what they watched later."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -46,8 +47,11 @@ class TrainingData:
         keep_query[queries] = True
         keep_row = keep_query[self.query_of_row]
         return TrainingData(
-            self.features[keep_row], self.labels[keep_row], self.group_sizes[keep_query],
-            self.profile_ids[keep_query], self.candidate_ids[keep_row],
+            self.features[keep_row],
+            self.labels[keep_row],
+            self.group_sizes[keep_query],
+            self.profile_ids[keep_query],
+            self.candidate_ids[keep_row],
         )
 
     def keep_top(self, scores: np.ndarray, depth: int) -> TrainingData:
@@ -64,7 +68,10 @@ class TrainingData:
         rank[order] = np.arange(len(query)) - starts
         keep = rank < depth
         return TrainingData(
-            self.features[keep], self.labels[keep], np.minimum(self.group_sizes, depth), self.profile_ids,
+            self.features[keep],
+            self.labels[keep],
+            np.minimum(self.group_sizes, depth),
+            self.profile_ids,
             self.candidate_ids[keep],
         )
 
@@ -109,8 +116,10 @@ def training_data(
     sizes = np.array([len(query.candidate_ids) for query in queries], dtype=np.int64)
     for query in queries:
         if query.features.shape[0] != len(query.candidate_ids):
-            raise ValueError(f"profile {query.profile_id}: {query.features.shape[0]} feature rows for "
-                             f"{len(query.candidate_ids)} candidates")
+            raise ValueError(
+                f"profile {query.profile_id}: {query.features.shape[0]} feature rows for "
+                f"{len(query.candidate_ids)} candidates"
+            )
     profile_ids = np.array([query.profile_id for query in queries], dtype=np.int64)
     candidate_ids = np.concatenate([np.asarray(query.candidate_ids, np.int64) for query in queries])
     row_profiles = np.repeat(profile_ids, sizes)
@@ -120,7 +129,10 @@ def training_data(
     ratings = best.reindex(lookup).to_numpy(dtype=np.float64, na_value=np.nan)
     labels = graded_labels(ratings, strong_rating=strong_rating)
     data = TrainingData(
-        np.concatenate([np.asarray(query.features, np.float32) for query in queries]), labels, sizes, profile_ids,
+        np.concatenate([np.asarray(query.features, np.float32) for query in queries]),
+        labels,
+        sizes,
+        profile_ids,
         candidate_ids,
     )
     if drop_without_positive:

@@ -9,6 +9,7 @@
   a burst spends at most a tenth of the per-period rate (at least MAX_COST, at most the whole rate).
 - Operations declare the scope they need (`required_scope`); a key without it gets 403.
 """
+
 from __future__ import annotations
 
 import logging
@@ -54,8 +55,9 @@ class _ClientCache:
         entry = self._entries.get(digest)
         if entry is not None and time.monotonic() - entry[0] < CLIENT_CACHE_SECONDS:
             return entry[1]
-        client = (ApiClient.objects.filter(key_digest=digest, is_active=True)
-                  .values("id", "name", "rate", "scopes").first())  # fmt: skip
+        client = (
+            ApiClient.objects.filter(key_digest=digest, is_active=True).values("id", "name", "rate", "scopes").first()
+        )
         with self._lock:
             if client is None:
                 self._entries.pop(digest, None)

@@ -1,4 +1,5 @@
 """Request parameters and response shapes of /api/recs (validation: 400 with a message per field)."""
+
 from __future__ import annotations
 
 import re
@@ -47,8 +48,12 @@ class ContextField(serializers.Field):
             return {"type": "string", "enum": vocabulary.query_values}
         low, high = min(vocabulary.numbers), max(vocabulary.numbers)
         assert vocabulary.numbers == tuple(range(low, high + 1)), "numbers are written as a range"
-        return {"oneOf": [{"type": "string", "enum": list(vocabulary.names)},
-                          {"type": "integer", "minimum": low, "maximum": high}]}  # fmt: skip
+        return {
+            "oneOf": [
+                {"type": "string", "enum": list(vocabulary.names)},
+                {"type": "integer", "minimum": low, "maximum": high},
+            ]
+        }
 
 
 class ContextFieldSchema(OpenApiSerializerFieldExtension):
@@ -80,10 +85,15 @@ class _RecsParametersSerializer(serializers.Serializer):
     query = False
 
     profile_id = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
-    user_id = serializers.IntegerField(min_value=1, max_value=2**63 - 1, required=False,
-                                       help_text="The account; when given it must own the profile.")  # fmt: skip
-    country = serializers.RegexField(r"^[A-Za-z]{2}$", required=False, trim_whitespace=False,
-                                     help_text="Where the viewer is (ISO 3166-1 alpha-2); default: the account's.")  # fmt: skip
+    user_id = serializers.IntegerField(
+        min_value=1, max_value=2**63 - 1, required=False, help_text="The account; when given it must own the profile."
+    )
+    country = serializers.RegexField(
+        r"^[A-Za-z]{2}$",
+        required=False,
+        trim_whitespace=False,
+        help_text="Where the viewer is (ISO 3166-1 alpha-2); default: the account's.",
+    )
     n = serializers.IntegerField(min_value=1, max_value=MAX_N, default=20)
     rows = serializers.BooleanField(default=True, help_text="Also build the homepage rows.")
 
@@ -106,10 +116,10 @@ class _RecsParametersSerializer(serializers.Serializer):
 _CONTEXT_HELP = {
     DEVICE.field: f"{DEVICE.describe()}; default tv.",
     TIME_OF_DAY.field: f"The viewer's local time: {TIME_OF_DAY.describe()} (a part of the day stands for its middle "
-                       "hour); default: the server's UTC hour.",
+    "hour); default: the server's UTC hour.",
     SUBSCRIPTION_TIER.field: f"{SUBSCRIPTION_TIER.describe()}. Accepted, never trusted: the account's tier always "
-                             "decides the entitlements.",
-}  # fmt: skip
+    "decides the entitlements.",
+}
 
 
 def _context_field(vocabulary: Vocabulary, *, query: bool) -> ContextField:

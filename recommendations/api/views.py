@@ -1,4 +1,5 @@
 """GET /api/recs and POST /api/recs/batch: thin views over RecommendationEngine."""
+
 from __future__ import annotations
 
 import logging
@@ -29,10 +30,13 @@ engine = RecommendationEngine(variant_for=experiment_variant)
 
 def _context(data: dict) -> UserContext:
     return UserContext(
-        user_id=data.get("user_id"), profile_id=data["profile_id"], country=data.get("country"),
-        device_type=data.get("device_type", DeviceType.TV), time_of_day=data.get("time_of_day"),
+        user_id=data.get("user_id"),
+        profile_id=data["profile_id"],
+        country=data.get("country"),
+        device_type=data.get("device_type", DeviceType.TV),
+        time_of_day=data.get("time_of_day"),
         subscription_tier=data.get("subscription_tier"),
-    )  # fmt: skip
+    )
 
 
 def _body(result: Recommendations) -> dict:
@@ -67,9 +71,13 @@ class _RecsApiView(APIView):
 class RecsView(_RecsApiView):
     @extend_schema(
         parameters=[RecsQuerySerializer],
-        responses={200: RecsResponseSerializer, **error_responses(400, 401, 403, 404, 429, 503,
-                   descriptions={404: "Unknown profile, or a user_id that does not own it"}),
-                   414: OpenApiResponse(description="A query string longer than the web server takes (4 KB)")},  # fmt: skip
+        responses={
+            200: RecsResponseSerializer,
+            **error_responses(
+                400, 401, 403, 404, 429, 503, descriptions={404: "Unknown profile, or a user_id that does not own it"}
+            ),
+            414: OpenApiResponse(description="A query string longer than the web server takes (4 KB)"),
+        },
         summary="Recommendations and homepage rows for one profile",
     )
     def get(self, request: Request) -> Response:
@@ -77,8 +85,12 @@ class RecsView(_RecsApiView):
         query.is_valid(raise_exception=True)
         data = query.validated_data
         try:
-            result = engine.recommend(context=_context(data), n=data["n"], with_rows=data["rows"],
-                                      request_id=getattr(request, "request_id", None))  # the logs' id too
+            result = engine.recommend(
+                context=_context(data),
+                n=data["n"],
+                with_rows=data["rows"],
+                request_id=getattr(request, "request_id", None),
+            )  # the logs' id too
         except ProfileNotFound as error:
             raise NotFound(str(error), details={"profile_id": [str(error)]}) from None
         response = Response(_body(result))
@@ -88,8 +100,11 @@ class RecsView(_RecsApiView):
 
 
 class RecsBatchView(_RecsApiView):
-    @extend_schema(request=BatchSerializer, summary="Recommendations for many profiles in one call",
-                   responses={200: BatchResponseSerializer, **error_responses(400, 401, 403, 413, 429, 503)})  # fmt: skip
+    @extend_schema(
+        request=BatchSerializer,
+        summary="Recommendations for many profiles in one call",
+        responses={200: BatchResponseSerializer, **error_responses(400, 401, 403, 413, 429, 503)},
+    )
     def post(self, request: Request) -> Response:
         batch = BatchSerializer(data=request.data)
         batch.is_valid(raise_exception=True)

@@ -1,4 +1,5 @@
 """The shared recommender interface: id maps, batched top-k, and persistence that cannot run code on load."""
+
 from __future__ import annotations
 
 import hashlib

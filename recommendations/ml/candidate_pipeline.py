@@ -11,6 +11,7 @@ new releases (recently added, in the profile's genres); EASE backfills when it i
 A profile with no history gets popular titles in its onboarding genres instead of collaborative.
 Every source only proposes allowed titles.
 """
+
 from __future__ import annotations
 
 import time
@@ -119,35 +120,77 @@ def generate(
     if mf is not None and not cold:
         vector = user_vector(profile.profile_id, mf.model, mf.alignment, models.mf_gram, h_rows, h_pct)
         if vector is not None:
-            timed(sources.COLLABORATIVE, lambda: sources.collaborative(
-                vector, mf.model.item_factors, mf.alignment, quotas[sources.COLLABORATIVE] * 2,
-                allowed=allowed, exclude_rows=history_rows))  # fmt: skip
+            timed(
+                sources.COLLABORATIVE,
+                lambda: sources.collaborative(
+                    vector,
+                    mf.model.item_factors,
+                    mf.alignment,
+                    quotas[sources.COLLABORATIVE] * 2,
+                    allowed=allowed,
+                    exclude_rows=history_rows,
+                ),
+            )
     elif mf is None:
         degraded.append("no_collaborative_model")
     if sources.COLLABORATIVE not in lists:
         quota = quotas.pop(sources.COLLABORATIVE, 0)
         quotas[sources.POPULAR_IN_GENRES] = quota
-        timed(sources.POPULAR_IN_GENRES, lambda: sources.popular_in_genres(
-            models.popularity, quota, allowed=allowed, genre_masks=catalog.genre_masks,
-            wanted_genres=int(favourite), exclude_rows=history_rows))  # fmt: skip
-    timed(sources.TRENDING, lambda: sources.ranked_list(
-        trending[0], trending[1], quotas[sources.TRENDING] * 2, allowed=allowed, exclude_rows=history_rows))
-    timed(sources.CONTINUE_WATCHING, lambda: sources.continue_watching(
-        h_rows, h_pct, h_last, now_seconds, quotas[sources.CONTINUE_WATCHING], allowed=allowed))
+        timed(
+            sources.POPULAR_IN_GENRES,
+            lambda: sources.popular_in_genres(
+                models.popularity,
+                quota,
+                allowed=allowed,
+                genre_masks=catalog.genre_masks,
+                wanted_genres=int(favourite),
+                exclude_rows=history_rows,
+            ),
+        )
+    timed(
+        sources.TRENDING,
+        lambda: sources.ranked_list(
+            trending[0], trending[1], quotas[sources.TRENDING] * 2, allowed=allowed, exclude_rows=history_rows
+        ),
+    )
+    timed(
+        sources.CONTINUE_WATCHING,
+        lambda: sources.continue_watching(
+            h_rows, h_pct, h_last, now_seconds, quotas[sources.CONTINUE_WATCHING], allowed=allowed
+        ),
+    )
     content = models.content
     if content is not None and not cold:
         recent = slice(0, SIMILAR_HISTORY)
         age_days = np.maximum(now_seconds - h_last[recent], 0) / SECONDS_PER_DAY
         weights = np.maximum(h_pct[recent], 0.1) * 0.5 ** (age_days / RECENCY_HALF_LIFE_DAYS)
-        timed(sources.SIMILAR_TO_WATCHED, lambda: sources.similar_to_watched(
-            content.model.similarity, content.alignment, h_rows[recent], weights,
-            quotas[sources.SIMILAR_TO_WATCHED] * 2, allowed=allowed, exclude_rows=history_rows))  # fmt: skip
+        timed(
+            sources.SIMILAR_TO_WATCHED,
+            lambda: sources.similar_to_watched(
+                content.model.similarity,
+                content.alignment,
+                h_rows[recent],
+                weights,
+                quotas[sources.SIMILAR_TO_WATCHED] * 2,
+                allowed=allowed,
+                exclude_rows=history_rows,
+            ),
+        )
     elif content is None:
         degraded.append("no_content_model")
     today = int(now_seconds // SECONDS_PER_DAY)
-    timed(sources.NEW_RELEASES, lambda: sources.new_releases(
-        catalog.date_added_days, today, quotas[sources.NEW_RELEASES] * 2, allowed=allowed, exclude_rows=history_rows,
-        genre_masks=catalog.genre_masks, wanted_genres=int(favourite)))  # fmt: skip
+    timed(
+        sources.NEW_RELEASES,
+        lambda: sources.new_releases(
+            catalog.date_added_days,
+            today,
+            quotas[sources.NEW_RELEASES] * 2,
+            allowed=allowed,
+            exclude_rows=history_rows,
+            genre_masks=catalog.genre_masks,
+            wanted_genres=int(favourite),
+        ),
+    )
     ease = models.ease
     if ease is not None and not cold:
         quotas.setdefault(sources.EASE_SOURCE, 0)
@@ -163,7 +206,11 @@ def generate(
 
 
 def user_vector(
-    profile_id: int, model: Any, alignment: sources.ItemAlignment, gram: np.ndarray | None, h_rows: np.ndarray,
+    profile_id: int,
+    model: Any,
+    alignment: sources.ItemAlignment,
+    gram: np.ndarray | None,
+    h_rows: np.ndarray,
     h_pct: np.ndarray,
 ) -> np.ndarray | None:
     """The trained vector of a known profile, else the ALS fold-in of its live history."""
@@ -189,8 +236,9 @@ def ease_scores(
     if not len(items):
         return sources.EMPTY
     scores = np.asarray(ease.model.item_weights[items], np.float32).sum(axis=0)
-    picked, values = sources.top_rows(scores, n, allowed=ease.alignment.model_mask(allowed),
-                                      exclude=ease.alignment.to_model(exclude_rows))  # fmt: skip
+    picked, values = sources.top_rows(
+        scores, n, allowed=ease.alignment.model_mask(allowed), exclude=ease.alignment.to_model(exclude_rows)
+    )
     return ease.alignment.rows[picked], values
 
 

@@ -1,4 +1,5 @@
 """Merging per-source top lists into one set of unique candidates, with quotas, keeping every source's score."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping

@@ -4,6 +4,7 @@ Pure numpy (no Django): built by recommendations.catalog_cache from the database
 sources, the ranker's features, diversification and the business rules. Every per-title lookup is a
 vectorised searchsorted or a boolean mask, never a loop over titles.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

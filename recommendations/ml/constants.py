@@ -1,4 +1,5 @@
 """Column names and shared constants of the recommendation library (one place, no scattered literals)."""
+
 from __future__ import annotations
 
 USER_COL = "user_id"

@@ -1,4 +1,5 @@
 """Content similarity: TF-IDF vectors over genres, cast, directors and keywords, cosine top-k neighbours."""
+
 from __future__ import annotations
 
 import time
@@ -80,7 +81,9 @@ class ContentSimilarity(Recommender):
 
     params = ("n_neighbors", "fields")
 
-    def __init__(self, n_neighbors: int = defaults.CONTENT["n_neighbors"], fields: Mapping[str, float] | None = None) -> None:
+    def __init__(
+        self, n_neighbors: int = defaults.CONTENT["n_neighbors"], fields: Mapping[str, float] | None = None
+    ) -> None:
         self.n_neighbors = int(n_neighbors)
         self.fields = dict(fields or CONTENT_FIELDS)
 
@@ -149,4 +152,3 @@ class ContentSimilarity(Recommender):
         n = len(self.item_map)
         parts = (arrays["similarity_data"], arrays["similarity_indices"], arrays["similarity_indptr"])
         self.similarity = sp.csr_matrix(parts, shape=(n, n), copy=False)
-

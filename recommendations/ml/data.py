@@ -1,4 +1,5 @@
 """Interaction frames, raw-id <-> index maps and the user × item CSR matrix."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable

@@ -5,13 +5,15 @@ the history is what exposure allowed. Each interaction's label is weighted by 1 
 proportional to the title's exposure raised to `power` (0: no debiasing, 1: full inverse exposure); weights
 are clipped at `cap` times their mean (IPS variance), then rescaled to a mean of 1, so the labels keep their scale.
 """
+
 from __future__ import annotations
 
 import numpy as np
 
 
-def inverse_propensity_weights(item_ids: np.ndarray, exposure: np.ndarray, *, power: float = 0.5,
-                               cap: float = 10.0) -> np.ndarray:  # fmt: skip
+def inverse_propensity_weights(
+    item_ids: np.ndarray, exposure: np.ndarray, *, power: float = 0.5, cap: float = 10.0
+) -> np.ndarray:
     """float32 (n,) weight per interaction; `exposure[i]` is how often interaction i's item was shown (> 0)."""
     if not 0.0 <= power <= 1.0:
         raise ValueError(f"power must be in [0, 1], not {power}")

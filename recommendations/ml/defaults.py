@@ -4,6 +4,7 @@ evaluation and the benchmarks all read them from here.
 Chosen on a validation split carved out of MovieLens 100k's train part (bench/ml100k_eval.py, full run),
 never on its test part. Families are named as the evaluation's rows.
 """
+
 from __future__ import annotations
 
 from types import MappingProxyType
@@ -19,14 +20,23 @@ CONTENT: dict[str, Any] = {"n_neighbors": 100}
 EASE: dict[str, Any] = {"regularization": 500.0, "binary": True}
 EASE_MAX_ITEMS = 20_000  # EASE inverts an items × items matrix: 20K items is 1.6 GB of float32
 
-FAMILIES: MappingProxyType[str, dict[str, Any]] = MappingProxyType({
-    "MF-ALS": MF_ALS, "MF-BPR": MF_BPR, "MF-SGD": MF_SGD, "NCF": NCF, "content similarity": CONTENT, "EASE": EASE,
-})
+FAMILIES: MappingProxyType[str, dict[str, Any]] = MappingProxyType(
+    {
+        "MF-ALS": MF_ALS,
+        "MF-BPR": MF_BPR,
+        "MF-SGD": MF_SGD,
+        "NCF": NCF,
+        "content similarity": CONTENT,
+        "EASE": EASE,
+    }
+)
 MF_BY_OBJECTIVE: MappingProxyType[str, dict[str, Any]] = MappingProxyType({"als": MF_ALS, "bpr": MF_BPR, "sgd": MF_SGD})
 
 
 def params(family: str) -> dict[str, Any]:
     """A fresh copy of one family's defaults (callers may change it)."""
     chosen = FAMILIES[family]
-    return {key: (dict(value) if isinstance(value, dict) else list(value) if isinstance(value, list) else value)
-            for key, value in chosen.items()}  # fmt: skip
+    return {
+        key: (dict(value) if isinstance(value, dict) else list(value) if isinstance(value, list) else value)
+        for key, value in chosen.items()
+    }

@@ -1,4 +1,5 @@
 """EASE (Steck 2019): a closed-form item × item linear model, a strong reference at catalog sizes up to ~20K."""
+
 from __future__ import annotations
 
 import time

@@ -9,6 +9,7 @@ train (same procedure, another seed), never on test; each family's grid stops at
 both train and test. The "merged candidates" row is serving's own pipeline (evaluation_candidates).
 `bench/ml100k_eval.py` and `manage.py evaluate` are thin command lines over `run_evaluation`.
 """
+
 from __future__ import annotations
 
 import json
@@ -60,8 +61,15 @@ PROTOCOL = (
     "test rating relevant; users in both test and predictions"
 )
 ROW_ORDER = [
-    "popularity", "MF-ALS", "MF-BPR", "MF-SGD", "implicit ALS direct", "implicit BPR direct", "NCF",
-    "content similarity", "EASE",
+    "popularity",
+    "MF-ALS",
+    "MF-BPR",
+    "MF-SGD",
+    "implicit ALS direct",
+    "implicit BPR direct",
+    "NCF",
+    "content similarity",
+    "EASE",
 ]
 CONTENT_FIELDS = {"genres": 1.0}  # what every layout has (ContentSimilarity's default also wants cast etc.)
 
@@ -125,8 +133,10 @@ def _evaluate(data: RatingsDataset, config: EvaluationConfig) -> dict[str, Any]:
     if not len(on_validation.users):
         raise DatasetError(config.dataset, None, "too few ratings: no user is in both parts of a split")
     content_frame = data.content_frame()
-    log(f"ratings {len(ratings)}: train {len(train)}, test {len(test)}; evaluated users {len(on_test.users)}; "
-        f"validation: fit {len(fit_part)}, held out {len(validation)}")
+    log(
+        f"ratings {len(ratings)}: train {len(train)}, test {len(test)}; evaluated users {len(on_test.users)}; "
+        f"validation: fit {len(fit_part)}, held out {len(validation)}"
+    )
 
     def mf(objective: str) -> Callable[[dict[str, Any]], MatrixFactorization]:
         return lambda params: MatrixFactorization(**params, objective=objective, num_threads=threads)
@@ -136,15 +146,25 @@ def _evaluate(data: RatingsDataset, config: EvaluationConfig) -> dict[str, Any]:
     if config.tuning:
         log(f"tuning on the validation split ({config.tune_seconds:g} s per family, NCF x{NCF_TUNE_FACTOR})")
         for family, objective in (("MF-ALS", "als"), ("MF-BPR", "bpr"), ("MF-SGD", "sgd")):
-            chosen[family], tuning[family] = tune(family, mf(objective), lambda model: model.fit(fit_part),
-                                                  on_validation, config.tune_seconds, log)  # fmt: skip
-        chosen["EASE"], tuning["EASE"] = tune("EASE", lambda params: EASE(**params),
-                                              lambda model: model.fit(fit_part), on_validation,
-                                              config.tune_seconds, log)  # fmt: skip
+            chosen[family], tuning[family] = tune(
+                family, mf(objective), lambda model: model.fit(fit_part), on_validation, config.tune_seconds, log
+            )
+        chosen["EASE"], tuning["EASE"] = tune(
+            "EASE",
+            lambda params: EASE(**params),
+            lambda model: model.fit(fit_part),
+            on_validation,
+            config.tune_seconds,
+            log,
+        )
         if data.genre_names:
             chosen["content similarity"], tuning["content similarity"] = tune(
-                "content similarity", lambda params: ContentSimilarity(**params),
-                lambda model: model.fit(fit_part, content_frame), on_validation, config.tune_seconds, log,
+                "content similarity",
+                lambda params: ContentSimilarity(**params),
+                lambda model: model.fit(fit_part, content_frame),
+                on_validation,
+                config.tune_seconds,
+                log,
             )
         chosen["NCF"], tuning["NCF"] = tune_ncf(on_validation, config.tune_seconds * NCF_TUNE_FACTOR, log)
     else:
@@ -161,8 +181,14 @@ def _evaluate(data: RatingsDataset, config: EvaluationConfig) -> dict[str, Any]:
         ("NCF", NCFRecommender(**chosen["NCF"]), lambda m: m.fit(train), chosen["NCF"]),
     ]
     if data.genre_names:
-        builders.append(("content similarity", ContentSimilarity(**chosen["content similarity"]),
-                         lambda m: m.fit(train, content_frame), chosen["content similarity"]))  # fmt: skip
+        builders.append(
+            (
+                "content similarity",
+                ContentSimilarity(**chosen["content similarity"]),
+                lambda m: m.fit(train, content_frame),
+                chosen["content similarity"],
+            )
+        )
     else:
         log("  content similarity skipped: the data set has no genres")
     with_ease = len(data.items) <= defaults.EASE_MAX_ITEMS
@@ -171,13 +197,15 @@ def _evaluate(data: RatingsDataset, config: EvaluationConfig) -> dict[str, Any]:
     else:
         log(f"  EASE skipped: {len(data.items):,} titles is over {defaults.EASE_MAX_ITEMS:,} (items x items inverse)")
     rows, fitted = [], {}
-    for name, model, fit, params in tqdm(builders, desc="models", unit="model", disable=not config.show_progress,
-                                         leave=False):  # fmt: skip
+    for name, model, fit, params in tqdm(
+        builders, desc="models", unit="model", disable=not config.show_progress, leave=False
+    ):
         fit(model)
         fitted[name] = model
         ids, _ = model.recommend_many(on_test.users, CANDIDATES)
-        rows.append({"name": name, "params": params, "metrics": on_test.all_metrics(ids),
-                     "fit_seconds": model.fit_seconds})  # fmt: skip
+        rows.append(
+            {"name": name, "params": params, "metrics": on_test.all_metrics(ids), "fit_seconds": model.fit_seconds}
+        )
         log(f"  {name:20s} fit {model.fit_seconds:6.2f}s  NDCG@10 {rows[-1]['metrics']['ndcg']:.4f}")
     for objective, name in (("als", "implicit ALS direct"), ("bpr", "implicit BPR direct")):
         params = chosen[f"MF-{objective.upper()}"]
@@ -187,8 +215,9 @@ def _evaluate(data: RatingsDataset, config: EvaluationConfig) -> dict[str, Any]:
     rows.sort(key=lambda row: ROW_ORDER.index(row["name"]))
 
     log("merged candidates from serving's pipeline")
-    stage, source_fit_seconds = candidate_stage(data, train, chosen, als=fitted["MF-ALS"], ease=fitted.get("EASE"),
-                                                with_ease=with_ease, threads=threads)  # fmt: skip
+    stage, source_fit_seconds = candidate_stage(
+        data, train, chosen, als=fitted["MF-ALS"], ease=fitted.get("EASE"), with_ease=with_ease, threads=threads
+    )
     candidates = candidate_report(stage, on_test)
     candidates["fit_seconds"] = source_fit_seconds
     timing = training_times(train, chosen, threads) if config.tuning else None
@@ -199,21 +228,34 @@ def _evaluate(data: RatingsDataset, config: EvaluationConfig) -> dict[str, Any]:
         "dataset": str(config.dataset),
         "layout": data.layout,
         "quick": not config.tuning,
-        "split": {"train": len(train), "test": len(test), "evaluated_users": len(on_test.users),
-                  "validation_fit": len(fit_part), "validation_held_out": len(validation)},
+        "split": {
+            "train": len(train),
+            "test": len(test),
+            "evaluated_users": len(on_test.users),
+            "validation_fit": len(fit_part),
+            "validation_held_out": len(validation),
+        },
         "rows": rows,
         "candidates": candidates,
         "chosen_hyperparameters": chosen,
         "tuning": tuning,
         "tuning_seconds": round(tuning_seconds, 1),
         "reference": REFERENCE if data.layout == "ml-100k" else {},
-        "targets": {name: {key: {"target": value, "measured": by_name[name]["metrics"][key]}
-                           for key, value in target.items()} for name, target in TARGETS.items()}
-                   if data.layout == "ml-100k" else {},
+        "targets": {
+            name: {key: {"target": value, "measured": by_name[name]["metrics"][key]} for key, value in target.items()}
+            for name, target in TARGETS.items()
+        }
+        if data.layout == "ml-100k"
+        else {},
         "training_time": timing,
-        "environment": {"python": platform.python_version(), "numpy": np.__version__, "pandas": pd.__version__,
-                        "torch": torch.__version__, "implicit_threads": threads,
-                        "torch_threads": config.torch_threads,
-                        "device": "cuda" if torch.cuda.is_available() else "cpu"},
+        "environment": {
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "pandas": pd.__version__,
+            "torch": torch.__version__,
+            "implicit_threads": threads,
+            "torch_threads": config.torch_threads,
+            "device": "cuda" if torch.cuda.is_available() else "cpu",
+        },
         "total_seconds": round(time.perf_counter() - started, 1),
     }

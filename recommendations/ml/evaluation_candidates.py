@@ -8,6 +8,7 @@ dates titles), else its release date. Trending is the titles ranked by decayed t
 for the feature store's list). The pipeline's candidates keep serving's quotas; train titles the sources may
 list (continue watching offers unfinished viewings) are dropped before scoring, as the protocol removes them.
 """
+
 from __future__ import annotations
 
 import time
@@ -53,21 +54,32 @@ def dataset_catalog(data: RatingsDataset, train: pd.DataFrame) -> CatalogIndex:
     ids = data.items[ITEM_COL].to_numpy(np.int64)
     genres = len(data.genre_names[:GENRE_BITS])
     bits = np.left_shift(np.uint32(1), np.arange(genres, dtype=np.uint32))
-    masks = np.bitwise_or.reduce(np.where(data.genre_flags[:, :genres], bits, np.uint32(0)), axis=1,
-                                 initial=np.uint32(0)).astype(np.uint32)  # fmt: skip
+    masks = np.bitwise_or.reduce(
+        np.where(data.genre_flags[:, :genres], bits, np.uint32(0)), axis=1, initial=np.uint32(0)
+    ).astype(np.uint32)
     released = pd.Series(data.items["release_date"].to_numpy())
     release_days = ((released - pd.Timestamp("1970-01-01")).dt.days).fillna(0).to_numpy(np.int64)
     first = train.groupby(ITEM_COL)["timestamp"].min()
     first_days = pd.Series(ids).map(first // SECONDS_PER_DAY).to_numpy(np.float64)
     added = np.where(np.isnan(first_days), release_days, np.nan_to_num(first_days)).astype(np.int32)
     return CatalogIndex(
-        content_ids=ids, names=data.items["title"].to_numpy(object), genre_masks=masks,
-        genre_ids=np.arange(genres, dtype=np.int64), genre_names=tuple(data.genre_names[:genres]),
-        maturity=np.zeros(n, np.int16), available_tiers=np.full(n, ALL_TIERS, np.uint8), worldwide=np.ones(n, bool),
-        country_titles={}, date_added_days=added, release_year=released.dt.year.fillna(0).to_numpy(np.int16),
-        is_original=np.zeros(n, bool), has_4k=np.zeros(n, bool), has_hdr=np.zeros(n, bool),
-        is_series=np.zeros(n, bool), version=f"{data.layout}-evaluation",
-    )  # fmt: skip
+        content_ids=ids,
+        names=data.items["title"].to_numpy(object),
+        genre_masks=masks,
+        genre_ids=np.arange(genres, dtype=np.int64),
+        genre_names=tuple(data.genre_names[:genres]),
+        maturity=np.zeros(n, np.int16),
+        available_tiers=np.full(n, ALL_TIERS, np.uint8),
+        worldwide=np.ones(n, bool),
+        country_titles={},
+        date_added_days=added,
+        release_year=released.dt.year.fillna(0).to_numpy(np.int16),
+        is_original=np.zeros(n, bool),
+        has_4k=np.zeros(n, bool),
+        has_hdr=np.zeros(n, bool),
+        is_series=np.zeros(n, bool),
+        version=f"{data.layout}-evaluation",
+    )
 
 
 def trending_list(
@@ -87,8 +99,13 @@ class CandidateStage:
     """The serving pipeline's inputs for the users of one split, and its candidates for each of them."""
 
     def __init__(
-        self, data: RatingsDataset, train: pd.DataFrame, *, als: MatrixFactorization,
-        content: ContentSimilarity | None, ease: EASE | None,
+        self,
+        data: RatingsDataset,
+        train: pd.DataFrame,
+        *,
+        als: MatrixFactorization,
+        content: ContentSimilarity | None,
+        ease: EASE | None,
     ) -> None:
         self.data, self.train = data, train
         self.catalog = catalog = dataset_catalog(data, train)
@@ -100,17 +117,24 @@ class CandidateStage:
             catalog=catalog,
             popularity=np.bincount(rows, minlength=len(catalog)).astype(np.float32),
             mf=Aligned(als, sources.ItemAlignment.build(als.item_map.ids, catalog.content_ids)),
-            content=None if content is None else Aligned(content, sources.ItemAlignment.build(content.item_map.ids,
-                                                                                             catalog.content_ids)),
-            ease=None if ease is None else Aligned(ease, sources.ItemAlignment.build(ease.item_map.ids,
-                                                                                       catalog.content_ids)),
-        )  # fmt: skip
+            content=None
+            if content is None
+            else Aligned(content, sources.ItemAlignment.build(content.item_map.ids, catalog.content_ids)),
+            ease=None
+            if ease is None
+            else Aligned(ease, sources.ItemAlignment.build(ease.item_map.ids, catalog.content_ids)),
+        )
         self.trending = trending_list(catalog, train)
         self.now_seconds = float(train["timestamp"].max())
         percentage, _, last_watched = viewings(data, train)
-        frame = pd.DataFrame({USER_COL: train[USER_COL].to_numpy(), ITEM_COL: train[ITEM_COL].to_numpy(),
-                              "pct": percentage.astype(np.float32),
-                              "last": last_watched.astype("datetime64[s]").astype(np.int64).astype(np.float64)})
+        frame = pd.DataFrame(
+            {
+                USER_COL: train[USER_COL].to_numpy(),
+                ITEM_COL: train[ITEM_COL].to_numpy(),
+                "pct": percentage.astype(np.float32),
+                "last": last_watched.astype("datetime64[s]").astype(np.int64).astype(np.float64),
+            }
+        )
         frame = frame.sort_values([USER_COL, "last", ITEM_COL], ascending=[True, False, True], kind="stable")
         self._histories = dict(list(frame.groupby(USER_COL, sort=False)))
 
@@ -120,8 +144,13 @@ class CandidateStage:
         if part is None:
             return ProfileHistory(profile_id=int(user), allowed=self.allowed)
         part = part.iloc[:HISTORY_LIMIT]
-        return ProfileHistory(profile_id=int(user), allowed=self.allowed, title_ids=part[ITEM_COL].to_numpy(np.int64),
-                              watch_percentage=part["pct"].to_numpy(), last_watched=part["last"].to_numpy())  # fmt: skip
+        return ProfileHistory(
+            profile_id=int(user),
+            allowed=self.allowed,
+            title_ids=part[ITEM_COL].to_numpy(np.int64),
+            watch_percentage=part["pct"].to_numpy(),
+            last_watched=part["last"].to_numpy(),
+        )
 
     def candidates(self, user: int) -> CandidateSet:
         """The pipeline's CandidateSet for one user, exactly as serving would build it."""
@@ -141,8 +170,14 @@ class CandidateStage:
 
 
 def candidate_stage(
-    data: RatingsDataset, train: pd.DataFrame, chosen: dict[str, dict[str, Any]], *,
-    als: MatrixFactorization | None = None, ease: EASE | None = None, with_ease: bool = True, threads: int,
+    data: RatingsDataset,
+    train: pd.DataFrame,
+    chosen: dict[str, dict[str, Any]],
+    *,
+    als: MatrixFactorization | None = None,
+    ease: EASE | None = None,
+    with_ease: bool = True,
+    threads: int,
 ) -> tuple[CandidateStage, float]:
     """The candidate stage of one split (fitting what is not passed in) and the fit seconds of its models;
     without EASE as serving goes without it on a large catalog."""
@@ -178,12 +213,15 @@ def candidate_report(stage: CandidateStage, evaluation: Evaluation) -> dict[str,
             mine = found.content_ids[flags]
             mine = mine[np.isin(mine, ids[position])]
             listed[position, : len(mine)] = mine
-        per_source[name] = {"users_served": served, "listed_share": count / total,
-                            "recall_of_listed": evaluation.recall(listed)}  # fmt: skip
+        per_source[name] = {
+            "users_served": served,
+            "listed_share": count / total,
+            "recall_of_listed": evaluation.recall(listed),
+        }
     shown = ids[ids != PAD_ID]
     return {
         "label": "serving's candidate pipeline (recommendations.ml.candidate_pipeline.generate, its quotas) over "
-                 "the data set's catalog, train titles removed",
+        "the data set's catalog, train titles removed",
         "quotas": dict(sources.DEFAULT_QUOTAS),
         "recall_at_500": evaluation.recall(ids),
         "target": CANDIDATE_RECALL_TARGET,
@@ -193,4 +231,4 @@ def candidate_report(stage: CandidateStage, evaluation: Evaluation) -> dict[str,
         "per_source": per_source,
         "cold_users": int(sum(found.cold_start for found in sets)),
         "generate_and_merge_ms_per_user": 1000 * seconds / max(len(sets), 1),
-    }  # fmt: skip
+    }

@@ -1,4 +1,5 @@
 """The evaluation's outputs: the terminal table, the bar plot and JSON values (pure: no Django)."""
+
 from __future__ import annotations
 
 import json
@@ -23,27 +24,37 @@ class EvaluationError(RuntimeError):
 
 def format_table(result: dict[str, Any]) -> str:
     """The terminal table: one line per model (test split), then the merged candidates and their sources."""
-    header = (f"{'model':22s} {'MAP':>6s} {'NDCG@10':>8s} {'P@10':>6s} {'R@10':>6s} {'cover':>6s} {'novel':>6s} "
-              f"{'ILD':>6s} {'genres20':>8s} {'R@500':>6s} {'fit s':>7s}")  # fmt: skip
+    header = (
+        f"{'model':22s} {'MAP':>6s} {'NDCG@10':>8s} {'P@10':>6s} {'R@10':>6s} {'cover':>6s} {'novel':>6s} "
+        f"{'ILD':>6s} {'genres20':>8s} {'R@500':>6s} {'fit s':>7s}"
+    )
     lines = [header, "-" * len(header)]
     for row in result["rows"]:
         m = row["metrics"]
-        lines.append(f"{row['name']:22s} {m['map']:6.3f} {m['ndcg']:8.3f} {m['precision']:6.3f} {m['recall']:6.3f} "
-                     f"{m['coverage']:6.3f} {m['novelty']:6.2f} {m['ild']:6.3f} {m['genres_top20']:8.2f} "
-                     f"{m['recall_at_500']:6.3f} {row['fit_seconds']:7.2f}")  # fmt: skip
+        lines.append(
+            f"{row['name']:22s} {m['map']:6.3f} {m['ndcg']:8.3f} {m['precision']:6.3f} {m['recall']:6.3f} "
+            f"{m['coverage']:6.3f} {m['novelty']:6.2f} {m['ild']:6.3f} {m['genres_top20']:8.2f} "
+            f"{m['recall_at_500']:6.3f} {row['fit_seconds']:7.2f}"
+        )
     c = result["candidates"]
     dash = "—"
-    lines.append(f"{'merged candidates':22s} {dash:>6s} {dash:>8s} {dash:>6s} {dash:>6s} {c['coverage']:6.3f} "
-                 f"{c['novelty']:6.2f} {dash:>6s} {dash:>8s} {c['recall_at_500']:6.3f} {c['fit_seconds']:7.2f}")
-    lines.append(f"  merged candidates: recall@500 {c['recall_at_500']:.3f} (target {c['target']:.2f}), "
-                 f"{c['mean_candidates_per_user']:.0f} per user, {c['generate_and_merge_ms_per_user']:.1f} ms per "
-                 f"user; cover/novel over the 500; serving's quotas {json.dumps(c['quotas'])}")
+    lines.append(
+        f"{'merged candidates':22s} {dash:>6s} {dash:>8s} {dash:>6s} {dash:>6s} {c['coverage']:6.3f} "
+        f"{c['novelty']:6.2f} {dash:>6s} {dash:>8s} {c['recall_at_500']:6.3f} {c['fit_seconds']:7.2f}"
+    )
+    lines.append(
+        f"  merged candidates: recall@500 {c['recall_at_500']:.3f} (target {c['target']:.2f}), "
+        f"{c['mean_candidates_per_user']:.0f} per user, {c['generate_and_merge_ms_per_user']:.1f} ms per "
+        f"user; cover/novel over the 500; serving's quotas {json.dumps(c['quotas'])}"
+    )
     lines.append(f"  {'source':20s} {'served':>6s} {'listed':>7s} {'R(listed)':>9s}")
     for name, s in c["per_source"].items():
         lines.append(f"  {name:20s} {s['users_served']:6d} {s['listed_share']:7.3f} {s['recall_of_listed']:9.3f}")
     if result["training_time"]:
-        lines.append("median fit seconds, ours vs implicit: "
-                     + json.dumps({k: round(v, 2) for k, v in result["training_time"]["median_fit_seconds"].items()}))
+        lines.append(
+            "median fit seconds, ours vs implicit: "
+            + json.dumps({k: round(v, 2) for k, v in result["training_time"]["median_fit_seconds"].items()})
+        )
     return "\n".join(lines)
 
 
@@ -73,8 +84,9 @@ def write_plot(result: dict[str, Any], path: Path) -> None:
     for offset, (key, label) in enumerate(keys):
         left.bar(x + offset * width - 0.4 + width / 2, [value[key] for value in values], width, label=label)
     left.set_xticks(x, names, rotation=35, ha="right")
-    left.set_title(f"{result.get('layout', 'ml-100k')}, Recommenders protocol (item-stratified 75/25, "
-                   "seed 42): test split")
+    left.set_title(
+        f"{result.get('layout', 'ml-100k')}, Recommenders protocol (item-stratified 75/25, seed 42): test split"
+    )
     left.axvline(len(rows) - 0.5, color="grey", linestyle=":")
     left.legend()
     left.grid(axis="y", alpha=0.3)

@@ -1,4 +1,5 @@
 """Scoring top lists of one split under the Microsoft Recommenders protocol (pure: no Django)."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -4,6 +4,7 @@ Each family's grid stops at its time box; the best setting by validation NDCG@10
 picked from validation checkpoints of one run per architecture. implicit's own classes are fitted beside ours
 with the same hyper-parameters (the "implicit ... direct" rows and the fit-time comparison).
 """
+
 from __future__ import annotations
 
 import itertools
@@ -25,16 +26,30 @@ from recommendations.ml.ncf import NCFRecommender
 GRIDS: dict[str, dict[str, list[Any]]] = {
     # A first run picked the corner (regularization 50, alpha 2) of a 16-128 × 1-50 × 0.5-2 grid: this one
     # surrounds it.
-    "MF-ALS": {"n_factors": [32, 64, 128], "regularization": [5.0, 20.0, 50.0, 100.0], "alpha": [1.0, 2.0, 4.0],
-               "n_epochs": [20]},
+    "MF-ALS": {
+        "n_factors": [32, 64, 128],
+        "regularization": [5.0, 20.0, 50.0, 100.0],
+        "alpha": [1.0, 2.0, 4.0],
+        "n_epochs": [20],
+    },
     # implicit's BPR overfits ml-100k past ~100 epochs at these rates: the grid spans the useful range.
-    "MF-BPR": {"n_factors": [32, 64, 128], "learning_rate": [0.002, 0.005, 0.01], "regularization": [0.01],
-               "n_epochs": [50, 100]},
-    "MF-SGD": {"n_factors": [64], "learning_rate": [0.005, 0.01, 0.02], "regularization": [0.005, 0.02, 0.1],
-               "n_epochs": [20]},
+    "MF-BPR": {
+        "n_factors": [32, 64, 128],
+        "learning_rate": [0.002, 0.005, 0.01],
+        "regularization": [0.01],
+        "n_epochs": [50, 100],
+    },
+    "MF-SGD": {
+        "n_factors": [64],
+        "learning_rate": [0.005, 0.01, 0.02],
+        "regularization": [0.005, 0.02, 0.1],
+        "n_epochs": [20],
+    },
     "NCF": {"embedding_dim": [8, 16, 32], "hidden_layers": [[64, 32, 16]]},  # epochs: checkpoints of one run
-    "content similarity": {"n_neighbors": [50, 100, 200],
-                           "fields": [{"genres": 1.0}, {"genres": 1.0, "keywords": 1.0}]},
+    "content similarity": {
+        "n_neighbors": [50, 100, 200],
+        "fields": [{"genres": 1.0}, {"genres": 1.0, "keywords": 1.0}],
+    },
     "EASE": {"regularization": [100.0, 250.0, 500.0, 1000.0], "binary": [True]},
 }
 NCF_MAX_EPOCHS = 20
@@ -49,10 +64,13 @@ def grid(space: dict[str, list[Any]]) -> Iterator[dict[str, Any]]:
         yield dict(zip(space, values, strict=True))
 
 
-
 def tune(
-    family: str, make: Callable[[dict[str, Any]], Any], fit: Callable[[Any], Any],
-    evaluation: Evaluation, seconds: float, log: Log,
+    family: str,
+    make: Callable[[dict[str, Any]], Any],
+    fit: Callable[[Any], Any],
+    evaluation: Evaluation,
+    seconds: float,
+    log: Log,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Try the family's grid on the validation split until the time box is spent; best by NDCG@10."""
     started, trials = time.perf_counter(), list[dict[str, Any]]()
@@ -76,9 +94,7 @@ def tune_ncf(evaluation: Evaluation, seconds: float, log: Log) -> tuple[dict[str
             break
         model = NCFRecommender(**params, n_epochs=NCF_MAX_EPOCHS)
 
-        def checkpoint(
-            epoch: int, loss: float, model: NCFRecommender = model, params: dict[str, Any] = params
-        ) -> None:
+        def checkpoint(epoch: int, loss: float, model: NCFRecommender = model, params: dict[str, Any] = params) -> None:
             if epoch % NCF_CHECK_EVERY == 0:
                 ids, _ = model.recommend_many(evaluation.users, K)
                 trials.append({"params": {**params, "n_epochs": epoch}, **evaluation.accuracy(ids), "loss": loss})
@@ -97,13 +113,20 @@ def implicit_fit(objective: str, params: dict[str, Any], matrix: Any, threads: i
     with threadpoolctl.threadpool_limits(1, "blas"):
         if objective == "als":
             model = AlternatingLeastSquares(
-                factors=params["n_factors"], regularization=params["regularization"], alpha=params["alpha"],
-                iterations=params["n_epochs"], random_state=42, num_threads=threads,
+                factors=params["n_factors"],
+                regularization=params["regularization"],
+                alpha=params["alpha"],
+                iterations=params["n_epochs"],
+                random_state=42,
+                num_threads=threads,
             )
         else:
             model = BayesianPersonalizedRanking(
-                factors=params["n_factors"], learning_rate=params["learning_rate"],
-                regularization=params["regularization"], iterations=params["n_epochs"], random_state=42,
+                factors=params["n_factors"],
+                learning_rate=params["learning_rate"],
+                regularization=params["regularization"],
+                iterations=params["n_epochs"],
+                random_state=42,
                 num_threads=threads,
             )
         started = time.perf_counter()

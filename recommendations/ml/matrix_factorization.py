@@ -1,4 +1,5 @@
 """Matrix factorization: weighted ALS or BPR through `implicit`, or our own mini-batch SGD rating regression."""
+
 from __future__ import annotations
 
 import time
@@ -33,8 +34,15 @@ class MatrixFactorization(Recommender):
     """
 
     params = (
-        "n_factors", "n_epochs", "regularization", "alpha", "objective", "learning_rate", "batch_size",
-        "random_state", "num_threads",
+        "n_factors",
+        "n_epochs",
+        "regularization",
+        "alpha",
+        "objective",
+        "learning_rate",
+        "batch_size",
+        "random_state",
+        "num_threads",
     )
     global_mean: float = 0.0
 
@@ -91,14 +99,23 @@ class MatrixFactorization(Recommender):
             from implicit.cpu.als import AlternatingLeastSquares
 
             return partial(
-                AlternatingLeastSquares, factors=self.n_factors, regularization=self.regularization, alpha=self.alpha,
-                iterations=self.n_epochs, random_state=self.random_state, num_threads=self.num_threads,
+                AlternatingLeastSquares,
+                factors=self.n_factors,
+                regularization=self.regularization,
+                alpha=self.alpha,
+                iterations=self.n_epochs,
+                random_state=self.random_state,
+                num_threads=self.num_threads,
             )
         from implicit.cpu.bpr import BayesianPersonalizedRanking
 
         return partial(
-            BayesianPersonalizedRanking, factors=self.n_factors, learning_rate=self.learning_rate,
-            regularization=self.regularization, iterations=self.n_epochs, random_state=self.random_state,
+            BayesianPersonalizedRanking,
+            factors=self.n_factors,
+            learning_rate=self.learning_rate,
+            regularization=self.regularization,
+            iterations=self.n_epochs,
+            random_state=self.random_state,
             num_threads=self.num_threads,
         )
 

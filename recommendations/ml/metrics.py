@@ -4,6 +4,7 @@ Ranking metrics take a `hits` matrix, bool (n_users, k): hits[u, r] is True when
 user u's list is a test item, and `n_relevant`, int (n_users,): |test items| of each user. Users with no
 test item are left out of the means, so the means run over the users present in both test and predictions.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """Neural collaborative filtering (NeuMF: GMF and MLP towers fused), its trainer and its recommender wrapper."""
+
 from __future__ import annotations
 
 import time
@@ -186,8 +187,14 @@ class NCFRecommender(Recommender):
     """The Recommender interface around NeuralCollaborativeFiltering: fit, recommend, save, load."""
 
     params = (
-        "embedding_dim", "hidden_layers", "n_epochs", "batch_size", "learning_rate", "weight_decay",
-        "n_negatives", "seed",
+        "embedding_dim",
+        "hidden_layers",
+        "n_epochs",
+        "batch_size",
+        "learning_rate",
+        "weight_decay",
+        "n_negatives",
+        "seed",
     )
 
     def __init__(
@@ -213,8 +220,12 @@ class NCFRecommender(Recommender):
 
     def _network(self) -> NeuralCollaborativeFiltering:
         return NeuralCollaborativeFiltering(
-            len(self.user_map), len(self.item_map), self.embedding_dim, self.hidden_layers,
-            user_map=self.user_map, item_map=self.item_map,
+            len(self.user_map),
+            len(self.item_map),
+            self.embedding_dim,
+            self.hidden_layers,
+            user_map=self.user_map,
+            item_map=self.item_map,
         )
 
     def fit(
@@ -234,9 +245,16 @@ class NCFRecommender(Recommender):
         torch.manual_seed(self.seed)  # the initial weights too
         self.network = self._network()
         self.losses = train_ncf(
-            self.network, self.user_items, n_epochs=self.n_epochs, batch_size=self.batch_size,
-            learning_rate=self.learning_rate, weight_decay=self.weight_decay, n_negatives=self.n_negatives,
-            seed=self.seed, device=device, on_epoch_end=on_epoch_end,
+            self.network,
+            self.user_items,
+            n_epochs=self.n_epochs,
+            batch_size=self.batch_size,
+            learning_rate=self.learning_rate,
+            weight_decay=self.weight_decay,
+            n_negatives=self.n_negatives,
+            seed=self.seed,
+            device=device,
+            on_epoch_end=on_epoch_end,
         )
         self.fit_seconds = time.perf_counter() - started
         return self

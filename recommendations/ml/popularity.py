@@ -1,4 +1,5 @@
 """Popularity baseline: every user gets the titles most users interacted with in train."""
+
 from __future__ import annotations
 
 import time

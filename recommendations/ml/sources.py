@@ -4,6 +4,7 @@ Every source returns (catalog rows int64 (m,), scores float32 (m,)), best first,
 `allowed` permits and `exclude` does not name. Rows index a CatalogIndex; models score in their own
 item index, mapped to catalog rows once per (model, catalog) by `ItemAlignment`.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -21,8 +22,12 @@ EASE_SOURCE = "ease"  # item-to-item collaborative, where the catalog is small e
 
 SOURCES = (COLLABORATIVE, TRENDING, CONTINUE_WATCHING, SIMILAR_TO_WATCHED, NEW_RELEASES, POPULAR_IN_GENRES, EASE_SOURCE)
 DEFAULT_QUOTAS = {
-    COLLABORATIVE: 200, TRENDING: 100, CONTINUE_WATCHING: 10, SIMILAR_TO_WATCHED: 100, NEW_RELEASES: 50,
-}  # fmt: skip
+    COLLABORATIVE: 200,
+    TRENDING: 100,
+    CONTINUE_WATCHING: 10,
+    SIMILAR_TO_WATCHED: 100,
+    NEW_RELEASES: 50,
+}
 IN_PROGRESS = (0.1, 0.9)  # continue watching: watched share within this range (users.models IN_PROGRESS_*)
 NEW_RELEASE_DAYS = 90
 SAMPLED_TOP_MIN_SIZE = 20_000  # largest_positions samples a threshold from this many scores up
@@ -167,8 +172,13 @@ def ranked_list(
 
 
 def continue_watching(
-    rows: np.ndarray, watch_percentage: np.ndarray, last_watched_seconds: np.ndarray, now_seconds: float, n: int,
-    *, allowed: np.ndarray,
+    rows: np.ndarray,
+    watch_percentage: np.ndarray,
+    last_watched_seconds: np.ndarray,
+    now_seconds: float,
+    n: int,
+    *,
+    allowed: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Titles whose latest viewing stopped at 10–90 %, newest first; score = 1 / (1 + days idle).
 

@@ -1,4 +1,5 @@
 """The Microsoft Recommenders MovieLens-100k split: random, stratified by item, 75/25."""
+
 from __future__ import annotations
 
 import numpy as np

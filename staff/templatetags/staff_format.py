@@ -1,4 +1,5 @@
 """Template filters for numbers people read: {{ run.duration_seconds|duration }}, {{ rows|thousands }}, {{ share|percent }}."""
+
 from __future__ import annotations
 
 from django import template

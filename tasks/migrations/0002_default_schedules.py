@@ -5,7 +5,7 @@ from tasks.schedules import DEFAULT_SCHEDULES, sync_default_schedules
 
 def add_default_schedules(apps, schema_editor):
     sync_default_schedules(apps.get_model("django_celery_beat", "PeriodicTask"),
-                           apps.get_model("django_celery_beat", "CrontabSchedule"))  # fmt: skip
+                           apps.get_model("django_celery_beat", "CrontabSchedule"))
 
 
 def remove_default_schedules(apps, schema_editor):

@@ -6,7 +6,7 @@ from tasks.schedules import sync_default_schedules
 def add_missing_schedules(apps, schema_editor):
     # Adds the schedules introduced since 0002 (by name); existing ones are never touched.
     sync_default_schedules(apps.get_model("django_celery_beat", "PeriodicTask"),
-                           apps.get_model("django_celery_beat", "CrontabSchedule"))  # fmt: skip
+                           apps.get_model("django_celery_beat", "CrontabSchedule"))
 
 
 class Migration(migrations.Migration):

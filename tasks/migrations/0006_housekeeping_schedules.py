@@ -8,7 +8,7 @@ def add_missing_schedules(apps, schema_editor):
     # IntervalSchedule); existing schedules are never touched.
     sync_default_schedules(apps.get_model("django_celery_beat", "PeriodicTask"),
                            apps.get_model("django_celery_beat", "CrontabSchedule"),
-                           apps.get_model("django_celery_beat", "IntervalSchedule"))  # fmt: skip
+                           apps.get_model("django_celery_beat", "IntervalSchedule"))
 
 
 class Migration(migrations.Migration):

@@ -3,6 +3,7 @@
 One browser for the whole run; each test gets a fresh context (cookies, storage). Screenshots go to
 var/test-artifacts/screenshots/. `make test` installs chromium when it is missing; never `playwright install`.
 """
+
 from __future__ import annotations
 
 import os
@@ -15,8 +16,14 @@ from django.core.cache import cache
 from ranking.rules import RULES_VERSION_KEY
 
 CHROMIUM = Path(os.environ.get("RECO_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--no-first-run"]  # fmt: skip
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 SCREENSHOTS = Path(__file__).resolve().parent.parent.parent / "var" / "test-artifacts" / "screenshots"
 VIEWPORT = {"width": 1440, "height": 1000}
 

@@ -1,5 +1,6 @@
 """Without internet (every request to another host refused), the landing page and the interactive API docs load
 from the project itself and list every operation of the schema (issue #18)."""
+
 from __future__ import annotations
 
 from urllib.parse import urlsplit
@@ -34,7 +35,9 @@ def offline_page(page, live_server):
 
 def _schema_operations() -> set[tuple[str, str]]:
     schema = SchemaGenerator().get_schema(request=None, public=True)
-    return {(method.upper(), path) for path, item in schema["paths"].items() for method in item if method in HTTP_METHODS}
+    return {
+        (method.upper(), path) for path, item in schema["paths"].items() for method in item if method in HTTP_METHODS
+    }
 
 
 def test_the_api_docs_list_every_operation_with_the_network_off(offline_page, screenshot):

@@ -1,5 +1,6 @@
 """The admin and staff pages at 1280 px: nothing cut off or scrolled sideways, numbers as people read them, and
 model activations and rollbacks that ask first (issue #18). Screenshots land in var/test-artifacts/screenshots/."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -60,33 +61,81 @@ def _operator_world() -> dict:
     call_command("sync_schedules", verbosity=0)
     now = timezone.now()
     worker = "reco-worker-features-7f9c6d5b8-x2kqp.internal:1234567"
-    for job, status in (("tasks.features.refresh_content_features", JobRun.Status.SUCCEEDED),
-                        ("tasks.training.train_model", JobRun.Status.FAILED),
-                        ("tasks.features.refresh_recent_user_features", JobRun.Status.SKIPPED),
-                        ("tasks.experiments.compute_experiment_metrics", JobRun.Status.LOST),
-                        ("tasks.maintenance.mark_lost_job_runs", JobRun.Status.RETRYING)):  # fmt: skip
-        JobRunFactory(job=job, status=status, started_at=now - dt.timedelta(minutes=7), duration_seconds=0.5532059140000456,
-                      rows_written=1_234_567, worker=worker, params={"args": [], "kwargs": {"kind": "mf"}},
-                      error="Traceback (most recent call last):\nValueError: " + "a long error message " * 8)  # fmt: skip
-    parent = JobRunFactory(job="tasks.features.refresh_user_features", status=JobRun.Status.RUNNING, started_at=now,
-                           duration_seconds=None, shards_total=50, shards_done=37, shards_failed=1, worker=worker)  # fmt: skip
+    for job, status in (
+        ("tasks.features.refresh_content_features", JobRun.Status.SUCCEEDED),
+        ("tasks.training.train_model", JobRun.Status.FAILED),
+        ("tasks.features.refresh_recent_user_features", JobRun.Status.SKIPPED),
+        ("tasks.experiments.compute_experiment_metrics", JobRun.Status.LOST),
+        ("tasks.maintenance.mark_lost_job_runs", JobRun.Status.RETRYING),
+    ):
+        JobRunFactory(
+            job=job,
+            status=status,
+            started_at=now - dt.timedelta(minutes=7),
+            duration_seconds=0.5532059140000456,
+            rows_written=1_234_567,
+            worker=worker,
+            params={"args": [], "kwargs": {"kind": "mf"}},
+            error="Traceback (most recent call last):\nValueError: " + "a long error message " * 8,
+        )
+    parent = JobRunFactory(
+        job="tasks.features.refresh_user_features",
+        status=JobRun.Status.RUNNING,
+        started_at=now,
+        duration_seconds=None,
+        shards_total=50,
+        shards_done=37,
+        shards_failed=1,
+        worker=worker,
+    )
     for number in range(3):
-        JobShard.objects.create(parent=parent, number=number, range_start=number * 50_000, range_end=(number + 1) * 50_000,
-                                status=JobShard.Status.DONE, attempts=1, rows_written=49_999, duration_seconds=61.2345678)  # fmt: skip
-        JobRunFactory(job="tasks.features.refresh_user_features_shard", parent=parent, worker=worker, duration_seconds=61.2345678,
-                      params={"args": [number * 50_000, (number + 1) * 50_000], "kwargs": {"shard_id": number}})  # fmt: skip
-    change = RuleChangeFactory(changes={"starts_at": {"before": None, "after": now.isoformat()},
-                                        "is_active": {"before": True, "after": False},
-                                        "multiplier": {"before": "1.50", "after": "3.00"}})  # fmt: skip
+        JobShard.objects.create(
+            parent=parent,
+            number=number,
+            range_start=number * 50_000,
+            range_end=(number + 1) * 50_000,
+            status=JobShard.Status.DONE,
+            attempts=1,
+            rows_written=49_999,
+            duration_seconds=61.2345678,
+        )
+        JobRunFactory(
+            job="tasks.features.refresh_user_features_shard",
+            parent=parent,
+            worker=worker,
+            duration_seconds=61.2345678,
+            params={"args": [number * 50_000, (number + 1) * 50_000], "kwargs": {"shard_id": number}},
+        )
+    change = RuleChangeFactory(
+        changes={
+            "starts_at": {"before": None, "after": now.isoformat()},
+            "is_active": {"before": True, "after": False},
+            "multiplier": {"before": "1.50", "after": "3.00"},
+        }
+    )
     BoostFactory(name="Christmas originals push in every country we serve", multiplier=Decimal("3.00"))
-    experiment = ExperimentFactory(name="ranker-v2-vs-v1-with-a-long-experiment-name", description="Does it lift engagement?")
+    experiment = ExperimentFactory(
+        name="ranker-v2-vs-v1-with-a-long-experiment-name", description="Does it lift engagement?"
+    )
     control = ArmFactory(experiment=experiment, name="control", is_baseline=True, traffic_share=Decimal("0.5"))
-    treatment = ArmFactory(experiment=experiment, name="new-ranker-with-bandit-exploration", traffic_share=Decimal("0.5"))
+    treatment = ArmFactory(
+        experiment=experiment, name="new-ranker-with-bandit-exploration", traffic_share=Decimal("0.5")
+    )
     for metric, base in ((Metric.CTR, 0.0512345678), (Metric.ENGAGEMENT, 0.1034567891)):
-        ExperimentResultFactory(arm=control, metric=metric, value=base, ci_low=base * 0.9, ci_high=base * 1.1, computed_at=now)
-        ExperimentResultFactory(arm=treatment, metric=metric, value=base * 1.2, ci_low=base * 1.1, ci_high=base * 1.3,
-                                delta_vs_baseline=base * 0.2, p_value_vs_baseline=0.0123456789, significant=True,
-                                computed_at=now)  # fmt: skip
+        ExperimentResultFactory(
+            arm=control, metric=metric, value=base, ci_low=base * 0.9, ci_high=base * 1.1, computed_at=now
+        )
+        ExperimentResultFactory(
+            arm=treatment,
+            metric=metric,
+            value=base * 1.2,
+            ci_low=base * 1.1,
+            ci_high=base * 1.3,
+            delta_vs_baseline=base * 0.2,
+            p_value_vs_baseline=0.0123456789,
+            significant=True,
+            computed_at=now,
+        )
     event = ViewingEvent.objects.select_related("profile", "title").first()
     EventFactory(profile=event.profile, title=event.title)
     return {"parent": parent, "change": change, "profile": event.profile_id}
@@ -146,7 +195,9 @@ def test_every_admin_and_staff_page_fits_1280_px_and_shows_numbers_for_people(na
     assert "Starts at" in audit and "Active" in audit and "starts_at" not in audit and "is_active" not in audit
 
 
-def test_activate_and_roll_back_ask_for_confirmation_in_the_admin_and_on_the_models_page(narrow_page, serving_world, screenshot):
+def test_activate_and_roll_back_ask_for_confirmation_in_the_admin_and_on_the_models_page(
+    narrow_page, serving_world, screenshot
+):
     UserFactory(username="ada-admin", is_staff=True, is_superuser=True, password=PASSWORD)
     active = ModelVersion.objects.get(kind=ModelKind.POPULARITY, status=ModelVersion.Status.ACTIVE)
     newer = model_train(kind=ModelKind.POPULARITY, activation="never").version

@@ -1,6 +1,7 @@
 """End to end in headless Chromium: an editor previews a homepage, reads why a title is there, boosts the
 originals in the admin and sees the preview change; the other staff pages render; a user outside staff is
 refused everywhere. Screenshots of every page land in var/test-artifacts/screenshots/."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -46,24 +47,45 @@ def _operator_data() -> None:
     """What the jobs and experiments pages show: schedules, runs (one failed), an experiment with results."""
     call_command("sync_schedules", verbosity=0)
     now = timezone.now()
-    JobRunFactory(job="tasks.features.refresh_content_features", started_at=now - dt.timedelta(minutes=5),
-                  duration_seconds=12.4, rows_written=600)  # fmt: skip
-    JobRunFactory(job="tasks.training.train_model", status=JobRun.Status.FAILED, started_at=now - dt.timedelta(hours=2),
-                  duration_seconds=3.2, error="Traceback (most recent call last):\nValueError: no viewing history")  # fmt: skip
+    JobRunFactory(
+        job="tasks.features.refresh_content_features",
+        started_at=now - dt.timedelta(minutes=5),
+        duration_seconds=12.4,
+        rows_written=600,
+    )
+    JobRunFactory(
+        job="tasks.training.train_model",
+        status=JobRun.Status.FAILED,
+        started_at=now - dt.timedelta(hours=2),
+        duration_seconds=3.2,
+        error="Traceback (most recent call last):\nValueError: no viewing history",
+    )
     experiment = ExperimentFactory(name="ranker-v2-vs-v1", description="Does the new ranker lift engagement?")
     control = ArmFactory(experiment=experiment, name="control", is_baseline=True, traffic_share=Decimal("0.5"))
     treatment = ArmFactory(experiment=experiment, name="new-ranker", traffic_share=Decimal("0.5"))
     for metric, base, lift in ((Metric.CTR, 0.05, 0.004), (Metric.ENGAGEMENT, 0.10, 0.02)):
-        ExperimentResultFactory(arm=control, metric=metric, value=base, ci_low=base * 0.9, ci_high=base * 1.1, computed_at=now)
-        ExperimentResultFactory(arm=treatment, metric=metric, value=base + lift, ci_low=(base + lift) * 0.9,
-                                ci_high=(base + lift) * 1.1, delta_vs_baseline=lift, p_value_vs_baseline=0.01,
-                                significant=True, computed_at=now)  # fmt: skip
+        ExperimentResultFactory(
+            arm=control, metric=metric, value=base, ci_low=base * 0.9, ci_high=base * 1.1, computed_at=now
+        )
+        ExperimentResultFactory(
+            arm=treatment,
+            metric=metric,
+            value=base + lift,
+            ci_low=(base + lift) * 0.9,
+            ci_high=(base + lift) * 1.1,
+            delta_vs_baseline=lift,
+            p_value_vs_baseline=0.01,
+            significant=True,
+            computed_at=now,
+        )
 
 
 def test_an_editor_previews_a_homepage_boosts_originals_and_sees_the_preview_change(page, serving_world, screenshot):
     editor = _editor()
     _operator_data()
-    profile = Profile.objects.get(pk=ViewingEvent.objects.order_by("-profile_id").values_list("profile_id", flat=True)[0])
+    profile = Profile.objects.get(
+        pk=ViewingEvent.objects.order_by("-profile_id").values_list("profile_id", flat=True)[0]
+    )
 
     _log_in(page, editor.username, next_url="/admin/")
     page.wait_for_url("**/admin/")
@@ -164,9 +186,18 @@ def test_a_user_outside_staff_is_refused_everywhere(page, live_server, screensho
     # ... and a session of theirs opened elsewhere gets a 403 page, and no admin.
     client = Client()
     client.force_login(outsider)
-    page.context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}])
-    for url in ("/staff/", "/staff/preview/", "/staff/models/", "/staff/jobs/", "/staff/experiments/",
-                "/staff/health/", "/staff/health.json"):  # fmt: skip
+    page.context.add_cookies(
+        [{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}]
+    )
+    for url in (
+        "/staff/",
+        "/staff/preview/",
+        "/staff/models/",
+        "/staff/jobs/",
+        "/staff/experiments/",
+        "/staff/health/",
+        "/staff/health.json",
+    ):
         response = page.goto(url)
         assert response.status == 403, url
     page.goto("/staff/preview/")

@@ -1,4 +1,5 @@
 """The catalog admin: pages open, search and filters return the right titles, editors can curate."""
+
 from __future__ import annotations
 
 import importlib
@@ -90,11 +91,15 @@ def test_tier_filter_returns_only_titles_whose_mask_includes_the_tier(admin_clie
     titles = {mask: TitleFactory(available_tiers=mask).pk for mask in masks}
 
     assert listed(admin_client, Title, tier=SubscriptionTier.BASIC) == {
-        titles[BASIC], titles[BASIC | PREMIUM], titles[ALL_TIERS_MASK]
+        titles[BASIC],
+        titles[BASIC | PREMIUM],
+        titles[ALL_TIERS_MASK],
     }
     assert listed(admin_client, Title, tier=SubscriptionTier.STANDARD) == {titles[STANDARD], titles[ALL_TIERS_MASK]}
     assert listed(admin_client, Title, tier=SubscriptionTier.PREMIUM) == {
-        titles[PREMIUM], titles[BASIC | PREMIUM], titles[ALL_TIERS_MASK]
+        titles[PREMIUM],
+        titles[BASIC | PREMIUM],
+        titles[ALL_TIERS_MASK],
     }
 
 
@@ -204,8 +209,11 @@ def test_editors_group_grants_exactly_the_listed_permissions():
     rows = group.permissions.values_list("content_type__app_label", "codename")
     granted = {f"{app_label}.{codename}" for app_label, codename in rows}
 
-    assert granted == (set(editors_migration.EDITOR_PERMISSIONS) | set(ranking_editors_migration.EDITOR_PERMISSIONS)
-                       | set(diversity_migration.EDITOR_PERMISSIONS))  # fmt: skip
+    assert granted == (
+        set(editors_migration.EDITOR_PERMISSIONS)
+        | set(ranking_editors_migration.EDITOR_PERMISSIONS)
+        | set(diversity_migration.EDITOR_PERMISSIONS)
+    )
     catalog_grants = {name for name in granted if not name.startswith("ranking.")}  # editors delete rules, not titles
     assert not any(name.startswith("users.") or name.split(".")[1].startswith("delete_") for name in catalog_grants)
 
@@ -217,7 +225,9 @@ def test_editors_group_migration_is_idempotent_and_reversible():
     editors_migration.grant_editor_permissions(state_apps, schema_editor)
     editors_migration.grant_editor_permissions(state_apps, schema_editor)
     group = Group.objects.get(name=editors_migration.EDITORS_GROUP)
-    assert group.permissions.exclude(content_type__app_label="ranking").count() == len(editors_migration.EDITOR_PERMISSIONS)
+    assert group.permissions.exclude(content_type__app_label="ranking").count() == len(
+        editors_migration.EDITOR_PERMISSIONS
+    )
 
     editors_migration.delete_editors_group(state_apps, schema_editor)
     assert not Group.objects.filter(name=editors_migration.EDITORS_GROUP).exists()

@@ -1,5 +1,6 @@
 """One private Redis Cluster (3 masters + 3 replicas, tests/clusterkit.py) for the whole session, and the
 settings that put the process's cache, feature store, rate limits, locks and statuses on it."""
+
 from __future__ import annotations
 
 import uuid

@@ -1,5 +1,6 @@
 """A killed master on the cluster: only the profiles on its slots degrade (flagged, at once, no hang), the
 others stay full, and all are full again once its replica is promoted; readiness and health say so."""
+
 from __future__ import annotations
 
 import time
@@ -22,8 +23,9 @@ def test_a_killed_master_degrades_only_its_profiles_until_its_replica_takes_over
     cluster_store.set_many("user", ids, values)
     cluster_store.publish_matrix("content", np.arange(1, 4), np.tile(CONTENT_FEATURES.defaults, (3, 1)))
     slots = cluster.slot_map()
-    owner = {int(i): cluster.node_for_key(feature_key("user", int(i), namespace=cluster_store.namespace), slots)
-             for i in ids}  # fmt: skip
+    owner = {
+        int(i): cluster.node_for_key(feature_key("user", int(i), namespace=cluster_store.namespace), slots) for i in ids
+    }
     victim = cluster.masters()[0]
     on_victim = {i for i, node in owner.items() if node is victim}
     assert 0 < len(on_victim) < PROFILES
@@ -60,8 +62,10 @@ def test_a_killed_master_degrades_only_its_profiles_until_its_replica_takes_over
         time.sleep(0.1)
     assert recovered_at is not None, "the promoted replica never served the killed master's profiles"
     seconds = recovered_at - killed_at
-    print(f"\nfull answers again {seconds:.1f} s after the master was killed ({len(on_victim)} of {PROFILES} "
-          "profiles were on it)")  # fmt: skip
+    print(
+        f"\nfull answers again {seconds:.1f} s after the master was killed ({len(on_victim)} of {PROFILES} "
+        "profiles were on it)"
+    )
     assert seconds < RECOVERY_BOUND_SECONDS
     assert probes._redis_state() == "ok"  # the dead node holds no slots any more
     assert redis_check()["detail"].startswith("cluster: 3 of 3 masters answer")
@@ -83,8 +87,11 @@ def test_a_hung_master_costs_its_profiles_one_timeout_and_others_nothing(cluster
     cluster_store.set_many("content", [1], np.tile(CONTENT_FEATURES.defaults, (1, 1)))
     slots = cluster.slot_map()
     victim = cluster.masters()[-1]
-    on_victim = {i for i in ids
-                 if cluster.node_for_key(feature_key("user", i, namespace=cluster_store.namespace), slots) is victim}  # fmt: skip
+    on_victim = {
+        i
+        for i in ids
+        if cluster.node_for_key(feature_key("user", i, namespace=cluster_store.namespace), slots) is victim
+    }
     cluster.freeze(victim)
     try:
         started = time.perf_counter()
@@ -95,10 +102,16 @@ def test_a_hung_master_costs_its_profiles_one_timeout_and_others_nothing(cluster
     degraded = {i for i, read in reads.items() if read.user.store_unavailable}
     assert degraded == on_victim  # its breaker opened at the first timeout (0.5 s here), the rest failed at once
     assert all(reads[i].user.computed_at is not None for i in set(ids) - on_victim)
-    titles_on_victim = cluster.node_for_key(feature_key("content", 1, namespace=cluster_store.namespace), slots) is victim
+    titles_on_victim = (
+        cluster.node_for_key(feature_key("content", 1, namespace=cluster_store.namespace), slots) is victim
+    )
     assert all(read.content.store_unavailable == titles_on_victim for read in reads.values())
     assert all(read.content.found.all() != titles_on_victim for read in reads.values())
     assert elapsed < 2.0, elapsed  # one socket timeout, not one per profile (300 × 0.5 s)
-    wait_until(lambda: not cluster_store.get_request_features(min(on_victim), [1]).user.store_unavailable,
-               seconds=5, interval=0.05, what="the thawed master served again")  # fmt: skip
+    wait_until(
+        lambda: not cluster_store.get_request_features(min(on_victim), [1]).user.store_unavailable,
+        seconds=5,
+        interval=0.05,
+        what="the thawed master served again",
+    )
     cluster.wait_ok(seconds=15)

@@ -1,5 +1,6 @@
 """The online feature store on a Redis Cluster: round trips, one command on one node per profile read, writes
 spread over every master, and the in-process title features following the announced version."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -33,11 +34,14 @@ def test_store_round_trip_on_the_cluster(cluster_store, cluster):
     assert titles.found.all()
     # profiles spread over every master; the titles share one slot ({titles}), so one node holds them all
     slots = cluster.slot_map()
-    owners = {cluster.node_for_key(feature_key("user", i, namespace=cluster_store.namespace), slots).name
-              for i in ids[:60]}  # fmt: skip
+    owners = {
+        cluster.node_for_key(feature_key("user", i, namespace=cluster_store.namespace), slots).name for i in ids[:60]
+    }
     assert owners == {m.name for m in cluster.masters()}
-    title_owners = {cluster.node_for_key(feature_key("content", i, namespace=cluster_store.namespace), slots).name
-                    for i in range(0, 500, 50)}  # fmt: skip
+    title_owners = {
+        cluster.node_for_key(feature_key("content", i, namespace=cluster_store.namespace), slots).name
+        for i in range(0, 500, 50)
+    }
     assert len(title_owners) == 1
 
 

@@ -1,5 +1,6 @@
 """The request path on the cluster, end to end: features refreshed onto it, a full answer cached in it, the
 rules version announced through it; and a profile whose master is gone answers flagged, not failed."""
+
 from __future__ import annotations
 
 import uuid

@@ -1,5 +1,6 @@
 """Everything else the process keeps in Redis, on the cluster: the cache API (multi-key calls over many slots),
 rate limits (one script, one key), job locks, process statuses, health and readiness."""
+
 from __future__ import annotations
 
 import json

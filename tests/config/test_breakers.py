@@ -1,4 +1,5 @@
 """Circuit breakers on processes the test owns: its own redis-server, a TCP proxy in front of PostgreSQL."""
+
 from __future__ import annotations
 
 import time
@@ -45,8 +46,13 @@ def test_a_success_resets_the_count_of_failures_in_a_row():
 
 
 def _client(url: str) -> redis.Redis:
-    pool = redis.ConnectionPool.from_url(url, connection_class=BreakerConnection, socket_timeout=0.3,
-                                         socket_connect_timeout=0.3, retry=Retry(NoBackoff(), 1))  # fmt: skip
+    pool = redis.ConnectionPool.from_url(
+        url,
+        connection_class=BreakerConnection,
+        socket_timeout=0.3,
+        socket_connect_timeout=0.3,
+        retry=Retry(NoBackoff(), 1),
+    )
     return redis.Redis(connection_pool=pool)
 
 
@@ -117,8 +123,9 @@ def test_log_records_about_an_open_circuit_are_dropped():
     from config.breakers import SkipOpenCircuit
 
     def record(exc: BaseException | None, *args: object) -> logging.LogRecord:
-        return logging.LogRecord("x", logging.WARNING, __file__, 1, "msg %s", args or None,
-                                 (type(exc), exc, None) if exc else None)  # fmt: skip
+        return logging.LogRecord(
+            "x", logging.WARNING, __file__, 1, "msg %s", args or None, (type(exc), exc, None) if exc else None
+        )
 
     try:
         try:

@@ -1,4 +1,5 @@
 """Every error over HTTP is JSON {code, message, details}; bodies are bounded; limits count cost; scopes hold."""
+
 from __future__ import annotations
 
 import json
@@ -86,9 +87,16 @@ def test_deeply_nested_json_is_400_not_500(path):
     nested = "[" * 5000 + "]" * 5000
     body = assert_error(_api().generic("POST", path, nested, content_type="application/json"), 400, "malformed_request")
     assert "nested" in body["message"]
-    assert_error(_api(key="k2-0123456789abcdefghij", name="k2").generic(
-        "POST", path, json.dumps({"events": [{"a": [[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]}]}),
-        content_type="application/json"), 400, "malformed_request")  # fmt: skip
+    assert_error(
+        _api(key="k2-0123456789abcdefghij", name="k2").generic(
+            "POST",
+            path,
+            json.dumps({"events": [{"a": [[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]}]}),
+            content_type="application/json",
+        ),
+        400,
+        "malformed_request",
+    )
 
 
 def test_a_body_over_the_byte_limit_is_413(settings):
@@ -118,9 +126,11 @@ def test_an_unknown_profile_in_a_batch_is_an_entry_in_the_error_shape():
 
 def test_the_schema_documents_every_error_status_and_only_json_bodies():
     schema = _api().get("/api/schema/", {"format": "json"}).json()
-    expected = {"/api/recs": ("get", {"400", "401", "403", "404", "429", "503"}),
-                "/api/recs/batch": ("post", {"400", "401", "403", "413", "429", "503"}),
-                "/api/events": ("post", {"400", "401", "403", "413", "429", "503"})}  # fmt: skip
+    expected = {
+        "/api/recs": ("get", {"400", "401", "403", "404", "429", "503"}),
+        "/api/recs/batch": ("post", {"400", "401", "403", "413", "429", "503"}),
+        "/api/events": ("post", {"400", "401", "403", "413", "429", "503"}),
+    }
     for path, (method, statuses) in expected.items():
         operation = schema["paths"][path][method]
         assert statuses <= set(operation["responses"]), (path, sorted(operation["responses"]))

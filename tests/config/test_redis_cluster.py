@@ -1,5 +1,6 @@
 """Redis Cluster settings and the failure contract without a cluster: malformed URLs refuse to start; a cluster
 no node of which answers is "Redis unavailable" (a redis ConnectionError), never another exception."""
+
 from __future__ import annotations
 
 import socket
@@ -35,8 +36,13 @@ def test_an_unreachable_cluster_is_a_connection_error():
 def test_with_no_cluster_node_up_reads_degrade_and_readiness_says_so(settings):
     urls = [f"redis://127.0.0.1:{_closed_port()}", f"redis://127.0.0.1:{_closed_port()}"]
     settings.REDIS_CLUSTER_URLS = urls
-    settings.CACHES = {"default": {"BACKEND": "config.redis_cluster.RedisClusterCache", "LOCATION": urls,
-                                   "OPTIONS": {"socket_timeout": 0.1}}}  # fmt: skip
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "config.redis_cluster.RedisClusterCache",
+            "LOCATION": urls,
+            "OPTIONS": {"socket_timeout": 0.1},
+        }
+    }
     with pytest.raises(redis.exceptions.ConnectionError):
         shared_redis()
     store = FeatureStore(namespace="fs-nowhere")  # constructed all the same: engines are built at import
@@ -53,11 +59,20 @@ def test_redis_cluster_urls_put_the_default_cache_on_the_cluster():
     import subprocess
     import sys
 
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.base", "REDIS_URL": "redis://127.0.0.1:1/0",
-           "REDIS_CLUSTER_URLS": "redis://10.0.0.1:7000, redis://10.0.0.2:7000", "RECO_PROCESS": "web"}  # fmt: skip
-    script = ("import django; django.setup(); from django.conf import settings as s; c = s.CACHES['default']; "
-              "print(c['BACKEND'], c['LOCATION'], c['OPTIONS'], s.FEATURE_TTL_SECONDS['content'])")  # fmt: skip
-    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60, check=True)
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.base",
+        "REDIS_URL": "redis://127.0.0.1:1/0",
+        "REDIS_CLUSTER_URLS": "redis://10.0.0.1:7000, redis://10.0.0.2:7000",
+        "RECO_PROCESS": "web",
+    }
+    script = (
+        "import django; django.setup(); from django.conf import settings as s; c = s.CACHES['default']; "
+        "print(c['BACKEND'], c['LOCATION'], c['OPTIONS'], s.FEATURE_TTL_SECONDS['content'])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60, check=True
+    )
     assert out.stdout.split(" ", 1)[0] == "config.redis_cluster.RedisClusterCache"
     assert "['redis://10.0.0.1:7000', 'redis://10.0.0.2:7000']" in out.stdout
     assert "'socket_timeout': 0.05" in out.stdout and out.stdout.strip().endswith(" 300")

@@ -7,6 +7,7 @@ DATABASE_REPLICA_URLS naming the replica. The replica replays REPLAY_DELAY secon
 so it serves reads, and a read there misses the last REPLAY_DELAY seconds of writes. The response cache is off,
 so every answer is read from a database.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -62,24 +63,41 @@ class ReplicatedWorld:
         return {"X-Api-Key": self.api_key}
 
     def recs(self, profile_id: int, *, timeout: float = 5.0) -> tuple[int, dict]:
-        status, _, body = request(f"{self.server.url}/api/recs?profile_id={profile_id}&n=20&rows=false",
-                                  headers=self.headers, timeout=timeout)  # fmt: skip
+        status, _, body = request(
+            f"{self.server.url}/api/recs?profile_id={profile_id}&n=20&rows=false", headers=self.headers, timeout=timeout
+        )
         return status, json.loads(body)
 
     def batch(self, profile_ids: list[int]) -> tuple[int, dict]:
         body = {"requests": [{"profile_id": pk, "n": 20, "rows": False} for pk in profile_ids]}
-        status, _, answer = request(f"{self.server.url}/api/recs/batch", method="POST", body=json.dumps(body).encode(),
-                                    headers={**self.headers, "Content-Type": "application/json"})  # fmt: skip
+        status, _, answer = request(
+            f"{self.server.url}/api/recs/batch",
+            method="POST",
+            body=json.dumps(body).encode(),
+            headers={**self.headers, "Content-Type": "application/json"},
+        )
         return status, json.loads(answer)
 
     def complete(self, profile_id: int, title_id: int) -> tuple[int, dict]:
         """POST /api/events: the profile finished the title (folded into its history)."""
         now = dt.datetime.now(dt.UTC)
-        events = [{"event_id": f"ryw-{os.getpid()}-{next(_event_ids)}", "type": "complete", "profile_id": profile_id,
-                   "content_id": title_id, "device_type": "tv", "occurred_at": now.isoformat(),
-                   "started_at": (now - dt.timedelta(hours=1)).isoformat()}]  # fmt: skip
-        status, _, body = request(f"{self.server.url}/api/events", method="POST", body=json.dumps({"events": events}).encode(),
-                                  headers={**self.headers, "Content-Type": "application/json"})  # fmt: skip
+        events = [
+            {
+                "event_id": f"ryw-{os.getpid()}-{next(_event_ids)}",
+                "type": "complete",
+                "profile_id": profile_id,
+                "content_id": title_id,
+                "device_type": "tv",
+                "occurred_at": now.isoformat(),
+                "started_at": (now - dt.timedelta(hours=1)).isoformat(),
+            }
+        ]
+        status, _, body = request(
+            f"{self.server.url}/api/events",
+            method="POST",
+            body=json.dumps({"events": events}).encode(),
+            headers={**self.headers, "Content-Type": "application/json"},
+        )
         return status, json.loads(body)
 
     def complete_behind_the_api(self, profile_id: int, title_id: int) -> None:
@@ -88,13 +106,17 @@ class ReplicatedWorld:
             connection.execute(
                 "INSERT INTO users_viewingevent (profile_id, title_id, started_at, last_watched_at, watch_seconds, "
                 "watch_percentage, device_type, completed) VALUES (%s, %s, now() - interval '1 hour', now(), 3600, 1, 1, "
-                "true)", [profile_id, title_id])  # fmt: skip
+                "true)",
+                [profile_id, title_id],
+            )
 
     def replica_has_completed(self, profile_id: int, title_id: int) -> bool:
         with self.pair.replica.connect(self.pair.database) as connection:
-            return connection.execute("SELECT EXISTS (SELECT 1 FROM users_viewingevent WHERE profile_id = %s AND "
-                                      "title_id = %s AND completed)", [profile_id, title_id]).fetchone()[0]  # fmt: skip
-
+            return connection.execute(
+                "SELECT EXISTS (SELECT 1 FROM users_viewingevent WHERE profile_id = %s AND "
+                "title_id = %s AND completed)",
+                [profile_id, title_id],
+            ).fetchone()[0]
 
     def top_title(self, profile_id: int) -> int:
         status, body = self.recs(profile_id)
@@ -110,13 +132,18 @@ class ReplicatedWorld:
         started = time.monotonic()
         status, body = self.recs(profile_id)
         read_ms = (time.monotonic() - started) * 1000
-        return {"profile_id": profile_id, "posted": posted == 200 and result.get("accepted") == 1, "status": status,
-                "read_ms": round(read_ms, 2), "seen": status == 200 and watched not in item_ids(body),
-                "replica_behind": not self.replica_has_completed(profile_id, watched)}  # fmt: skip
+        return {
+            "profile_id": profile_id,
+            "posted": posted == 200 and result.get("accepted") == 1,
+            "status": status,
+            "read_ms": round(read_ms, 2),
+            "seen": status == 200 and watched not in item_ids(body),
+            "replica_behind": not self.replica_has_completed(profile_id, watched),
+        }
 
-
-    def browser_request(self, path: str, *, cookies: dict[str, str], form: dict[str, str] | None = None,
-                        timeout: float = 10.0) -> tuple[int, str, str]:  # fmt: skip
+    def browser_request(
+        self, path: str, *, cookies: dict[str, str], form: dict[str, str] | None = None, timeout: float = 10.0
+    ) -> tuple[int, str, str]:
         """GET (or POST `form`) with `cookies`, which take the response's Set-Cookie values: (status, Location,
         body)."""
         connection = http.client.HTTPConnection(LOOPBACK, self.server.port, timeout=timeout)
@@ -144,8 +171,16 @@ class ReplicatedWorld:
         token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
         if status != 200 or token is None:
             raise AssertionError(f"no login form ({status})")
-        status, location, _ = self.browser_request("/admin/login/?next=/staff/", cookies=cookies, form={
-            "username": STAFF_USER, "password": STAFF_PASSWORD, "csrfmiddlewaretoken": token.group(1), "next": "/staff/"})  # fmt: skip
+        status, location, _ = self.browser_request(
+            "/admin/login/?next=/staff/",
+            cookies=cookies,
+            form={
+                "username": STAFF_USER,
+                "password": STAFF_PASSWORD,
+                "csrfmiddlewaretoken": token.group(1),
+                "next": "/staff/",
+            },
+        )
         if status != 302 or location != "/staff/":
             raise AssertionError(f"login answered {status} to {location!r}")
         return cookies
@@ -156,8 +191,15 @@ def item_ids(body: dict) -> list[int]:
 
 
 def _manage(env: dict[str, str], *args: str, timeout: float = 120.0) -> str:
-    result = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env={**os.environ, **env},
-                            capture_output=True, text=True, timeout=timeout, check=False)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
     if result.returncode != 0:
         raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}")
     return result.stdout
@@ -184,13 +226,19 @@ def replicated_world(*, profiles: int = 120, workers: int = 2) -> Iterator[Repli
             "RECO_RESPONSE_CACHE_SECONDS": "0",
             "LOG_LEVEL": "WARNING",
         }
-        setup = _SETUP.format(accounts=profiles // 2, events=profiles * 40, staff_user=STAFF_USER,
-                              staff_password=STAFF_PASSWORD)  # fmt: skip
-        api_key = next(line.split()[1] for line in _manage(env, "shell", "-c", setup).splitlines()
-                       if line.startswith("API-KEY"))  # fmt: skip
+        setup = _SETUP.format(
+            accounts=profiles // 2, events=profiles * 40, staff_user=STAFF_USER, staff_password=STAFF_PASSWORD
+        )
+        api_key = next(
+            line.split()[1] for line in _manage(env, "shell", "-c", setup).splitlines() if line.startswith("API-KEY")
+        )
         with pair.primary.connect(pair.database) as connection:
-            profile_ids = [row[0] for row in connection.execute(
-                "SELECT DISTINCT profile_id FROM users_viewingevent ORDER BY 1").fetchall()]  # fmt: skip
+            profile_ids = [
+                row[0]
+                for row in connection.execute(
+                    "SELECT DISTINCT profile_id FROM users_viewingevent ORDER BY 1"
+                ).fetchall()
+            ]
         pair.wait_replica_caught_up()
         pair.delay_replica(REPLAY_DELAY)
         with gunicorn_server(env, workers=workers) as server:

@@ -5,6 +5,7 @@ out of the default one, retention drops only whole months past the window (and t
 run changes nothing, a converted table keeps its rows and ids, and a title's week of views reads only the
 partitions of that week.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -25,8 +26,12 @@ from users.models import DeviceType, ViewingEvent
 
 pytestmark = pytest.mark.django_db
 # The events tests' API client and small world, for the tests that post events.
-api, app_client, profiles, titles = (events_fixtures.api, events_fixtures.app_client, events_fixtures.profiles,
-                                     events_fixtures.titles)  # fmt: skip
+api, app_client, profiles, titles = (
+    events_fixtures.api,
+    events_fixtures.app_client,
+    events_fixtures.profiles,
+    events_fixtures.titles,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -80,25 +85,35 @@ def test_creating_a_month_moves_its_rows_out_of_the_default_partition():
 
 def test_copy_creates_the_months_of_its_rows_so_none_lands_in_the_default(profile, title):
     started = np.array(["1999-12-31T23:00:00", "2000-02-01T00:00:00"], dtype="datetime64[us]")
-    copy_arrays("users_viewingevent", {
-        "profile_id": ("int8", np.array([profile.id] * 2)), "title_id": ("int8", np.array([title.id] * 2)),
-        "started_at": ("timestamptz", started), "last_watched_at": ("timestamptz", started),
-        "watch_seconds": ("int4", np.zeros(2, np.int32)), "watch_percentage": ("float8", np.zeros(2)),
-        "device_type": ("int2", np.full(2, DeviceType.TV, np.int16)), "completed": ("bool", np.zeros(2, bool)),
-    })  # fmt: skip
+    copy_arrays(
+        "users_viewingevent",
+        {
+            "profile_id": ("int8", np.array([profile.id] * 2)),
+            "title_id": ("int8", np.array([title.id] * 2)),
+            "started_at": ("timestamptz", started),
+            "last_watched_at": ("timestamptz", started),
+            "watch_seconds": ("int4", np.zeros(2, np.int32)),
+            "watch_percentage": ("float8", np.zeros(2)),
+            "device_type": ("int2", np.full(2, DeviceType.TV, np.int16)),
+            "completed": ("bool", np.zeros(2, bool)),
+        },
+    )
 
     months = {partition_of(ViewingEvent, pk) for pk in ViewingEvent.objects.values_list("pk", flat=True)}
     assert months == {"users_viewingevent_p1999_12", "users_viewingevent_p2000_02"}  # no empty January made
 
 
-def test_retention_drops_only_months_past_the_window_and_a_second_run_changes_nothing(api, app_client, profiles,
-                                                                                   titles):  # fmt: skip
+def test_retention_drops_only_months_past_the_window_and_a_second_run_changes_nothing(
+    api, app_client, profiles, titles
+):
     old_month, kept_month = add_months(THIS_MONTH, -30), add_months(THIS_MONTH, -23)
     partitions.ensure_months(VIEWING_EVENTS, [old_month, kept_month])
     partitions.ensure_months(API_EVENTS, [old_month, kept_month])
     old, kept = viewing_at(old_month + dt.timedelta(days=2)), viewing_at(kept_month + dt.timedelta(days=2))
     stray_old = viewing_at(dt.datetime(1990, 1, 1, tzinfo=dt.UTC))  # in the default partition, also past the window
-    old_click = event("click", profiles[0].pk, content_id=titles[0].pk, occurred_at=(old_month + dt.timedelta(days=1)).isoformat())
+    old_click = event(
+        "click", profiles[0].pk, content_id=titles[0].pk, occurred_at=(old_month + dt.timedelta(days=1)).isoformat()
+    )
     new_click = event("click", profiles[0].pk, content_id=titles[0].pk)
     assert post(api, [old_click, new_click]).json()["accepted"] == 2
 
@@ -129,7 +144,9 @@ def test_the_maintenance_job_creates_months_ahead():
     from tasks.maintenance import maintain_partitions
 
     later = add_months(THIS_MONTH, 6)
-    assert partition_name("users_viewingevent", later) not in {p.name for p in partitions.partitions("users_viewingevent")}
+    assert partition_name("users_viewingevent", later) not in {
+        p.name for p in partitions.partitions("users_viewingevent")
+    }
     maintain_partitions.apply(kwargs={"months_ahead": 6, "retention_months": 24}).get()
     for spec in (VIEWING_EVENTS, API_EVENTS):
         assert partition_name(spec.table, later) in {p.name for p in partitions.partitions(spec.table)}
@@ -231,12 +248,15 @@ def test_the_loaders_vacuum_the_newest_filled_months_only_outside_a_transaction(
     viewing_at(add_months(THIS_MONTH, -3))
     viewing_at(add_months(THIS_MONTH, -1))
     viewing_at(NOW - dt.timedelta(minutes=5))
-    newest = [partition_name(VIEWING_EVENTS.table, add_months(THIS_MONTH, -1)),
-              partition_name(VIEWING_EVENTS.table, THIS_MONTH)]  # fmt: skip
+    newest = [
+        partition_name(VIEWING_EVENTS.table, add_months(THIS_MONTH, -1)),
+        partition_name(VIEWING_EVENTS.table, THIS_MONTH),
+    ]
     assert partitions.vacuum_newest(VIEWING_EVENTS.table) == newest  # empty months ahead are skipped
     with connection.cursor() as cursor:
-        cursor.execute("SELECT relname FROM pg_stat_user_tables WHERE relname = ANY(%s) AND last_vacuum IS NOT NULL",
-                       [newest])  # fmt: skip
+        cursor.execute(
+            "SELECT relname FROM pg_stat_user_tables WHERE relname = ANY(%s) AND last_vacuum IS NOT NULL", [newest]
+        )
         assert sorted(row[0] for row in cursor.fetchall()) == sorted(newest)
     from django.db import transaction
 

@@ -1,5 +1,6 @@
 """Read-your-writes pins (config.db.replicas) on the real Redis: shared across processes, expiring, and the
 primary whenever they cannot be read or written."""
+
 from __future__ import annotations
 
 import time
@@ -12,8 +13,13 @@ from config.db.router import ReplicaRouter
 from tests.factories.users import AccountFactory, ProfileFactory
 from users.models import Account, Profile
 
-UNREACHABLE_REDIS = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
-                                 "LOCATION": "redis://127.0.0.1:1/0", "OPTIONS": {"socket_connect_timeout": 0.2}}}  # fmt: skip
+UNREACHABLE_REDIS = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": "redis://127.0.0.1:1/0",
+        "OPTIONS": {"socket_connect_timeout": 0.2},
+    }
+}
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
 """DATABASE_REPLICA_URLS in the settings: one alias per replica with the primary's timeouts, the router, and
 Django's TEST MIRROR under the test settings."""
+
 from __future__ import annotations
 
 import json
@@ -11,22 +12,28 @@ from pathlib import Path
 from config.db.router import ReplicaRouter
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-_PRINT = ("import json; from django.conf import settings as s; print(json.dumps({'aliases': s.DATABASE_REPLICA_ALIASES, "
-          "'routers': s.DATABASE_ROUTERS, 'databases': {k: {'NAME': v['NAME'], 'PORT': v['PORT'], "
-          "'OPTIONS': v.get('OPTIONS', {}), 'TEST': v.get('TEST', {})} for k, v in s.DATABASES.items()}}))")
+_PRINT = (
+    "import json; from django.conf import settings as s; print(json.dumps({'aliases': s.DATABASE_REPLICA_ALIASES, "
+    "'routers': s.DATABASE_ROUTERS, 'databases': {k: {'NAME': v['NAME'], 'PORT': v['PORT'], "
+    "'OPTIONS': v.get('OPTIONS', {}), 'TEST': v.get('TEST', {})} for k, v in s.DATABASES.items()}}))"
+)
 
 
 def _settings(module: str, **env: str) -> subprocess.CompletedProcess:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("DATABASE_")}
     full_env.update(DJANGO_SETTINGS_MODULE=module, SECRET_KEY="s" * 60, RECO_PROCESS="web", **env)
     code = f"import django; django.setup(); {_PRINT}"
-    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=full_env, capture_output=True, text=True,
-                          timeout=60, check=False)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=60, check=False
+    )
 
 
 def test_each_replica_url_is_an_alias_with_the_primarys_timeouts_and_a_test_mirror():
-    result = _settings("config.settings.test", DATABASE_URL="postgres://reco@db1:5432/reco",
-                       DATABASE_REPLICA_URLS="postgres://reco@db2:5433/reco, postgres://reco@db3:5434/reco")  # fmt: skip
+    result = _settings(
+        "config.settings.test",
+        DATABASE_URL="postgres://reco@db1:5432/reco",
+        DATABASE_REPLICA_URLS="postgres://reco@db2:5433/reco, postgres://reco@db3:5434/reco",
+    )
     assert result.returncode == 0, result.stderr
     found = json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -47,8 +54,11 @@ def test_no_replicas_no_router():
 
 def test_replicas_need_a_postgresql_primary():
     alone = _settings("config.settings.production", DATABASE_REPLICA_URLS="postgres://reco@db2:5432/reco")
-    on_sqlite = _settings("config.settings.production", DATABASE_URL="sqlite:////tmp/reco.sqlite3",
-                          DATABASE_REPLICA_URLS="postgres://reco@db2:5432/reco")  # fmt: skip
+    on_sqlite = _settings(
+        "config.settings.production",
+        DATABASE_URL="sqlite:////tmp/reco.sqlite3",
+        DATABASE_REPLICA_URLS="postgres://reco@db2:5432/reco",
+    )
     assert alone.returncode != 0 and "needs DATABASE_URL" in alone.stderr
     assert on_sqlite.returncode != 0 and "PostgreSQL replicas of a PostgreSQL DATABASE_URL" in on_sqlite.stderr
 

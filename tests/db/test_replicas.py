@@ -4,6 +4,7 @@ The replica replays REPLAY_DELAY seconds behind, so which database answered show
 profile just completed is still recommended from the replica and gone from the primary. The full 100-of-100
 read-your-writes figure is bench/replicas.py; here the same loop runs 20 times.
 """
+
 from __future__ import annotations
 
 import time

@@ -1,5 +1,6 @@
 """docs/design-api.md runs as written: each test executes the exact code block under one heading of the page,
 with only the names the page's note says are filled set up around it (issue #18)."""
+
 from __future__ import annotations
 
 import datetime
@@ -186,8 +187,14 @@ def test_content_ttl_snippet_stores_for_five_minutes(design_redis):
 
 def test_response_cache_snippet_keeps_the_list_ten_minutes(design_redis):
     item = RankedItem(1, 42, "A Title", 0.5, "Top pick for you", ("collaborative",))
-    filled = {"redis": design_redis, "json": json, "user_id": 123, "profile_id": 456,
-              "context_hash": uuid.uuid4().hex, "recommendations": [dict(item.__dict__)]}  # fmt: skip
+    filled = {
+        "redis": design_redis,
+        "json": json,
+        "user_id": 123,
+        "profile_id": 456,
+        "context_hash": uuid.uuid4().hex,
+        "recommendations": [dict(item.__dict__)],
+    }
     namespace = run("Response cache (10 minutes)", filled)
     try:
         assert 590 <= design_redis.ttl(namespace["cache_key"]) <= 600
@@ -214,9 +221,14 @@ def test_batch_snippet_recommends_each_user_of_each_batch(serving_world):
     from recommendation_engine import RecommendationEngine, batch_recommend, get_features
 
     profile_ids = list(Profile.objects.order_by("id").values_list("id", flat=True)[:5])
-    filled = {"List": typing.List,  # noqa: UP006 (the snippet annotates with it)
-              "ThreadPoolExecutor": ThreadPoolExecutor, "as_completed": _in_submission_order,
-              "get_features": get_features, "futures": _ProfileOfFuture(), "model": RecommendationEngine()}  # fmt: skip
+    filled = {
+        "List": typing.List,  # noqa: UP006 (the snippet annotates with it)
+        "ThreadPoolExecutor": ThreadPoolExecutor,
+        "as_completed": _in_submission_order,
+        "get_features": get_features,
+        "futures": _ProfileOfFuture(),
+        "model": RecommendationEngine(),
+    }
     namespace = run("Batch inference", filled)
 
     pairs = list(namespace["batch_recommend"](profile_ids, batch_size=2))
@@ -235,8 +247,13 @@ def _entry_points() -> list[str]:
 def test_test_entry_points_name_test_files_of_the_suite(command):
     # Run as written they are the suite itself (make test runs them); here: they collect tests.
     words = shlex.split(command)
-    result = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", *words[1:]], cwd=ROOT,
-                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", *words[1:]],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert re.search(r"^\d+ tests? collected", result.stdout, re.M), result.stdout[-500:]
 

@@ -1,4 +1,5 @@
 """An API client with its own key and a small world of profiles and titles."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """The events admin: read-only, filters by type, experiment and arm that stay cheap on a big table."""
+
 from __future__ import annotations
 
 import pytest

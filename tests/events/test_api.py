@@ -1,4 +1,5 @@
 """POST /api/events over HTTP: per-event validation, 400s, authentication, throttling, query budget, schema."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -37,16 +38,29 @@ def test_good_events_are_stored_and_each_bad_one_is_reported_by_index(api, app_c
     stored = Event.objects.filter(client=app_client).order_by("client_event_id", "item_position")
     impression_id = events[0]["event_id"]
     assert [(row.client_event_id, row.item_position) for row in stored] == [
-        (impression_id, 1), (impression_id, 2), (impression_id, 3), (events[1]["event_id"], 0)]  # fmt: skip
+        (impression_id, 1),
+        (impression_id, 2),
+        (impression_id, 3),
+        (events[1]["event_id"], 0),
+    ]
     shown = stored.get(client_event_id=impression_id, item_position=2)
     assert (shown.type, shown.title_id, shown.position, shown.row_key, shown.propensity, shown.policy) == (
-        EventType.IMPRESSION, titles[1].pk, 2, "top-picks", 0.5, "ranker")
-    assert (shown.experiment, shown.arm, shown.request_id, shown.device_type) == ("home-v2", "bandit", "r" * 32,
-                                                                                  DeviceType.TV)  # fmt: skip
+        EventType.IMPRESSION,
+        titles[1].pk,
+        2,
+        "top-picks",
+        0.5,
+        "ranker",
+    )
+    assert (shown.experiment, shown.arm, shown.request_id, shown.device_type) == (
+        "home-v2",
+        "bandit",
+        "r" * 32,
+        DeviceType.TV,
+    )
 
 
-def test_events_that_do_not_match_the_schema_store_nothing_and_are_reported_by_index(api, app_client, profiles,
-                                                                                     titles):  # fmt: skip
+def test_events_that_do_not_match_the_schema_store_nothing_and_are_reported_by_index(api, app_client, profiles, titles):
     events = [
         event("click", profiles[0].pk, content_id=titles[0].pk),
         event("progress", profiles[0].pk, content_id=titles[0].pk, started_at=moment(20)),  # no watch_percentage
@@ -82,8 +96,9 @@ def test_events_that_do_not_match_the_schema_store_nothing_and_are_reported_by_i
 )
 def test_a_field_outside_the_schema_refuses_the_batch_naming_the_field(api, profiles, titles, change, field):
     good = event("play", profiles[0].pk, content_id=titles[0].pk, started_at=moment(11))
-    response = post(api, [good, {**event("play", profiles[0].pk, content_id=titles[0].pk, started_at=moment(11)),
-                                 **change}])  # fmt: skip
+    response = post(
+        api, [good, {**event("play", profiles[0].pk, content_id=titles[0].pk, started_at=moment(11)), **change}]
+    )
     assert response.status_code == 400, response.content
     error = response.json()["details"]["errors"][0]
     assert error["index"] == 1 and field in error["errors"]
@@ -102,8 +117,9 @@ def test_a_field_outside_the_schema_refuses_the_batch_naming_the_field(api, prof
 )
 def test_content_the_schema_cannot_express_refuses_only_that_event(api, profiles, titles, change, field):
     good = event("play", profiles[0].pk, content_id=titles[0].pk, started_at=moment(11))
-    response = post(api, [good, {**event("play", profiles[0].pk, content_id=titles[0].pk, started_at=moment(11)),
-                                 **change}])  # fmt: skip
+    response = post(
+        api, [good, {**event("play", profiles[0].pk, content_id=titles[0].pk, started_at=moment(11)), **change}]
+    )
     assert response.status_code == 200, response.content
     assert response.json()["accepted"] == 1
     assert field in response.json()["errors"][0]["errors"]
@@ -188,10 +204,15 @@ def test_a_batch_takes_the_same_few_queries_whatever_its_size(api, profiles, tit
 
     def batch(n: int) -> list[dict]:
         return [
-            event(["click", "play", "progress"][i % 3], profiles[i % 3].pk, content_id=titles[i % 6].pk,
-                  started_at=started, watch_percentage=0.3)
+            event(
+                ["click", "play", "progress"][i % 3],
+                profiles[i % 3].pk,
+                content_id=titles[i % 6].pk,
+                started_at=started,
+                watch_percentage=0.3,
+            )
             for i in range(n)
-        ] + [impression(profiles[0].pk, [t.pk for t in titles])]  # fmt: skip
+        ] + [impression(profiles[0].pk, [t.pk for t in titles])]
 
     assert post(api, batch(3)).status_code == 200  # warms the API-key cache
     # profiles, titles, one statement that stores and folds, and the transaction's savepoint pair
@@ -219,14 +240,35 @@ def test_a_body_over_the_upload_limit_is_413_body_too_large(api, settings, profi
     assert not Event.objects.exists()
 
 
-FIELDS = ["event_id", "type", "profile_id", "occurred_at", "device_type", "content_id", "position", "row", "items",
-          "started_at", "watch_percentage", "request_id", "experiment", "arm"]  # fmt: skip
+FIELDS = [
+    "event_id",
+    "type",
+    "profile_id",
+    "occurred_at",
+    "device_type",
+    "content_id",
+    "position",
+    "row",
+    "items",
+    "started_at",
+    "watch_percentage",
+    "request_id",
+    "experiment",
+    "arm",
+]
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=90) | st.sampled_from(["\x00", "\ud800", "a" * 100]),
-    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.sampled_from(["content_id", "position",
-                                                                                        "propensity"]), children),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=90)
+    | st.sampled_from(["\x00", "\ud800", "a" * 100]),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(st.sampled_from(["content_id", "position", "propensity"]), children)
+    ),
     max_leaves=8,
-)  # fmt: skip
+)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -1,4 +1,5 @@
 """Idempotency by client event id, and folding play/progress/complete events into viewing history."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -32,8 +33,19 @@ def test_a_retried_batch_stores_nothing_twice_and_leaves_history_alone(api, app_
     first = post(api, batch).json()
     viewings = history(profile)
     # A later progress moves the viewing on; then the first batch arrives again (a client retry).
-    post(api, [event("progress", profile.pk, content_id=titles[0].pk, started_at=started, watch_percentage=0.6,
-                     occurred_at=moment(5))])  # fmt: skip
+    post(
+        api,
+        [
+            event(
+                "progress",
+                profile.pk,
+                content_id=titles[0].pk,
+                started_at=started,
+                watch_percentage=0.6,
+                occurred_at=moment(5),
+            )
+        ],
+    )
     moved_on = history(profile)
     retried = post(api, batch)
 
@@ -66,12 +78,46 @@ def test_play_progress_complete_fold_into_one_completed_viewing(api, profiles, t
     profile, title = profiles[1], titles[2]  # a 100-minute title
     started = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(hours=2)
     at = [started + dt.timedelta(minutes=m) for m in (0, 50, 95)]
-    post(api, [event("play", profile.pk, content_id=title.pk, started_at=started.isoformat(), occurred_at=at[0].isoformat(),
-                     device_type="mobile")])  # fmt: skip
-    post(api, [event("progress", profile.pk, content_id=title.pk, started_at=started.isoformat(),
-                     occurred_at=at[1].isoformat(), watch_percentage=0.5, device_type="tv")])  # fmt: skip
-    post(api, [event("complete", profile.pk, content_id=title.pk, started_at=started.isoformat(),
-                     occurred_at=at[2].isoformat(), watch_percentage=0.85)])  # fmt: skip
+    post(
+        api,
+        [
+            event(
+                "play",
+                profile.pk,
+                content_id=title.pk,
+                started_at=started.isoformat(),
+                occurred_at=at[0].isoformat(),
+                device_type="mobile",
+            )
+        ],
+    )
+    post(
+        api,
+        [
+            event(
+                "progress",
+                profile.pk,
+                content_id=title.pk,
+                started_at=started.isoformat(),
+                occurred_at=at[1].isoformat(),
+                watch_percentage=0.5,
+                device_type="tv",
+            )
+        ],
+    )
+    post(
+        api,
+        [
+            event(
+                "complete",
+                profile.pk,
+                content_id=title.pk,
+                started_at=started.isoformat(),
+                occurred_at=at[2].isoformat(),
+                watch_percentage=0.85,
+            )
+        ],
+    )
 
     viewing = ViewingEvent.objects.get(profile=profile)
     assert (viewing.title_id, viewing.started_at, viewing.last_watched_at) == (title.pk, started, at[2])
@@ -81,10 +127,12 @@ def test_play_progress_complete_fold_into_one_completed_viewing(api, profiles, t
 
 def test_progress_arriving_out_of_order_keeps_the_furthest_point(api, profiles, titles):
     profile, title, started = profiles[0], titles[0], moment(90)
-    late = event("progress", profile.pk, content_id=title.pk, started_at=started, watch_percentage=0.7,
-                 occurred_at=moment(20))  # fmt: skip
-    early = event("progress", profile.pk, content_id=title.pk, started_at=started, watch_percentage=0.3,
-                  occurred_at=moment(60))  # fmt: skip
+    late = event(
+        "progress", profile.pk, content_id=title.pk, started_at=started, watch_percentage=0.7, occurred_at=moment(20)
+    )
+    early = event(
+        "progress", profile.pk, content_id=title.pk, started_at=started, watch_percentage=0.3, occurred_at=moment(60)
+    )
     post(api, [late])
     post(api, [early])
     [(_, _, last_watched, seconds, percentage, completed)] = history(profile)
@@ -95,13 +143,17 @@ def test_progress_arriving_out_of_order_keeps_the_furthest_point(api, profiles, 
 
 def test_one_batch_with_several_events_of_a_viewing_folds_them_together(api, profiles, titles):
     profile, started = profiles[0], moment(90)
-    events = [event("progress", profile.pk, content_id=titles[0].pk, started_at=started, watch_percentage=p)
-              for p in (0.2, 0.95, 0.5)]  # fmt: skip
+    events = [
+        event("progress", profile.pk, content_id=titles[0].pk, started_at=started, watch_percentage=p)
+        for p in (0.2, 0.95, 0.5)
+    ]
     events.append(event("play", profile.pk, content_id=titles[1].pk, started_at=started))
     post(api, events)
     rows = history(profile)
     assert [(title_id, percentage, completed) for title_id, _, _, _, percentage, completed in rows] == [
-        (titles[0].pk, pytest.approx(0.95), True), (titles[1].pk, 0.0, False)]  # fmt: skip
+        (titles[0].pk, pytest.approx(0.95), True),
+        (titles[1].pk, 0.0, False),
+    ]
 
 
 def test_an_existing_viewing_is_raised_not_duplicated_and_never_lowered(api, profiles, titles):
@@ -122,8 +174,13 @@ def test_impressions_and_clicks_leave_viewing_history_alone(api, profiles, title
 
 
 def test_the_database_refuses_what_the_api_refuses(db):
-    for bad in ({"propensity": 0.0}, {"watch_percentage": 1.5}, {"position": 0}, {"type": "scroll"},
-                {"device_type": 9}):  # fmt: skip
+    for bad in (
+        {"propensity": 0.0},
+        {"watch_percentage": 1.5},
+        {"position": 0},
+        {"type": "scroll"},
+        {"device_type": 9},
+    ):
         with pytest.raises(IntegrityError), transaction.atomic():
             EventFactory(**bad)
     with pytest.raises(IntegrityError), transaction.atomic():

@@ -1,4 +1,5 @@
 """An event that names its account (`user_id`) is stored only when that account owns the event's profile."""
+
 from __future__ import annotations
 
 import pytest
@@ -8,8 +9,9 @@ from tests.events.helpers import event, impression, moment, post
 from tests.factories.users import AccountFactory
 
 
-def test_an_event_whose_user_does_not_own_its_profile_is_rejected_and_the_others_are_stored(api, app_client,
-                                                                                             profiles, titles):  # fmt: skip
+def test_an_event_whose_user_does_not_own_its_profile_is_rejected_and_the_others_are_stored(
+    api, app_client, profiles, titles
+):
     mine, theirs = profiles[0], profiles[1]
     stranger = AccountFactory()
     events = [
@@ -46,8 +48,10 @@ def test_a_numeric_string_user_id_is_refused_as_the_schema_says_integer(api, pro
 
 def test_the_check_costs_no_query_per_event(api, profiles, titles, django_assert_max_num_queries):
     def batch(n: int) -> list[dict]:
-        return [event("click", profiles[i % 3].pk, content_id=titles[i % 6].pk, user_id=profiles[i % 3].account_id)
-                for i in range(n)]  # fmt: skip
+        return [
+            event("click", profiles[i % 3].pk, content_id=titles[i % 6].pk, user_id=profiles[i % 3].account_id)
+            for i in range(n)
+        ]
 
     assert post(api, batch(3)).status_code == 200  # warms the API-key cache
     # profiles with their accounts, titles, one statement that stores and folds, and the savepoint pair

@@ -2,6 +2,7 @@
 
 Before issue #14 one accepted body carried 1,000 impressions of 200 items: 74,400 rows, 3.35 s of worker time.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -25,7 +26,8 @@ def over_the_cap(profiles, titles) -> list[dict]:
     """MAX_ROWS + 1 rows that would all be valid."""
     title_ids = [t.pk for t in titles]
     return full_impressions(MAX_ROWS // MAX_ITEMS, profiles[0].pk, title_ids) + [
-        event("click", profiles[0].pk, content_id=title_ids[0])]  # fmt: skip
+        event("click", profiles[0].pk, content_id=title_ids[0])
+    ]
 
 
 def clicks(count: int) -> list[dict]:
@@ -58,8 +60,10 @@ def test_a_batch_of_max_rows_is_read_and_one_row_more_is_refused_whole(events):
 def test_row_count_counts_the_rows_valid_events_would_store():
     bad_item = impression(1, [1, 2, 3])
     bad_item["items"][1]["position"] = 0
-    batch = batch_parse({"events": [impression(1, [1, 2, 3, 4]), bad_item, event("click", 1, content_id=1),
-                                    event("click", 1), "junk"]}, now=NOW)  # fmt: skip
+    batch = batch_parse(
+        {"events": [impression(1, [1, 2, 3, 4]), bad_item, event("click", 1, content_id=1), event("click", 1), "junk"]},
+        now=NOW,
+    )
     assert (batch.rows_sent, batch.row_count) == (4 + 3 + 1 + 1 + 1, 4 + 1)
     assert [error.index for error in batch.errors] == [1, 3, 4]
 
@@ -67,20 +71,31 @@ def test_row_count_counts_the_rows_valid_events_would_store():
 @pytest.mark.parametrize(
     ("body", "rows"),
     [
-        ({"events": [impression(1, [1, 2, 3]), event("click", 1, items=[{}, {}]), {"type": "impression", "items": []},
-                     {"type": "impression", "items": "many"}, 7]}, 3 + 1 + 1 + 1 + 1),
+        (
+            {
+                "events": [
+                    impression(1, [1, 2, 3]),
+                    event("click", 1, items=[{}, {}]),
+                    {"type": "impression", "items": []},
+                    {"type": "impression", "items": "many"},
+                    7,
+                ]
+            },
+            3 + 1 + 1 + 1 + 1,
+        ),
         ({"events": full_impressions(MAX_EVENTS + 1)}, (MAX_EVENTS + 1) * MAX_ITEMS),  # counted, then refused
         ({"events": "many"}, 0),
         ([impression(1, [1])], 0),
     ],
-)  # fmt: skip
+)
 def test_batch_rows_sent_is_what_the_cap_counts_before_parsing(body, rows):
     assert batch_rows_sent(body) == rows
 
 
 def test_an_impression_with_too_many_items_is_its_own_error_while_the_batch_fits():
-    batch = batch_parse({"events": [impression(1, list(range(1, MAX_ITEMS + 2))), event("click", 1, content_id=1)]},
-                        now=NOW)  # fmt: skip
+    batch = batch_parse(
+        {"events": [impression(1, list(range(1, MAX_ITEMS + 2))), event("click", 1, content_id=1)]}, now=NOW
+    )
     assert batch.error is None and batch.rows_sent == MAX_ITEMS + 2 and batch.row_count == 1
     assert "items" in batch.errors[0].errors
 

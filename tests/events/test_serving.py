@@ -1,4 +1,5 @@
 """Events reach serving: a play and completion make the profile's cached recommendations stale at once."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -24,10 +25,15 @@ def test_a_completed_title_ends_the_cached_recommendations_and_leaves_them(servi
     second = engine.recommend(context=context, n=20, with_rows=False)
     watched = first.items[0].content_id
     started = dt.datetime.now(dt.UTC) - dt.timedelta(hours=2)
-    response = post(api, [
-        event("play", profile.pk, content_id=watched, started_at=started.isoformat(), occurred_at=started.isoformat()),
-        event("complete", profile.pk, content_id=watched, started_at=started.isoformat()),
-    ])  # fmt: skip
+    response = post(
+        api,
+        [
+            event(
+                "play", profile.pk, content_id=watched, started_at=started.isoformat(), occurred_at=started.isoformat()
+            ),
+            event("complete", profile.pk, content_id=watched, started_at=started.isoformat()),
+        ],
+    )
     third = engine.recommend(context=context, n=20, with_rows=False)
 
     assert response.status_code == 200 and response.json()["accepted"] == 2

@@ -3,6 +3,7 @@
 Python reads offsets up to ±23:59:59.999999; PostgreSQL only ±15:59:59 in whole seconds, and a year past 9999
 once in UTC not at all. Before issue #14 such an offset reached PostgreSQL and failed the whole batch with a 500.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -37,8 +38,9 @@ def good_click(profile, title) -> dict:
         "0001-01-01T00:30:00+01:00",  # year 0 in UTC
     ],
 )
-def test_a_moment_postgresql_cannot_read_rejects_its_event_and_the_others_are_stored(api, app_client, profiles, titles,
-                                                                                      value):  # fmt: skip
+def test_a_moment_postgresql_cannot_read_rejects_its_event_and_the_others_are_stored(
+    api, app_client, profiles, titles, value
+):
     good = good_click(profiles[0], titles[0])
     bad_click = event("click", profiles[0].pk, content_id=titles[0].pk, occurred_at=value)
     bad_play = event("play", profiles[0].pk, content_id=titles[0].pk, started_at=value)
@@ -47,8 +49,10 @@ def test_a_moment_postgresql_cannot_read_rejects_its_event_and_the_others_are_st
     assert response.status_code == 200, response.content
     body = response.json()
     assert (body["accepted"], body["rejected"]) == (1, 2)
-    assert [(error["index"], list(error["errors"])) for error in body["errors"]] == [(1, ["occurred_at"]),
-                                                                                     (2, ["started_at"])]  # fmt: skip
+    assert [(error["index"], list(error["errors"])) for error in body["errors"]] == [
+        (1, ["occurred_at"]),
+        (2, ["started_at"]),
+    ]
     assert list(Event.objects.filter(client=app_client).values_list("client_event_id", flat=True)) == [good["event_id"]]
     assert not ViewingEvent.objects.exists()
 
@@ -57,8 +61,7 @@ def test_a_moment_postgresql_cannot_read_rejects_its_event_and_the_others_are_st
 def test_any_offset_postgresql_reads_is_stored_converted_to_utc(api, app_client, profiles, titles, offset):
     local = "2026-01-10T08:00:00"
     started = dt.datetime.fromisoformat(local + offset).astimezone(dt.UTC)
-    play = event("play", profiles[0].pk, content_id=titles[0].pk, started_at=local + offset,
-                 occurred_at=local + offset)  # fmt: skip
+    play = event("play", profiles[0].pk, content_id=titles[0].pk, started_at=local + offset, occurred_at=local + offset)
     assert post(api, [play]).json()["accepted"] == 1
 
     stored = Event.objects.get(client=app_client)
@@ -89,17 +92,21 @@ offsets = (
     st.none()
     | st.integers(-23 * 60 - 59, 23 * 60 + 59).map(lambda minutes: dt.timedelta(minutes=minutes))
     | st.integers(-86399, 86399).map(lambda seconds: dt.timedelta(seconds=seconds))
-    | st.timedeltas(min_value=-dt.timedelta(hours=24) + dt.timedelta(microseconds=1),
-                    max_value=dt.timedelta(hours=24) - dt.timedelta(microseconds=1))
-    | st.sampled_from([dt.timedelta(hours=sign * 15, minutes=sign * 59, seconds=sign * s) for sign in (-1, 1)
-                       for s in (59, 60)])
-)  # fmt: skip
+    | st.timedeltas(
+        min_value=-dt.timedelta(hours=24) + dt.timedelta(microseconds=1),
+        max_value=dt.timedelta(hours=24) - dt.timedelta(microseconds=1),
+    )
+    | st.sampled_from(
+        [dt.timedelta(hours=sign * 15, minutes=sign * 59, seconds=sign * s) for sign in (-1, 1) for s in (59, 60)]
+    )
+)
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(local=near_window | any_date, offset=offsets)
-def test_random_offsets_and_dates_never_fail_the_batch_and_valid_moments_are_stored_in_utc(api, app_client, profiles,
-                                                                                           titles, local, offset):  # fmt: skip
+def test_random_offsets_and_dates_never_fail_the_batch_and_valid_moments_are_stored_in_utc(
+    api, app_client, profiles, titles, local, offset
+):
     text = local.isoformat() if offset is None else local.replace(tzinfo=dt.timezone(offset)).isoformat()
     latest = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)
     utc = in_utc(local, offset)
@@ -114,9 +121,11 @@ def test_random_offsets_and_dates_never_fail_the_batch_and_valid_moments_are_sto
 
     assert response.status_code == 200, (text, response.content)
     body = response.json()
-    stored = dict(Event.objects.filter(client=app_client, client_event_id__in=[good["event_id"], click["event_id"],
-                                                                                 play["event_id"]])
-                  .values_list("client_event_id", "occurred_at"))  # fmt: skip
+    stored = dict(
+        Event.objects.filter(
+            client=app_client, client_event_id__in=[good["event_id"], click["event_id"], play["event_id"]]
+        ).values_list("client_event_id", "occurred_at")
+    )
     assert good["event_id"] in stored
     if expected is None:
         assert (body["accepted"], body["rejected"]) == (1, 2), text
@@ -126,4 +135,3 @@ def test_random_offsets_and_dates_never_fail_the_batch_and_valid_moments_are_sto
         assert (body["accepted"], body["rejected"]) == (3, 0), text
         assert stored[click["event_id"]] == expected
         assert ViewingEvent.objects.filter(profile=profiles[2], title=titles[2], started_at=expected).exists()
-

@@ -1,4 +1,5 @@
 """A known set of events sent in concurrent batches over real HTTP all comes back, each exactly once."""
+
 from __future__ import annotations
 
 import json
@@ -24,22 +25,37 @@ def known_events(profile_ids: list[int], title_ids: list[int]) -> list[dict]:
     started = moment(120)
     events = []
     for i in range(EVENTS):
-        base = {"event_id": f"zl-{i}", "profile_id": profile_ids[i % len(profile_ids)], "occurred_at": moment(1),
-                "device_type": "web"}  # fmt: skip
+        base = {
+            "event_id": f"zl-{i}",
+            "profile_id": profile_ids[i % len(profile_ids)],
+            "occurred_at": moment(1),
+            "device_type": "web",
+        }
         if i % 10 == 0:
             items = [{"content_id": title_ids[(i + k) % len(title_ids)], "position": k + 1} for k in range(5)]
             events.append({**base, "type": "impression", "items": items})
         elif i % 10 < 5:
             events.append({**base, "type": "click", "content_id": title_ids[i % len(title_ids)]})
         else:
-            events.append({**base, "type": "progress", "content_id": title_ids[i % len(title_ids)],
-                           "started_at": started, "watch_percentage": (i % 100) / 100})  # fmt: skip
+            events.append(
+                {
+                    **base,
+                    "type": "progress",
+                    "content_id": title_ids[i % len(title_ids)],
+                    "started_at": started,
+                    "watch_percentage": (i % 100) / 100,
+                }
+            )
     return events
 
 
 def send(url: str, batch: list[dict]) -> dict:
-    request = urllib.request.Request(url, data=json.dumps({"events": batch}).encode(), method="POST",
-                                     headers={"Content-Type": "application/json", "X-Api-Key": KEY})  # fmt: skip
+    request = urllib.request.Request(
+        url,
+        data=json.dumps({"events": batch}).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json", "X-Api-Key": KEY},
+    )
     with urllib.request.urlopen(request, timeout=60) as response:
         assert response.status == 200
         return json.loads(response.read())
@@ -58,8 +74,9 @@ def test_concurrent_batches_lose_nothing_and_store_nothing_twice(live_server, tr
     with ThreadPoolExecutor(THREADS) as pool:
         answers = list(pool.map(lambda batch: send(url, batch), batches + retried))
 
-    expected_ids = {(e["event_id"], item["position"]) for e in events if e["type"] == "impression"
-                    for item in e["items"]} | {(e["event_id"], 0) for e in events if e["type"] != "impression"}  # fmt: skip
+    expected_ids = {
+        (e["event_id"], item["position"]) for e in events if e["type"] == "impression" for item in e["items"]
+    } | {(e["event_id"], 0) for e in events if e["type"] != "impression"}
     stored_ids = list(Event.objects.filter(client=app).values_list("client_event_id", "item_position"))
     assert len(stored_ids) == len(set(stored_ids)) == len(expected_ids)
     assert set(stored_ids) == expected_ids

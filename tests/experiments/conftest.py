@@ -1,4 +1,5 @@
 """Every experiments test starts with empty in-process caches and the real Operators group."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -53,12 +54,21 @@ def serve(profile, titles, request_id: str, rng: np.random.Generator, k: int = 2
     context = bandit_context(1, 21, affinity)
     genres = np.zeros((len(titles), GENRE_SLOTS))
     genres[np.arange(len(titles)), np.arange(len(titles)) % 3] = 1
-    items = bandit_item_features(genres, np.arange(len(titles), dtype=float), np.full(len(titles), 10.0),
-                                 np.linspace(0, 1, len(titles)))  # fmt: skip
+    items = bandit_item_features(
+        genres, np.arange(len(titles), dtype=float), np.full(len(titles), 10.0), np.linspace(0, 1, len(titles))
+    )
     chosen, propensities = bandit.policy.select(context, items, k, rng)
-    exploration_log(request_id=request_id, profile_id=profile.pk, bandit=bandit, title_ids=[titles[i].pk for i in chosen],
-                    positions=[3 + 7 * slot for slot in range(k)], propensities=propensities, context=context,
-                    item_features=items[chosen], candidate_count=len(titles))  # fmt: skip
+    exploration_log(
+        request_id=request_id,
+        profile_id=profile.pk,
+        bandit=bandit,
+        title_ids=[titles[i].pk for i in chosen],
+        positions=[3 + 7 * slot for slot in range(k)],
+        propensities=propensities,
+        context=context,
+        item_features=items[chosen],
+        candidate_count=len(titles),
+    )
     return [titles[i] for i in chosen], propensities
 
 
@@ -72,8 +82,15 @@ def served(api_client_app):
     for n in range(3):
         picks, propensities = serve(profile, titles, f"req{n}", rng)
         for title, propensity in zip(picks, propensities, strict=True):
-            EventFactory(client=api_client_app, profile=profile, type=EventType.IMPRESSION, request_id=f"req{n}",
-                         title=title, policy="bandit", propensity=float(propensity))  # fmt: skip
+            EventFactory(
+                client=api_client_app,
+                profile=profile,
+                type=EventType.IMPRESSION,
+                request_id=f"req{n}",
+                title=title,
+                policy="bandit",
+                propensity=float(propensity),
+            )
             shown.append((f"req{n}", title))
     request_id, title = shown[0]
     EventFactory(client=api_client_app, profile=profile, type=EventType.CLICK, request_id=request_id, title=title)

@@ -1,4 +1,5 @@
 """The ab_test simulation end to end on a small synthetic world: real assignment, serving and events."""
+
 from __future__ import annotations
 
 import json
@@ -13,8 +14,19 @@ from tests.conftest import serving_caches_reset
 
 def test_ab_test_serves_both_arms_logs_events_and_reports_a_verdict(serving_world, tmp_path, settings, capsys):
     serving_caches_reset()
-    call_command("ab_test", "--users", "200", "--seed", "3", "--ground-truth-dir", str(tmp_path / "truth"),
-                 "--plot", str(tmp_path / "ab.png"), "--json", str(tmp_path / "ab.json"))  # fmt: skip
+    call_command(
+        "ab_test",
+        "--users",
+        "200",
+        "--seed",
+        "3",
+        "--ground-truth-dir",
+        str(tmp_path / "truth"),
+        "--plot",
+        str(tmp_path / "ab.png"),
+        "--json",
+        str(tmp_path / "ab.json"),
+    )
 
     out = capsys.readouterr().out
     assert "verdict:" in out

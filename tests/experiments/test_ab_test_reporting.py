@@ -1,4 +1,5 @@
 """What ab_test says: the number of viewers it really ran, and a winner only when the difference is significant."""
+
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -13,8 +14,7 @@ from users.loaders.synthetic import GroundTruth
 
 
 def _engagement(arm: str, value: float, p: float | None) -> SimpleNamespace:
-    return SimpleNamespace(arm=SimpleNamespace(name=arm), metric=Metric.ENGAGEMENT, value=value,
-                           p_value_vs_baseline=p)  # fmt: skip
+    return SimpleNamespace(arm=SimpleNamespace(name=arm), metric=Metric.ENGAGEMENT, value=value, p_value_vs_baseline=p)
 
 
 def test_a_difference_that_is_not_significant_names_no_winner():
@@ -33,13 +33,27 @@ def test_asking_for_more_viewers_than_the_world_has_runs_and_says_the_real_numbe
     truth = GroundTruth.load(tmp_path / "truth")
     small = tmp_path / "small-truth"
     keep = slice(0, 12)  # a world of 12 profiles
-    for name in ("profile_factors", "profile_genre_taste", "profile_device", "profile_account_external_ids",
-                 "profile_slots"):  # fmt: skip
+    for name in (
+        "profile_factors",
+        "profile_genre_taste",
+        "profile_device",
+        "profile_account_external_ids",
+        "profile_slots",
+    ):
         setattr(truth, name, np.asarray(getattr(truth, name))[keep])
     truth.save(small)
     serving_caches_reset()
-    call_command("ab_test", "--users", "10000", "--seed", "3", "--ground-truth-dir", str(small),
-                 "--plot", str(tmp_path / "ab.png"))  # fmt: skip
+    call_command(
+        "ab_test",
+        "--users",
+        "10000",
+        "--seed",
+        "3",
+        "--ground-truth-dir",
+        str(small),
+        "--plot",
+        str(tmp_path / "ab.png"),
+    )
 
     out = capsys.readouterr().out
     assert "12 viewers, not the 10,000 asked for" in out and "ran 12 viewers" in out

@@ -1,4 +1,5 @@
 """Operators create experiments with arms in the admin; bad shares are form errors; results show with a verdict."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -42,8 +43,13 @@ def experiment_form(arms: list[dict[str, Any]], initial_arms: int = 0, **overrid
 
 
 CONTROL = {"name": "control", "traffic_share": "0.5", "is_baseline": True, "popularity_only": True}
-TREATMENT = {"name": "new-ranker", "traffic_share": "0.5", "ranker_version": "20261126T0445Z-3f2a", "mmr_lambda": "0.6",
-             "bandit_enabled": True}  # fmt: skip
+TREATMENT = {
+    "name": "new-ranker",
+    "traffic_share": "0.5",
+    "ranker_version": "20261126T0445Z-3f2a",
+    "mmr_lambda": "0.6",
+    "bandit_enabled": True,
+}
 
 
 def form_errors(response) -> list[str]:
@@ -56,17 +62,25 @@ def form_errors(response) -> list[str]:
 
 
 def test_operator_creates_a_running_experiment_with_arms(operator_client, operator):
-    response = operator_client.post(admin_url(Experiment, "add"),
-                                    experiment_form([CONTROL, TREATMENT], status=Experiment.Status.RUNNING))  # fmt: skip
+    response = operator_client.post(
+        admin_url(Experiment, "add"), experiment_form([CONTROL, TREATMENT], status=Experiment.Status.RUNNING)
+    )
 
     assert response.status_code == 302, form_errors(response)
     experiment = Experiment.objects.get()
     assert (experiment.name, experiment.status, experiment.created_by) == ("ranker-v7", "running", operator)
     control, treatment = experiment.arms.order_by("id")
     assert (control.name, control.is_baseline, control.popularity_only, float(control.traffic_share)) == (
-        "control", True, True, 0.5)  # fmt: skip
+        "control",
+        True,
+        True,
+        0.5,
+    )
     assert (treatment.ranker_version, treatment.mmr_lambda, treatment.bandit_enabled) == (
-        "20261126T0445Z-3f2a", 0.6, True)  # fmt: skip
+        "20261126T0445Z-3f2a",
+        0.6,
+        True,
+    )
 
 
 @pytest.mark.parametrize(
@@ -81,9 +95,17 @@ def test_operator_creates_a_running_experiment_with_arms(operator_client, operat
         ([CONTROL, {**TREATMENT, "traffic_share": "1.5"}], "draft", "less than or equal to 1"),
         ([CONTROL, {**TREATMENT, "mmr_lambda": "2"}], "draft", "less than or equal to 1"),
     ],
-    ids=["shares-under-1", "shares-over-1", "two-baselines", "no-baseline", "one-arm", "same-names", "share-over-1",
-         "lambda-over-1"],
-)  # fmt: skip
+    ids=[
+        "shares-under-1",
+        "shares-over-1",
+        "two-baselines",
+        "no-baseline",
+        "one-arm",
+        "same-names",
+        "share-over-1",
+        "lambda-over-1",
+    ],
+)
 def test_invalid_arms_are_a_form_error_never_a_crash(operator_client, arms, status, message):
     response = operator_client.post(admin_url(Experiment, "add"), experiment_form(arms, status=status))
 
@@ -93,8 +115,10 @@ def test_invalid_arms_are_a_form_error_never_a_crash(operator_client, arms, stat
 
 
 def test_end_before_start_is_a_form_error(operator_client):
-    response = operator_client.post(admin_url(Experiment, "add"), experiment_form(
-        [CONTROL, TREATMENT], ends_at_0="2026-05-01", ends_at_1="00:00:00"))  # fmt: skip
+    response = operator_client.post(
+        admin_url(Experiment, "add"),
+        experiment_form([CONTROL, TREATMENT], ends_at_0="2026-05-01", ends_at_1="00:00:00"),
+    )
     assert response.status_code == 200
     assert any("after the start" in error for error in form_errors(response))
 
@@ -110,9 +134,16 @@ def test_arms_of_a_running_experiment_are_read_only_and_it_cannot_go_back_to_dra
     assert 'name="name"' not in page.content.decode()  # the name is fixed once started
 
     data = experiment_form([], initial_arms=0, status=Experiment.Status.DRAFT)
-    data.update({"arms-TOTAL_FORMS": "2", "arms-INITIAL_FORMS": "2",
-                 "arms-0-id": str(experiment.arms.first().pk), "arms-0-experiment": str(experiment.pk),
-                 "arms-1-id": str(experiment.arms.last().pk), "arms-1-experiment": str(experiment.pk)})  # fmt: skip
+    data.update(
+        {
+            "arms-TOTAL_FORMS": "2",
+            "arms-INITIAL_FORMS": "2",
+            "arms-0-id": str(experiment.arms.first().pk),
+            "arms-0-experiment": str(experiment.pk),
+            "arms-1-id": str(experiment.arms.last().pk),
+            "arms-1-experiment": str(experiment.pk),
+        }
+    )
     response = operator_client.post(admin_url(Experiment, "change", experiment.pk), data)
     assert response.status_code == 200
     assert any("cannot go back to draft" in error for error in form_errors(response)), form_errors(response)
@@ -131,8 +162,11 @@ def test_start_action_checks_the_arms(operator_client):
     unready = ExperimentFactory(status=Experiment.Status.DRAFT)
     ArmFactory(experiment=unready, traffic_share="0.3")
 
-    response = operator_client.post(admin_url(Experiment, "changelist"),
-                                    {"action": "start", "_selected_action": [ready.pk, unready.pk]}, follow=True)  # fmt: skip
+    response = operator_client.post(
+        admin_url(Experiment, "changelist"),
+        {"action": "start", "_selected_action": [ready.pk, unready.pk]},
+        follow=True,
+    )
 
     assert response.status_code == 200
     ready.refresh_from_db(), unready.refresh_from_db()
@@ -145,8 +179,17 @@ def test_results_show_on_the_experiment_page_with_intervals_and_a_verdict(operat
     baseline = ArmFactory(experiment=experiment, name="control", is_baseline=True)
     treatment = ArmFactory(experiment=experiment, name="treatment")
     ExperimentResultFactory(arm=baseline, metric=Metric.CTR, value=0.05, ci_low=0.045, ci_high=0.055, n=10_000)
-    ExperimentResultFactory(arm=treatment, metric=Metric.CTR, value=0.06, ci_low=0.055, ci_high=0.065, n=10_000,
-                            delta_vs_baseline=0.01, p_value_vs_baseline=0.0004, significant=True)  # fmt: skip
+    ExperimentResultFactory(
+        arm=treatment,
+        metric=Metric.CTR,
+        value=0.06,
+        ci_low=0.055,
+        ci_high=0.065,
+        n=10_000,
+        delta_vs_baseline=0.01,
+        p_value_vs_baseline=0.0004,
+        significant=True,
+    )
 
     page = operator_client.get(admin_url(Experiment, "change", experiment.pk)).content.decode()
 
@@ -166,8 +209,15 @@ def test_operators_can_read_results_and_bandit_state_but_not_write_them(operator
 
 def test_operators_group_has_the_experiment_permissions():
     codenames = set(Group.objects.get(name="Operators").permissions.values_list("codename", flat=True))
-    assert {"add_experiment", "change_experiment", "view_experiment", "add_arm", "change_arm", "view_arm",
-            "view_experimentresult"} <= codenames  # fmt: skip
+    assert {
+        "add_experiment",
+        "change_experiment",
+        "view_experiment",
+        "add_arm",
+        "change_arm",
+        "view_arm",
+        "view_experimentresult",
+    } <= codenames
     assert "delete_experiment" not in codenames and "change_experimentresult" not in codenames
 
 

@@ -1,4 +1,5 @@
 """assignment_for: the running experiment's arm for a profile, stable, from a cache refreshed every few seconds."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -27,8 +28,14 @@ ARMS = [
 
 
 def running(name: str = "exp", **kwargs) -> Experiment:
-    return experiment_create(name=name, arms=ARMS, status=Experiment.Status.RUNNING, salt=f"salt-{name}",
-                             starts_at=timezone.now() - dt.timedelta(minutes=5), **kwargs)  # fmt: skip
+    return experiment_create(
+        name=name,
+        arms=ARMS,
+        status=Experiment.Status.RUNNING,
+        salt=f"salt-{name}",
+        starts_at=timezone.now() - dt.timedelta(minutes=5),
+        **kwargs,
+    )
 
 
 def test_no_running_experiment_means_no_assignment():

@@ -1,4 +1,5 @@
 """The bandit's state: picks logged with what the policy saw, rewards folded from events once, kept across restarts."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -36,11 +37,17 @@ def test_exploration_log_keeps_what_the_policy_saw(served):
 
 def test_logging_the_same_response_twice_adds_nothing(served):
     row = ExplorationLog.objects.first()
-    again = exploration_log(request_id=row.request_id, profile_id=row.profile_id, bandit=bandit_load(),
-                            title_ids=[row.title_id], positions=[row.position], propensities=[row.propensity],
-                            context=np.frombuffer(bytes(row.context), np.float32),
-                            item_features=np.frombuffer(bytes(row.item_features), np.float32)[None, :],
-                            candidate_count=row.candidate_count)  # fmt: skip
+    again = exploration_log(
+        request_id=row.request_id,
+        profile_id=row.profile_id,
+        bandit=bandit_load(),
+        title_ids=[row.title_id],
+        positions=[row.position],
+        propensities=[row.propensity],
+        context=np.frombuffer(bytes(row.context), np.float32),
+        item_features=np.frombuffer(bytes(row.item_features), np.float32)[None, :],
+        candidate_count=row.candidate_count,
+    )
     assert ExplorationLog.objects.count() == 6
     assert again <= 1  # bulk_create with ignore_conflicts cannot tell how many were skipped
 

@@ -1,4 +1,5 @@
 """The oracle arm and the closed loop on the small serving world: real serving, events, jobs and gate."""
+
 from __future__ import annotations
 
 import uuid
@@ -35,10 +36,18 @@ def test_the_oracle_arm_orders_allowed_titles_by_its_scorer_under_the_same_rules
     account = AccountFactory()
     kids = ProfileFactory(account=account, slot=3, is_kids=True, maturity_cap=MaturityRating.AGE_7)
     catalog = serving_state.models().catalog
-    allowed = np.sort(catalog.content_ids[catalog.allowed(tier=account.subscription_tier, country=account.country,
-                                                          maturity_cap=MaturityRating.AGE_7)]).tolist()  # fmt: skip
-    assert len(allowed) > 11 and Title.objects.filter(pk__in=allowed, maturity_rating__gt=MaturityRating.AGE_7).count() == 0
-    ViewingEventFactory(profile=kids, title=Title.objects.get(pk=allowed[0]), watch_percentage=1.0)  # completed: never again
+    allowed = np.sort(
+        catalog.content_ids[
+            catalog.allowed(tier=account.subscription_tier, country=account.country, maturity_cap=MaturityRating.AGE_7)
+        ]
+    ).tolist()
+    assert (
+        len(allowed) > 11
+        and Title.objects.filter(pk__in=allowed, maturity_rating__gt=MaturityRating.AGE_7).count() == 0
+    )
+    ViewingEventFactory(
+        profile=kids, title=Title.objects.get(pk=allowed[0]), watch_percentage=1.0
+    )  # completed: never again
 
     result = engine.recommend(context=UserContext(profile_id=kids.pk), n=10, with_rows=False, variant=ORACLE)
 
@@ -55,8 +64,13 @@ def test_the_closed_loop_serves_ingests_retrains_and_measures_every_arm_against_
     mf_versions = ModelVersion.objects.filter(kind=ModelKind.MATRIX_FACTORIZATION).count()
     days = []
 
-    figures = loop_run(world, default_arms(), LoopConfig(days=2, seed=3, visits=VisitModel(daily_share=0.3)),
-                       head=world.rows_of_titles(np.arange(1, 60)), on_day=lambda day, run: days.append(run))  # fmt: skip
+    figures = loop_run(
+        world,
+        default_arms(),
+        LoopConfig(days=2, seed=3, visits=VisitModel(daily_share=0.3)),
+        head=world.rows_of_titles(np.arange(1, 60)),
+        on_day=lambda day, run: days.append(run),
+    )
 
     assert len(figures.days) == 2 and len(days) == 2
     for day in figures.days:
@@ -76,8 +90,17 @@ def test_ab_test_reads_each_arm_against_the_oracle_served_in_shadow(serving_worl
     from tests.conftest import serving_caches_reset
 
     serving_caches_reset()
-    call_command("ab_test", "--users", "80", "--seed", "4", "--ground-truth-dir", str(tmp_path / "truth"),
-                 "--plot", str(tmp_path / "ab.png"))  # fmt: skip
+    call_command(
+        "ab_test",
+        "--users",
+        "80",
+        "--seed",
+        "4",
+        "--ground-truth-dir",
+        str(tmp_path / "truth"),
+        "--plot",
+        str(tmp_path / "ab.png"),
+    )
 
     line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("oracle"))
     assert "baseline" in line and "new_ranking_model" in line

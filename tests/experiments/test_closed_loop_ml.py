@@ -1,4 +1,5 @@
 """The closed loop's pure parts: visits, daily figures, calibration and label debiasing (no database)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -23,10 +24,14 @@ def test_visits_come_from_the_daily_share_and_some_profiles_come_back():
 def test_day_figures_follow_the_experiment_definitions():
     figures = LoopFigures(["a", "oracle"], n_titles=10, head=[0, 1])
     served = Served(
-        arm=np.array([0, 0, 0, 0, 1, 1]), visit=np.array([0, 0, 1, 1, 2, 2]), title=np.array([0, 5, 6, 7, 8, 9]),
-        clicked=np.array([1, 1, 0, 0, 1, 1], bool), played=np.array([1, 1, 0, 0, 1, 1], bool),
-        completed=np.array([1, 0, 0, 0, 1, 1], bool), minutes=np.array([90.0, 10, 0, 0, 60, 60]),
-    )  # fmt: skip
+        arm=np.array([0, 0, 0, 0, 1, 1]),
+        visit=np.array([0, 0, 1, 1, 2, 2]),
+        title=np.array([0, 5, 6, 7, 8, 9]),
+        clicked=np.array([1, 1, 0, 0, 1, 1], bool),
+        played=np.array([1, 1, 0, 0, 1, 1], bool),
+        completed=np.array([1, 0, 0, 0, 1, 1], bool),
+        minutes=np.array([90.0, 10, 0, 0, 60, 60]),
+    )
     day = figures.add_day(served, visits_per_arm=np.array([2, 1]))
     a = day["a"]
     assert (a["ctr"], a["play_rate"], a["completion_rate"]) == (0.5, 1.0, 0.5)

@@ -1,4 +1,5 @@
 """Per-arm metrics from hand-made events: every figure below is counted by hand in the docstring's table."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -46,11 +47,25 @@ def world(api_client_app):
     at = now - dt.timedelta(hours=5)
 
     def event(kind, request, title, arm="", **fields):
-        return EventFactory(client=api_client_app, profile=profile, type=kind, request_id=request, title=title,
-                            occurred_at=at, experiment="exp" if arm else "", arm=arm, **fields)  # fmt: skip
+        return EventFactory(
+            client=api_client_app,
+            profile=profile,
+            type=kind,
+            request_id=request,
+            title=title,
+            occurred_at=at,
+            experiment="exp" if arm else "",
+            arm=arm,
+            **fields,
+        )
 
-    for request, titles, arm in (("r1", (t1, t2), "control"), ("r2", (t1, t3), "control"),
-                                 ("r3", (t2, t4), "treat"), ("r4", (t5,), "treat"), ("r5", (t4,), "treat")):  # fmt: skip
+    for request, titles, arm in (
+        ("r1", (t1, t2), "control"),
+        ("r2", (t1, t3), "control"),
+        ("r3", (t2, t4), "treat"),
+        ("r4", (t5,), "treat"),
+        ("r5", (t4,), "treat"),
+    ):
         for title in titles:
             event(EventType.IMPRESSION, request, title, arm, policy="ranker")
     event(EventType.IMPRESSION, "r1", t1, "control")  # shown twice in one response: one impression
@@ -65,15 +80,33 @@ def world(api_client_app):
     event(EventType.CLICK, "r4", t5)
     # Noise that must not count: a click on a title the response did not show, another experiment, before start.
     event(EventType.CLICK, "r1", t5)
-    EventFactory(client=api_client_app, profile=profile, type=EventType.IMPRESSION, request_id="x1", title=t3,
-                 occurred_at=at, experiment="other", arm="control")  # fmt: skip
-    EventFactory(client=api_client_app, profile=profile, type=EventType.IMPRESSION, request_id="old", title=t3,
-                 occurred_at=now - dt.timedelta(days=3), experiment="exp", arm="control")  # fmt: skip
+    EventFactory(
+        client=api_client_app,
+        profile=profile,
+        type=EventType.IMPRESSION,
+        request_id="x1",
+        title=t3,
+        occurred_at=at,
+        experiment="other",
+        arm="control",
+    )
+    EventFactory(
+        client=api_client_app,
+        profile=profile,
+        type=EventType.IMPRESSION,
+        request_id="old",
+        title=t3,
+        occurred_at=now - dt.timedelta(days=3),
+        experiment="exp",
+        arm="control",
+    )
     return experiment, control, treat
 
 
 def results(experiment) -> dict[tuple[str, str], ExperimentResult]:
-    return {(r.arm.name, r.metric): r for r in ExperimentResult.objects.filter(experiment=experiment).select_related("arm")}
+    return {
+        (r.arm.name, r.metric): r for r in ExperimentResult.objects.filter(experiment=experiment).select_related("arm")
+    }
 
 
 def test_metrics_per_arm_match_the_hand_counts(world):
@@ -93,7 +126,9 @@ def test_metrics_per_arm_match_the_hand_counts(world):
         Metric.LONG_TAIL: (0.0, 1, 1.0, 2),
     }
     for metric, (control_value, control_n, treat_value, treat_n) in expected.items():
-        assert (got["control", metric].value, got["control", metric].n) == (pytest.approx(control_value), control_n), metric
+        assert (got["control", metric].value, got["control", metric].n) == (pytest.approx(control_value), control_n), (
+            metric
+        )
         assert (got["treat", metric].value, got["treat", metric].n) == (pytest.approx(treat_value), treat_n), metric
     assert got["treat", Metric.LIFT].value == pytest.approx(1.5 / 1.1 - 1)
 
@@ -147,8 +182,11 @@ def test_running_and_recently_ended_experiments_are_measured():
     running = ExperimentFactory()
     ExperimentFactory(status="draft")
     ended = ExperimentFactory(status="stopped")
-    old = ExperimentFactory(status="stopped", starts_at=timezone.now() - dt.timedelta(days=30),
-                            ends_at=timezone.now() - dt.timedelta(days=20))  # fmt: skip
+    old = ExperimentFactory(
+        status="stopped",
+        starts_at=timezone.now() - dt.timedelta(days=30),
+        ends_at=timezone.now() - dt.timedelta(days=20),
+    )
     type(old).objects.filter(pk=old.pk).update(updated_at=timezone.now() - dt.timedelta(days=20))
     assert set(experiments_to_measure()) == {running, ended}
 

@@ -1,4 +1,5 @@
 """The experiment jobs on a real worker through the real broker; each runs twice without adding anything."""
+
 from __future__ import annotations
 
 import pytest
@@ -31,8 +32,14 @@ def test_metrics_job_runs_on_the_worker_and_replaces_results(transactional_db, c
     ArmFactory(experiment=experiment, name="b")
     title = TitleFactory()
     for arm, request_id in (("a", "r1"), ("b", "r2")):
-        EventFactory(client=api_client_app, type=EventType.IMPRESSION, request_id=request_id, title=title,
-                     experiment="worker-exp", arm=arm)  # fmt: skip
+        EventFactory(
+            client=api_client_app,
+            type=EventType.IMPRESSION,
+            request_id=request_id,
+            title=title,
+            experiment="worker-exp",
+            arm=arm,
+        )
     EventFactory(client=api_client_app, type=EventType.CLICK, request_id="r2", title=title)
 
     assert compute_experiment_metrics.delay().get(timeout=60) == 15
@@ -45,5 +52,8 @@ def test_metrics_job_runs_on_the_worker_and_replaces_results(transactional_db, c
 @pytest.mark.django_db
 def test_experiment_schedules_exist_after_migrate():
     tasks = set(PeriodicTask.objects.values_list("task", flat=True))
-    assert {"tasks.experiments.update_bandit", "tasks.experiments.compute_experiment_metrics",
-            "tasks.experiments.prune_exploration_logs"} <= tasks  # fmt: skip
+    assert {
+        "tasks.experiments.update_bandit",
+        "tasks.experiments.compute_experiment_metrics",
+        "tasks.experiments.prune_exploration_logs",
+    } <= tasks

@@ -1,4 +1,5 @@
 """Factories for Django's auth users."""
+
 from __future__ import annotations
 
 import factory

@@ -1,4 +1,5 @@
 """Factories for the events app."""
+
 from __future__ import annotations
 
 import factory

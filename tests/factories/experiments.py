@@ -1,4 +1,5 @@
 """Factories for the experiments app."""
+
 from __future__ import annotations
 
 import datetime as dt

@@ -1,4 +1,5 @@
 """Factories for the ranking app's business rules and their audit records."""
+
 from __future__ import annotations
 
 from decimal import Decimal

@@ -1,4 +1,5 @@
 """Factories for the recommendations app: a real (tiny) saved model behind every ModelVersion."""
+
 from __future__ import annotations
 
 import tempfile
@@ -29,9 +30,10 @@ class ModelVersionFactory(factory.django.DjangoModelFactory):
     @classmethod
     def _create(cls, model_class, *args, heavy_item: int = 20, **kwargs):
         version = model_version_register(
-            kind=ModelKind.POPULARITY, saved_model_dir=saved_popularity_model(heavy_item=heavy_item),
+            kind=ModelKind.POPULARITY,
+            saved_model_dir=saved_popularity_model(heavy_item=heavy_item),
             metrics=kwargs.pop("metrics", {"ndcg_at_10": 0.25}),
-        )  # fmt: skip
+        )
         for name, value in kwargs.items():
             setattr(version, name, value)
         if kwargs:

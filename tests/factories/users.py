@@ -1,4 +1,5 @@
 """Factories for the users app."""
+
 from __future__ import annotations
 
 import datetime as dt

@@ -1,4 +1,5 @@
 """Feature-store fixtures: a store with its own key namespace, the raw Redis client, hand-made histories."""
+
 from __future__ import annotations
 
 import uuid
@@ -54,9 +55,14 @@ def user_histories(catalog_rows):
     for name, history in USER_HISTORY.items():
         for title, started, ended, seconds, percentage, completed in history:
             ViewingEventFactory(
-                profile=profiles[name], title=titles[title], started_at=started, last_watched_at=ended,
-                watch_seconds=seconds, watch_percentage=percentage, completed=completed,
-            )  # fmt: skip
+                profile=profiles[name],
+                title=titles[title],
+                started_at=started,
+                last_watched_at=ended,
+                watch_seconds=seconds,
+                watch_percentage=percentage,
+                completed=completed,
+            )
     return profiles
 
 

@@ -4,6 +4,7 @@ Shared by the pure tests (tests/features/test_compute.py) and the database tests
 the pandas path must agree with the same arithmetic. Titles and genres are symbolic; each test maps
 them to ids.
 """
+
 from __future__ import annotations
 
 import datetime as dt

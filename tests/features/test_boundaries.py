@@ -1,4 +1,5 @@
 """The pure feature code (definitions, compute, codec) never loads Django."""
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """The vectorised features on hand-made histories, against values worked out by hand (no database)."""
+
 from __future__ import annotations
 
 import math
@@ -49,9 +50,16 @@ def user_viewings() -> pd.DataFrame:
     ]
     frame = pd.DataFrame(
         rows,
-        columns=["profile_id", "title_id", "started_at", "last_watched_at", "watch_seconds", "watch_percentage",
-                 "completed"],
-    )  # fmt: skip
+        columns=[
+            "profile_id",
+            "title_id",
+            "started_at",
+            "last_watched_at",
+            "watch_seconds",
+            "watch_percentage",
+            "completed",
+        ],
+    )
     return frame.sample(frac=1.0, random_state=7)  # order must not matter
 
 

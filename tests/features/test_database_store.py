@@ -1,4 +1,5 @@
 """The embedded online store (no REDIS_URL): features in a database table, shared by every process."""
+
 from __future__ import annotations
 
 import uuid
@@ -49,6 +50,7 @@ def test_expired_rows_read_as_missing_and_are_deleted_by_the_next_write(db_store
     db_store.set_batch_features("user", 2, user_features())
     kept = OnlineFeature.objects.filter(key__startswith=db_store.namespace).values_list("key", flat=True)
     assert list(kept) == [feature_key("user", 2, namespace=db_store.namespace)]
+
 
 def test_rankings_round_trip(db_store):
     db_store.set_ranking("trending", np.array([5, 3, 9]), np.array([3.0, 2.0, 1.0]), ttl_seconds=60)

@@ -1,4 +1,5 @@
 """Batch refresh over factory-built data writes the hand-computed features; request-time reads."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -146,14 +147,33 @@ def test_batch_refresh_of_a_synthetic_world_matches_the_pure_computation(db, sto
 
     profiles = ProfileFactory.create_batch(3)
     for i in range(30):
-        ViewingEventFactory(profile=profiles[i % 3], started_at=AS_OF - dt.timedelta(hours=7 * i + 1),
-                            watch_percentage=(i % 10) / 10)  # fmt: skip
+        ViewingEventFactory(
+            profile=profiles[i % 3], started_at=AS_OF - dt.timedelta(hours=7 * i + 1), watch_percentage=(i % 10) / 10
+        )
     ids = sorted(p.id for p in profiles)
     services.user_features_refresh(profile_id_start=ids[0], profile_id_end=ids[-1] + 1, as_of=AS_OF, store=store)
-    viewings = pd.DataFrame(list(ViewingEvent.objects.values_list(
-        "profile_id", "title_id", "started_at", "last_watched_at", "watch_seconds", "watch_percentage", "completed"
-    )), columns=["profile_id", "title_id", "started_at", "last_watched_at", "watch_seconds", "watch_percentage",
-                 "completed"])  # fmt: skip
+    viewings = pd.DataFrame(
+        list(
+            ViewingEvent.objects.values_list(
+                "profile_id",
+                "title_id",
+                "started_at",
+                "last_watched_at",
+                "watch_seconds",
+                "watch_percentage",
+                "completed",
+            )
+        ),
+        columns=[
+            "profile_id",
+            "title_id",
+            "started_at",
+            "last_watched_at",
+            "watch_seconds",
+            "watch_percentage",
+            "completed",
+        ],
+    )
     expected = user_features(viewings, selectors.catalog_arrays(), as_of=AS_OF)
     np.testing.assert_array_equal(store.get_many("user", ids).values, expected.values)
     assert expected.values.shape == (3, USER_FEATURES.width)

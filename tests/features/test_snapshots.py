@@ -1,4 +1,5 @@
 """Offline store: Parquet snapshots per as_of and the point-in-time join that never leaks the future."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -26,10 +27,15 @@ def hours_matrix(ids: list[int], hours: list[float]) -> FeatureMatrix:
 @pytest.fixture
 def two_snapshots(tmp_path) -> str:
     location = str(tmp_path / "offline")
-    snapshots.snapshot_write(entity_type="user", as_of=JAN_1, chunks=[hours_matrix([1, 2], [1.0, 2.0])],
-                             location=location)  # fmt: skip
-    snapshots.snapshot_write(entity_type="user", as_of=JAN_8, chunks=[hours_matrix([1], [10.0]),
-                             hours_matrix([2], [20.0])], location=location)  # fmt: skip
+    snapshots.snapshot_write(
+        entity_type="user", as_of=JAN_1, chunks=[hours_matrix([1, 2], [1.0, 2.0])], location=location
+    )
+    snapshots.snapshot_write(
+        entity_type="user",
+        as_of=JAN_8,
+        chunks=[hours_matrix([1], [10.0]), hours_matrix([2], [20.0])],
+        location=location,
+    )
     return location
 
 
@@ -46,11 +52,16 @@ def test_point_in_time_join_never_leaks_a_later_snapshot(two_snapshots):
     rows = pd.DataFrame(
         {
             "entity_id": [1, 1, 2, 1, 3],
-            "timestamp": [JAN_8 - dt.timedelta(seconds=1), JAN_8, JAN_8 + dt.timedelta(days=30), JAN_1 -
-                          dt.timedelta(days=1), JAN_8],
+            "timestamp": [
+                JAN_8 - dt.timedelta(seconds=1),
+                JAN_8,
+                JAN_8 + dt.timedelta(days=30),
+                JAN_1 - dt.timedelta(days=1),
+                JAN_8,
+            ],
             "label": ["a", "b", "c", "d", "e"],
         }
-    )  # fmt: skip
+    )
     joined = snapshots.point_in_time_join("user", rows, location=two_snapshots)
     assert list(joined["label"]) == ["a", "b", "c", "d", "e"]  # order and other columns kept
     # One second before the Jan 8 snapshot, row "a" still sees Jan 1's features.

@@ -1,4 +1,5 @@
 """FeatureStore: round trips, defaults, TTLs, schema versions, one round trip per request, Redis down."""
+
 from __future__ import annotations
 
 import dataclasses

@@ -1,4 +1,5 @@
 """The content refresh also writes the trending list: titles by time-decayed views, best first."""
+
 from __future__ import annotations
 
 import datetime as dt

@@ -1,4 +1,5 @@
 """Hand-made data for the ML tests: two clear taste groups, and a catalog with one title nobody has watched."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -42,4 +43,3 @@ def catalog() -> pd.DataFrame:
     rows = [(title, *action) for title in ACTION_TITLES] + [(title, *drama) for title in DRAMA_TITLES]
     rows.append((NEW_ACTION_TITLE, *action))
     return pd.DataFrame(rows, columns=["content_id", "genres", "cast"])
-

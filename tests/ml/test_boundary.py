@@ -1,4 +1,5 @@
 """The ML code is a library that Django services wrap: importing any of it must not load Django."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -37,8 +38,12 @@ def test_library_imports_without_django(library):
     modules = LIBRARIES[library]
     script = "; ".join([*(f"import {name}" for name in modules), "import sys", "print('django' in sys.modules)"])
     result = subprocess.run(
-        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60,
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},  # no DJANGO_SETTINGS_MODULE to lean on
-    )  # fmt: skip
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"

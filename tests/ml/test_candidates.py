@@ -1,4 +1,5 @@
 """Merging per-source lists into unique candidates with quotas."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """Content similarity: TF-IDF vectors, blockwise top-k cosine, cold-start reach."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -24,11 +25,13 @@ def test_vectors_are_l2_normalised_and_rare_terms_weigh_more():
 
 def test_blockwise_top_k_equals_the_dense_computation():
     rng = np.random.default_rng(0)
-    titles = pd.DataFrame({
-        "content_id": np.arange(40),
-        "genres": [list(rng.choice(list("abcdefgh"), 3, replace=False)) for _ in range(40)],
-        "cast": [list(rng.choice(list("pqrstuvwxyz"), 2, replace=False)) for _ in range(40)],
-    })
+    titles = pd.DataFrame(
+        {
+            "content_id": np.arange(40),
+            "genres": [list(rng.choice(list("abcdefgh"), 3, replace=False)) for _ in range(40)],
+            "cast": [list(rng.choice(list("pqrstuvwxyz"), 2, replace=False)) for _ in range(40)],
+        }
+    )
     vectors = tfidf_vectors(titles, {"genres": 1.0, "cast": 0.5})
     blockwise = cosine_top_k(vectors, k=5, block_rows=7).toarray()
     dense = (vectors @ vectors.T).toarray()

@@ -1,4 +1,5 @@
 """Interaction frames, id maps and the user × item matrix."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -42,8 +43,9 @@ def test_interaction_matrix_keeps_the_best_of_repeated_pairs_and_drops_unknown_i
     matrix = interaction_matrix(frame, IdMap([1, 2]), IdMap([10, 20]))
     assert matrix.dtype == np.float32 and matrix.shape == (2, 2)
     np.testing.assert_array_equal(matrix.toarray(), [[4.0, 3.0], [0.0, 5.0]])
-    np.testing.assert_array_equal(interaction_matrix(frame, IdMap([1, 2]), IdMap([10, 20]), binary=True).toarray(),
-                                  [[1.0, 1.0], [0.0, 1.0]])
+    np.testing.assert_array_equal(
+        interaction_matrix(frame, IdMap([1, 2]), IdMap([10, 20]), binary=True).toarray(), [[1.0, 1.0], [0.0, 1.0]]
+    )
 
 
 def test_item_counts_count_distinct_users():

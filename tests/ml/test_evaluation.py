@@ -1,4 +1,5 @@
 """The offline evaluation core on a tiny MovieLens-100k-shaped directory (real file formats, synthetic ratings)."""
+
 from __future__ import annotations
 
 import json
@@ -84,8 +85,17 @@ def test_catalog_index_follows_the_data_set(tiny_dir):
 def test_quick_run_writes_every_row_with_sane_metrics(quick_json):
     written = quick_json
     names = [row["name"] for row in written["rows"]]
-    assert names == ["popularity", "MF-ALS", "MF-BPR", "MF-SGD", "implicit ALS direct", "implicit BPR direct", "NCF",
-                     "content similarity", "EASE"]  # fmt: skip
+    assert names == [
+        "popularity",
+        "MF-ALS",
+        "MF-BPR",
+        "MF-SGD",
+        "implicit ALS direct",
+        "implicit BPR direct",
+        "NCF",
+        "content similarity",
+        "EASE",
+    ]
     for row in written["rows"]:
         m = row["metrics"]
         for key in ("map", "ndcg", "precision", "recall", "coverage", "ild", "recall_at_500"):
@@ -110,8 +120,11 @@ def test_merged_candidates_come_from_the_serving_pipeline(quick_json):
 def test_tuning_picks_from_the_grids_on_validation(tiny_dir, monkeypatch):
     # Two points per grid and short NCF runs: the tuning path, not the search, is under test.
     grids = evaluation_tuning.GRIDS
-    monkeypatch.setattr(evaluation_tuning, "GRIDS", {family: {name: values[:2] for name, values in grid.items()}
-                                                     for family, grid in grids.items()})  # fmt: skip
+    monkeypatch.setattr(
+        evaluation_tuning,
+        "GRIDS",
+        {family: {name: values[:2] for name, values in grid.items()} for family, grid in grids.items()},
+    )
     monkeypatch.setattr(evaluation_tuning, "NCF_MAX_EPOCHS", 2)
     monkeypatch.setattr(evaluation_tuning, "NCF_CHECK_EVERY", 1)
     result = run_evaluation(quiet(tiny_dir, tune_seconds=60))
@@ -168,16 +181,22 @@ def _other_layouts(source: Path, tmp_path: Path) -> dict[str, Path]:
     one_m, latest = tmp_path / "ml-1m", tmp_path / "ml-latest"
     one_m.mkdir()
     latest.mkdir()
-    (one_m / "movies.dat").write_text("".join(f"{i}::{t}::{g}\n" for i, t, g in zip(data.items["content_id"], titles,
-                                                                                   genres, strict=True)))
+    (one_m / "movies.dat").write_text(
+        "".join(f"{i}::{t}::{g}\n" for i, t, g in zip(data.items["content_id"], titles, genres, strict=True))
+    )
     (one_m / "ratings.dat").write_text("".join(f"{u}::{i}::{x}::{t}\n" for u, i, x, t in r.itertuples(index=False)))
-    (latest / "movies.csv").write_text("movieId,title,genres\n" + "".join(
-        f'{i},"{t}",{g}\n' for i, t, g in zip(data.items["content_id"], titles, genres, strict=True)))
-    (latest / "ratings.csv").write_text("userId,movieId,rating,timestamp\n" + "".join(
-        f"{u},{i},{x}.0,{t}\n" for u, i, x, t in r.itertuples(index=False)))
+    (latest / "movies.csv").write_text(
+        "movieId,title,genres\n"
+        + "".join(f'{i},"{t}",{g}\n' for i, t, g in zip(data.items["content_id"], titles, genres, strict=True))
+    )
+    (latest / "ratings.csv").write_text(
+        "userId,movieId,rating,timestamp\n"
+        + "".join(f"{u},{i},{x}.0,{t}\n" for u, i, x, t in r.itertuples(index=False))
+    )
     plain = tmp_path / "ratings.csv"
-    plain.write_text("user,item,rating,timestamp\n" + "".join(f"{u},{i},{x},{t}\n" for u, i, x, t in
-                                                              r.itertuples(index=False)))  # fmt: skip
+    plain.write_text(
+        "user,item,rating,timestamp\n" + "".join(f"{u},{i},{x},{t}\n" for u, i, x, t in r.itertuples(index=False))
+    )
     return {"ml-1m": one_m, "ml-latest": latest, "csv": plain}
 
 
@@ -188,8 +207,11 @@ def test_every_layout_reads_the_same_ratings(tiny_dir, tmp_path):
         assert data.layout == layout
         assert data.ratings.equals(reference.ratings), layout
         if layout != "csv":
-            present = {name for name, used in zip(reference.genre_names, reference.genre_flags.any(axis=0), strict=True)
-                       if used}  # fmt: skip
+            present = {
+                name
+                for name, used in zip(reference.genre_names, reference.genre_flags.any(axis=0), strict=True)
+                if used
+            }
             assert set(data.genre_names) == present
             assert data.genre_flags.sum() == reference.genre_flags.sum()
 

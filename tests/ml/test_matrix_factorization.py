@@ -1,4 +1,5 @@
 """MatrixFactorization: float32 factors that serving can memory-map, predict, and the objectives."""
+
 from __future__ import annotations
 
 import numpy as np

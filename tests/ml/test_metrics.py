@@ -1,4 +1,5 @@
 """Ranking metrics against hand-computed cases and scikit-learn; coverage, novelty and diversity."""
+
 from __future__ import annotations
 
 import math

@@ -1,4 +1,5 @@
 """The contract every candidate source keeps (fit, recommend, recommend_many, save/load), on two taste groups."""
+
 from __future__ import annotations
 
 import json

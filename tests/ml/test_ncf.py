@@ -1,4 +1,5 @@
 """NeuMF network, negative sampling and training."""
+
 from __future__ import annotations
 
 import numpy as np

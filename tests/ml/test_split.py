@@ -1,4 +1,5 @@
 """The Recommenders MovieLens-100k split: stratified by item, 75/25, seed 42."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """The top-n pick under the collaborative source: exact against a full sort, whatever the scores hold."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,5 +1,6 @@
 """Under gunicorn every worker's counts reach /metrics, whichever worker answers the scrape, and a killed
 worker's counts stay (PROMETHEUS_MULTIPROC_DIR, config/gunicorn.py)."""
+
 from __future__ import annotations
 
 import os
@@ -22,8 +23,11 @@ def _count(server) -> float:
 
 def test_every_worker_counts_and_a_killed_one_still_does(transactional_db, tmp_path):
     db = connection.settings_dict
-    env = {"DJANGO_SETTINGS_MODULE": "config.settings.test", "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
-           "DATABASE_URL": f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"}
+    env = {
+        "DJANGO_SETTINGS_MODULE": "config.settings.test",
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
+        "DATABASE_URL": f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}",
+    }
     (tmp_path / "counter_999999.db").write_bytes(b"stale")  # an earlier run's: removed at start
     with gunicorn_server(env, workers=2) as server:
         assert not (tmp_path / "counter_999999.db").exists()

@@ -1,5 +1,6 @@
 """Log lines are JSON objects naming the request (web) or the task and the request that sent it (Celery),
 and secrets never reach them (#18)."""
+
 from __future__ import annotations
 
 import io
@@ -46,9 +47,13 @@ def test_secrets_are_masked_in_messages_extras_and_tracebacks(settings):
     settings.SECRET_KEY = "the-django-secret-key-" + "z" * 40
     settings.RECO_METRICS_TOKEN = "metrics-token-987654321"
     leaks = ("s3cr3t-pw", settings.SECRET_KEY, settings.RECO_METRICS_TOKEN, "live-api-key-0123")
-    line = _line("connecting to postgres://reco:s3cr3t-pw@db:5432/reco with X-Api-Key: live-api-key-0123 "
-                 "and key %s, token=%s", settings.SECRET_KEY, settings.RECO_METRICS_TOKEN, exc=True,
-                 url="redis://:s3cr3t-pw@cache:6379/0")  # fmt: skip
+    line = _line(
+        "connecting to postgres://reco:s3cr3t-pw@db:5432/reco with X-Api-Key: live-api-key-0123 and key %s, token=%s",
+        settings.SECRET_KEY,
+        settings.RECO_METRICS_TOKEN,
+        exc=True,
+        url="redis://:s3cr3t-pw@cache:6379/0",
+    )
     text = json.dumps(line)
     assert not [leak for leak in leaks if leak in text], text
     assert "postgres://reco:***@db:5432/reco" in line["message"] and "redis://:***@cache" in line["url"]
@@ -91,5 +96,9 @@ def test_a_celery_task_logs_its_name_id_and_the_request_that_sent_it(transaction
             break
         time.sleep(0.2)
     assert mine, log.read_text()[-3000:]
-    assert all(line["task"] == "tasks.maintenance.mark_lost_job_runs" and line["request_id"] == "b" * 32
-               and line["process"] == "celery" for line in mine)  # fmt: skip
+    assert all(
+        line["task"] == "tasks.maintenance.mark_lost_job_runs"
+        and line["request_id"] == "b" * 32
+        and line["process"] == "celery"
+        for line in mine
+    )

@@ -1,4 +1,5 @@
 """/metrics: who may read it, and what a request, an event batch and the job runs put in it (#18)."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -36,8 +37,12 @@ def scrape(client: Client | None = None, **headers: str) -> dict:
 def api(serving_world, settings):
     settings.RECO_METRICS_INPUT_SAMPLE = 1  # every answer's candidates and feature age
     cache.clear()
-    ApiClient.issue("metrics-tests", key=KEY, rate="100000/min",
-                    scopes=[ApiScope.READ_RECOMMENDATIONS.value, ApiScope.WRITE_EVENTS.value])  # fmt: skip
+    ApiClient.issue(
+        "metrics-tests",
+        key=KEY,
+        rate="100000/min",
+        scopes=[ApiScope.READ_RECOMMENDATIONS.value, ApiScope.WRITE_EVENTS.value],
+    )
     client = APIClient()
     client.credentials(HTTP_X_API_KEY=KEY)
     return client
@@ -69,7 +74,9 @@ def test_a_request_is_counted_per_endpoint_stage_cache_outcome_source_and_flag(a
         return value(after, name, **labels) - value(before, name, **labels)
 
     assert grew("reco_http_request_duration_seconds_count", endpoint="/api/recs", method="GET", status="2xx") == 2
-    assert grew("reco_recommendations_total", cache="miss") == 1 and grew("reco_recommendations_total", cache="hit") == 1
+    assert (
+        grew("reco_recommendations_total", cache="miss") == 1 and grew("reco_recommendations_total", cache="hit") == 1
+    )
     for stage in ("profile", "models", "cache"):
         assert grew("reco_engine_stage_seconds_count", stage=stage) == 2
     for stage in ("candidates", "features", "ranking", "postprocess"):
@@ -81,8 +88,11 @@ def test_a_request_is_counted_per_endpoint_stage_cache_outcome_source_and_flag(a
     assert {"collaborative", "trending"} <= sources
     assert grew("reco_feature_age_seconds_count", entity="content") == 1
     assert grew("reco_feature_age_seconds_count", entity="user") == 1
-    served = {dict(labels)["kind"]: dict(labels)["version"] for (name, labels), v in after.items()
-              if name == "reco_model_version_served" and v == 1}  # fmt: skip
+    served = {
+        dict(labels)["kind"]: dict(labels)["version"]
+        for (name, labels), v in after.items()
+        if name == "reco_model_version_served" and v == 1
+    }
     assert served == first.json()["model_versions"]
 
 
@@ -96,8 +106,10 @@ def test_stage_histograms_add_up_to_what_server_timing_said(api, profile):
             said[stage] = said.get(stage, 0.0) + ms
     after = scrape()
     for stage in STAGES:
-        grown = (value(after, "reco_engine_stage_seconds_sum", stage=stage)
-                 - value(before, "reco_engine_stage_seconds_sum", stage=stage)) * 1000  # fmt: skip
+        grown = (
+            value(after, "reco_engine_stage_seconds_sum", stage=stage)
+            - value(before, "reco_engine_stage_seconds_sum", stage=stage)
+        ) * 1000
         assert grown == pytest.approx(said.get(stage, 0.0), abs=0.01 * 5 + 1e-6), stage  # the header's 0.01 ms
     total = (value(after, "reco_engine_seconds_sum") - value(before, "reco_engine_seconds_sum")) * 1000
     assert total == pytest.approx(said["total"], abs=0.05)
@@ -111,15 +123,22 @@ def test_events_are_counted_accepted_duplicate_and_rejected(api):
     assert post(api, [good]).json()["duplicates"] == 1
     after = scrape()
     for outcome in ("accepted", "duplicate", "rejected"):
-        assert value(after, "reco_events_total", outcome=outcome) - value(before, "reco_events_total",
-                                                                          outcome=outcome) == 1  # fmt: skip
+        assert (
+            value(after, "reco_events_total", outcome=outcome) - value(before, "reco_events_total", outcome=outcome)
+            == 1
+        )
 
 
 def test_job_runs_of_the_last_day_by_status_and_the_last_success(db):
     now = timezone.now()
     for status, minutes in ((JobRun.Status.SUCCEEDED, 30), (JobRun.Status.SUCCEEDED, 20), (JobRun.Status.FAILED, 10)):
-        JobRun.objects.create(job="tasks.metrics_test", status=status, started_at=now - dt.timedelta(minutes=minutes),
-                              finished_at=now - dt.timedelta(minutes=minutes - 1), duration_seconds=minutes)  # fmt: skip
+        JobRun.objects.create(
+            job="tasks.metrics_test",
+            status=status,
+            started_at=now - dt.timedelta(minutes=minutes),
+            finished_at=now - dt.timedelta(minutes=minutes - 1),
+            duration_seconds=minutes,
+        )
     JobRun.objects.create(job="tasks.metrics_test", status=JobRun.Status.FAILED, started_at=now - dt.timedelta(days=2))
     from config.observability.views import _jobs
 
@@ -168,10 +187,19 @@ def test_every_metric_the_dashboard_plots_is_exported(api, profile):
     from pathlib import Path
 
     dashboard = json.loads((Path(__file__).resolve().parents[2] / "docs" / "grafana" / "reco.json").read_text())
-    plotted = {re.sub(r"_(bucket|sum|count)$", "", name) for panel in dashboard["panels"]
-               for target in panel.get("targets", []) for name in re.findall(r"reco_[a-z0-9_]+", target["expr"])}  # fmt: skip
-    JobRun.objects.create(job="tasks.dashboard_test", status=JobRun.Status.SUCCEEDED, started_at=timezone.now(),
-                          finished_at=timezone.now(), duration_seconds=1.0)  # fmt: skip
+    plotted = {
+        re.sub(r"_(bucket|sum|count)$", "", name)
+        for panel in dashboard["panels"]
+        for target in panel.get("targets", [])
+        for name in re.findall(r"reco_[a-z0-9_]+", target["expr"])
+    }
+    JobRun.objects.create(
+        job="tasks.dashboard_test",
+        status=JobRun.Status.SUCCEEDED,
+        started_at=timezone.now(),
+        finished_at=timezone.now(),
+        duration_seconds=1.0,
+    )
     assert api.get("/api/recs", {"profile_id": profile.pk}).status_code == 200
     assert post(api, [event("click", profile.pk, content_id=10**12)]).status_code == 200
     from config.observability.views import _jobs
@@ -188,5 +216,8 @@ def test_candidates_and_feature_age_are_observed_in_one_answer_in_the_sample(api
         assert api.get("/api/recs", {"profile_id": profile.pk, "n": n}).status_code == 200
     after = scrape()
     assert value(after, "reco_recommendations_total") - value(before, "reco_recommendations_total") == 4
-    assert value(after, "reco_feature_age_seconds_count", entity="user") - value(
-        before, "reco_feature_age_seconds_count", entity="user") == 1  # fmt: skip
+    assert (
+        value(after, "reco_feature_age_seconds_count", entity="user")
+        - value(before, "reco_feature_age_seconds_count", entity="user")
+        == 1
+    )

@@ -1,4 +1,5 @@
 """Server-Timing on POST /api/recs/batch, and the model load of a process's first request under its own name."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """The rules version lives in the real cache (Redis under `make test`): every test starts without one."""
+
 from __future__ import annotations
 
 import pytest

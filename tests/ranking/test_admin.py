@@ -1,4 +1,5 @@
 """The rules admin: editors create, change and delete rules; every change is audited; bad input is a form error."""
+
 from __future__ import annotations
 
 from decimal import Decimal
@@ -45,9 +46,14 @@ def test_editor_creates_a_boost_and_the_change_is_recorded(editor_client, editor
     with django_capture_on_commit_callbacks(execute=True):
         response = editor_client.post(
             admin_url(Boost, "add"),
-            boost_form(name="Drama week", target_kind=TargetKind.GENRE, genre=drama.pk, multiplier="2",
-                       countries=[us.pk, gb.pk]),
-        )  # fmt: skip
+            boost_form(
+                name="Drama week",
+                target_kind=TargetKind.GENRE,
+                genre=drama.pk,
+                multiplier="2",
+                countries=[us.pk, gb.pk],
+            ),
+        )
 
     assert response.status_code == 302, response.context["adminform"].form.errors if response.context else ""
     boost = Boost.objects.get()
@@ -130,8 +136,14 @@ def test_bulk_delete_records_each_rule(editor_client):
         ({"multiplier": "0"}, "multiplier"),
         ({"multiplier": "-1.5"}, "multiplier"),
         ({"multiplier": "abc"}, "multiplier"),
-        ({"starts_at_0": "2026-06-01", "starts_at_1": "00:00", "ends_at_0": "2026-05-01", "ends_at_1": "00:00"}, "ends_at"),
-        ({"starts_at_0": "2026-06-01", "starts_at_1": "00:00", "ends_at_0": "2026-06-01", "ends_at_1": "00:00"}, "ends_at"),
+        (
+            {"starts_at_0": "2026-06-01", "starts_at_1": "00:00", "ends_at_0": "2026-05-01", "ends_at_1": "00:00"},
+            "ends_at",
+        ),
+        (
+            {"starts_at_0": "2026-06-01", "starts_at_1": "00:00", "ends_at_0": "2026-06-01", "ends_at_1": "00:00"},
+            "ends_at",
+        ),
         ({"target_kind": TargetKind.GENRE}, "genre"),
         ({"target_kind": TargetKind.TITLE}, "title"),
     ],
@@ -159,9 +171,17 @@ def test_suppression_with_end_before_start_is_a_form_error(editor_client):
     title = TitleFactory()
     response = editor_client.post(
         admin_url(Suppression, "add"),
-        {"title": title.pk, "reason": "Rights", "countries": [], "is_active": "on",
-         "starts_at_0": "2026-06-01", "starts_at_1": "00:00", "ends_at_0": "2026-01-01", "ends_at_1": "00:00"},
-    )  # fmt: skip
+        {
+            "title": title.pk,
+            "reason": "Rights",
+            "countries": [],
+            "is_active": "on",
+            "starts_at_0": "2026-06-01",
+            "starts_at_1": "00:00",
+            "ends_at_0": "2026-01-01",
+            "ends_at_1": "00:00",
+        },
+    )
 
     assert response.status_code == 200
     assert "ends_at" in response.context["adminform"].form.errors
@@ -172,9 +192,15 @@ def test_editor_creates_a_premium_only_genre_rule_with_tier_checkboxes(editor_cl
 
     response = editor_client.post(
         admin_url(TierRule, "add"),
-        {"target_kind": TargetKind.GENRE, "genre": horror.pk, "title": "", "allowed_tiers": [SubscriptionTier.PREMIUM],
-         "note": "Licence", "is_active": "on"},
-    )  # fmt: skip
+        {
+            "target_kind": TargetKind.GENRE,
+            "genre": horror.pk,
+            "title": "",
+            "allowed_tiers": [SubscriptionTier.PREMIUM],
+            "note": "Licence",
+            "is_active": "on",
+        },
+    )
 
     assert response.status_code == 302
     rule = TierRule.objects.get()
@@ -204,9 +230,13 @@ def test_editor_changes_the_kids_policy_but_cannot_add_or_delete_it(editor_clien
 
 
 def test_rule_changes_are_read_only_for_editors(editor_client):
-    change = RuleChangeFactory(changes={"multiplier": {"before": "1.50", "after": "3.00"},
-                                        "starts_at": {"before": None, "after": "2026-12-01T00:00:00+00:00"},
-                                        "is_active": {"before": True, "after": False}})  # fmt: skip
+    change = RuleChangeFactory(
+        changes={
+            "multiplier": {"before": "1.50", "after": "3.00"},
+            "starts_at": {"before": None, "after": "2026-12-01T00:00:00+00:00"},
+            "is_active": {"before": True, "after": False},
+        }
+    )
 
     assert editor_client.get(admin_url(RuleChange, "changelist")).status_code == 200
     page = editor_client.get(admin_url(RuleChange, "change", change.pk))
@@ -245,8 +275,11 @@ def test_autocomplete_finds_titles_for_a_boost(editor_client):
 
 
 def test_editors_group_has_the_rule_permissions():
-    codenames = set(Group.objects.get(name="Editors").permissions.filter(
-        content_type__app_label="ranking").values_list("codename", flat=True))  # fmt: skip
+    codenames = set(
+        Group.objects.get(name="Editors")
+        .permissions.filter(content_type__app_label="ranking")
+        .values_list("codename", flat=True)
+    )
 
     for model in ("boost", "tierrule", "suppression"):
         assert {f"{action}_{model}" for action in ("add", "change", "delete", "view")} <= codenames

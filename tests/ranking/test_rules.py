@@ -1,4 +1,5 @@
 """Rules in serving: the snapshot mirrors the tables, and an edit is live within the check interval, no restart."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -33,9 +34,17 @@ pytestmark = pytest.mark.django_db
 def suppress_via_admin(client, title, countries=()) -> None:
     response = client.post(
         admin_url(Suppression, "add"),
-        {"title": title.pk, "reason": "Rights", "countries": [c.pk for c in countries], "is_active": "on",
-         "starts_at_0": "", "starts_at_1": "", "ends_at_0": "", "ends_at_1": ""},
-    )  # fmt: skip
+        {
+            "title": title.pk,
+            "reason": "Rights",
+            "countries": [c.pk for c in countries],
+            "is_active": "on",
+            "starts_at_0": "",
+            "starts_at_1": "",
+            "ends_at_0": "",
+            "ends_at_1": "",
+        },
+    )
     assert response.status_code == 302
 
 
@@ -161,8 +170,17 @@ def test_admin_suppression_reaches_apply_rules(editor_client, django_capture_on_
         suppress_via_admin(editor_client, suppressed, countries=[us])
 
     def keep_in(country: str) -> dict[int, bool]:
-        result = apply_rules(rules.current(), catalog, rows, np.zeros(2), country=country, tier=1, is_kids=False,
-                             maturity_cap=18, now_epoch=time.time())  # fmt: skip
+        result = apply_rules(
+            rules.current(),
+            catalog,
+            rows,
+            np.zeros(2),
+            country=country,
+            tier=1,
+            is_kids=False,
+            maturity_cap=18,
+            now_epoch=time.time(),
+        )
         return dict(zip(catalog.content_ids.tolist(), result.keep.tolist(), strict=True))
 
     assert keep_in("US") == {kept.pk: True, suppressed.pk: False}
@@ -173,8 +191,15 @@ def test_admin_suppression_reaches_apply_rules(editor_client, django_capture_on_
     ("model", "fields"),
     [
         (Boost, {"name": "x", "target_kind": TargetKind.ORIGINALS, "multiplier": Decimal("0")}),
-        (Boost, {"name": "x", "target_kind": TargetKind.ORIGINALS, "starts_at": timezone.now(),
-                 "ends_at": timezone.now() - dt.timedelta(days=1)}),
+        (
+            Boost,
+            {
+                "name": "x",
+                "target_kind": TargetKind.ORIGINALS,
+                "starts_at": timezone.now(),
+                "ends_at": timezone.now() - dt.timedelta(days=1),
+            },
+        ),
         (Boost, {"name": "x", "target_kind": TargetKind.GENRE}),
         (TierRule, {"target_kind": TargetKind.ORIGINALS, "allowed_tiers": 0}),
     ],
@@ -187,10 +212,13 @@ def test_database_refuses_invalid_rules(model, fields):
 
 def test_rules_load_from_the_database_when_redis_is_unreachable(settings, editor):
     BoostFactory()
-    settings.CACHES = {"default": {
-        "BACKEND": "django_redis.cache.RedisCache", "LOCATION": "redis://127.0.0.1:1/0",  # nothing listens there
-        "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.2, "SOCKET_TIMEOUT": 0.2},
-    }}  # fmt: skip
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",  # nothing listens there
+            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.2, "SOCKET_TIMEOUT": 0.2},
+        }
+    }
     rules = RulesCache(check_seconds=0, db_check_seconds=3600)
 
     assert len(rules.current().boost_multiplier) == 1

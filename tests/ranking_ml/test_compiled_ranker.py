@@ -1,4 +1,5 @@
 """The compiled forest: an artifact file with its checksum, LightGBM's scores within 1e-6, LightGBM as fallback."""
+
 from __future__ import annotations
 
 import json

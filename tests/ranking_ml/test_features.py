@@ -1,4 +1,5 @@
 """The ranker's feature matrix: shapes, source flags and ranks, per-request z-scores, catalog and context columns."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -72,7 +73,9 @@ def ranking_input(*, device: int = TV, model_scores: dict | None = None, **chang
         "interaction": interaction,
         "catalog": catalog(),
         "rows": np.arange(4),
-        "context": RankingContext(hour=21, weekday=4, device_type=device, country="FR", today_days=TODAY, premium=False),
+        "context": RankingContext(
+            hour=21, weekday=4, device_type=device, country="FR", today_days=TODAY, premium=False
+        ),
     }
     values.update(changes)
     return RankingInput(**values)
@@ -167,10 +170,13 @@ def test_catalog_and_context_columns():
 
 def test_empty_candidates_give_an_empty_matrix():
     empty = ranking_input(
-        candidate_ids=np.empty(0, np.int64), source_flags=np.empty((0, 2), bool),
-        source_scores=np.empty((0, 2), np.float32), model_scores={"mf": np.empty(0, np.float32)},
+        candidate_ids=np.empty(0, np.int64),
+        source_flags=np.empty((0, 2), bool),
+        source_scores=np.empty((0, 2), np.float32),
+        model_scores={"mf": np.empty(0, np.float32)},
         content=np.empty((0, CONTENT_FEATURES.width), np.float32),
-        interaction=np.empty((0, INTERACTION_FEATURES.width), np.float32), rows=np.empty(0, np.int64),
+        interaction=np.empty((0, INTERACTION_FEATURES.width), np.float32),
+        rows=np.empty(0, np.int64),
     )
     assert assemble(empty).shape == (0, len(RANKER_FEATURE_NAMES))
 

@@ -1,4 +1,5 @@
 """LambdaMART: learns a planted signal, persists without pickles, refuses corrupt or mismatched artifacts."""
+
 from __future__ import annotations
 
 import json

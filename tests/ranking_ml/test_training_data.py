@@ -1,4 +1,5 @@
 """Training data: candidates labelled by later interactions, stacked per query for LambdaMART."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -66,9 +67,7 @@ def test_bad_inputs_are_refused():
 
 
 def test_keep_top_keeps_each_querys_best_rows_in_their_order():
-    data = training_data(
-        [query(1, [10, 11, 12, 13]), query(2, [20, 21])], outcomes([(1, 13, 5.0), (2, 20, 5.0)])
-    )
+    data = training_data([query(1, [10, 11, 12, 13]), query(2, [20, 21])], outcomes([(1, 13, 5.0), (2, 20, 5.0)]))
     head = data.keep_top(np.array([0.1, np.nan, 0.9, 0.5, 0.2, 0.3]), depth=3)
     assert head.candidate_ids.tolist() == [10, 12, 13, 20, 21]
     assert head.group_sizes.tolist() == [3, 2] and head.labels.tolist() == [0, 0, 2, 2, 0]

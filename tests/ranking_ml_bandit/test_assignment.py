@@ -1,4 +1,5 @@
 """experiments.assignment: deterministic, stable, and faithful to the traffic shares."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -16,8 +17,9 @@ def test_the_same_profile_always_gets_the_same_arm():
 
 def test_the_hash_is_fixed_across_processes_and_versions():
     # blake2b of "salt-a:42" (8 bytes, big-endian) / 2**64: a regression guard against a changed recipe.
-    assert unit_interval(42, "salt-a") == pytest.approx(int.from_bytes(
-        __import__("hashlib").blake2b(b"salt-a:42", digest_size=8).digest(), "big") / 2**64)  # fmt: skip
+    assert unit_interval(42, "salt-a") == pytest.approx(
+        int.from_bytes(__import__("hashlib").blake2b(b"salt-a:42", digest_size=8).digest(), "big") / 2**64
+    )
     assert 0.0 <= unit_interval(42, "salt-a") < 1.0
 
 
@@ -47,8 +49,9 @@ def test_a_zero_share_arm_gets_nobody():
     assert arms == {0, 2}
 
 
-@pytest.mark.parametrize(("shares", "message"), [([0.5, 0.4], "sum to 1"), ([1.2, -0.2], "between 0 and 1"),
-                                                 ([], "at least one arm")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("shares", "message"), [([0.5, 0.4], "sum to 1"), ([1.2, -0.2], "between 0 and 1"), ([], "at least one arm")]
+)
 def test_invalid_shares_are_refused(shares, message):
     with pytest.raises(ValueError, match=message):
         assign_arm(1, "salt", shares)

@@ -1,4 +1,5 @@
 """ranking.ml.bandit: feature builders, the policy contract (true propensities), learning, persistence, IPS."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -39,7 +40,9 @@ def small_policies() -> list[BanditPolicy]:
         UniformRandom(**SMALL),
         LinUCBSoftmax(alpha=0.5, temperature=0.2, floor=0.1, **SMALL),
         EpsilonGreedy(epsilon=0.3, **SMALL),
-        FixedLinearSoftmax(weights=np.linspace(-1, 1, interaction_width(5, 4, 2)), temperature=0.5, floor=0.05, **SMALL),
+        FixedLinearSoftmax(
+            weights=np.linspace(-1, 1, interaction_width(5, 4, 2)), temperature=0.5, floor=0.05, **SMALL
+        ),
     ]
 
 
@@ -92,8 +95,9 @@ def test_item_features_are_percentiles_recency_and_normalised_genres():
     genres[0, [1, 2]] = 1
     genres[1, 3] = 1
 
-    items = bandit_item_features(genres, np.array([10.0, 500.0, 10.0]), np.array([0.0, 30.0, np.nan]),
-                                 np.array([0.1, np.nan, 0.9]))  # fmt: skip
+    items = bandit_item_features(
+        genres, np.array([10.0, 500.0, 10.0]), np.array([0.0, 30.0, np.nan]), np.array([0.1, np.nan, 0.9])
+    )
 
     assert items.shape == (3, ITEM_WIDTH)
     assert items[:, 0].tolist() == [1, 1, 1]
@@ -276,8 +280,9 @@ def test_round_trip_through_bytes_keeps_the_policy(policy):
         context, items = small_request(rng)
     else:
         context = bandit_context(1, 20, rng.random(GENRE_SLOTS))
-        items = bandit_item_features((rng.random((6, GENRE_SLOTS)) < 0.1).astype(float), rng.random(6),
-                                     rng.random(6) * 90, rng.random(6))  # fmt: skip
+        items = bandit_item_features(
+            (rng.random((6, GENRE_SLOTS)) < 0.1).astype(float), rng.random(6), rng.random(6) * 90, rng.random(6)
+        )
         policy.update(context, items[:3], np.array([0.0, 0.4, 1.0]))
 
     restored = policy_from_bytes(policy_to_bytes(policy))

@@ -1,4 +1,5 @@
 """experiments.metrics against hand-computed values and scipy."""
+
 from __future__ import annotations
 
 import math

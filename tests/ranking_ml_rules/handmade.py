@@ -1,4 +1,5 @@
 """Hand-made CatalogIndex objects for the pure rules and diversification tests."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence

@@ -1,4 +1,5 @@
 """MMR and the homepage mix targets on hand-made candidates whose right answer is obvious."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -166,8 +167,9 @@ def test_short_lists_scale_the_targets():
 
 def test_custom_targets():
     relevance, masks, recent = narrow_top_candidates()
-    targets = DiversityTargets(window=10, min_genres=3, min_recent_share=0.0, min_older_share=0.0,
-                               outside_usual_share=(0.0, 1.0))  # fmt: skip
+    targets = DiversityTargets(
+        window=10, min_genres=3, min_recent_share=0.0, min_older_share=0.0, outside_usual_share=(0.0, 1.0)
+    )
 
     order = diversify(relevance, masks, recent, k=10, usual_genres=int(A | B), lam=1.0, targets=targets)
 

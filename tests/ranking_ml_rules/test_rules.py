@@ -1,4 +1,5 @@
 """apply_rules on hand-made catalogs: suppressions, tier rules and the kids cap filter; boosts re-score."""
+
 from __future__ import annotations
 
 import math
@@ -66,9 +67,17 @@ def tier_rules(*entries: tuple[int, int, int]) -> dict:
 
 def run(snapshot: RulesSnapshot, *, country="US", tier=PREMIUM, is_kids=False, cap=18, now=NOW, scores=SCORES, **kw):
     return apply_rules(
-        snapshot, CATALOG, ROWS, scores, country=country, tier=tier, is_kids=is_kids, maturity_cap=cap,
-        now_epoch=now, **kw,
-    )  # fmt: skip
+        snapshot,
+        CATALOG,
+        ROWS,
+        scores,
+        country=country,
+        tier=tier,
+        is_kids=is_kids,
+        maturity_cap=cap,
+        now_epoch=now,
+        **kw,
+    )
 
 
 def test_no_rules_keep_every_available_title_and_leave_scores_alone():
@@ -84,9 +93,16 @@ def test_catalog_availability_still_applies():
     catalog = make_catalog([1, 2, 3], available_tiers=[0b100, 0b111, 0b111], country_only={"GB": [2]})
 
     _, keep, _ = apply_rules(
-        RulesSnapshot(), catalog, np.arange(3), np.zeros(3), country="US", tier=BASIC, is_kids=False,
-        maturity_cap=18, now_epoch=NOW,
-    )  # fmt: skip
+        RulesSnapshot(),
+        catalog,
+        np.arange(3),
+        np.zeros(3),
+        country="US",
+        tier=BASIC,
+        is_kids=False,
+        maturity_cap=18,
+        now_epoch=NOW,
+    )
 
     assert keep.tolist() == [False, True, False]
 
@@ -154,8 +170,12 @@ def test_boost_adds_the_log_of_its_multiplier_to_ranker_scores():
 
 
 def test_boost_of_a_negative_score_still_raises_it_and_a_demotion_lowers_it():
-    snapshot = RulesSnapshot(**boosts({"kind": TARGET_TITLE, "target": 102, "multiplier": 3.0},
-                                      {"kind": TARGET_TITLE, "target": 101, "multiplier": 0.5}))  # fmt: skip
+    snapshot = RulesSnapshot(
+        **boosts(
+            {"kind": TARGET_TITLE, "target": 102, "multiplier": 3.0},
+            {"kind": TARGET_TITLE, "target": 101, "multiplier": 0.5},
+        )
+    )
     scores, _, boosted = run(snapshot)
 
     assert scores[1] > SCORES[1]  # -1.0 was boosted up, not down
@@ -176,10 +196,12 @@ def test_boost_of_a_genre_the_catalog_does_not_know_matches_nothing():
 
 
 def test_only_the_highest_priority_boost_counts():
-    snapshot = RulesSnapshot(**boosts(
-        {"kind": TARGET_GENRE, "target": DRAMA, "multiplier": 10.0, "priority": 1},
-        {"kind": TARGET_TITLE, "target": 104, "multiplier": 2.0, "priority": 5},
-    ))  # fmt: skip
+    snapshot = RulesSnapshot(
+        **boosts(
+            {"kind": TARGET_GENRE, "target": DRAMA, "multiplier": 10.0, "priority": 1},
+            {"kind": TARGET_TITLE, "target": 104, "multiplier": 2.0, "priority": 5},
+        )
+    )
     scores, _, _ = run(snapshot)
 
     assert scores[3] == pytest.approx(1.5 + math.log(2.0))  # drama too, but the title boost outranks it
@@ -187,19 +209,23 @@ def test_only_the_highest_priority_boost_counts():
 
 
 def test_boosts_of_equal_priority_multiply():
-    snapshot = RulesSnapshot(**boosts(
-        {"kind": TARGET_GENRE, "target": DRAMA, "multiplier": 2.0, "priority": 3},
-        {"kind": TARGET_GENRE, "target": COMEDY, "multiplier": 3.0, "priority": 3},
-    ))  # fmt: skip
+    snapshot = RulesSnapshot(
+        **boosts(
+            {"kind": TARGET_GENRE, "target": DRAMA, "multiplier": 2.0, "priority": 3},
+            {"kind": TARGET_GENRE, "target": COMEDY, "multiplier": 3.0, "priority": 3},
+        )
+    )
 
     assert run(snapshot).scores[3] == pytest.approx(1.5 + math.log(6.0))
 
 
 def test_boost_applies_only_in_its_countries_and_window():
-    snapshot = RulesSnapshot(**boosts(
-        {"kind": TARGET_TITLE, "target": 101, "multiplier": 2.0, "countries": {"GB"}},
-        {"kind": TARGET_TITLE, "target": 106, "multiplier": 2.0, "starts": NOW + 60},
-    ))  # fmt: skip
+    snapshot = RulesSnapshot(
+        **boosts(
+            {"kind": TARGET_TITLE, "target": 101, "multiplier": 2.0, "countries": {"GB"}},
+            {"kind": TARGET_TITLE, "target": 106, "multiplier": 2.0, "starts": NOW + 60},
+        )
+    )
 
     assert run(snapshot, country="US").boosted.tolist() == [False] * 6
     assert run(snapshot, country="GB").boosted.tolist() == [True, False, False, False, False, False]
@@ -218,26 +244,50 @@ def test_linear_scale_multiplies_non_negative_scores():
 
 
 def test_suppressed_and_boosted_title_is_still_dropped():
-    snapshot = RulesSnapshot(**boosts({"kind": TARGET_TITLE, "target": 101, "multiplier": 5.0}),
-                             **suppressions({"title": 101}))  # fmt: skip
+    snapshot = RulesSnapshot(
+        **boosts({"kind": TARGET_TITLE, "target": 101, "multiplier": 5.0}), **suppressions({"title": 101})
+    )
     _, keep, boosted = run(snapshot)
 
     assert boosted[0] and not keep[0]
 
 
 def test_candidates_can_be_any_subset_of_rows_in_any_order():
-    snapshot = RulesSnapshot(**suppressions({"title": 103}), **boosts({"kind": TARGET_TITLE, "target": 106, "multiplier": 2.0}))
+    snapshot = RulesSnapshot(
+        **suppressions({"title": 103}), **boosts({"kind": TARGET_TITLE, "target": 106, "multiplier": 2.0})
+    )
     rows = np.array([5, 2, 0])
 
     scores, keep, boosted = apply_rules(
-        snapshot, CATALOG, rows, SCORES[rows], country="US", tier=PREMIUM, is_kids=False, maturity_cap=18,
+        snapshot,
+        CATALOG,
+        rows,
+        SCORES[rows],
+        country="US",
+        tier=PREMIUM,
+        is_kids=False,
+        maturity_cap=18,
         now_epoch=NOW,
-    )  # fmt: skip
+    )
 
     assert keep.tolist() == [True, False, True]
     assert boosted.tolist() == [True, False, False]
-    assert len(apply_rules(snapshot, CATALOG, rows[:0], SCORES[:0], country="US", tier=1, is_kids=False,
-                           maturity_cap=18, now_epoch=NOW).keep) == 0  # fmt: skip
+    assert (
+        len(
+            apply_rules(
+                snapshot,
+                CATALOG,
+                rows[:0],
+                SCORES[:0],
+                country="US",
+                tier=1,
+                is_kids=False,
+                maturity_cap=18,
+                now_epoch=NOW,
+            ).keep
+        )
+        == 0
+    )
 
 
 def test_mismatched_inputs_are_refused():

@@ -1,4 +1,5 @@
 """The activation gate (issue #14): enough validation data and better than popularity, or no serving."""
+
 from __future__ import annotations
 
 import uuid
@@ -68,16 +69,18 @@ def test_a_model_that_beats_popularity_on_enough_data_is_activated(db):
 
 
 def test_a_model_without_a_baseline_measurement_is_not_trusted(db):
-    activate, reason = activation_gate(kind=ModelKind.MATRIX_FACTORIZATION, metrics=_metrics(0.3, None),
-                                       activation="if-not-worse")  # fmt: skip
+    activate, reason = activation_gate(
+        kind=ModelKind.MATRIX_FACTORIZATION, metrics=_metrics(0.3, None), activation="if-not-worse"
+    )
     assert not activate and BASELINE_METRIC in reason
 
 
 def test_popularity_and_content_need_only_the_floor(db):
     for kind in (ModelKind.POPULARITY, ModelKind.CONTENT):
         assert activation_gate(kind=kind, metrics=_metrics(0.02), activation="if-not-worse")[0]
-        assert not activation_gate(kind=kind, metrics={GATE_METRIC: 0.5, "users": 10, "positives": 40},
-                                   activation="if-not-worse")[0]  # fmt: skip
+        assert not activation_gate(
+            kind=kind, metrics={GATE_METRIC: 0.5, "users": 10, "positives": 40}, activation="if-not-worse"
+        )[0]
 
 
 def test_a_ranker_worse_than_the_ranker_free_ordering_stays_a_candidate(db):
@@ -88,9 +91,10 @@ def test_a_ranker_worse_than_the_ranker_free_ordering_stays_a_candidate(db):
 
 def test_the_comparison_with_the_active_version_still_applies(db, settings, tmp_path):
     settings.RECO_ARTIFACT_DIR = tmp_path / "artifacts"
-    ModelVersionFactory(kind=ModelKind.MATRIX_FACTORIZATION, status=ModelVersion.Status.ACTIVE,
-                        metrics=_metrics(0.30))  # fmt: skip
-    activate, reason = activation_gate(kind=ModelKind.MATRIX_FACTORIZATION, metrics=_metrics(0.2), activation="if-not-worse")
+    ModelVersionFactory(kind=ModelKind.MATRIX_FACTORIZATION, status=ModelVersion.Status.ACTIVE, metrics=_metrics(0.30))
+    activate, reason = activation_gate(
+        kind=ModelKind.MATRIX_FACTORIZATION, metrics=_metrics(0.2), activation="if-not-worse"
+    )
     assert not activate and "worse than 0.3000" in reason
 
 
@@ -102,9 +106,12 @@ def write_ml1m(path, *, users: int, movies: int, per_user: int, seed: int = 1, b
     rng = np.random.default_rng(seed)
     genres = ["Action", "Comedy", "Drama", "Horror", "Romance", "Thriller", "Children's", "Sci-Fi"]
     path.mkdir()
-    (path / "movies.dat").write_text("".join(
-        f"{m}::Movie {m} ({1980 + m % 20})::{genres[m % 8]}|{genres[(m * 3) % 8]}\n" for m in range(1, movies + 1)
-    ), encoding="latin-1")  # fmt: skip
+    (path / "movies.dat").write_text(
+        "".join(
+            f"{m}::Movie {m} ({1980 + m % 20})::{genres[m % 8]}|{genres[(m * 3) % 8]}\n" for m in range(1, movies + 1)
+        ),
+        encoding="latin-1",
+    )
     (path / "users.dat").write_text("".join(f"{u}::M::25::4::12345\n" for u in range(1, users + 1)), encoding="latin-1")
     weights = 1.0 / np.arange(1, movies + 1) ** 0.9
     weights /= weights.sum()
@@ -113,7 +120,9 @@ def write_ml1m(path, *, users: int, movies: int, per_user: int, seed: int = 1, b
         titles = rng.choice(movies, size=per_user, replace=False, p=weights) + 1
         start = 956_700_000 + rng.uniform(0, (365 - burst_days) * 86_400)
         stamps = np.sort(start + rng.uniform(0, burst_days * 86_400, size=per_user)).astype(np.int64)
-        lines += [f"{user}::{title}::{rng.integers(1, 6)}::{stamp}\n" for title, stamp in zip(titles, stamps, strict=True)]
+        lines += [
+            f"{user}::{title}::{rng.integers(1, 6)}::{stamp}\n" for title, stamp in zip(titles, stamps, strict=True)
+        ]
     (path / "ratings.dat").write_text("".join(lines), encoding="latin-1")
 
 

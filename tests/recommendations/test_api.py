@@ -1,4 +1,5 @@
 """/api/recs over HTTP: authentication per client app, validation, 404, throttling, batch, schema, timing."""
+
 from __future__ import annotations
 
 import pytest
@@ -97,8 +98,13 @@ def test_batch_serves_many_profiles_and_reports_unknown_ones(api, profile):
     other = Profile.objects.exclude(pk=profile.pk).first()
     response = api.post(
         "/api/recs/batch",
-        {"requests": [{"profile_id": profile.pk, "n": 5}, {"profile_id": other.pk, "n": 5, "rows": False},
-                      {"profile_id": 10**12}]},  # fmt: skip
+        {
+            "requests": [
+                {"profile_id": profile.pk, "n": 5},
+                {"profile_id": other.pk, "n": 5, "rows": False},
+                {"profile_id": 10**12},
+            ]
+        },
         format="json",
     )
     assert response.status_code == 200

@@ -1,6 +1,7 @@
 """gunicorn with config/gunicorn.py on a committed serving world, faults injected into the artifact store (#14):
 a truncated active artifact fails no request, shows in every process's published status within a minute and
 heals when restored; an activation reaches every process and the master re-forks its workers by itself."""
+
 from __future__ import annotations
 
 import http.client
@@ -83,8 +84,13 @@ def gunicorn_server(committed_serving_world, settings, tmp_path):
     }
     log = tmp_path / "gunicorn.log"
     with log.open("w") as out:
-        process = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.py", "config.wsgi"],
-                                   cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.py", "config.wsgi"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     server = Server(port, process, log)
     try:
         _wait_for(lambda: process.poll() is not None or _all_up(server), seconds=60, what="gunicorn's processes")
@@ -153,14 +159,18 @@ def test_a_truncated_active_artifact_fails_no_request_shows_within_a_minute_and_
     def everyone_shows_it() -> bool:
         statuses = gunicorn_server.statuses()
         return len(statuses) == WORKERS + 1 and all(
-            any(p["file"] == str(source) and p["where"] == "source" for p in s["problems"]) for s in statuses)  # fmt: skip
+            any(p["file"] == str(source) and p["where"] == "source" for p in s["problems"]) for s in statuses
+        )
 
     noticed = _wait_for(everyone_shows_it, seconds=60, what="every process to show the truncated file")
     for status in gunicorn_server.statuses():  # shown beside the checksum each process still serves
         assert {m["kind"]: m["checksum"] for m in status["models"]}["mf"] == mf.checksum
     source.write_bytes(original)
-    healed = _wait_for(lambda: all(not s["problems"] for s in gunicorn_server.statuses()), seconds=60,
-                       what="every process to find the file intact again")  # fmt: skip
+    healed = _wait_for(
+        lambda: all(not s["problems"] for s in gunicorn_server.statuses()),
+        seconds=60,
+        what="every process to find the file intact again",
+    )
     thread.join(timeout=60)
 
     assert len(load.statuses) == load.count
@@ -183,8 +193,11 @@ def test_an_activation_reaches_every_process_and_the_master_reforks_its_workers(
     def everyone_serves_it() -> bool:
         statuses = gunicorn_server.statuses()
         workers = {s["pid"] for s in statuses if s["role"] == "worker"}
-        return (_all_up(gunicorn_server) and not workers & before
-                and all({m["kind"]: m["version"] for m in s["models"]}.get("popularity") == new for s in statuses))  # fmt: skip
+        return (
+            _all_up(gunicorn_server)
+            and not workers & before
+            and all({m["kind"]: m["version"] for m in s["models"]}.get("popularity") == new for s in statuses)
+        )
 
     took = _wait_for(everyone_serves_it, seconds=45, what="fresh workers serving the new version")
     load = Load(gunicorn_server.port, _profiles(), count=20)

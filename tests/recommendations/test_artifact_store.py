@@ -2,6 +2,7 @@
 a free port) and a directory. Training publishes a version atomically (no row before the upload is verified),
 each host serves its own verified copy, the store down during a swap keeps the old model (flagged, retried,
 healed), and two gunicorn masters with separate serving caches both re-fork onto a newly activated version."""
+
 from __future__ import annotations
 
 import json
@@ -60,8 +61,11 @@ class S3:
 @pytest.fixture
 def s3(settings, monkeypatch, tmp_path):
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's request log
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": "us-east-1"}.items():  # fmt: skip
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
         monkeypatch.setenv(name, value)
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
@@ -101,7 +105,11 @@ def test_settings_pick_a_path_store_or_a_url_store(settings, tmp_path):
     assert isinstance(store, PathStore) and not store.remote and store.location("mf/v1") == tmp_path / "shared/mf/v1"
     settings.RECO_ARTIFACT_URL = f"file://{tmp_path}/bucket/"
     store = artifact_store()
-    assert isinstance(store, UrlStore) and store.remote and str(store.location("mf/v1")) == f"file://{tmp_path}/bucket/mf/v1"
+    assert (
+        isinstance(store, UrlStore)
+        and store.remote
+        and str(store.location("mf/v1")) == f"file://{tmp_path}/bucket/mf/v1"
+    )
 
 
 @pytest.mark.parametrize("store_kind", ["directory", "file-url"])
@@ -143,7 +151,9 @@ def test_a_version_is_published_to_the_bucket_and_each_host_serves_its_own_verif
     again = ModelRegistry(check_seconds=0)
     served = again.get(MF)
     assert served.artifact.copy == tmp_path / "cache-b" / version.checksum
-    assert set(served.artifact.source_states) == set(served.artifact.files) and all(served.artifact.source_states.values())
+    assert set(served.artifact.source_states) == set(served.artifact.files) and all(
+        served.artifact.source_states.values()
+    )
     again.verify_served()
     assert again.status()["problems"] == []
 
@@ -195,7 +205,8 @@ def test_the_store_down_during_a_swap_keeps_the_old_model_flagged_retries_and_he
 
 
 def test_two_gunicorn_masters_with_their_own_caches_ride_out_an_unreachable_store_and_both_refork(
-        s3, committed_serving_world, settings, tmp_path):  # fmt: skip
+    s3, committed_serving_world, settings, tmp_path
+):
     """Both web hosts reach the bucket through a proxy: killed during a swap (the store unreachable from them, not
     from the trainer), every process keeps the old model and shows the failed load; revived, both masters load
     the new version into their own caches and re-fork their workers by themselves."""
@@ -216,17 +227,25 @@ def test_two_gunicorn_masters_with_their_own_caches_ride_out_an_unreachable_stor
         return [s for s in serving_processes() if s.get("pid") in alive]
 
     with tcp_proxy("127.0.0.1", s3.port) as proxy:
-        env = {"DJANGO_SETTINGS_MODULE": "config.settings.test",
-               "DATABASE_URL": f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}",
-               "RECO_ARTIFACT_URL": settings.RECO_ARTIFACT_URL,
-               "RECO_ARTIFACT_ENDPOINT_URL": f"http://127.0.0.1:{proxy.port}",
-               "RECO_ARTIFACT_STORE_TIMEOUT_SECONDS": "2", "RECO_ARTIFACT_STORE_ATTEMPTS": "1",
-               "RECO_ARTIFACT_DIR": str(tmp_path / "no-artifacts-here"),
-               "RECO_REGISTRY_CHECK_SECONDS": "1", "RECO_ARTIFACT_VERIFY_SECONDS": "1",
-               "RECO_ARTIFACT_RETRY_SECONDS": "1", "RECO_ARTIFACT_RETRY_MAX_SECONDS": "2",
-               "RECO_PROCESS_STATUS_SECONDS": "1", "RECO_RESPONSE_CACHE_SECONDS": "0"}  # fmt: skip
-        with (gunicorn_server({**env, "RECO_SERVING_CACHE_DIR": str(tmp_path / "host-a")}, workers=1) as host_a,
-              gunicorn_server({**env, "RECO_SERVING_CACHE_DIR": str(tmp_path / "host-b")}, workers=1) as host_b):  # fmt: skip
+        env = {
+            "DJANGO_SETTINGS_MODULE": "config.settings.test",
+            "DATABASE_URL": f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}",
+            "RECO_ARTIFACT_URL": settings.RECO_ARTIFACT_URL,
+            "RECO_ARTIFACT_ENDPOINT_URL": f"http://127.0.0.1:{proxy.port}",
+            "RECO_ARTIFACT_STORE_TIMEOUT_SECONDS": "2",
+            "RECO_ARTIFACT_STORE_ATTEMPTS": "1",
+            "RECO_ARTIFACT_DIR": str(tmp_path / "no-artifacts-here"),
+            "RECO_REGISTRY_CHECK_SECONDS": "1",
+            "RECO_ARTIFACT_VERIFY_SECONDS": "1",
+            "RECO_ARTIFACT_RETRY_SECONDS": "1",
+            "RECO_ARTIFACT_RETRY_MAX_SECONDS": "2",
+            "RECO_PROCESS_STATUS_SECONDS": "1",
+            "RECO_RESPONSE_CACHE_SECONDS": "0",
+        }
+        with (
+            gunicorn_server({**env, "RECO_SERVING_CACHE_DIR": str(tmp_path / "host-a")}, workers=1) as host_a,
+            gunicorn_server({**env, "RECO_SERVING_CACHE_DIR": str(tmp_path / "host-b")}, workers=1) as host_b,
+        ):
             hosts = (host_a, host_b)
             old = ModelVersion.objects.get(kind=ModelKind.POPULARITY, status=ModelVersion.Status.ACTIVE)
             assert served_popularity(host_a.url) == served_popularity(host_b.url) == old.version
@@ -242,7 +261,8 @@ def test_two_gunicorn_masters_with_their_own_caches_ride_out_an_unreachable_stor
                 found = statuses(host)
                 return len(found) == 2 and all(
                     any(f["version"] == new.version and "StoreUnavailable" in f["error"] for f in s["failures"])
-                    for s in found)  # fmt: skip
+                    for s in found
+                )
 
             for host in hosts:
                 try:
@@ -256,14 +276,23 @@ def test_two_gunicorn_masters_with_their_own_caches_ride_out_an_unreachable_stor
             proxy.revive()
             started = time.monotonic()
             for host in hosts:
-                wait_until(lambda host=host: host.worker_pids() and not set(host.worker_pids()) & before[host.url]
-                           and served_popularity(host.url) == new.version, seconds=45,
-                           what=f"{host.url}'s master to re-fork onto the new version")  # fmt: skip
+                wait_until(
+                    lambda host=host: (
+                        host.worker_pids()
+                        and not set(host.worker_pids()) & before[host.url]
+                        and served_popularity(host.url) == new.version
+                    ),
+                    seconds=45,
+                    what=f"{host.url}'s master to re-fork onto the new version",
+                )
                 assert "reloading the workers" in host.log_text()
             took = time.monotonic() - started
             for host in hosts:
-                wait_until(lambda host=host: all(not s["failures"] for s in statuses(host)), seconds=15,
-                           what="the failures to clear")  # fmt: skip
+                wait_until(
+                    lambda host=host: all(not s["failures"] for s in statuses(host)),
+                    seconds=15,
+                    what="the failures to clear",
+                )
             for cache in ("host-a", "host-b"):  # each host downloaded the new version into its own cache
                 assert (tmp_path / cache / new.checksum / "meta.json").is_file()
             assert not (tmp_path / "no-artifacts-here").exists()

@@ -1,5 +1,6 @@
 """Artifacts a serving process can trust (issue #14): private verified read-only copies, failed loads retried
 with back-off, background re-verification of served files, per-process status in the cache."""
+
 from __future__ import annotations
 
 import json
@@ -42,7 +43,9 @@ def stores_in_tmp(settings, tmp_path):
 def _mf_version(seed: int = 0):
     rng = np.random.default_rng(seed)
     rows = [(user, int(item), 1.0) for user in range(1, 60) for item in rng.choice(200, size=8, replace=False)]
-    model = MatrixFactorization(n_factors=8, n_epochs=3).fit(pd.DataFrame(rows, columns=["user_id", "content_id", "rating"]))
+    model = MatrixFactorization(n_factors=8, n_epochs=3).fit(
+        pd.DataFrame(rows, columns=["user_id", "content_id", "rating"])
+    )
     saved = model.save(Path(tempfile.mkdtemp(prefix="reco-mf-")) / "model")
     return model_version_register(kind=MF, saved_model_dir=saved, metrics={"ndcg_at_10": 0.2})
 
@@ -180,7 +183,9 @@ def test_a_damaged_private_copy_is_replaced_by_a_good_one(db, settings, damage):
     assert _problems(registry) == [] and registry.status()["last_errors"][-1]["kind"] == MF
 
 
-def test_a_failed_load_keeps_the_previous_model_backs_off_and_heals_when_the_file_is_restored(db, settings, tmp_path, caplog):
+def test_a_failed_load_keeps_the_previous_model_backs_off_and_heals_when_the_file_is_restored(
+    db, settings, tmp_path, caplog
+):
     registry = ModelRegistry(check_seconds=0)
     first, second = _mf_version(seed=1), _mf_version(seed=2)
     model_version_activate(version_id=first.pk)

@@ -1,5 +1,6 @@
 """One pipeline: a profile's candidates from the engine's path (imported into the database, read as a request
 reads it) and from the offline evaluation's path (the same data set's files) are the same titles, in order."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -37,8 +38,11 @@ def test_the_engine_and_the_evaluation_propose_the_same_candidates(db, tmp_path)
             ModelKind.CONTENT: AlignedModel("v1", stage.models.content.model, stage.models.content.alignment),
             ModelKind.EASE: AlignedModel("v1", stage.models.ease.model, stage.models.ease.alignment),
         },
-        mf_gram=None, popularity=stage.models.popularity, popular_rows=np.empty(0, np.int64), key=(),
-    )  # fmt: skip
+        mf_gram=None,
+        popularity=stage.models.popularity,
+        popular_rows=np.empty(0, np.int64),
+        key=(),
+    )
     trending = TrendingList(*stage.trending, from_store=True)
     now = dt.datetime.fromtimestamp(stage.now_seconds, tz=dt.UTC)
     assert context.HISTORY_LIMIT == candidate_pipeline.HISTORY_LIMIT

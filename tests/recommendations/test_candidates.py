@@ -1,4 +1,5 @@
 """Candidate generation on real services: five sources, quotas, entitlements, cold start, new titles."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -56,7 +57,9 @@ def test_a_profile_with_history_gets_about_500_unique_allowed_unseen_candidates(
     allowed = catalog_cache.current().allowed(tier=state.tier, country=state.country, maturity_cap=state.maturity_cap)
     unseen_allowed = int(allowed.sum()) - len(set(state.history_title_ids.tolist()))
     assert len(np.unique(ids)) == len(ids) and 0.9 * min(500, unseen_allowed) <= len(ids) <= 500
-    watched = set(ViewingEvent.objects.filter(profile=profile, watch_percentage__gt=0.9).values_list("title_id", flat=True))
+    watched = set(
+        ViewingEvent.objects.filter(profile=profile, watch_percentage__gt=0.9).values_list("title_id", flat=True)
+    )
     assert not watched & set(ids.tolist())
     account = profile.account
     titles = Title.objects.filter(pk__in=ids.tolist())
@@ -72,8 +75,12 @@ def test_a_profile_with_history_gets_about_500_unique_allowed_unseen_candidates(
 
 
 def test_kids_profiles_and_tiers_never_get_titles_above_their_entitlements(world):
-    kids = ProfileFactory(account=AccountFactory(subscription_tier=SubscriptionTier.BASIC), slot=2, is_kids=True,
-                          maturity_cap=MaturityRating.AGE_7)  # fmt: skip
+    kids = ProfileFactory(
+        account=AccountFactory(subscription_tier=SubscriptionTier.BASIC),
+        slot=2,
+        is_kids=True,
+        maturity_cap=MaturityRating.AGE_7,
+    )
     some_titles = list(Title.objects.order_by("id")[:20])
     for title in some_titles:
         ViewingEventFactory(profile=kids, title=title, started_at=NOW - dt.timedelta(days=2))

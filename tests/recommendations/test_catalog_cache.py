@@ -1,5 +1,6 @@
 """The in-process catalog: rebuilt after an editor's save at the next check, after a bulk import (no
 signals) at the next title count."""
+
 from __future__ import annotations
 
 import pytest

@@ -3,6 +3,7 @@
 A history can hold titles above the cap (a rating raised after the viewing, a play reported through /api/events):
 they must seed neither "similar to watched" nor a "Because you watched X" reason or row.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -39,7 +40,9 @@ def _watch_above_cap(profile: Profile, cap: int, count: int = ABOVE_CAP_PLAYS) -
     titles = list(Title.objects.filter(maturity_rating__gt=cap).order_by("?")[:count])
     now = timezone.now()
     for hours, title in enumerate(titles, start=1):
-        ViewingEventFactory(profile=profile, title=title, watch_percentage=1.0, started_at=now - dt.timedelta(hours=hours))
+        ViewingEventFactory(
+            profile=profile, title=title, watch_percentage=1.0, started_at=now - dt.timedelta(hours=hours)
+        )
     return [t.pk for t in titles]
 
 
@@ -59,7 +62,10 @@ def test_kids_profiles_with_18_plus_titles_in_their_history_are_never_told_about
         result = engine.recommend(context=UserContext(profile_id=profile.pk), n=20)
         assert result.items and result.rows
         because_rows += sum(row.key.startswith("because_you_watched:") for row in result.rows)
-        assert response_leaks(result, maturity_cap=MaturityRating.AGE_7, names=names, watched_ids=_watched(profile.pk)) == []
+        assert (
+            response_leaks(result, maturity_cap=MaturityRating.AGE_7, names=names, watched_ids=_watched(profile.pk))
+            == []
+        )
     assert because_rows > 0  # the within-cap history still explains recommendations
 
 
@@ -71,8 +77,15 @@ def test_a_capped_adult_profile_is_filtered_like_a_kids_one(engine):
     _watch_above_cap(teen, MaturityRating.AGE_13)
 
     result = engine.recommend(context=UserContext(profile_id=teen.pk), n=30)
-    assert response_leaks(result, maturity_cap=MaturityRating.AGE_13, names=NameIndex(catalog_cache.current()),
-                          watched_ids=_watched(teen.pk)) == []  # fmt: skip
+    assert (
+        response_leaks(
+            result,
+            maturity_cap=MaturityRating.AGE_13,
+            names=NameIndex(catalog_cache.current()),
+            watched_ids=_watched(teen.pk),
+        )
+        == []
+    )
 
 
 def test_a_rating_raised_after_the_viewing_stops_naming_the_title(engine, settings):
@@ -88,8 +101,12 @@ def test_a_rating_raised_after_the_viewing_stops_naming_the_title(engine, settin
 
     again = engine.recommend(context=UserContext(profile_id=kids.pk), n=20)
     assert not again.cached
-    leaks = response_leaks(again, maturity_cap=MaturityRating.AGE_7, names=NameIndex(catalog_cache.current()),
-                           watched_ids=_watched(kids.pk))  # fmt: skip
+    leaks = response_leaks(
+        again,
+        maturity_cap=MaturityRating.AGE_7,
+        names=NameIndex(catalog_cache.current()),
+        watched_ids=_watched(kids.pk),
+    )
     assert leaks == []
     assert all(row.key != named[0].key for row in again.rows)
 
@@ -102,14 +119,20 @@ def _response(items=(), rows=()) -> Recommendations:
 def test_the_checker_finds_titles_above_the_cap_in_items_rows_keys_reasons_and_row_titles(serving_world):
     catalog = catalog_cache.current()
     names = NameIndex(catalog)
-    unique_names = {n for n, count in zip(*np.unique(catalog.names.astype(str), return_counts=True), strict=True) if count == 1}
-    adult = next(r for r in np.flatnonzero(catalog.maturity == MaturityRating.AGE_18) if catalog.names[r] in unique_names)
+    unique_names = {
+        n for n, count in zip(*np.unique(catalog.names.astype(str), return_counts=True), strict=True) if count == 1
+    }
+    adult = next(
+        r for r in np.flatnonzero(catalog.maturity == MaturityRating.AGE_18) if catalog.names[r] in unique_names
+    )
     child = int(np.flatnonzero(catalog.maturity <= MaturityRating.AGE_7)[0])
     adult_id, adult_name = int(catalog.content_ids[adult]), str(catalog.names[adult])
     child_id, child_name = int(catalog.content_ids[child]), str(catalog.names[child])
     safe = RankedItem(1, child_id, child_name, 1.0, "Trending now", ("trending",))
-    assert response_leaks(_response([safe], [Row("top_picks", "Top Picks for You", (safe,))]),
-                          maturity_cap=7, names=names) == []  # fmt: skip
+    assert (
+        response_leaks(_response([safe], [Row("top_picks", "Top Picks for You", (safe,))]), maturity_cap=7, names=names)
+        == []
+    )
 
     shown = RankedItem(1, adult_id, adult_name, 1.0, "Top pick for you", ("collaborative",))
     reason = RankedItem(2, child_id, child_name, 1.0, f"Because you watched {adult_name}", ("similar_to_watched",))
@@ -145,10 +168,16 @@ def test_postprocess_never_shows_an_anchor_the_engine_did_not_name():
     n = 8
     similar = np.ones(n, bool)
     page = postprocess.PageInput(
-        ordered=np.arange(n), in_progress=np.zeros(n, bool), new_release=np.zeros(n, bool),
-        trending=np.zeros(n, bool), similar=similar, because_rows=np.array([100] * 4 + [200] * 4),
-        because_names={200: "Safe Title"}, genre_slot=np.full(n, -1), genre_names=(),
-    )  # fmt: skip
+        ordered=np.arange(n),
+        in_progress=np.zeros(n, bool),
+        new_release=np.zeros(n, bool),
+        trending=np.zeros(n, bool),
+        similar=similar,
+        because_rows=np.array([100] * 4 + [200] * 4),
+        because_names={200: "Safe Title"},
+        genre_slot=np.full(n, -1),
+        genre_names=(),
+    )
     rows = postprocess.build_rows(page, top_picks=0)
     assert [row.title for row in rows] == ["Because You Watched Safe Title"]
     assert rows[0].positions == (4, 5, 6, 7)

@@ -1,4 +1,5 @@
 """The design's context vocabulary, the same in Python (UserContext) and over HTTP (/api/recs, batch, events)."""
+
 from __future__ import annotations
 
 import pytest
@@ -15,21 +16,40 @@ VOCABULARIES = (DEVICE, TIME_OF_DAY, SUBSCRIPTION_TIER)
 
 
 def test_user_context_takes_the_designs_names_and_holds_numbers():
-    named = UserContext(user_id=123, profile_id=456, country="US", device_type="smart_tv", time_of_day="evening",
-                        subscription_tier="premium")  # fmt: skip
-    numbered = UserContext(user_id=123, profile_id=456, country="US", device_type=DeviceType.TV, time_of_day=21,
-                           subscription_tier=3)  # fmt: skip
+    named = UserContext(
+        user_id=123,
+        profile_id=456,
+        country="US",
+        device_type="smart_tv",
+        time_of_day="evening",
+        subscription_tier="premium",
+    )
+    numbered = UserContext(
+        user_id=123, profile_id=456, country="US", device_type=DeviceType.TV, time_of_day=21, subscription_tier=3
+    )
     assert named == numbered and (named.device_type, named.time_of_day, named.subscription_tier) == (1, 21, 3)
     assert UserContext(device_type="tv").device_type == UserContext(device_type="smart_tv").device_type == 1
     assert [UserContext(time_of_day=part).time_of_day for part in ("night", "morning", "afternoon", "evening")] == [
-        3, 9, 15, 21]  # fmt: skip
+        3,
+        9,
+        15,
+        21,
+    ]
 
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("device_type", "toaster"), ("device_type", 9), ("device_type", True), ("time_of_day", 24),
-     ("time_of_day", "Evening"), ("time_of_day", "20"), ("subscription_tier", "gold"), ("subscription_tier", 2.0)],
-)  # fmt: skip
+    [
+        ("device_type", "toaster"),
+        ("device_type", 9),
+        ("device_type", True),
+        ("time_of_day", 24),
+        ("time_of_day", "Evening"),
+        ("time_of_day", "20"),
+        ("subscription_tier", "gold"),
+        ("subscription_tier", 2.0),
+    ],
+)
 def test_user_context_refuses_other_values_naming_the_valid_ones(field, value):
     with pytest.raises(ContextValueError) as raised:
         UserContext(**{field: value})
@@ -44,8 +64,9 @@ def test_the_api_parses_every_value_as_user_context_does(vocabulary):
         query = RecsQuerySerializer(data={"profile_id": "1", vocabulary.field: value})
         assert query.is_valid(), query.errors
         expected = vocabulary.parse(int(value) if value.isdigit() else value)
-        assert query.validated_data[vocabulary.field] == getattr(UserContext(**{vocabulary.field: value if not
-                                                                  value.isdigit() else int(value)}), vocabulary.field)  # fmt: skip
+        assert query.validated_data[vocabulary.field] == getattr(
+            UserContext(**{vocabulary.field: value if not value.isdigit() else int(value)}), vocabulary.field
+        )
         assert query.validated_data[vocabulary.field] == expected
     for value in vocabulary.valid_values:  # a JSON body: names as strings, numbers as integers
         body = RecsRequestSerializer(data={"profile_id": 1, vocabulary.field: value})
@@ -82,22 +103,52 @@ def profile(serving_world) -> Profile:
 def test_recs_over_http_take_the_designs_context_and_answer_as_python_does(api, profile):
     from recommendations.api.views import engine
 
-    params = {"profile_id": profile.pk, "device_type": "smart_tv", "time_of_day": "evening",
-              "subscription_tier": "premium", "n": 10, "rows": "false"}  # fmt: skip
+    params = {
+        "profile_id": profile.pk,
+        "device_type": "smart_tv",
+        "time_of_day": "evening",
+        "subscription_tier": "premium",
+        "n": 10,
+        "rows": "false",
+    }
     response = api.get("/api/recs", params)
     assert response.status_code == 200, response.content
     numbered = api.get("/api/recs", {**params, "device_type": "1", "time_of_day": "21", "subscription_tier": "3"})
     assert numbered.status_code == 200
     assert [i["content_id"] for i in numbered.json()["items"]] == [i["content_id"] for i in response.json()["items"]]
-    python = engine.recommend(context=UserContext(profile_id=profile.pk, device_type="smart_tv", time_of_day="evening",
-                                                  subscription_tier="premium"), n=10, with_rows=False)  # fmt: skip
+    python = engine.recommend(
+        context=UserContext(
+            profile_id=profile.pk, device_type="smart_tv", time_of_day="evening", subscription_tier="premium"
+        ),
+        n=10,
+        with_rows=False,
+    )
     assert [i["content_id"] for i in response.json()["items"]] == [i.content_id for i in python.items]
 
-    batch = api.post("/api/recs/batch", {"requests": [
-        {"profile_id": profile.pk, "n": 10, "rows": False, "device_type": "smart_tv", "time_of_day": "evening",
-         "subscription_tier": "premium"},
-        {"profile_id": profile.pk, "n": 10, "rows": False, "device_type": 1, "time_of_day": 21, "subscription_tier": 3},
-    ]}, format="json")  # fmt: skip
+    batch = api.post(
+        "/api/recs/batch",
+        {
+            "requests": [
+                {
+                    "profile_id": profile.pk,
+                    "n": 10,
+                    "rows": False,
+                    "device_type": "smart_tv",
+                    "time_of_day": "evening",
+                    "subscription_tier": "premium",
+                },
+                {
+                    "profile_id": profile.pk,
+                    "n": 10,
+                    "rows": False,
+                    "device_type": 1,
+                    "time_of_day": 21,
+                    "subscription_tier": 3,
+                },
+            ]
+        },
+        format="json",
+    )
     assert batch.status_code == 200, batch.content
     results = batch.json()["results"]
     assert [i["content_id"] for i in results[0]["items"]] == [i["content_id"] for i in results[1]["items"]]
@@ -105,11 +156,13 @@ def test_recs_over_http_take_the_designs_context_and_answer_as_python_does(api, 
 
 @pytest.mark.parametrize(
     ("field", "value", "listed"),
-    [("device_type", "toaster", ["tv", "smart_tv", "mobile", "tablet", "web", "console", "1-5"]),
-     ("time_of_day", "dusk", ["morning", "afternoon", "evening", "night", "0-23"]),
-     ("time_of_day", "24", ["0-23"]),
-     ("subscription_tier", "gold", ["basic", "standard", "premium", "1-3"])],
-)  # fmt: skip
+    [
+        ("device_type", "toaster", ["tv", "smart_tv", "mobile", "tablet", "web", "console", "1-5"]),
+        ("time_of_day", "dusk", ["morning", "afternoon", "evening", "night", "0-23"]),
+        ("time_of_day", "24", ["0-23"]),
+        ("subscription_tier", "gold", ["basic", "standard", "premium", "1-3"]),
+    ],
+)
 def test_a_bad_context_value_is_a_400_listing_the_valid_ones(api, field, value, listed):
     response = api.get("/api/recs", {"profile_id": 1, field: value})
     body = response.json()

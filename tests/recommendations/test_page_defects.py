@@ -1,5 +1,6 @@
 """Issue #16's page defects: old completions, reasons that match the rows, context that changes the page, and
 onboarding genres that reach the cold start."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -33,9 +34,16 @@ def engine(serving_world):
 
 
 def _viewing(profile: Profile, title_id: int, started: dt.datetime, share: float) -> ViewingEvent:
-    return ViewingEvent(profile=profile, title_id=title_id, started_at=started, watch_percentage=share,
-                        watch_seconds=int(share * 3600), last_watched_at=started + dt.timedelta(hours=1),
-                        device_type=DeviceType.TV, completed=share >= 0.9)  # fmt: skip
+    return ViewingEvent(
+        profile=profile,
+        title_id=title_id,
+        started_at=started,
+        watch_percentage=share,
+        watch_seconds=int(share * 3600),
+        last_watched_at=started + dt.timedelta(hours=1),
+        device_type=DeviceType.TV,
+        completed=share >= 0.9,
+    )
 
 
 def _shown(result) -> set[int]:
@@ -53,12 +61,12 @@ def test_a_title_completed_before_the_newest_200_viewings_never_comes_back(engin
     allowed = np.flatnonzero(catalog.allowed(tier=3, country="US", maturity_cap=18))
     by_popularity = allowed[np.argsort(-models.popularity[allowed], kind="stable")]
     finished = [int(catalog.content_ids[r]) for r in by_popularity[:5]]  # the most popular: always candidates
-    others = [int(catalog.content_ids[r]) for r in by_popularity[-(HISTORY_LIMIT + 20):]]
+    others = [int(catalog.content_ids[r]) for r in by_popularity[-(HISTORY_LIMIT + 20) :]]
     start = SERVING_NOW - dt.timedelta(days=60)
     ViewingEvent.objects.bulk_create(
         [_viewing(profile, t, start + dt.timedelta(hours=i), 0.97) for i, t in enumerate(finished)]
         + [_viewing(profile, t, start + dt.timedelta(days=1, hours=i), 0.95) for i, t in enumerate(others)]
-    )  # fmt: skip
+    )
     state = profile_state_load(profile_id=profile.pk)
     assert state.history_truncated and not set(finished) & set(state.history_title_ids.tolist())
     candidates = candidates_generate(state, models, serving_state.trending(models, engine.store), now=SERVING_NOW)
@@ -78,8 +86,10 @@ def test_top_picks_carry_personal_reasons_and_each_row_its_own(engine):
                 personal += 1
             elif item.reason in (postprocess.REASON_NEW, postprocess.REASON_TRENDING):
                 generic += 1
-        for key, reason in ((postprocess.TRENDING_NOW, postprocess.REASON_TRENDING),
-                            (postprocess.NEW_RELEASES, postprocess.REASON_NEW)):  # fmt: skip
+        for key, reason in (
+            (postprocess.TRENDING_NOW, postprocess.REASON_TRENDING),
+            (postprocess.NEW_RELEASES, postprocess.REASON_NEW),
+        ):
             if key in rows:
                 assert {i.reason for i in rows[key].items} <= {reason, postprocess.REASON_CONTINUE}
         for item in result.items:  # a title item similarity proposed names its anchor (histories are within cap)
@@ -93,15 +103,24 @@ def test_top_picks_carry_personal_reasons_and_each_row_its_own(engine):
 def test_reasons_follow_the_source_that_proposed_the_title():
     n = 5
     page = postprocess.PageInput(
-        ordered=np.arange(n), in_progress=np.array([1, 0, 0, 0, 0], bool), new_release=np.array([1, 1, 1, 0, 0], bool),
-        trending=np.array([1, 1, 1, 1, 0], bool), similar=np.array([0, 1, 0, 0, 0], bool),
-        because_rows=np.array([-1, 7, -1, -1, -1]), because_names={7: "Seven"}, genre_slot=np.full(n, -1),
-        genre_names=(), personal=np.array([1, 1, 1, 0, 0], bool),
-    )  # fmt: skip
+        ordered=np.arange(n),
+        in_progress=np.array([1, 0, 0, 0, 0], bool),
+        new_release=np.array([1, 1, 1, 0, 0], bool),
+        trending=np.array([1, 1, 1, 1, 0], bool),
+        similar=np.array([0, 1, 0, 0, 0], bool),
+        because_rows=np.array([-1, 7, -1, -1, -1]),
+        because_names={7: "Seven"},
+        genre_slot=np.full(n, -1),
+        genre_names=(),
+        personal=np.array([1, 1, 1, 0, 0], bool),
+    )
     assert postprocess.reasons(page, np.arange(n)) == [
-        postprocess.REASON_CONTINUE, "Because you watched Seven", postprocess.REASON_TOP_PICK,
-        postprocess.REASON_TRENDING, postprocess.REASON_TOP_PICK,
-    ]  # fmt: skip
+        postprocess.REASON_CONTINUE,
+        "Because you watched Seven",
+        postprocess.REASON_TOP_PICK,
+        postprocess.REASON_TRENDING,
+        postprocess.REASON_TOP_PICK,
+    ]
     assert postprocess.reasons(page, np.arange(1, 4), postprocess.TRENDING_NOW) == [postprocess.REASON_TRENDING] * 3
     assert postprocess.reasons(page, np.arange(1, 3), postprocess.NEW_RELEASES) == [postprocess.REASON_NEW] * 2
 
@@ -110,9 +129,11 @@ def test_device_and_hour_change_the_page(engine):
     models = serving_state.models()
     overlaps, share_4k = {"device": [], "hour": []}, {"tv": [], "mobile": []}
     for profile_id in _profiles_with_history():
+
         def top(device: int, hour: int, profile_id: int = profile_id) -> list[int]:
-            result = engine.recommend(context=UserContext(profile_id=profile_id, device_type=device, time_of_day=hour),
-                                      n=20, with_rows=False)  # fmt: skip
+            result = engine.recommend(
+                context=UserContext(profile_id=profile_id, device_type=device, time_of_day=hour), n=20, with_rows=False
+            )
             return [item.content_id for item in result.items]
 
         tv, mobile, morning = top(DeviceType.TV, 21), top(DeviceType.MOBILE, 21), top(DeviceType.TV, 8)

@@ -1,4 +1,5 @@
 """Ranker training from the database: a cutoff, labels after it, registration, and serving with the ranker."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -49,10 +50,16 @@ def test_history_as_of_a_cutoff_sees_nothing_later(serving_world):
     viewing = ViewingEvent.objects.filter(last_watched_at__gte=CUTOFF).order_by("id").first()
     state = profile_state_load(profile_id=viewing.profile_id, before=CUTOFF)
     assert (state.history_last_watched < CUTOFF.timestamp()).all()
-    later = set(ViewingEvent.objects.filter(profile_id=viewing.profile_id, last_watched_at__gte=CUTOFF)
-                .values_list("started_at", flat=True))  # fmt: skip
-    assert later and len(state.history_title_ids) == ViewingEvent.objects.filter(
-        profile_id=viewing.profile_id, last_watched_at__lt=CUTOFF).count()  # fmt: skip
+    later = set(
+        ViewingEvent.objects.filter(profile_id=viewing.profile_id, last_watched_at__gte=CUTOFF).values_list(
+            "started_at", flat=True
+        )
+    )
+    assert (
+        later
+        and len(state.history_title_ids)
+        == ViewingEvent.objects.filter(profile_id=viewing.profile_id, last_watched_at__lt=CUTOFF).count()
+    )
 
 
 def test_train_models_command_trains_the_ranker_too(serving_world, capsys):
@@ -68,8 +75,12 @@ def test_clicks_logged_through_the_events_api_are_weak_positives(serving_world):
     from tests.factories.events import EventFactory
 
     viewing = ViewingEvent.objects.order_by("id").first()
-    EventFactory(type=EventType.CLICK, profile_id=viewing.profile_id, title_id=viewing.title_id,
-                 occurred_at=CUTOFF + dt.timedelta(days=1))  # fmt: skip
+    EventFactory(
+        type=EventType.CLICK,
+        profile_id=viewing.profile_id,
+        title_id=viewing.title_id,
+        occurred_at=CUTOFF + dt.timedelta(days=1),
+    )
     outcomes = _outcomes(CUTOFF, CUTOFF + dt.timedelta(days=21))
     clicked = outcomes[(outcomes["user_id"] == viewing.profile_id) & (outcomes["content_id"] == viewing.title_id)]
     assert CLICK_RATING in clicked["rating"].tolist()
@@ -83,10 +94,12 @@ def _hours(ids: list[int], hours: float) -> FeatureMatrix:
 
 def test_training_features_come_from_the_snapshot_before_the_cutoff_never_a_later_one(tmp_path):
     location = str(tmp_path / "offline")
-    snapshots.snapshot_write(entity_type=USER, as_of=CUTOFF - dt.timedelta(days=1), chunks=[_hours([1, 2], 3.0)],
-                             location=location)  # fmt: skip
-    snapshots.snapshot_write(entity_type=USER, as_of=CUTOFF + dt.timedelta(seconds=1), chunks=[_hours([1, 2], 999.0)],
-                             location=location)  # written after the cutoff: must not reach a training row
+    snapshots.snapshot_write(
+        entity_type=USER, as_of=CUTOFF - dt.timedelta(days=1), chunks=[_hours([1, 2], 3.0)], location=location
+    )
+    snapshots.snapshot_write(
+        entity_type=USER, as_of=CUTOFF + dt.timedelta(seconds=1), chunks=[_hours([1, 2], 999.0)], location=location
+    )  # written after the cutoff: must not reach a training row
 
     def never() -> FeatureMatrix:
         raise AssertionError("a snapshot covers the cutoff: nothing is computed")
@@ -100,8 +113,9 @@ def test_training_features_come_from_the_snapshot_before_the_cutoff_never_a_late
 
 def test_training_features_are_computed_when_no_snapshot_covers_the_cutoff(tmp_path):
     location = str(tmp_path / "offline")
-    snapshots.snapshot_write(entity_type=USER, as_of=CUTOFF + dt.timedelta(days=1), chunks=[_hours([1], 999.0)],
-                             location=location)  # fmt: skip
+    snapshots.snapshot_write(
+        entity_type=USER, as_of=CUTOFF + dt.timedelta(days=1), chunks=[_hours([1], 999.0)], location=location
+    )
     computed = _hours([1], 7.0)
     matrix, source = features_as_of(USER, np.array([1]), CUTOFF, lambda: computed, location=location)
     assert matrix is computed and source.startswith("computed as of the cutoff (no snapshot")

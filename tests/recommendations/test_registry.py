@@ -1,4 +1,5 @@
 """Model versions: register, activate, roll back, and hot-swap in the serving process; bad artifacts never serve."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """Training from the database: validation metrics, registration, the activation gate, commands and jobs."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -18,9 +19,21 @@ from tasks.training import train_model
 def world(db, settings, tmp_path):
     settings.RECO_ARTIFACT_DIR = tmp_path / "artifacts"
     call_command(
-        "generate_synthetic", "--titles", "400", "--accounts", "300", "--events", "30000", "--seed", "3",
-        "--as-of", "2026-06-01", "--ground-truth-dir", str(tmp_path / "truth"), verbosity=0,
-    )  # fmt: skip
+        "generate_synthetic",
+        "--titles",
+        "400",
+        "--accounts",
+        "300",
+        "--events",
+        "30000",
+        "--seed",
+        "3",
+        "--as-of",
+        "2026-06-01",
+        "--ground-truth-dir",
+        str(tmp_path / "truth"),
+        verbosity=0,
+    )
 
 
 @pytest.mark.parametrize("kind", [ModelKind.POPULARITY, ModelKind.MATRIX_FACTORIZATION, ModelKind.CONTENT])

@@ -1,4 +1,5 @@
 """gunicorn's master builds the serving state once before forking its workers (config/gunicorn.py)."""
+
 from __future__ import annotations
 
 import gc

@@ -30,9 +30,17 @@ def rehearsal():
     if not PERMITTED:
         pytest.skip(f"the multi-host rehearsal needs network namespaces: {WHY_NOT}")
     with hostkit.deployment(hostkit.World()) as deployment:
-        yield deployment, hostkit.rehearse(deployment, faults=list(hostkit.FAULTS), timing=hostkit.Timing(),
-                                           rate=hostkit.CI_RATE, baseline_rate=hostkit.CI_RATE,
-                                           baseline_seconds=8.0)  # fmt: skip
+        yield (
+            deployment,
+            hostkit.rehearse(
+                deployment,
+                faults=list(hostkit.FAULTS),
+                timing=hostkit.Timing(),
+                rate=hostkit.CI_RATE,
+                baseline_rate=hostkit.CI_RATE,
+                baseline_seconds=8.0,
+            ),
+        )
 
 
 def _missed(results: dict, prefix: str) -> list[str]:

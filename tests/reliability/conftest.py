@@ -1,5 +1,6 @@
 """The served world the reliability scenarios break: the committed test world behind gunicorn, with its own
 redis-server and a TCP proxy in front of PostgreSQL, both of which a test may freeze or kill (tests/faultkit.py)."""
+
 from __future__ import annotations
 
 import itertools
@@ -104,8 +105,12 @@ def served_world(committed_serving_world, settings, tmp_path) -> Iterator[Served
     with redis_server() as redis, tcp_proxy(db["HOST"] or "127.0.0.1", int(db["PORT"] or 5432)) as proxy:
         features_refresh(redis.url)
         database_url = f"postgres://{db['USER']}:{db['PASSWORD']}@127.0.0.1:{proxy.port}/{db['NAME']}"
-        env = served_env(database_url=database_url, redis_url=redis.url, artifact_dir=str(settings.RECO_ARTIFACT_DIR),
-                         serving_cache_dir=str(tmp_path / "serving-cache"))
+        env = served_env(
+            database_url=database_url,
+            redis_url=redis.url,
+            artifact_dir=str(settings.RECO_ARTIFACT_DIR),
+            serving_cache_dir=str(tmp_path / "serving-cache"),
+        )
         with gunicorn_server(env, workers=2) as server:
             yield ServedWorld(server, redis, proxy, api_key, profile_ids)
     _wait_for_other_sessions_to_end()
@@ -114,10 +119,13 @@ def served_world(committed_serving_world, settings, tmp_path) -> Iterator[Served
 def _wait_for_other_sessions_to_end(seconds: float = 10.0) -> None:
     """The backends the proxy served exit a moment after it closes their sockets; the test database can be
     flushed and dropped only once they have."""
+
     def others() -> list[tuple]:
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pid, client_port, state, left(query, 80) FROM pg_stat_activity "
-                           "WHERE datname = current_database() AND pid <> pg_backend_pid()")  # fmt: skip
+            cursor.execute(
+                "SELECT pid, client_port, state, left(query, 80) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
             return cursor.fetchall()
 
     try:
@@ -128,6 +136,8 @@ def _wait_for_other_sessions_to_end(seconds: float = 10.0) -> None:
         leftover = others()
         warnings.warn(f"ending sessions left open on the test database: {leftover}", stacklevel=1)
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
-                           "AND pid <> pg_backend_pid()")  # fmt: skip
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid()"
+            )
         wait_until(lambda: not others(), seconds=seconds)

@@ -3,6 +3,7 @@
 Issue #14's figures: a JSON 503 with Retry-After within 1 s, no gunicorn worker timeouts, full answers within
 1 s of the database's return; readiness fails while it is down (liveness does not).
 """
+
 from __future__ import annotations
 
 import time
@@ -20,17 +21,24 @@ BEFORE, FAULT, AFTER = 2.0, 5.0, 4.0
 
 
 def _is_json_503(record: RequestRecord) -> bool:
-    return (record.status == 503 and record.content_type.startswith("application/json")
-            and len(record.flags) == 1 and record.flags[0].startswith("code:")
-            and (record.retry_after or "").isdigit() and int(record.retry_after) >= 1)  # fmt: skip
+    return (
+        record.status == 503
+        and record.content_type.startswith("application/json")
+        and len(record.flags) == 1
+        and record.flags[0].startswith("code:")
+        and (record.retry_after or "").isdigit()
+        and int(record.retry_after) >= 1
+    )
 
 
 def _assert_fault_then_recovery(world: ServedWorld, run: LoadResult, start: float, end: float) -> None:
     during = run.between(start, end)
     assert len(during) >= RATE * (end - start) * 0.9, "the load generator fell behind"
     wrong = [r for r in during if not (r.status == 200 or _is_json_503(r))]
-    assert not wrong, f"{len(wrong)} of {len(during)} answers during the outage neither 200 nor a JSON 503 " \
-                      f"with Retry-After, e.g. {wrong[:3]}"
+    assert not wrong, (
+        f"{len(wrong)} of {len(during)} answers during the outage neither 200 nor a JSON 503 "
+        f"with Retry-After, e.g. {wrong[:3]}"
+    )
     assert any(r.status == 503 for r in during), "no request noticed the outage"
     slow = [r for r in during if r.latency_ms > ANSWER_WITHIN_MS]
     assert not slow, f"{len(slow)} of {len(during)} requests took over {ANSWER_WITHIN_MS:.0f} ms, e.g. {slow[:3]}"
@@ -54,8 +62,13 @@ def test_a_frozen_database_gives_json_503s_within_a_second_and_full_answers_a_se
 ):
     world = served_world
     _warm(world)
-    run = load(world.recs_url(), RATE, BEFORE + FAULT + AFTER, world.headers,
-               actions=[(BEFORE, "freeze", world.proxy.freeze), (BEFORE + FAULT, "thaw", world.proxy.thaw)])  # fmt: skip
+    run = load(
+        world.recs_url(),
+        RATE,
+        BEFORE + FAULT + AFTER,
+        world.headers,
+        actions=[(BEFORE, "freeze", world.proxy.freeze), (BEFORE + FAULT, "thaw", world.proxy.thaw)],
+    )
     _assert_fault_then_recovery(world, run, run.actions["freeze"], run.actions_started["thaw"])
 
 
@@ -64,8 +77,13 @@ def test_a_killed_database_gives_json_503s_within_a_second_and_full_answers_a_se
 ):
     world = served_world
     _warm(world)
-    run = load(world.recs_url(), RATE, BEFORE + FAULT + AFTER, world.headers,
-               actions=[(BEFORE, "kill", world.proxy.kill), (BEFORE + FAULT, "revive", world.proxy.revive)])  # fmt: skip
+    run = load(
+        world.recs_url(),
+        RATE,
+        BEFORE + FAULT + AFTER,
+        world.headers,
+        actions=[(BEFORE, "kill", world.proxy.kill), (BEFORE + FAULT, "revive", world.proxy.revive)],
+    )
     _assert_fault_then_recovery(world, run, run.actions["kill"], run.actions_started["revive"])
 
 

@@ -4,6 +4,7 @@ Issue #14's figures: every request answered 200 (degraded, flagged), p99 <= 100 
 returns empty, full answers again (within 60 s in bench/reliability.py; here the test refreshes the features
 itself, as the feature jobs would, and expects full answers soon after).
 """
+
 from __future__ import annotations
 
 import pytest
@@ -42,8 +43,13 @@ def test_a_frozen_redis_gives_fast_flagged_answers_and_full_ones_once_thawed(ser
     world = served_world
     _warm(world)
     thaw_at = BEFORE + FAULT
-    run = load(world.recs_url(PROFILES), RATE, thaw_at + RECOVERY_SECONDS + 3, world.headers,
-               actions=[(BEFORE, "freeze", world.redis.freeze), (thaw_at, "thaw", world.redis.thaw)])  # fmt: skip
+    run = load(
+        world.recs_url(PROFILES),
+        RATE,
+        thaw_at + RECOVERY_SECONDS + 3,
+        world.headers,
+        actions=[(BEFORE, "freeze", world.redis.freeze), (thaw_at, "thaw", world.redis.thaw)],
+    )
 
     _assert_served_through_the_fault(world, run, run.actions["freeze"], run.actions_started["thaw"])
     recovered = recovered_at(run.records, after=run.actions["thaw"], good=world.full)
@@ -57,9 +63,17 @@ def test_a_killed_redis_gives_fast_flagged_answers_and_full_ones_once_back_and_r
     _warm(world)
     back_at = BEFORE + FAULT
     refresh_at = back_at + 2.0  # an empty Redis first: answers must say so, not silently use defaults
-    run = load(world.recs_url(PROFILES), RATE, refresh_at + RECOVERY_SECONDS + 3, world.headers,
-               actions=[(BEFORE, "kill", world.redis.kill), (back_at, "restart", world.redis.restart),
-                        (refresh_at, "refresh", world.refresh_features)])  # fmt: skip
+    run = load(
+        world.recs_url(PROFILES),
+        RATE,
+        refresh_at + RECOVERY_SECONDS + 3,
+        world.headers,
+        actions=[
+            (BEFORE, "kill", world.redis.kill),
+            (back_at, "restart", world.redis.restart),
+            (refresh_at, "refresh", world.refresh_features),
+        ],
+    )
 
     _assert_served_through_the_fault(world, run, run.actions["kill"], run.actions_started["restart"])
     empty = run.within(run.actions["restart"], run.actions_started["refresh"])

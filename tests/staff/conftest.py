@@ -1,4 +1,5 @@
 """Staff pages: users on either side of the staff line, and no rules version left in Redis between tests."""
+
 from __future__ import annotations
 
 import pytest

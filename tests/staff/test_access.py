@@ -1,4 +1,5 @@
 """Only active staff reach the staff pages and the admin; the public liveness probe stays open."""
+
 from __future__ import annotations
 
 import pytest
@@ -6,8 +7,15 @@ from django.urls import reverse
 
 from tests.factories.recommendations import ModelVersionFactory
 
-PAGES = ["staff:index", "staff:preview", "staff:models", "staff:jobs", "staff:experiments", "staff:health",
-         "staff:health-json"]  # fmt: skip
+PAGES = [
+    "staff:index",
+    "staff:preview",
+    "staff:models",
+    "staff:jobs",
+    "staff:experiments",
+    "staff:health",
+    "staff:health-json",
+]
 
 
 @pytest.mark.parametrize("page", PAGES)

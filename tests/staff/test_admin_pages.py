@@ -1,5 +1,6 @@
 """The operators' admin pages: job runs with numbers for people, "Run selected tasks" counted on the schedule,
 and model activations and rollbacks that ask first (issue #18)."""
+
 from __future__ import annotations
 
 import pytest
@@ -16,8 +17,13 @@ from tests.factories.tasks import JobRunFactory
 
 
 def test_the_job_run_list_shows_durations_and_rows_as_people_read_them(admin_client):
-    JobRunFactory(job="tasks.training.train_model", duration_seconds=0.5532059140000456, rows_written=1_234_567,
-                  params={"args": [], "kwargs": {"kind": "mf"}}, status=JobRun.Status.SKIPPED)  # fmt: skip
+    JobRunFactory(
+        job="tasks.training.train_model",
+        duration_seconds=0.5532059140000456,
+        rows_written=1_234_567,
+        params={"args": [], "kwargs": {"kind": "mf"}},
+        status=JobRun.Status.SKIPPED,
+    )
 
     html = admin_client.get(admin_url(JobRun, "changelist")).content.decode()
 
@@ -32,15 +38,16 @@ def test_run_selected_tasks_counts_a_run_on_the_schedule(admin_client, monkeypat
     schedule = PeriodicTask.objects.get(task="tasks.maintenance.mark_lost_job_runs")
     assert schedule.last_run_at is None and schedule.total_run_count == 0
 
-    response = admin_client.post(admin_url(PeriodicTask, "changelist"),
-                                 {"action": "run_tasks", "_selected_action": [schedule.pk]}, follow=True)  # fmt: skip
+    response = admin_client.post(
+        admin_url(PeriodicTask, "changelist"), {"action": "run_tasks", "_selected_action": [schedule.pk]}, follow=True
+    )
 
     assert response.status_code == 200
     schedule.refresh_from_db()
     assert schedule.last_run_at is not None and schedule.total_run_count == 1
     assert JobRun.objects.filter(job="tasks.maintenance.mark_lost_job_runs").exists()
     jobs = admin_client.get(reverse("staff:jobs")).content.decode()
-    row = jobs[jobs.index(schedule.name):]
+    row = jobs[jobs.index(schedule.name) :]
     assert "never" not in row[: row.index("</tr>")]
 
 

@@ -1,4 +1,5 @@
 """Experiments: per arm, online metrics with intervals plotted over the computations, and the verdict."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -20,12 +21,30 @@ def _experiment(name: str = "ranker-v7-vs-v6"):
     control = ArmFactory(experiment=experiment, name="control", is_baseline=True, traffic_share=Decimal("0.5"))
     treatment = ArmFactory(experiment=experiment, name="new-ranker", traffic_share=Decimal("0.5"), mmr_lambda=0.6)
     now = timezone.now()
-    ExperimentResultFactory(arm=control, metric=Metric.ENGAGEMENT, value=0.10, ci_low=0.09, ci_high=0.11, computed_at=now)
-    ExperimentResultFactory(arm=treatment, metric=Metric.ENGAGEMENT, value=0.13, ci_low=0.12, ci_high=0.14,
-                            delta_vs_baseline=0.03, p_value_vs_baseline=0.001, significant=True, computed_at=now)  # fmt: skip
+    ExperimentResultFactory(
+        arm=control, metric=Metric.ENGAGEMENT, value=0.10, ci_low=0.09, ci_high=0.11, computed_at=now
+    )
+    ExperimentResultFactory(
+        arm=treatment,
+        metric=Metric.ENGAGEMENT,
+        value=0.13,
+        ci_low=0.12,
+        ci_high=0.14,
+        delta_vs_baseline=0.03,
+        p_value_vs_baseline=0.001,
+        significant=True,
+        computed_at=now,
+    )
     ExperimentResultFactory(arm=control, metric=Metric.CTR, value=0.05, computed_at=now - dt.timedelta(minutes=1))
-    ExperimentResultFactory(arm=treatment, metric=Metric.CTR, value=0.051, delta_vs_baseline=0.001,
-                            p_value_vs_baseline=0.4, significant=False, computed_at=now - dt.timedelta(minutes=1))  # fmt: skip
+    ExperimentResultFactory(
+        arm=treatment,
+        metric=Metric.CTR,
+        value=0.051,
+        delta_vs_baseline=0.001,
+        p_value_vs_baseline=0.4,
+        significant=False,
+        computed_at=now - dt.timedelta(minutes=1),
+    )
     return experiment
 
 
@@ -38,7 +57,7 @@ def test_arms_metrics_intervals_plots_and_verdict(editor_client):
     assert "control <em>(baseline)</em>" in html and "MMR λ 0.6" in html
     assert '<li data-arm="new-ranker"><strong>new-ranker</strong>: higher than baseline on engagement' in html
     assert "[0.1200, 0.1400]" in html
-    assert html.count("<svg class=\"chart\"") == 2  # one plot per metric
+    assert html.count('<svg class="chart"') == 2  # one plot per metric
     assert 'class="errorbar"' in html  # the intervals
     assert "no significant difference" in html  # CTR
 

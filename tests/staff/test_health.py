@@ -1,4 +1,5 @@
 """Health: services reachable, active models and their age, feature freshness, cache hit rate."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -37,8 +38,12 @@ def test_without_a_beat_features_older_than_their_schedule_are_stale_though_the_
     titles = [TitleFactory() for _ in range(4)]
     store = FeatureStore(namespace=f"fs-test-{uuid.uuid4().hex[:12]}")
     width = feature_set(CONTENT).width
-    store.set_many(CONTENT, [t.pk for t in titles[:3]], np.zeros((3, width), np.float32),
-                   computed_at=dt.datetime.now(dt.UTC) - dt.timedelta(hours=3))  # fmt: skip
+    store.set_many(
+        CONTENT,
+        [t.pk for t in titles[:3]],
+        np.zeros((3, width), np.float32),
+        computed_at=dt.datetime.now(dt.UTC) - dt.timedelta(hours=3),
+    )
     store.set_many(CONTENT, [titles[3].pk], np.zeros((1, width), np.float32))
 
     result = health.feature_freshness(entity_type=CONTENT, store=store, seed=1)
@@ -126,8 +131,11 @@ def test_a_database_failure_is_reported_as_down(monkeypatch, db):
     monkeypatch.setattr(health, "database_check", broken)
     report = health.health_report()
     assert report["status"] == "down"
-    assert report["checks"]["database"] == {"status": "down", "detail": "RuntimeError: connection refused",
-                                            "ms": report["checks"]["database"]["ms"]}  # fmt: skip
+    assert report["checks"]["database"] == {
+        "status": "down",
+        "detail": "RuntimeError: connection refused",
+        "ms": report["checks"]["database"]["ms"],
+    }
 
 
 def test_replicas_show_what_this_process_reads_from(settings):

@@ -1,4 +1,5 @@
 """The health page and its JSON list what each web process serves, from the statuses they publish (#14)."""
+
 from __future__ import annotations
 
 import pytest
@@ -15,15 +16,39 @@ CHECKSUM = "ab" * 32
 def published(db):
     version = ModelVersionFactory()
     model_version_activate(version_id=version.pk)
-    healthy = {"host": "web-a", "pid": 101, "ppid": 100, "role": "worker", "started_at": "2026-06-01T00:00:00Z",
-               "models": [{"kind": "popularity", "version": version.version, "checksum": CHECKSUM, "mapped": True}],
-               "failures": [], "problems": [], "last_errors": []}  # fmt: skip
-    failing = {**healthy, "pid": 102,
-               "models": [{"kind": "popularity", "version": "older", "checksum": "cd" * 32, "mapped": True}],
-               "failures": [{"kind": "popularity", "version": version.version, "error": "ArtifactCorrupt: truncated",
-                             "attempts": 3, "next_retry_at": "2026-06-01T00:01:00Z"}],
-               "last_errors": [{"at": "2026-06-01T00:00:30Z", "kind": "popularity", "version": version.version,
-                                "message": "ArtifactCorrupt: truncated"}]}  # fmt: skip
+    healthy = {
+        "host": "web-a",
+        "pid": 101,
+        "ppid": 100,
+        "role": "worker",
+        "started_at": "2026-06-01T00:00:00Z",
+        "models": [{"kind": "popularity", "version": version.version, "checksum": CHECKSUM, "mapped": True}],
+        "failures": [],
+        "problems": [],
+        "last_errors": [],
+    }
+    failing = {
+        **healthy,
+        "pid": 102,
+        "models": [{"kind": "popularity", "version": "older", "checksum": "cd" * 32, "mapped": True}],
+        "failures": [
+            {
+                "kind": "popularity",
+                "version": version.version,
+                "error": "ArtifactCorrupt: truncated",
+                "attempts": 3,
+                "next_retry_at": "2026-06-01T00:01:00Z",
+            }
+        ],
+        "last_errors": [
+            {
+                "at": "2026-06-01T00:00:30Z",
+                "kind": "popularity",
+                "version": version.version,
+                "message": "ArtifactCorrupt: truncated",
+            }
+        ],
+    }
     for status in (healthy, failing):
         process_status_publish(status=status)
     yield version

@@ -1,4 +1,5 @@
 """Jobs: failures first, recent runs by keyset pages, and the beat schedule linked to its admin."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -17,10 +18,18 @@ JOBS = reverse("staff:jobs")
 
 def test_failures_come_first_with_their_error(editor_client):
     now = timezone.now()
-    JobRunFactory(job="tasks.training.train_model", status=JobRun.Status.FAILED, started_at=now - dt.timedelta(hours=3),
-                  error="Traceback...\nValueError: no history")  # fmt: skip
-    JobRunFactory(job="tasks.features.refresh_content_features", started_at=now, rows_written=1234,
-                  duration_seconds=2.5532059140000456)  # fmt: skip
+    JobRunFactory(
+        job="tasks.training.train_model",
+        status=JobRun.Status.FAILED,
+        started_at=now - dt.timedelta(hours=3),
+        error="Traceback...\nValueError: no history",
+    )
+    JobRunFactory(
+        job="tasks.features.refresh_content_features",
+        started_at=now,
+        rows_written=1234,
+        duration_seconds=2.5532059140000456,
+    )
 
     html = editor_client.get(JOBS).content.decode()
 
@@ -58,8 +67,16 @@ def test_the_page_takes_the_same_queries_for_few_or_many_runs(editor_client):
     JobRunFactory(status=JobRun.Status.FAILED)
     with CaptureQueriesContext(connection) as few:
         editor_client.get(JOBS)
-    JobRun.objects.bulk_create([JobRun(job=f"job-{i % 7}", status=JobRun.Status.FAILED if i % 10 == 0 else JobRun.Status.SUCCEEDED,
-                                       started_at=timezone.now()) for i in range(300)])  # fmt: skip
+    JobRun.objects.bulk_create(
+        [
+            JobRun(
+                job=f"job-{i % 7}",
+                status=JobRun.Status.FAILED if i % 10 == 0 else JobRun.Status.SUCCEEDED,
+                started_at=timezone.now(),
+            )
+            for i in range(300)
+        ]
+    )
     with CaptureQueriesContext(connection) as many:
         response = editor_client.get(JOBS)
     assert len(many) == len(few)

@@ -1,4 +1,5 @@
 """The landing page at /: public, links the API docs, the admin and the staff pages, and shows no secret."""
+
 from __future__ import annotations
 
 from django.urls import reverse

@@ -1,5 +1,6 @@
 """The admin login locks a username from one address after repeated wrong passwords (django-axes; issue #14:
 30 wrong passwords in a row were accepted as tries). Real requests to the admin login, attempts in the database."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -22,12 +23,15 @@ def admin_user(db):
 
 
 def _try(client, password: str, *, address: str = "127.0.0.1", username: str = "ops", **headers):
-    return client.post(LOGIN, {"username": username, "password": password, "next": "/admin/"}, REMOTE_ADDR=address,
-                       **headers)  # fmt: skip
+    return client.post(
+        LOGIN, {"username": username, "password": password, "next": "/admin/"}, REMOTE_ADDR=address, **headers
+    )
 
 
 def _cool_off_passes() -> None:
-    AccessAttempt.objects.update(attempt_time=F("attempt_time") - dt.timedelta(hours=settings.AXES_COOLOFF_TIME, minutes=1))
+    AccessAttempt.objects.update(
+        attempt_time=F("attempt_time") - dt.timedelta(hours=settings.AXES_COOLOFF_TIME, minutes=1)
+    )
 
 
 def test_six_wrong_passwords_lock_the_login_and_the_right_one_is_refused_until_the_cool_off(client, admin_user):

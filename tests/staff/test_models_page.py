@@ -1,4 +1,5 @@
 """Models: every kind's versions with their offline metrics and a plot, activation and rollback."""
+
 from __future__ import annotations
 
 from django.db import connection
@@ -25,7 +26,7 @@ def test_versions_show_their_metrics_a_plot_and_which_one_is_active(editor_clien
     for version in (old, new):
         assert f'data-version-id="{version.pk}"' in html
     assert "0.2100" in html and "0.2500" in html and "0.1300" in html
-    assert html.count("<svg class=\"chart\"") == 1 and "NDCG@10" in html and "recall@10" in html
+    assert html.count('<svg class="chart"') == 1 and "NDCG@10" in html and "recall@10" in html
     assert 'class="highlight"' in html  # the active version is ringed on the plot
     assert 'data-action="activate"' not in html  # editors may look, not activate
 
@@ -64,7 +65,9 @@ def test_a_superuser_activates_a_version_and_rolls_back_each_after_a_confirmatio
 def test_a_failed_activation_is_reported_not_raised(superuser_client, settings, tmp_path):
     version = ModelVersionFactory()
     settings.RECO_ARTIFACT_DIR = tmp_path / "elsewhere"  # the artifact is gone
-    response = superuser_client.post(reverse("staff:model-activate", args=[version.pk]), {"confirmed": "yes"}, follow=True)
+    response = superuser_client.post(
+        reverse("staff:model-activate", args=[version.pk]), {"confirmed": "yes"}, follow=True
+    )
     assert "cannot be activated" in response.content.decode()
     version.refresh_from_db()
     assert version.status == ModelVersion.Status.CANDIDATE
@@ -79,10 +82,18 @@ def test_the_page_takes_the_same_queries_for_3_or_30_versions(superuser_client):
     model_version_activate(version_id=versions[0].pk)
     with CaptureQueriesContext(connection) as few:
         superuser_client.get(MODELS)
-    ModelVersion.objects.bulk_create([
-        ModelVersion(kind="mf", version=f"v{i:03d}", artifact_path=f"mf/v{i}", checksum="0" * 64,
-                     metrics={"ndcg_at_10": i / 100}) for i in range(30)
-    ])  # fmt: skip
+    ModelVersion.objects.bulk_create(
+        [
+            ModelVersion(
+                kind="mf",
+                version=f"v{i:03d}",
+                artifact_path=f"mf/v{i}",
+                checksum="0" * 64,
+                metrics={"ndcg_at_10": i / 100},
+            )
+            for i in range(30)
+        ]
+    )
     with CaptureQueriesContext(connection) as many:
         response = superuser_client.get(MODELS)
     assert len(many) == len(few)

@@ -1,5 +1,6 @@
 """The homepage preview: profile search, the rows and reasons an app would draw, the why panel's data, and the
 side-by-side page without rules or diversification."""
+
 from __future__ import annotations
 
 import json
@@ -25,7 +26,9 @@ PREVIEW = reverse("staff:preview")
 
 def _why(response) -> dict:
     content = response.content.decode()
-    start = content.index('<script id="why-data" type="application/json">') + len('<script id="why-data" type="application/json">')
+    start = content.index('<script id="why-data" type="application/json">') + len(
+        '<script id="why-data" type="application/json">'
+    )
     return json.loads(content[start : content.index("</script>", start)])
 
 
@@ -92,14 +95,18 @@ def test_the_preview_draws_rows_of_tiles_with_reasons_and_explains_every_tile(ed
     html = response.content.decode()
     for row in rows:
         assert f'data-row="{row.key}"' in html
-    originals = set(Title.objects.filter(pk__in=[t.content_id for t in tiles], is_original=True).values_list("pk", flat=True))
+    originals = set(
+        Title.objects.filter(pk__in=[t.content_id for t in tiles], is_original=True).values_list("pk", flat=True)
+    )
     assert {t.content_id for t in tiles if t.is_original} == originals
     assert html.count('class="badge-original"') == len([t for t in tiles if t.is_original])
     why = _why(response)
     assert set(why) == {str(t.content_id) for t in tiles}
     explained = why[str(tiles[0].content_id)]
     assert explained["explained"] and explained["sources"] and explained["ranker_score"] is not None
-    assert explained["genres"] == list(Title.objects.get(pk=tiles[0].content_id).genres.order_by("id").values_list("name", flat=True))
+    assert explained["genres"] == list(
+        Title.objects.get(pk=tiles[0].content_id).genres.order_by("id").values_list("name", flat=True)
+    )
     assert len(queries) < 40  # the engine's reads plus a handful: nothing per tile
 
 
@@ -134,8 +141,15 @@ def test_rules_matching_names_boosts_tier_rules_suppressions_and_the_kids_cap(db
     title = TitleFactory(genres=[drama], is_original=True)
     account = AccountFactory(subscription_tier=SubscriptionTier.BASIC, country="FR")
     kids = ProfileFactory(account=account, is_kids=True, maturity_cap=7)
-    info = TitleInfo(content_id=title.pk, name=title.name, is_original=True, maturity_rating=16, maturity_label="16+",
-                     genres=("Drama",), genre_ids=frozenset({drama.pk}))  # fmt: skip
+    info = TitleInfo(
+        content_id=title.pk,
+        name=title.name,
+        is_original=True,
+        maturity_rating=16,
+        maturity_label="16+",
+        genres=("Drama",),
+        genre_ids=frozenset({drama.pk}),
+    )
     BoostFactory(name="low", priority=0)
     BoostFactory(name="high", genre=drama, priority=5)
     BoostFactory(name="elsewhere", genre=drama, priority=9, countries=[CountryFactory(code="DE")])

@@ -1,5 +1,6 @@
 """The staff preview of a kids profile shows what the kids profile gets: nothing above its cap, even to an operator
 who may see its history, and even when that history holds 18+ titles (issue #14)."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -20,8 +21,14 @@ from users.models import Profile, ViewingEvent
 
 def _as_response(page) -> Recommendations:
     """A preview page as the engine's response type, for the checker."""
-    rows = [Row(row.key, row.title, tuple(RankedItem(t.rank, t.content_id, t.title, t.score, t.reason, t.sources)
-                                          for t in row.tiles)) for row in page.rows]  # fmt: skip
+    rows = [
+        Row(
+            row.key,
+            row.title,
+            tuple(RankedItem(t.rank, t.content_id, t.title, t.score, t.reason, t.sources) for t in row.tiles),
+        )
+        for row in page.rows
+    ]
     return Recommendations("preview", 0, [], rows, {}, "")
 
 
@@ -42,5 +49,10 @@ def test_an_operator_previewing_a_kids_profile_with_18_plus_plays_sees_nothing_a
     watched = list(ViewingEvent.objects.filter(profile=kids).values_list("title_id", flat=True))
     for page in (preview.page, preview.compare):
         assert page.rows
-        assert response_leaks(_as_response(page), maturity_cap=MaturityRating.AGE_7, names=names, watched_ids=watched) == []
-    assert not any("kids maturity cap" in note for info in response.context["preview"].why.values() for note in info["rules"])
+        assert (
+            response_leaks(_as_response(page), maturity_cap=MaturityRating.AGE_7, names=names, watched_ids=watched)
+            == []
+        )
+    assert not any(
+        "kids maturity cap" in note for info in response.context["preview"].why.values() for note in info["rules"]
+    )

@@ -3,6 +3,7 @@
 Each runs in its own session (process group), is bounded in time and is always cleaned up by the fixture
 that started it.
 """
+
 from __future__ import annotations
 
 import os
@@ -45,11 +46,30 @@ class Worker:
         log = open(self.log_path, "ab")
         pool = ["--pool", "prefork", "--concurrency", str(self.processes)] if self.processes else ["--pool", "solo"]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", *pool, "--queues", self.queue,
-             "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel", "INFO",
-             "--hostname", f"{self.name}@%h"],
-            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                *pool,
+                "--queues",
+                self.queue,
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                "--loglevel",
+                "INFO",
+                "--hostname",
+                f"{self.name}@%h",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         log.close()
         deadline = time.monotonic() + ready_within
         # Ready once it logs so: a solo worker that picks up a task at once cannot answer a ping.
@@ -133,10 +153,23 @@ class RedisServer:
         import redis
 
         self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--logfile", str(self.log_path)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--logfile",
+                str(self.log_path),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         client = redis.Redis.from_url(self.url, socket_timeout=0.5, socket_connect_timeout=0.5)
         deadline = time.monotonic() + 10
         while True:

@@ -1,4 +1,5 @@
 """Feature jobs end to end: sent through the broker, run by a real worker, read back from the store."""
+
 from __future__ import annotations
 
 import datetime as dt

@@ -1,4 +1,5 @@
 """Jobs: JobRun records, locks, retries, default schedules; and a real worker consuming the real broker."""
+
 from __future__ import annotations
 
 import datetime as dt

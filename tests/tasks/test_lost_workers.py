@@ -2,6 +2,7 @@
 
 The end-to-end tests start their own Celery workers (and a redis-server) and kill them with SIGKILL.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -49,9 +50,16 @@ def short_locks(settings):
 def _running_run(task_id: str, lock_name: str) -> JobRun:
     """What a worker killed mid-job leaves: its attempt recorded as running, its lock not yet lapsed."""
     now = timezone.now()
-    run = JobRunFactory(job="tasks.maintenance.prune_job_runs", task_id=task_id, status=JobRun.Status.RUNNING,
-                        started_at=now, finished_at=None, heartbeat_at=now, lock_name=lock_name,
-                        lock_token=uuid.uuid4().hex)  # fmt: skip
+    run = JobRunFactory(
+        job="tasks.maintenance.prune_job_runs",
+        task_id=task_id,
+        status=JobRun.Status.RUNNING,
+        started_at=now,
+        finished_at=None,
+        heartbeat_at=now,
+        lock_name=lock_name,
+        lock_token=uuid.uuid4().hex,
+    )
     assert JobLock(lock_name, token=run.lock_token).acquire()
     return run
 
@@ -93,7 +101,9 @@ def test_the_heartbeat_keeps_a_job_locked_past_the_lock_ttl(transactional_db, sh
         assert hold_for.apply(args=(0,)).get() == 0
     finally:
         holder.join(timeout=30)
-    statuses = list(JobRun.objects.filter(job="tests.tasks.hold_for").order_by("started_at").values_list("status", flat=True))
+    statuses = list(
+        JobRun.objects.filter(job="tests.tasks.hold_for").order_by("started_at").values_list("status", flat=True)
+    )
     assert statuses == [JobRun.Status.SUCCEEDED, JobRun.Status.SKIPPED]
     assert JobLock("tests.hold_for").holder() is None  # released at the end
 
@@ -146,8 +156,9 @@ def test_another_runs_lock_is_never_taken_over(db, short_locks):
 def test_the_sweep_marks_runs_without_a_heartbeat_lost_and_only_those(db):
     now = timezone.now()
     silent = JobRunFactory(status="running", finished_at=None, heartbeat_at=now - dt.timedelta(minutes=10))
-    legacy = JobRunFactory(status="running", finished_at=None, heartbeat_at=None,
-                           started_at=now - dt.timedelta(hours=5))  # fmt: skip
+    legacy = JobRunFactory(
+        status="running", finished_at=None, heartbeat_at=None, started_at=now - dt.timedelta(hours=5)
+    )
     beating = JobRunFactory(status="running", finished_at=None, heartbeat_at=now - dt.timedelta(seconds=20))
     done = JobRunFactory(status="succeeded", heartbeat_at=now - dt.timedelta(hours=1))
 
@@ -200,16 +211,34 @@ def workers(transactional_db, tmp_path):
 
 def test_a_training_killed_mid_run_is_redelivered_taken_over_and_finished(workers, settings, tmp_path):
     settings.RECO_ARTIFACT_DIR = artifacts = tmp_path / "artifacts"
-    call_command("generate_synthetic", "--titles", "300", "--accounts", "300", "--events", "30000", "--seed", "3",
-                 "--as-of", "2026-06-01", "--ground-truth-dir", str(tmp_path / "truth"), verbosity=0)  # fmt: skip
-    env = {"CELERY_VISIBILITY_TIMEOUT": str(VISIBILITY_SECONDS), "RECO_JOB_LOCK_SECONDS": str(KILLED_LOCK_SECONDS),
-           "RECO_ARTIFACT_DIR": str(artifacts),
-           "OMP_NUM_THREADS": "1"}  # torch on one thread: steady epochs on a busy 2-core machine  # fmt: skip
+    call_command(
+        "generate_synthetic",
+        "--titles",
+        "300",
+        "--accounts",
+        "300",
+        "--events",
+        "30000",
+        "--seed",
+        "3",
+        "--as-of",
+        "2026-06-01",
+        "--ground-truth-dir",
+        str(tmp_path / "truth"),
+        verbosity=0,
+    )
+    env = {
+        "CELERY_VISIBILITY_TIMEOUT": str(VISIBILITY_SECONDS),
+        "RECO_JOB_LOCK_SECONDS": str(KILLED_LOCK_SECONDS),
+        "RECO_ARTIFACT_DIR": str(artifacts),
+        "OMP_NUM_THREADS": "1",
+    }  # torch on one thread: steady epochs on a busy 2-core machine
     first = workers("first", **env)
 
     result = train_model.delay(kind=ModelKind.NCF, params=SLOW_NCF)
-    beating = JobRun.objects.filter(task_id=result.id, status="running",
-                                    heartbeat_at__gt=F("started_at") + dt.timedelta(seconds=0.5))  # fmt: skip
+    beating = JobRun.objects.filter(
+        task_id=result.id, status="running", heartbeat_at__gt=F("started_at") + dt.timedelta(seconds=0.5)
+    )
     run = wait_for(beating.first, within=60, message="the training to start and beat")
     assert JobLock(run.lock_name).holder() == run.lock_token  # the live holder is the one on the JobRun
     first.kill()
@@ -247,7 +276,10 @@ def test_online_features_are_rebuilt_at_once_after_redis_comes_back_empty(worker
         ids = [p.id for p in profiles]
 
         def rebuilt() -> bool:
-            return bool(store.get_many("user", ids).found.all() and store.get_many("content", [t.id for t in titles]).found.all())
+            return bool(
+                store.get_many("user", ids).found.all()
+                and store.get_many("content", [t.id for t in titles]).found.all()
+            )
 
         assert ensure_online_features.delay().get(timeout=30) is True  # a new Redis has no sentinel
         wait_for(rebuilt, within=30, message="the first full refresh")

@@ -1,5 +1,6 @@
 """Queues per job domain (issue #15): every job's route, beat's schedules routed alike, the delivery
 guarantees of issue #14 on each job, and the declarations RabbitMQ makes quorum queues of."""
+
 from __future__ import annotations
 
 import os

@@ -4,6 +4,7 @@ The end-to-end tests run real workers on RabbitMQ (the machine's broker, with qu
 this test's own, deleted afterwards): a prefork pool of 2 processes shares the shards, and a shard whose
 worker is killed with SIGKILL is redelivered, taken over and still counted once.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -123,8 +124,12 @@ def test_a_shard_task_delivered_twice_runs_once(history):
     parent = _parent(started_at=timezone.now())
     (shard,) = fan_out_record(parent_id=parent.pk, ranges=[(history[0], history[-1] + 1)])
 
-    assert refresh_user_features_shard.apply(args=(history[0], history[-1] + 1), kwargs={"shard_id": shard.pk}).get() == 12
-    assert refresh_user_features_shard.apply(args=(history[0], history[-1] + 1), kwargs={"shard_id": shard.pk}).get() == 0
+    assert (
+        refresh_user_features_shard.apply(args=(history[0], history[-1] + 1), kwargs={"shard_id": shard.pk}).get() == 12
+    )
+    assert (
+        refresh_user_features_shard.apply(args=(history[0], history[-1] + 1), kwargs={"shard_id": shard.pk}).get() == 0
+    )
 
     runs = list(JobRun.objects.filter(parent=parent).order_by("started_at").values_list("status", flat=True))
     assert runs == ["succeeded", "skipped"]
@@ -203,8 +208,13 @@ def rabbitmq(world, tmp_path, delayed_delivery_queues):
     prefix = f"reco-t{uuid.uuid4().hex[:8]}-"
     names = {group: f"{prefix}{group}" for group in ("features", "training", "experiments", "housekeeping")}
     env_queues = {f"CELERY_{group.upper()}_QUEUE": name for group, name in names.items()}
-    env = {**worker_env(f"{prefix}default"), **env_queues, "CELERY_BROKER_URL": RABBITMQ_URL,
-           "CELERY_EXCHANGE": f"{prefix}jobs", "RECO_JOB_LOCK_SECONDS": str(LOCK_SECONDS)}  # fmt: skip
+    env = {
+        **worker_env(f"{prefix}default"),
+        **env_queues,
+        "CELERY_BROKER_URL": RABBITMQ_URL,
+        "CELERY_EXCHANGE": f"{prefix}jobs",
+        "RECO_JOB_LOCK_SECONDS": str(LOCK_SECONDS),
+    }
     (features,) = celery_queues([names["features"]], exchange=f"{prefix}jobs", delivery_limit=10)
     connection = Connection(RABBITMQ_URL, connect_timeout=5)
     started: list[Worker] = []
@@ -268,7 +278,9 @@ def _assert_every_shard_counted_once(parent: JobRun, profiles: int) -> None:
     shards = list(parent.shards.all())
     assert parent.status == "succeeded" and parent.shards_done == parent.shards_total == len(shards)
     assert parent.rows_written == profiles and sum(s.rows_written for s in shards) == profiles
-    succeeded_params = JobRun.objects.filter(job=SHARD, parent=parent, status="succeeded").values_list("params", flat=True)
+    succeeded_params = JobRun.objects.filter(job=SHARD, parent=parent, status="succeeded").values_list(
+        "params", flat=True
+    )
     succeeded = Counter(tuple(params["args"]) for params in succeeded_params)
     assert len(succeeded) == len(shards) and set(succeeded.values()) == {1}  # one successful attempt per shard
     assert not JobRun.objects.filter(status="running").exists()
@@ -282,16 +294,20 @@ def test_two_worker_processes_share_the_shards_and_the_parent_finishes_when_all_
 
     with HeldHistory() as history:
         send(FAN_OUT, shard_size=2)  # 12 profiles: 6 shards
-        parent = wait_for(lambda: JobRun.objects.filter(job=FAN_OUT, shards_total=6).first(), within=30,
-                          message="the fan-out")  # fmt: skip
+        parent = wait_for(
+            lambda: JobRun.objects.filter(job=FAN_OUT, shards_total=6).first(), within=30, message="the fan-out"
+        )
         blocked = wait_for(lambda: _blocked_shard_runs(2), within=30, message="two shards running at once")
         assert len({run.worker for run in blocked}) == 2  # two processes, each mid-shard
         parent.refresh_from_db()
         assert parent.status == "running" and parent.shards_done == 0
         history.release()
 
-    wait_for(lambda: JobRun.objects.filter(pk=parent.pk, status="succeeded").exists(), within=60,
-             message="the parent to finish")  # fmt: skip
+    wait_for(
+        lambda: JobRun.objects.filter(pk=parent.pk, status="succeeded").exists(),
+        within=60,
+        message="the parent to finish",
+    )
     parent.refresh_from_db()
     _assert_every_shard_counted_once(parent, profiles=len(world))
     assert set(parent.shards.values_list("attempts", flat=True)) == {1}
@@ -301,8 +317,11 @@ def test_two_worker_processes_share_the_shards_and_the_parent_finishes_when_all_
     # delivery, not by the worker, and delivered when due.
     sent = time.monotonic()
     send("tasks.maintenance.mark_lost_job_runs", countdown=1)
-    wait_for(lambda: JobRun.objects.filter(job="tasks.maintenance.mark_lost_job_runs").exists(), within=30,
-             message="the delayed task")  # fmt: skip
+    wait_for(
+        lambda: JobRun.objects.filter(job="tasks.maintenance.mark_lost_job_runs").exists(),
+        within=30,
+        message="the delayed task",
+    )
     assert time.monotonic() - sent >= 1
     assert "delayed delivery will not be available" not in worker.log_tail(chars=1 << 20)
 
@@ -313,8 +332,9 @@ def test_shards_of_a_killed_worker_are_redelivered_and_still_count_once(rabbitmq
 
     with HeldHistory() as history:
         send(FAN_OUT, shard_size=2)
-        parent = wait_for(lambda: JobRun.objects.filter(job=FAN_OUT, shards_total=6).first(), within=30,
-                          message="the fan-out")  # fmt: skip
+        parent = wait_for(
+            lambda: JobRun.objects.filter(job=FAN_OUT, shards_total=6).first(), within=30, message="the fan-out"
+        )
         killed = wait_for(lambda: _blocked_shard_runs(2), within=30, message="two shards mid-flight")
         first.kill()  # SIGKILL, main process and pool: no ack, no cleanup
         history.release()
@@ -322,8 +342,11 @@ def test_shards_of_a_killed_worker_are_redelivered_and_still_count_once(rabbitmq
     assert JobShard.objects.filter(parent=parent, status="done").count() == 0
     start("second", processes=2)  # RabbitMQ requeued the unacked shards when the connection died
 
-    wait_for(lambda: JobRun.objects.filter(pk=parent.pk, status="succeeded").exists(), within=60,
-             message="the parent to finish")  # fmt: skip
+    wait_for(
+        lambda: JobRun.objects.filter(pk=parent.pk, status="succeeded").exists(),
+        within=60,
+        message="the parent to finish",
+    )
     parent.refresh_from_db()
     _assert_every_shard_counted_once(parent, profiles=len(world))
     lost = JobRun.objects.filter(parent=parent, status="lost")
@@ -340,8 +363,13 @@ def test_operators_see_a_fan_outs_progress_shards_and_lost_attempts(admin_client
     parent = _parent(started_at=timezone.now())
     first, _ = fan_out_record(parent_id=parent.pk, ranges=[(1, 5), (5, 9)])
     job_shard_finish(shard_id=first.pk, rows=4)
-    JobRunFactory(job=SHARD, parent=parent, status=JobRun.Status.LOST, params={"args": [5, 9]},
-                  error="its worker was lost; attempt 2 (run 9) took over")  # fmt: skip
+    JobRunFactory(
+        job=SHARD,
+        parent=parent,
+        status=JobRun.Status.LOST,
+        params={"args": [5, 9]},
+        error="its worker was lost; attempt 2 (run 9) took over",
+    )
 
     listing = admin_client.get(reverse("admin:tasks_jobrun_changelist")).content.decode()
     assert "1/2 shards" in listing

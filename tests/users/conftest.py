@@ -1,4 +1,5 @@
 """Small MovieLens-format directories written by the tests themselves."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,12 +23,16 @@ def write_ml100k(directory: Path, *, ratings: list[str] | None = None) -> Path:
     ]
     (directory / "u.item").write_text("\n".join(items) + "\n", encoding="latin-1")
     (directory / "u.user").write_text("1|24|M|technician|85711\n2|10|F|student|94043\n", encoding="latin-1")
-    ratings = ratings if ratings is not None else [
-        "1\t1\t5\t881250949",
-        "1\t2\t3\t881250960",
-        "2\t1\t4\t891717742",
-        "2\t3\t1\t878887116",
-    ]
+    ratings = (
+        ratings
+        if ratings is not None
+        else [
+            "1\t1\t5\t881250949",
+            "1\t2\t3\t881250960",
+            "2\t1\t4\t891717742",
+            "2\t3\t1\t878887116",
+        ]
+    )
     (directory / "u.data").write_text("\n".join(ratings) + "\n", encoding="latin-1")
     return directory
 

@@ -1,4 +1,5 @@
 """The users admin: pages open, search and filters use indexed lookups, editors are kept out."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -1,4 +1,5 @@
 """generate_synthetic against the database: counts, refusal to duplicate, --replace, all-or-nothing loads."""
+
 from __future__ import annotations
 
 import datetime as dt

@@ -1,4 +1,5 @@
 """import_movielens: both formats, idempotence, and bad files that change nothing."""
+
 from __future__ import annotations
 
 import datetime as dt

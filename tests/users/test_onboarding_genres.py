@@ -1,4 +1,5 @@
 """Synthetic profiles pick onboarding genres by their taste, and loading writes them."""
+
 from __future__ import annotations
 
 import datetime as dt

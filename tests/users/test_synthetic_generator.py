@@ -1,4 +1,5 @@
 """The synthetic world as plain numpy/pandas: deterministic and shaped like a streaming service."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -82,7 +83,9 @@ def test_viewing_respects_availability_and_maturity(world):
     cap = profiles["maturity_cap"].to_numpy()[events["profile_index"]]
     kids = profiles["is_kids"].to_numpy()[events["profile_index"]]
     assert (maturity[kids] <= 7).all()
-    tier = dataset.accounts["subscription_tier"].to_numpy()[profiles["account_index"].to_numpy()][events["profile_index"]]
+    tier = dataset.accounts["subscription_tier"].to_numpy()[profiles["account_index"].to_numpy()][
+        events["profile_index"]
+    ]
     mask = titles["available_tiers"].to_numpy()[events["title_index"]]
     assert ((mask >> (tier - 1)) & 1).all()
     added = pd.to_datetime(titles["date_added"]).to_numpy()[events["title_index"]]

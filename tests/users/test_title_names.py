@@ -1,5 +1,6 @@
 """Synthetic title names are distinct (issue #18: 788 repeats in the demo world, three "Machine of the Lantern"),
 and naming them so changes nothing else of a seeded world."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -26,7 +27,9 @@ def test_only_the_names_and_the_synopses_that_quote_them_change(monkeypatch):
 
     renamed = dataset.titles["name"] != drawn.titles["name"]
     assert renamed.sum() > 0 and drawn.titles["name"].duplicated().sum() == renamed.sum()
-    pd.testing.assert_frame_equal(dataset.titles.drop(columns=["name", "synopsis"]), drawn.titles.drop(columns=["name", "synopsis"]))
+    pd.testing.assert_frame_equal(
+        dataset.titles.drop(columns=["name", "synopsis"]), drawn.titles.drop(columns=["name", "synopsis"])
+    )
     for name in ("title_genres", "title_countries", "people", "credits", "accounts", "profiles"):
         pd.testing.assert_frame_equal(getattr(dataset, name), getattr(drawn, name))
     events = pd.concat([pd.DataFrame(c.columns) for c in dataset.events], ignore_index=True)

@@ -1,4 +1,5 @@
 """The in-memory shape every loader produces: catalog and audience frames plus viewing-event chunks."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -10,9 +11,20 @@ import pandas as pd
 COMPLETED_AT = 0.9  # watch share from which a viewing counts as completed
 
 TITLE_COLUMNS = [
-    "external_id", "kind", "name", "synopsis", "release_date", "date_added", "duration_minutes",
-    "episode_count", "maturity_rating", "is_original", "available_tiers", "has_4k", "has_hdr",
-]  # fmt: skip
+    "external_id",
+    "kind",
+    "name",
+    "synopsis",
+    "release_date",
+    "date_added",
+    "duration_minutes",
+    "episode_count",
+    "maturity_rating",
+    "is_original",
+    "available_tiers",
+    "has_4k",
+    "has_hdr",
+]
 ACCOUNT_COLUMNS = ["external_id", "country", "subscription_tier", "created_at"]
 PROFILE_COLUMNS = ["account_index", "slot", "name", "is_kids", "maturity_cap", "created_at"]
 EVENT_COLUMNS = {

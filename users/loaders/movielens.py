@@ -3,6 +3,7 @@
 Each rating becomes a viewing event with `watch_percentage = rating / scale` (5 stars for MovieLens). What
 the data set does not know is filled with documented, deterministic stand-ins (see the constants below).
 """
+
 from __future__ import annotations
 
 import re

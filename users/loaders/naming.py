@@ -1,6 +1,7 @@
 """Distinct title names for the synthetic world: repeats of a drawn name get a subtitle, so no two titles share
 a name and editors never need "Name (year)" to tell them apart. Uses no random draws: the world's other data
 (and every seeded figure measured on it) stays what it was."""
+
 from __future__ import annotations
 
 import numpy as np

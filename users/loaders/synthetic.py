@@ -9,6 +9,7 @@ popularity (Zipf-like), and watches the one with the highest affinity (profile Â
 Gumbel noise). Sessions group consecutive events; a session that opens on a series binges its episodes.
 Device follows the profile's main device; the hour follows that device's daily pattern.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -34,28 +35,64 @@ ONBOARDING_GENRES = 3
 CATALOG_DAYS = 3650
 
 GENRES = [
-    "Action", "Adventure", "Animation", "Anime", "Comedy", "Crime", "Documentary", "Drama", "Family",
-    "Fantasy", "Horror", "International", "Kids", "Musical", "Mystery", "Reality", "Romance", "Sci-Fi",
-    "Stand-up", "Thriller", "War", "Western",
-]  # fmt: skip
+    "Action",
+    "Adventure",
+    "Animation",
+    "Anime",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Family",
+    "Fantasy",
+    "Horror",
+    "International",
+    "Kids",
+    "Musical",
+    "Mystery",
+    "Reality",
+    "Romance",
+    "Sci-Fi",
+    "Stand-up",
+    "Thriller",
+    "War",
+    "Western",
+]
 GENRE_WEIGHTS = np.array([9, 5, 4, 3, 10, 6, 4, 12, 4, 4, 5, 6, 4, 2, 4, 3, 6, 5, 2, 7, 2, 1], dtype=float)
 KIDS_GENRES = ["Animation", "Family", "Kids"]
 MATURE_GENRES = ["Horror", "Crime", "Thriller", "War"]
 COUNTRIES = [
-    ("US", "United States", 30), ("BR", "Brazil", 8), ("GB", "United Kingdom", 7), ("MX", "Mexico", 6),
-    ("IN", "India", 6), ("DE", "Germany", 5), ("FR", "France", 5), ("CA", "Canada", 5), ("JP", "Japan", 4),
-    ("KR", "South Korea", 4), ("ES", "Spain", 4), ("IT", "Italy", 3), ("AU", "Australia", 3),
-    ("AR", "Argentina", 2), ("CO", "Colombia", 2), ("PL", "Poland", 2), ("NL", "Netherlands", 2),
-    ("SE", "Sweden", 1), ("TR", "Turkey", 1), ("ZA", "South Africa", 1),
-]  # fmt: skip
+    ("US", "United States", 30),
+    ("BR", "Brazil", 8),
+    ("GB", "United Kingdom", 7),
+    ("MX", "Mexico", 6),
+    ("IN", "India", 6),
+    ("DE", "Germany", 5),
+    ("FR", "France", 5),
+    ("CA", "Canada", 5),
+    ("JP", "Japan", 4),
+    ("KR", "South Korea", 4),
+    ("ES", "Spain", 4),
+    ("IT", "Italy", 3),
+    ("AU", "Australia", 3),
+    ("AR", "Argentina", 2),
+    ("CO", "Colombia", 2),
+    ("PL", "Poland", 2),
+    ("NL", "Netherlands", 2),
+    ("SE", "Sweden", 1),
+    ("TR", "Turkey", 1),
+    ("ZA", "South Africa", 1),
+]
 # DeviceType values 1..5: TV, mobile, tablet, web, console.
 DEVICE_WEIGHTS = np.array([0.45, 0.25, 0.10, 0.15, 0.05])
 _HOURS = np.arange(24)
 DEVICE_HOURS = np.stack(
     [
         np.exp(-0.5 * ((_HOURS - 21) / 2.0) ** 2) + 0.03,  # TV: evenings
-        np.exp(-0.5 * ((_HOURS - 8) / 1.2) ** 2) + np.exp(-0.5 * ((_HOURS - 18) / 1.5) ** 2)
-        + 0.6 * np.exp(-0.5 * ((_HOURS - 23) / 1.5) ** 2) + 0.05,  # mobile: commutes and late night
+        np.exp(-0.5 * ((_HOURS - 8) / 1.2) ** 2)
+        + np.exp(-0.5 * ((_HOURS - 18) / 1.5) ** 2)
+        + 0.6 * np.exp(-0.5 * ((_HOURS - 23) / 1.5) ** 2)
+        + 0.05,  # mobile: commutes and late night
         np.exp(-0.5 * ((_HOURS - 20) / 2.5) ** 2) + 0.05,  # tablet: evenings, wider
         np.exp(-0.5 * ((_HOURS - 14) / 3.5) ** 2) + 0.05,  # web: daytime
         np.exp(-0.5 * ((_HOURS - 22.5) / 2.0) ** 2) + 0.02,  # console: late evenings
@@ -180,8 +217,12 @@ def _onboarding_genres(rng: np.random.Generator, taste: np.ndarray) -> pd.DataFr
     picking = np.flatnonzero(rng.random(len(taste)) < ONBOARDING_SHARE)
     keys = np.log(np.maximum(taste[picking], 1e-12)) + rng.gumbel(size=(len(picking), taste.shape[1]))
     picked = np.argsort(-keys, axis=1)[:, :ONBOARDING_GENRES]  # Gumbel top-k: a weighted draw without replacement
-    return pd.DataFrame({"profile_index": np.repeat(picking, picked.shape[1]),
-                         "genre": np.asarray(GENRES, dtype=object)[picked.ravel()]})  # fmt: skip
+    return pd.DataFrame(
+        {
+            "profile_index": np.repeat(picking, picked.shape[1]),
+            "genre": np.asarray(GENRES, dtype=object)[picked.ravel()],
+        }
+    )
 
 
 @dataclass
@@ -266,9 +307,14 @@ def _catalog(rng: np.random.Generator, config: SyntheticConfig, genre_factors: n
 
     names = distinct_title_names(_title_names(rng, n, is_series))
     synopsis = (
-        "A " + pd.Series(np.asarray(GENRES, dtype=object)[primary]).str.lower() + " "
-        + np.where(is_series, "series", "film") + " about " + pd.Series(names).str.lower() + "."
-    )  # fmt: skip
+        "A "
+        + pd.Series(np.asarray(GENRES, dtype=object)[primary]).str.lower()
+        + " "
+        + np.where(is_series, "series", "film")
+        + " about "
+        + pd.Series(names).str.lower()
+        + "."
+    )
     titles = pd.DataFrame(
         {
             "external_id": pd.Series(np.arange(n)).map(lambda i: f"{SOURCE}:t{i}"),
@@ -387,8 +433,10 @@ def _audience(rng: np.random.Generator, config: SyntheticConfig, genre_factors: 
     kids_mask = np.zeros(g, dtype=bool)
     kids_mask[[GENRES.index(x) for x in KIDS_GENRES]] = True
     taste[kids] = 0.15 * taste[kids] + 0.85 * (kids_mask / kids_mask.sum())
-    factors = (taste @ genre_factors + 0.5 * rng.standard_normal((p, genre_factors.shape[1])).astype(np.float32)
-               / np.sqrt(genre_factors.shape[1])).astype(np.float32)  # fmt: skip
+    factors = (
+        taste @ genre_factors
+        + 0.5 * rng.standard_normal((p, genre_factors.shape[1])).astype(np.float32) / np.sqrt(genre_factors.shape[1])
+    ).astype(np.float32)
     device = (rng.choice(len(DEVICE_WEIGHTS), size=p, p=DEVICE_WEIGHTS) + 1).astype(np.int16)
     activity_weight = rng.lognormal(0.0, 1.0, p)
     activity = rng.multinomial(config.events, activity_weight / activity_weight.sum()) if p else np.zeros(0, int)
@@ -450,8 +498,9 @@ def _events(config: SyntheticConfig, catalog: _Catalog, audience: _Audience) -> 
     for chunk_index, first in enumerate(range(0, n_profiles, PROFILES_PER_EVENT_CHUNK)):
         rows = np.arange(first, min(first + PROFILES_PER_EVENT_CHUNK, n_profiles))
         rng = np.random.default_rng([config.seed, 1, chunk_index])
-        chunk = _chunk_events(rng, config, catalog, audience, rows, taste_cdf, sampler, kids_sampler,
-                              safe_sampler, available)  # fmt: skip
+        chunk = _chunk_events(
+            rng, config, catalog, audience, rows, taste_cdf, sampler, kids_sampler, safe_sampler, available
+        )
         if len(chunk):
             yield chunk
 

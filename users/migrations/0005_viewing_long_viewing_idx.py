@@ -9,7 +9,7 @@ from django.db import migrations
 from users.models import LONG_VIEWING_SQL
 
 CREATE = (f"CREATE INDEX IF NOT EXISTS viewing_long_idx ON users_viewingevent (last_watched_at, profile_id) "
-          f"WHERE {LONG_VIEWING_SQL}")  # fmt: skip
+          f"WHERE {LONG_VIEWING_SQL}")
 DROP = "DROP INDEX IF EXISTS viewing_long_idx"
 
 

@@ -8,6 +8,7 @@ Layouts, detected from the path:
 Both the importer (users.loaders.movielens) and the offline evaluation read data sets through `load_dataset`.
 A bad row raises DatasetError naming the file and its 1-based line.
 """
+
 from __future__ import annotations
 
 import csv
@@ -22,9 +23,26 @@ import pandas as pd
 ENCODING = "latin-1"  # the older MovieLens files are ISO-8859-1
 CSV_ENCODING = "utf-8"  # the CSV releases are UTF-8
 GENRES_100K = (
-    "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary", "Drama",
-    "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western",
-)  # fmt: skip  (u.genre: the order of u.item's 19 flags)
+    "unknown",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
+)  # (u.genre: the order of u.item's 19 flags)
 NO_GENRE = frozenset({"unknown", "(no genres listed)", ""})  # markers of "no genre", never a genre
 ITEM_FIELDS_100K = 5 + len(GENRES_100K)
 PLAIN_COLUMNS = ("user", "item", "rating", "timestamp")
@@ -64,11 +82,13 @@ class RatingsDataset:
     def content_frame(self) -> pd.DataFrame:
         """ContentSimilarity's catalog frame: genres and a decade keyword (the metadata every layout has)."""
         years = self.items["release_date"].dt.year
-        return pd.DataFrame({
-            "content_id": self.items["content_id"].to_numpy(np.int64),
-            "genres": self.item_genres(),
-            "keywords": [[f"decade:{int(year) // 10 * 10}"] if pd.notna(year) else [] for year in years],
-        })
+        return pd.DataFrame(
+            {
+                "content_id": self.items["content_id"].to_numpy(np.int64),
+                "genres": self.item_genres(),
+                "keywords": [[f"decade:{int(year) // 10 * 10}"] if pd.notna(year) else [] for year in years],
+            }
+        )
 
 
 def viewings(data: RatingsDataset, ratings: pd.DataFrame | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -92,8 +112,12 @@ def detect_layout(path: Path) -> str:
         return "ml-1m"
     if (path / "ratings.csv").is_file():
         return "ml-latest"
-    raise DatasetError(path, None, "no MovieLens files here: expected u.data (100k), ratings.dat (1M), "
-                                   "ratings.csv (latest) or a CSV file of user,item,rating,timestamp")  # fmt: skip
+    raise DatasetError(
+        path,
+        None,
+        "no MovieLens files here: expected u.data (100k), ratings.dat (1M), "
+        "ratings.csv (latest) or a CSV file of user,item,rating,timestamp",
+    )
 
 
 def load_dataset(path: str | Path) -> RatingsDataset:
@@ -121,12 +145,27 @@ def _read_100k(path: Path) -> RatingsDataset:
     users = None
     if (path / "u.user").is_file():
         table = _read_table(path / "u.user", "|", 5)
-        users = pd.DataFrame({"user_id": _integers(table, 0, path / "u.user", "user id"),
-                              "age": _integers(table, 1, path / "u.user", "age")})  # fmt: skip
+        users = pd.DataFrame(
+            {
+                "user_id": _integers(table, 0, path / "u.user", "user id"),
+                "age": _integers(table, 1, path / "u.user", "age"),
+            }
+        )
         _unique(users["user_id"].to_numpy(), "user id", table, path / "u.user")
     ratings = _read_table(path / "u.data", "\t", 4)
-    return _assemble("ml-100k", "ml100k", ratings, path / "u.data", movie_ids, items[1], released,
-                     list(GENRES_100K), flags.astype(bool), users, integer_ratings=True)  # fmt: skip
+    return _assemble(
+        "ml-100k",
+        "ml100k",
+        ratings,
+        path / "u.data",
+        movie_ids,
+        items[1],
+        released,
+        list(GENRES_100K),
+        flags.astype(bool),
+        users,
+        integer_ratings=True,
+    )
 
 
 def _read_1m(path: Path) -> RatingsDataset:
@@ -138,12 +177,27 @@ def _read_1m(path: Path) -> RatingsDataset:
     users = None
     if (path / "users.dat").is_file():
         table = _read_table(path / "users.dat", "::", 5)
-        users = pd.DataFrame({"user_id": _integers(table, 0, path / "users.dat", "user id"),
-                              "age_group": _integers(table, 2, path / "users.dat", "age group")})  # fmt: skip
+        users = pd.DataFrame(
+            {
+                "user_id": _integers(table, 0, path / "users.dat", "user id"),
+                "age_group": _integers(table, 2, path / "users.dat", "age group"),
+            }
+        )
         _unique(users["user_id"].to_numpy(), "user id", table, path / "users.dat")
     ratings = _read_table(path / "ratings.dat", "::", 4)
-    return _assemble("ml-1m", "ml1m", ratings, path / "ratings.dat", movie_ids, movies[1], _year_dates(movies[1]),
-                     names, flags, users, integer_ratings=True)  # fmt: skip
+    return _assemble(
+        "ml-1m",
+        "ml1m",
+        ratings,
+        path / "ratings.dat",
+        movie_ids,
+        movies[1],
+        _year_dates(movies[1]),
+        names,
+        flags,
+        users,
+        integer_ratings=True,
+    )
 
 
 def _read_latest(path: Path) -> RatingsDataset:
@@ -154,8 +208,19 @@ def _read_latest(path: Path) -> RatingsDataset:
     names, flags = _genre_matrix(movies["genres"])
     ratings = _read_csv(path / "ratings.csv", ("userId", "movieId", "rating", "timestamp"))
     ratings.columns = range(4)
-    return _assemble("ml-latest", "mllatest", ratings, path / "ratings.csv", movie_ids, movies["title"],
-                     _year_dates(movies["title"]), names, flags, None, integer_ratings=False)  # fmt: skip
+    return _assemble(
+        "ml-latest",
+        "mllatest",
+        ratings,
+        path / "ratings.csv",
+        movie_ids,
+        movies["title"],
+        _year_dates(movies["title"]),
+        names,
+        flags,
+        None,
+        integer_ratings=False,
+    )
 
 
 def _read_plain(file: Path) -> RatingsDataset:
@@ -167,49 +232,82 @@ def _read_plain(file: Path) -> RatingsDataset:
     ratings = _split_lines(file, text, ",", 4, skip_header=header)
     item_ids = np.unique(_integers(ratings, 1, file, "item id"))
     no_dates = pd.Series(pd.NaT, index=range(len(item_ids)), dtype="datetime64[ns]")
-    return _assemble("csv", "csv", ratings, file, item_ids, pd.Series(item_ids.astype(str)), no_dates, [],
-                     np.zeros((len(item_ids), 0), bool), None, integer_ratings=False)  # fmt: skip
+    return _assemble(
+        "csv",
+        "csv",
+        ratings,
+        file,
+        item_ids,
+        pd.Series(item_ids.astype(str)),
+        no_dates,
+        [],
+        np.zeros((len(item_ids), 0), bool),
+        None,
+        integer_ratings=False,
+    )
 
 
 def _assemble(
-    layout: str, source: str, ratings: pd.DataFrame, ratings_file: Path, movie_ids: np.ndarray, names: pd.Series,
-    released: pd.Series, genre_names: list[str], genre_flags: np.ndarray, users: pd.DataFrame | None, *,
+    layout: str,
+    source: str,
+    ratings: pd.DataFrame,
+    ratings_file: Path,
+    movie_ids: np.ndarray,
+    names: pd.Series,
+    released: pd.Series,
+    genre_names: list[str],
+    genre_flags: np.ndarray,
+    users: pd.DataFrame | None,
+    *,
     integer_ratings: bool,
 ) -> RatingsDataset:
     user_ids = _integers(ratings, 0, ratings_file, "user id")
     content_ids = _integers(ratings, 1, ratings_file, "movie id" if layout != "csv" else "item id")
     if integer_ratings:
         stars = _integers(ratings, 2, ratings_file, "rating").astype(np.float64)
-        _first_bad(ratings, (stars < 1) | (stars > 5), ratings_file, "rating must be 1 to 5, got {value}", column=2,
-                   quote=False)
+        _first_bad(
+            ratings,
+            (stars < 1) | (stars > 5),
+            ratings_file,
+            "rating must be 1 to 5, got {value}",
+            column=2,
+            quote=False,
+        )
     else:
         stars = _numbers(ratings, 2, ratings_file, "rating")
-        _first_bad(ratings, ~(stars > 0), ratings_file, "rating must be above 0, got {value}", column=2,
-                   quote=False)
+        _first_bad(ratings, ~(stars > 0), ratings_file, "rating must be above 0, got {value}", column=2, quote=False)
     timestamps = _integers(ratings, 3, ratings_file, "timestamp")
     _first_bad(ratings, timestamps < 0, ratings_file, "timestamp must be seconds since 1970")
     _first_bad(ratings, ~np.isin(content_ids, movie_ids), ratings_file, "movie id not in the movies file")
     if users is not None:
-        _first_bad(ratings, ~np.isin(user_ids, users["user_id"].to_numpy()), ratings_file,
-                   "user id not in the users file")  # fmt: skip
+        _first_bad(
+            ratings, ~np.isin(user_ids, users["user_id"].to_numpy()), ratings_file, "user id not in the users file"
+        )
         users = users.sort_values("user_id", kind="stable").reset_index(drop=True)
     else:
         users = pd.DataFrame({"user_id": np.unique(user_ids)})
     keep = [i for i, name in enumerate(genre_names) if name not in NO_GENRE]
     order = np.argsort(movie_ids, kind="stable")
-    items = pd.DataFrame({
-        "content_id": movie_ids[order],
-        "title": names.to_numpy(object)[order],
-        "release_date": pd.Series(released).to_numpy("datetime64[ns]")[order],
-    })
+    items = pd.DataFrame(
+        {
+            "content_id": movie_ids[order],
+            "title": names.to_numpy(object)[order],
+            "release_date": pd.Series(released).to_numpy("datetime64[ns]")[order],
+        }
+    )
     scale = 5.0 if layout != "csv" else float(stars.max()) if len(stars) else 1.0
     return RatingsDataset(
-        layout=layout, source=source,
-        ratings=pd.DataFrame({"user_id": user_ids, "content_id": content_ids, "rating": stars,
-                              "timestamp": timestamps}),
-        items=items, genre_names=tuple(genre_names[i] for i in keep),
-        genre_flags=np.ascontiguousarray(genre_flags[order][:, keep]), users=users, rating_scale=scale,
-    )  # fmt: skip
+        layout=layout,
+        source=source,
+        ratings=pd.DataFrame(
+            {"user_id": user_ids, "content_id": content_ids, "rating": stars, "timestamp": timestamps}
+        ),
+        items=items,
+        genre_names=tuple(genre_names[i] for i in keep),
+        genre_flags=np.ascontiguousarray(genre_flags[order][:, keep]),
+        users=users,
+        rating_scale=scale,
+    )
 
 
 def _genre_matrix(column: pd.Series) -> tuple[list[str], np.ndarray]:
@@ -264,10 +362,19 @@ def _split_lines(file: Path, text: str, separator: str, n_fields: int, *, skip_h
     if lines.empty:
         raise DatasetError(file, None, "has no rows")
     fields = lines.str.count(re.escape(separator)) + 1
-    _first_bad(lines.to_frame(), fields != n_fields, file, f"expected {n_fields} fields, found {{value}}",
-               fields=fields)  # fmt: skip
-    frame = pd.read_csv(io.StringIO("\n".join(lines)), sep=separator, header=None, names=range(n_fields), dtype=str,
-                        keep_default_na=False, quoting=csv.QUOTE_NONE, engine="c")  # fmt: skip
+    _first_bad(
+        lines.to_frame(), fields != n_fields, file, f"expected {n_fields} fields, found {{value}}", fields=fields
+    )
+    frame = pd.read_csv(
+        io.StringIO("\n".join(lines)),
+        sep=separator,
+        header=None,
+        names=range(n_fields),
+        dtype=str,
+        keep_default_na=False,
+        quoting=csv.QUOTE_NONE,
+        engine="c",
+    )
     frame.index = lines.index
     return frame
 
@@ -301,8 +408,14 @@ def _numbers(frame: pd.DataFrame, column: object, file: Path, what: str) -> np.n
 
 
 def _first_bad(
-    frame: pd.DataFrame, bad: object, file: Path, message: str, column: object = None,
-    fields: pd.Series | None = None, *, quote: bool = True,
+    frame: pd.DataFrame,
+    bad: object,
+    file: Path,
+    message: str,
+    column: object = None,
+    fields: pd.Series | None = None,
+    *,
+    quote: bool = True,
 ) -> None:
     bad = np.asarray(bad, dtype=bool)
     if bad.any():

@@ -1,4 +1,5 @@
 """Simulate an A/B test end to end: real assignment, real /api/recs, simulated viewers, real /api/events."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -47,56 +48,96 @@ class Command(BaseCommand):
         parser.add_argument("--treatment", default="new_ranking_model", help="treatment arm name")
         parser.add_argument("--users", type=int, default=10_000, help="simulated viewers, one visit each")
         parser.add_argument("--seed", type=int, default=42, help="seeds the sample, the arms' salt and behaviour")
-        parser.add_argument("--ground-truth-dir", type=Path,
-                            help="the synthetic world's ground truth (default: the newest under RECO_DATA_DIR)")  # fmt: skip
+        parser.add_argument(
+            "--ground-truth-dir",
+            type=Path,
+            help="the synthetic world's ground truth (default: the newest under RECO_DATA_DIR)",
+        )
         parser.add_argument("--treatment-ranker", default="", help="ranker version for the treatment (default active)")
         parser.add_argument("--treatment-bandit", action="store_true", help="bandit exploration in the treatment")
-        parser.add_argument("--no-oracle", action="store_true",
-                            help="skip the oracle (each viewer's page by true affinity, in shadow)")  # fmt: skip
+        parser.add_argument(
+            "--no-oracle", action="store_true", help="skip the oracle (each viewer's page by true affinity, in shadow)"
+        )
         parser.add_argument("--plot", type=Path, help="PNG path (default var/data/ab_test/<experiment>.png)")
         parser.add_argument("--json", dest="json_path", type=Path, help="also write the results here")
 
-    def handle(self, *args, control: str, treatment: str, users: int, seed: int, ground_truth_dir: Path | None,
-               treatment_ranker: str, treatment_bandit: bool, plot: Path | None, json_path: Path | None,
-               no_oracle: bool = False, **options) -> None:  # fmt: skip
+    def handle(
+        self,
+        *args,
+        control: str,
+        treatment: str,
+        users: int,
+        seed: int,
+        ground_truth_dir: Path | None,
+        treatment_ranker: str,
+        treatment_bandit: bool,
+        plot: Path | None,
+        json_path: Path | None,
+        no_oracle: bool = False,
+        **options,
+    ) -> None:
         if control == treatment:
             raise CommandError("--control and --treatment need different names")
         if users < 2:
             raise CommandError("--users must be at least 2")
         if Experiment.objects.filter(status=Experiment.Status.RUNNING).exists():
-            raise CommandError("another experiment is running; stop it first (admin: Experiments), so that every "
-                               "simulated viewer is assigned to this one")  # fmt: skip
+            raise CommandError(
+                "another experiment is running; stop it first (admin: Experiments), so that every "
+                "simulated viewer is assigned to this one"
+            )
         truth = _ground_truth(ground_truth_dir)
         rng = np.random.default_rng(seed)
         profile_rows, profile_ids = _sample_profiles(truth, users, rng)
         viewers = len(profile_ids)
         if viewers < users:
-            self.stdout.write(self.style.WARNING(f"{viewers:,} viewers, not the {users:,} asked for: the world has "
-                                                 f"only {viewers:,} of its profiles in this database"))  # fmt: skip
+            self.stdout.write(
+                self.style.WARNING(
+                    f"{viewers:,} viewers, not the {users:,} asked for: the world has "
+                    f"only {viewers:,} of its profiles in this database"
+                )
+            )
         title_ids = _title_ids(truth)
         behaviour = BehaviourModel.calibrated(_affinity_sample(truth, rng))
-        oracle = None if no_oracle else OracleShadow(
-            SimulatedWorld.from_parts(truth, profile_rows, profile_ids, title_ids, behaviour), seed=seed)  # fmt: skip
+        oracle = (
+            None
+            if no_oracle
+            else OracleShadow(
+                SimulatedWorld.from_parts(truth, profile_rows, profile_ids, title_ids, behaviour), seed=seed
+            )
+        )
 
         headers = {"HTTP_X_API_KEY": _api_key()}
         name = f"ab-{control}-vs-{treatment}-{timezone.now():%Y%m%dT%H%M%S}"
         experiment = experiment_create(
-            name=name, status=Experiment.Status.RUNNING, salt=f"ab-test-{seed}",
+            name=name,
+            status=Experiment.Status.RUNNING,
+            salt=f"ab-test-{seed}",
             starts_at=timezone.now() - dt.timedelta(hours=1),  # the simulated visits are dated up to 45 min back
             description=f"ab_test simulation: {viewers:,} viewers, seed {seed}",
-            arms=[ArmSpec(control, 0.5, is_baseline=True, popularity_only=control == BASELINE),
-                  ArmSpec(treatment, 0.5, ranker_version=treatment_ranker, bandit_enabled=treatment_bandit)],
-        )  # fmt: skip
+            arms=[
+                ArmSpec(control, 0.5, is_baseline=True, popularity_only=control == BASELINE),
+                ArmSpec(treatment, 0.5, ranker_version=treatment_ranker, bandit_enabled=treatment_bandit),
+            ],
+        )
         client = Client()
         events, served = [], {control: 0, treatment: 0}
         try:
-            for number, (row, profile_id) in enumerate(tqdm(list(zip(profile_rows, profile_ids, strict=True)),
-                                                            desc="viewers", unit="viewer")):  # fmt: skip
+            for number, (row, profile_id) in enumerate(
+                tqdm(list(zip(profile_rows, profile_ids, strict=True)), desc="viewers", unit="viewer")
+            ):
                 device = int(truth.profile_device[row])
                 hour = int(rng.integers(0, 24))
-                response = client.get("/api/recs", {"profile_id": int(profile_id), "n": PAGE_SIZE, "rows": "false",
-                                                    "device_type": DEVICE_API_NAMES[device], "time_of_day": hour},
-                                      **headers)  # fmt: skip
+                response = client.get(
+                    "/api/recs",
+                    {
+                        "profile_id": int(profile_id),
+                        "n": PAGE_SIZE,
+                        "rows": "false",
+                        "device_type": DEVICE_API_NAMES[device],
+                        "time_of_day": hour,
+                    },
+                    **headers,
+                )
                 if response.status_code != 200:
                     raise CommandError(f"/api/recs answered {response.status_code}: {response.content[:300]!r}")
                 body = response.json()
@@ -122,8 +163,15 @@ class Command(BaseCommand):
             self.stdout.write(f"plot: {plot}")
         if json_path:
             json_path.parent.mkdir(parents=True, exist_ok=True)
-            report = {"experiment": name, "users": viewers, "users_asked": users, "seed": seed, "served": served,
-                      "results": [_as_dict(r) for r in results], "verdict": _verdict(results, control, treatment)}  # fmt: skip
+            report = {
+                "experiment": name,
+                "users": viewers,
+                "users_asked": users,
+                "seed": seed,
+                "served": served,
+                "results": [_as_dict(r) for r in results],
+                "verdict": _verdict(results, control, treatment),
+            }
             if oracle is not None:
                 report["oracle_engagement"] = oracle.engagement
             json_path.write_text(json.dumps(report, indent=2, default=str) + "\n")
@@ -131,8 +179,10 @@ class Command(BaseCommand):
 
 def _ground_truth(directory: Path | None) -> GroundTruth:
     if directory is None:
-        found = sorted((Path(settings.RECO_DATA_DIR) / "synthetic").glob("*/ground_truth.npz"),
-                       key=lambda path: path.stat().st_mtime)  # fmt: skip
+        found = sorted(
+            (Path(settings.RECO_DATA_DIR) / "synthetic").glob("*/ground_truth.npz"),
+            key=lambda path: path.stat().st_mtime,
+        )
         if not found:
             raise CommandError("no synthetic ground truth found: run generate_synthetic (or pass --ground-truth-dir)")
         directory = found[-1].parent
@@ -146,8 +196,12 @@ def _sample_profiles(truth: GroundTruth, users: int, rng: np.random.Generator) -
     """Ground-truth rows and the database ids of `users` profiles (fewer if the world is smaller)."""
     rows = rng.permutation(len(truth.profile_slots))[: users * 2]
     accounts = truth.profile_account_external_ids[rows].astype(str)
-    known = {(a, s): pk for a, s, pk in Profile.objects.filter(account__external_id__in=set(accounts.tolist()))
-             .values_list("account__external_id", "slot", "id")}  # fmt: skip
+    known = {
+        (a, s): pk
+        for a, s, pk in Profile.objects.filter(account__external_id__in=set(accounts.tolist())).values_list(
+            "account__external_id", "slot", "id"
+        )
+    }
     ids = np.array([known.get((a, int(s)), -1) for a, s in zip(accounts, truth.profile_slots[rows], strict=True)])
     present = ids >= 0
     if present.sum() < 2:
@@ -158,7 +212,9 @@ def _sample_profiles(truth: GroundTruth, users: int, rng: np.random.Generator) -
 def _title_ids(truth: GroundTruth) -> dict[int, int]:
     """Database title id → ground-truth row."""
     rows = {external: row for row, external in enumerate(truth.title_external_ids.astype(str).tolist())}
-    return {pk: rows[ext] for pk, ext in Title.objects.filter(external_id__in=list(rows)).values_list("id", "external_id")}
+    return {
+        pk: rows[ext] for pk, ext in Title.objects.filter(external_id__in=list(rows)).values_list("id", "external_id")
+    }
 
 
 def _affinity_sample(truth: GroundTruth, rng: np.random.Generator, size: int = 100_000) -> np.ndarray:
@@ -171,7 +227,8 @@ def _api_key() -> str:
     """A fresh key for the simulator's client app (kept: earlier runs' events refer to it)."""
     key = secrets.token_urlsafe(24)
     updated = ApiClient.objects.filter(name=SIMULATOR_CLIENT).update(
-        key_prefix=key[:API_KEY_PREFIX_LENGTH], key_digest=api_key_digest(key), is_active=True)  # fmt: skip
+        key_prefix=key[:API_KEY_PREFIX_LENGTH], key_digest=api_key_digest(key), is_active=True
+    )
     if not updated:
         ApiClient.issue(SIMULATOR_CLIENT, key=key, rate="1000000/min")
     return key
@@ -184,11 +241,31 @@ def _viewer_events(body, number, row, device, truth, title_ids, behaviour, rng) 
         return []
     now = timezone.now() - dt.timedelta(minutes=45)  # the visit began a while ago; its last event is in the past
     profile_id, request_id = body["profile_id"], body["request_id"]
-    common = {"profile_id": profile_id, "device_type": device, "request_id": request_id,
-              "experiment": body["experiment"], "arm": body["arm"]}  # fmt: skip
-    events = [{**common, "event_id": f"sim-{request_id}-imp", "type": "impression", "occurred_at": now.isoformat(),
-               "items": [{"content_id": i["content_id"], "position": i["rank"], "propensity": i["propensity"],
-                          "policy": i["policy"], "row": "top_picks"} for i in items]}]  # fmt: skip
+    common = {
+        "profile_id": profile_id,
+        "device_type": device,
+        "request_id": request_id,
+        "experiment": body["experiment"],
+        "arm": body["arm"],
+    }
+    events = [
+        {
+            **common,
+            "event_id": f"sim-{request_id}-imp",
+            "type": "impression",
+            "occurred_at": now.isoformat(),
+            "items": [
+                {
+                    "content_id": i["content_id"],
+                    "position": i["rank"],
+                    "propensity": i["propensity"],
+                    "policy": i["policy"],
+                    "row": "top_picks",
+                }
+                for i in items
+            ],
+        }
+    ]
     affinity = truth.affinity(np.full(len(items), row), np.array([title_ids[i["content_id"]] for i in items]))
     clicked, played, completed, watched = behaviour.react(affinity, np.array([i["rank"] for i in items]), rng)
     for k in np.flatnonzero(clicked):
@@ -201,11 +278,19 @@ def _viewer_events(body, number, row, device, truth, title_ids, behaviour, rng) 
             events.append({**play, "event_id": f"sim-{request_id}-{k}-play", "type": "play"})
             done_at = (started + dt.timedelta(minutes=30)).isoformat()
             if completed[k]:
-                events.append({**play, "occurred_at": done_at, "event_id": f"sim-{request_id}-{k}-complete",
-                               "type": "complete"})  # fmt: skip
+                events.append(
+                    {**play, "occurred_at": done_at, "event_id": f"sim-{request_id}-{k}-complete", "type": "complete"}
+                )
             else:
-                events.append({**play, "occurred_at": done_at, "event_id": f"sim-{request_id}-{k}-progress",
-                               "type": "progress", "watch_percentage": round(float(watched[k]), 3)})  # fmt: skip
+                events.append(
+                    {
+                        **play,
+                        "occurred_at": done_at,
+                        "event_id": f"sim-{request_id}-{k}-progress",
+                        "type": "progress",
+                        "watch_percentage": round(float(watched[k]), 3),
+                    }
+                )
     return events
 
 
@@ -244,8 +329,10 @@ def _verdict(results, control: str, treatment: str) -> str:
     p = new.p_value_vs_baseline
     if p is None:
         return f"verdict: engagement {lift:+.1%} (no test)"
-    figures = (f"verdict: engagement per impression {new.value:.4f} ({treatment}) vs {base.value:.4f} ({control}): "
-               f"{lift:+.1%}, p = {p:.2g}")  # fmt: skip
+    figures = (
+        f"verdict: engagement per impression {new.value:.4f} ({treatment}) vs {base.value:.4f} ({control}): "
+        f"{lift:+.1%}, p = {p:.2g}"
+    )
     if p >= 0.05:
         return f"{figures}; not significant at p < 0.05: no winner"
     winner = treatment if lift > 0 else control
@@ -288,5 +375,3 @@ def _plot(results, control: str, treatment: str, path: Path) -> bool:
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return True
-
-

@@ -1,4 +1,5 @@
 """Compute and print the per-arm metrics of experiments (what the hourly job stores and the admin shows)."""
+
 from __future__ import annotations
 
 import json
@@ -47,10 +48,14 @@ def _shown(value: float | None, digits: int = 4) -> str:
 
 
 def _table(experiment: Experiment, results: list[ExperimentResult]) -> str:
-    lines = [f"\n{experiment.name} ({experiment.get_status_display().lower()})",
-             f"{'metric':<17}{'arm':<16}{'value':>10}{'95 % interval':>22}{'n':>10}{'p vs base':>11}  verdict"]  # fmt: skip
+    lines = [
+        f"\n{experiment.name} ({experiment.get_status_display().lower()})",
+        f"{'metric':<17}{'arm':<16}{'value':>10}{'95 % interval':>22}{'n':>10}{'p vs base':>11}  verdict",
+    ]
     for result in sorted(results, key=lambda r: (list(Metric.values).index(r.metric), r.arm_id)):
         interval = f"[{_shown(result.ci_low)}, {_shown(result.ci_high)}]" if result.ci_low is not None else "—"
-        lines.append(f"{result.metric:<17}{result.arm.name:<16}{_shown(result.value):>10}{interval:>22}{result.n:>10,}"
-                     f"{_shown(result.p_value_vs_baseline, 3):>11}  {result.verdict}")  # fmt: skip
+        lines.append(
+            f"{result.metric:<17}{result.arm.name:<16}{_shown(result.value):>10}{interval:>22}{result.n:>10,}"
+            f"{_shown(result.p_value_vs_baseline, 3):>11}  {result.verdict}"
+        )
     return "\n".join(lines)

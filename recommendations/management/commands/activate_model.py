@@ -1,4 +1,5 @@
 """Activate a registered model version (or roll back a kind) from the command line."""
+
 from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError

@@ -1,4 +1,5 @@
 """Issue an API key for a client app (printed once; only its hash is stored)."""
+
 from django.core.management.base import BaseCommand, CommandError
 
 from recommendations.models import ApiClient, ApiScope
@@ -11,8 +12,11 @@ class Command(BaseCommand):
         parser.add_argument("name", help="a unique name for the client app")
         parser.add_argument("--rate", default="6000/min", help="requests allowed, e.g. 6000/min (default) or 100/s")
         parser.add_argument("--key", help="use this key instead of a random one (demo and tests)")
-        parser.add_argument("--scopes", default=",".join(ApiScope.values),
-                            help=f"comma-separated, of {', '.join(ApiScope.values)} (default: all)")  # fmt: skip
+        parser.add_argument(
+            "--scopes",
+            default=",".join(ApiScope.values),
+            help=f"comma-separated, of {', '.join(ApiScope.values)} (default: all)",
+        )
 
     def handle(self, *args, name: str, rate: str, key: str | None, scopes: str, **options) -> None:
         if ApiClient.objects.filter(name=name).exists():

@@ -1,4 +1,5 @@
 """Offline evaluation of a rating data set (Microsoft Recommenders protocol): table, JSON and plot."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -24,27 +25,61 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("--dataset", "--data-dir", dest="dataset", type=Path, default=DEFAULT_DATA_DIR,
-                            help="a MovieLens directory (100k, 1M, latest) or a CSV file of "
-                                 f"user,item,rating,timestamp (default {DEFAULT_DATA_DIR})")  # fmt: skip
-        parser.add_argument("--tune-seconds", type=float, default=60.0,
-                            help="time box of each model family's grid on validation, NCF x2.5 (default 60; "
-                                 "0 = no tuning, as --quick)")  # fmt: skip
+        parser.add_argument(
+            "--dataset",
+            "--data-dir",
+            dest="dataset",
+            type=Path,
+            default=DEFAULT_DATA_DIR,
+            help="a MovieLens directory (100k, 1M, latest) or a CSV file of "
+            f"user,item,rating,timestamp (default {DEFAULT_DATA_DIR})",
+        )
+        parser.add_argument(
+            "--tune-seconds",
+            type=float,
+            default=60.0,
+            help="time box of each model family's grid on validation, NCF x2.5 (default 60; 0 = no tuning, as --quick)",
+        )
         parser.add_argument("--quick", action="store_true", help="skip tuning and the fit-time comparison")
-        parser.add_argument("--json", type=Path, default=DEFAULT_OUTPUT_DIR / "ml100k_eval.json",
-                            help="where to write the results (default %(default)s)")
-        parser.add_argument("--png", type=Path, default=DEFAULT_OUTPUT_DIR / "ml100k_eval.png",
-                            help="where to write the plot, needs matplotlib (default %(default)s)")
+        parser.add_argument(
+            "--json",
+            type=Path,
+            default=DEFAULT_OUTPUT_DIR / "ml100k_eval.json",
+            help="where to write the results (default %(default)s)",
+        )
+        parser.add_argument(
+            "--png",
+            type=Path,
+            default=DEFAULT_OUTPUT_DIR / "ml100k_eval.png",
+            help="where to write the plot, needs matplotlib (default %(default)s)",
+        )
         parser.add_argument("--threads", type=int, default=2, help="implicit's threads (default 2)")
         parser.add_argument("--torch-threads", type=int, default=1, help="torch intra-op threads (default 1)")
 
-    def handle(self, *args, dataset: Path, tune_seconds: float, quick: bool, json: Path, png: Path, threads: int,
-               torch_threads: int, verbosity: int, **options) -> None:  # fmt: skip
+    def handle(
+        self,
+        *args,
+        dataset: Path,
+        tune_seconds: float,
+        quick: bool,
+        json: Path,
+        png: Path,
+        threads: int,
+        torch_threads: int,
+        verbosity: int,
+        **options,
+    ) -> None:
         if tune_seconds < 0:
             raise CommandError("--tune-seconds must be 0 or more.")
         config = EvaluationConfig(
-            dataset=dataset, json_path=json, png_path=png, tune_seconds=tune_seconds, quick=quick, threads=threads,
-            torch_threads=torch_threads, show_progress=verbosity > 0,
+            dataset=dataset,
+            json_path=json,
+            png_path=png,
+            tune_seconds=tune_seconds,
+            quick=quick,
+            threads=threads,
+            torch_threads=torch_threads,
+            show_progress=verbosity > 0,
             log=(lambda line: self.stdout.write(line)) if verbosity > 0 else (lambda line: None),
         )
         try:
@@ -52,7 +87,9 @@ class Command(BaseCommand):
         except (DatasetError, EvaluationError) as error:
             raise CommandError(str(error)) from None
         self.stdout.write(format_table(result))
-        self.stdout.write(self.style.SUCCESS(
-            f"{result['layout']}: merged candidates recall@500 {result['candidates']['recall_at_500']:.3f}; wrote {json} and "
-            f"{png} in {result['total_seconds']:.0f} s"
-        ))  # fmt: skip
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"{result['layout']}: merged candidates recall@500 {result['candidates']['recall_at_500']:.3f}; wrote {json} and "
+                f"{png} in {result['total_seconds']:.0f} s"
+            )
+        )

@@ -1,4 +1,5 @@
 """Train models from the viewing history, register them, and activate those that pass the gate."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -25,10 +26,12 @@ class Command(BaseCommand):
         parser.add_argument("--kinds", default=DEFAULT_KINDS, help=f"comma-separated (default {DEFAULT_KINDS})")
         parser.add_argument("--until", type=dt.datetime.fromisoformat, help="only history before this ISO time")
         parser.add_argument(
-            "--activation", choices=["if-not-worse", "always", "never"], default="if-not-worse",
+            "--activation",
+            choices=["if-not-worse", "always", "never"],
+            default="if-not-worse",
             help="when to activate a version that passes the data floor and the popularity baseline: if not worse "
-                 "than the active one (default), always, or never",
-        )  # fmt: skip
+            "than the active one (default), always, or never",
+        )
         parser.add_argument("--ncf-epochs", type=int, help="override NCF's number of epochs (quick demos)")
         parser.add_argument("--ranker-profiles", type=int, help="profiles the ranker learns from (default 3,000)")
 

@@ -1,4 +1,5 @@
 """Add the default job schedules that are missing; never touches ones that exist."""
+
 from __future__ import annotations
 
 from django.core.management.base import BaseCommand

@@ -1,4 +1,5 @@
 """A progress bar for loaders that stays quiet when the command runs with --verbosity 0."""
+
 from __future__ import annotations
 
 from tqdm import tqdm

@@ -1,4 +1,5 @@
 """Prepare the demo: a small synthetic world and two staff logins, then say where to log in."""
+
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
@@ -56,7 +57,11 @@ class Command(BaseCommand):
                 f"\nReco demo is ready: http://{host}/\nAdmin: http://{host}/admin/  (login 'admin' or 'editor', password "
                 f"'{DEMO_PASSWORD}')\nAPI docs: http://{host}/api/docs/\nTry the API (demo client key):\n"
                 f"  curl -s -H 'X-Api-Key: {DEMO_API_KEY}' 'http://{host}/api/recs?profile_id={profile_id}&n=10'\n"
-                + (f"A new viewer (onboarding genres, nothing watched): profile_id={new_viewers[0]}\n" if new_viewers else "")
+                + (
+                    f"A new viewer (onboarding genres, nothing watched): profile_id={new_viewers[0]}\n"
+                    if new_viewers
+                    else ""
+                )
             )
         )
 
@@ -96,7 +101,8 @@ def _job(task, *, args: tuple = (), kwargs: dict | None = None) -> JobRun:
     """Run a job in this process (whatever the broker), recording its JobRun as a worker would; returns it."""
     result = task.apply(args=args, kwargs=kwargs or {}, throw=False)  # a failure is in its JobRun
     return JobRun.objects.filter(task_id=result.id, parent__isnull=True).order_by("-pk").first() or JobRun(
-        job=task.name, status=JobRun.Status.FAILED, error=str(result.result))
+        job=task.name, status=JobRun.Status.FAILED, error=str(result.result)
+    )
 
 
 def training_summary(version: ModelVersion) -> str:
@@ -104,8 +110,10 @@ def training_summary(version: ModelVersion) -> str:
     against the order without it (it has no P@10 of its own); the other kinds on held-out viewings."""
     metrics, seconds = version.metrics, version.metrics.get("train_seconds", 0)
     if version.kind == ModelKind.RANKER:
-        measured = (f"NDCG@10 {metrics.get('ndcg_at_10', 0):.4f} (without the ranker "
-                    f"{metrics.get('baseline_ndcg_at_10', 0):.4f}) on {metrics.get('held_out_queries', 0):,} queries")  # fmt: skip
+        measured = (
+            f"NDCG@10 {metrics.get('ndcg_at_10', 0):.4f} (without the ranker "
+            f"{metrics.get('baseline_ndcg_at_10', 0):.4f}) on {metrics.get('held_out_queries', 0):,} queries"
+        )
     else:
         measured = f"NDCG@10 {metrics.get('ndcg_at_10', 0):.4f}  P@10 {metrics.get('precision_at_10', 0):.4f}"
     state = "active" if version.status == ModelVersion.Status.ACTIVE else "candidate"

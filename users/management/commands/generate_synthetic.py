@@ -1,4 +1,5 @@
 """Generate and load a deterministic synthetic catalog, audience and viewing history."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -43,9 +44,7 @@ class Command(BaseCommand):
             default=None,
             help="where to save the hidden factors (default: RECO_DATA_DIR/synthetic/seed-SEED)",
         )
-        parser.add_argument(
-            "--replace", action="store_true", help="delete previously loaded synthetic data first"
-        )
+        parser.add_argument("--replace", action="store_true", help="delete previously loaded synthetic data first")
 
     def handle(self, *args, verbosity: int, **options) -> None:
         started = time.perf_counter()

@@ -1,5 +1,6 @@
 """Load a rating data set (MovieLens 100k, 1M, latest CSVs, or a plain CSV) into the catalog, accounts and
 viewing history."""
+
 from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
