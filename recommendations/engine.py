@@ -4,6 +4,7 @@
 the API is a thin layer over it. Every dependency failure (Redis, a missing or corrupt model, no ranker)
 falls back to a simpler path and is named in `degraded`; nothing on this path raises for it.
 """
+
 from __future__ import annotations
 
 import copy
@@ -137,8 +138,10 @@ class Recommendations:
         """What dataclasses.asdict gives, built directly (asdict deep-copies: 0.9 ms for a homepage)."""
         body = {name: getattr(self, name) for name in self.__dataclass_fields__}
         body["items"] = [dict(item.__dict__) for item in self.items]
-        body["rows"] = [{"key": row.key, "title": row.title, "items": tuple(dict(item.__dict__) for item in row.items)}
-                        for row in self.rows]  # fmt: skip
+        body["rows"] = [
+            {"key": row.key, "title": row.title, "items": tuple(dict(item.__dict__) for item in row.items)}
+            for row in self.rows
+        ]
         body["model_versions"], body["degraded"] = dict(self.model_versions), list(self.degraded)
         body["timings_ms"] = dict(self.timings_ms)
         if self.explanations is not None:
@@ -265,8 +268,17 @@ class RecommendationEngine:
 
         rows = candidates.rows
         if variant.rules:
-            ruled = apply_rules(rules, models.catalog, rows, scores, country=state.country, tier=state.tier,
-                                is_kids=state.is_kids, maturity_cap=state.maturity_cap, now_epoch=now.timestamp())  # fmt: skip
+            ruled = apply_rules(
+                rules,
+                models.catalog,
+                rows,
+                scores,
+                country=state.country,
+                tier=state.tier,
+                is_kids=state.is_kids,
+                maturity_cap=state.maturity_cap,
+                now_epoch=now.timestamp(),
+            )
             final, keep, boosted = ruled.scores, ruled.keep, ruled.boosted
         else:  # the preview's "without rules": entitlements still apply (the sources only propose allowed titles)
             final, keep, boosted = scores, np.ones(len(rows), bool), np.zeros(len(rows), bool)
@@ -290,8 +302,9 @@ class RecommendationEngine:
         policy = "oracle" if variant.oracle else "popularity" if variant.popularity_only else "ranker"
         explored: dict[int, float] = {}
         if variant.bandit and not (variant.popularity_only or variant.oracle):
-            order, explored = self._explore(request_id, state, context, candidates, models, read, final, order, n, now,
-                                            degraded)  # fmt: skip
+            order, explored = self._explore(
+                request_id, state, context, candidates, models, read, final, order, n, now, degraded
+            )
         result = self._page(request_id, state, candidates, models, final, keep, order, n, with_rows, policy, explored)
         result.model_versions = models.versions
         result.rules_version = rules.version
@@ -315,8 +328,9 @@ class RecommendationEngine:
         active one): the version's status and notes say which (recommendations.training)."""
         from recommendations.training import model_train_interactions
 
-        return model_train_interactions(kind=ModelKind.MATRIX_FACTORIZATION, interactions=interactions,
-                                        params=params, activation=activation).version  # fmt: skip
+        return model_train_interactions(
+            kind=ModelKind.MATRIX_FACTORIZATION, interactions=interactions, params=params, activation=activation
+        ).version
 
     # --- stages ----------------------------------------------------------------------------------
     def _rank(self, state, context, candidates: CandidateSet, models: ServingModels, read, now, degraded, variant):
@@ -332,10 +346,15 @@ class RecommendationEngine:
             return blend_sources(candidates.merged), None
         hour = context.time_of_day if context.time_of_day is not None else now.hour
         ranking_input = ranking_input_build(
-            state=state, candidates=candidates, models=models, user=user_vector_of(read.user),
-            content=np.asarray(read.content.values, np.float32), hour=int(hour), device_type=int(context.device_type),
+            state=state,
+            candidates=candidates,
+            models=models,
+            user=user_vector_of(read.user),
+            content=np.asarray(read.content.values, np.float32),
+            hour=int(hour),
+            device_type=int(context.device_type),
             now=now,
-        )  # fmt: skip
+        )
         try:
             features = assemble(ranking_input)
             return np.asarray(ranker.model.predict(features), np.float32), features
@@ -367,37 +386,61 @@ class RecommendationEngine:
             if (items >= 0).all():
                 factors = np.asarray(mf.model.item_factors[items], np.float32)
         picked = diversify_titles(
-            models.catalog, candidates.rows[pool], scores[pool], k=min(len(pool), max(n, 40)),
-            today_days=int(now.timestamp() // SECONDS_PER_DAY), usual_genres=int(candidates.favourite_genres),
-            item_factors=factors, lam=lam,
-        )  # fmt: skip
+            models.catalog,
+            candidates.rows[pool],
+            scores[pool],
+            k=min(len(pool), max(n, 40)),
+            today_days=int(now.timestamp() // SECONDS_PER_DAY),
+            usual_genres=int(candidates.favourite_genres),
+            item_factors=factors,
+            lam=lam,
+        )
         rest = np.setdiff1d(pool, pool[picked], assume_unique=True)
         rest = rest[np.argsort(-scores[rest], kind="stable")]
         return np.concatenate([pool[picked], rest])
 
-    def _page(self, request_id, state, candidates, models, scores, keep, order, n, with_rows, policy, explored) -> Recommendations:
+    def _page(
+        self, request_id, state, candidates, models, scores, keep, order, n, with_rows, policy, explored
+    ) -> Recommendations:
         catalog = models.catalog
         merged = candidates.merged
-        flag = {name: merged.proposed[:, merged.sources.index(name)] if name in merged.sources
-                else np.zeros(len(merged), bool) for name in sources.SOURCES}  # fmt: skip
+        flag = {
+            name: merged.proposed[:, merged.sources.index(name)]
+            if name in merged.sources
+            else np.zeros(len(merged), bool)
+            for name in sources.SOURCES
+        }
         because = np.full(len(merged), -1, np.int64)
         content = models.get(ModelKind.CONTENT)
         show = order[: max(n, 200) if with_rows else n]
+        if with_rows:  # Continue Watching holds every title in progress, wherever the ranking and the context put it
+            resumable = np.flatnonzero(keep & flag[sources.CONTINUE_WATCHING])
+            resumable = resumable[~np.isin(resumable, show)]
+            show = np.concatenate([show, resumable[np.argsort(-scores[resumable], kind="stable")]])
         if content is not None and len(candidates.history_rows) and len(show):
             similar = show[flag[sources.SIMILAR_TO_WATCHED][show]]
-            anchors, _ = sources.because_watched(content.model.similarity, content.alignment,
-                                                 candidates.history_rows[:50], candidates.rows[similar])  # fmt: skip
+            anchors, _ = sources.because_watched(
+                content.model.similarity, content.alignment, candidates.history_rows[:50], candidates.rows[similar]
+            )
             because[similar] = anchors
         # Only anchors within the cap may be named (the history is already filtered; postprocess shows no other).
-        names = {int(r): str(catalog.names[r]) for r in np.unique(because[because >= 0])
-                 if catalog.maturity[r] <= state.maturity_cap}  # fmt: skip
+        names = {
+            int(r): str(catalog.names[r])
+            for r in np.unique(because[because >= 0])
+            if catalog.maturity[r] <= state.maturity_cap
+        }
         page = postprocess.PageInput(
-            ordered=show, in_progress=flag[sources.CONTINUE_WATCHING], new_release=flag[sources.NEW_RELEASES],
-            trending=flag[sources.TRENDING], similar=flag[sources.SIMILAR_TO_WATCHED], because_rows=because,
-            because_names=names, genre_slot=catalog.main_genre_slot(candidates.rows),
+            ordered=show,
+            in_progress=flag[sources.CONTINUE_WATCHING],
+            new_release=flag[sources.NEW_RELEASES],
+            trending=flag[sources.TRENDING],
+            similar=flag[sources.SIMILAR_TO_WATCHED],
+            because_rows=because,
+            because_names=names,
+            genre_slot=catalog.main_genre_slot(candidates.rows),
             genre_names=catalog.genre_names,
             personal=flag[sources.COLLABORATIVE] | flag[sources.EASE_SOURCE] | flag[sources.POPULAR_IN_GENRES],
-        )  # fmt: skip
+        )
 
         proposed_sets: dict[bytes, tuple[str, ...]] = {}  # the sources of each distinct flag pattern, once
 
@@ -407,9 +450,16 @@ class RecommendationEngine:
             if proposed is None:
                 proposed = proposed_sets[key] = tuple(s for s, on in zip(merged.sources, flags, strict=True) if on)
             picked = explored.get(int(position))
-            return RankedItem(rank, int(merged.content_ids[position]), str(catalog.names[candidates.rows[position]]),
-                              round(float(scores[position]), 5), reason, proposed,
-                              "bandit" if picked is not None else policy, 1.0 if picked is None else picked)  # fmt: skip
+            return RankedItem(
+                rank,
+                int(merged.content_ids[position]),
+                str(catalog.names[candidates.rows[position]]),
+                round(float(scores[position]), 5),
+                reason,
+                proposed,
+                "bandit" if picked is not None else policy,
+                1.0 if picked is None else picked,
+            )
 
         top = order[:n]
         items = [item(p, i + 1, r) for i, (p, r) in enumerate(zip(top, postprocess.reasons(page, top), strict=True))]
@@ -418,8 +468,13 @@ class RecommendationEngine:
             for row in postprocess.build_rows(page):
                 positions = np.array(row.positions, np.int64)
                 reasons = postprocess.reasons(page, positions, row.key)
-                rows.append(Row(row.key, row.title, tuple(item(p, i + 1, r) for i, (p, r) in
-                                                          enumerate(zip(positions, reasons, strict=True)))))  # fmt: skip
+                rows.append(
+                    Row(
+                        row.key,
+                        row.title,
+                        tuple(item(p, i + 1, r) for i, (p, r) in enumerate(zip(positions, reasons, strict=True))),
+                    )
+                )
         return Recommendations(request_id, state.profile_id, items, rows, {}, "")
 
     def _explore(self, request_id, state, context, candidates, models, read, scores, order, n, now, degraded):
@@ -438,9 +493,11 @@ class RecommendationEngine:
             ctx = bandit_context(int(context.device_type), int(hour), affinity)
             rows = candidates.rows[pool]
             items = bandit_item_features(
-                models.catalog.genre_indicator(rows), models.popularity[rows],
-                now.timestamp() / SECONDS_PER_DAY - models.catalog.date_added_days[rows], scores[pool],
-            )  # fmt: skip
+                models.catalog.genre_indicator(rows),
+                models.popularity[rows],
+                now.timestamp() / SECONDS_PER_DAY - models.catalog.date_added_days[rows],
+                scores[pool],
+            )
             chosen, propensities = bandit.policy.select(ctx, items, len(slots), np.random.default_rng())
         except Exception:
             log.warning("bandit unavailable; serving without exploration", exc_info=True)
@@ -454,10 +511,16 @@ class RecommendationEngine:
         new_order = np.concatenate([np.array(page, np.int64), rest])
         try:
             self.exploration_logger(
-                request_id=request_id, profile_id=state.profile_id, bandit=bandit,
-                title_ids=candidates.content_ids[picked].tolist(), positions=(slots + 1).tolist(),
-                propensities=propensities, context=ctx, item_features=items[chosen], candidate_count=len(pool),
-            )  # fmt: skip
+                request_id=request_id,
+                profile_id=state.profile_id,
+                bandit=bandit,
+                title_ids=candidates.content_ids[picked].tolist(),
+                positions=(slots + 1).tolist(),
+                propensities=propensities,
+                context=ctx,
+                item_features=items[chosen],
+                candidate_count=len(pool),
+            )
         except Exception:
             log.warning("could not log the bandit's picks", exc_info=True)
             degraded.append("exploration_not_logged")
@@ -474,16 +537,24 @@ class RecommendationEngine:
         contributions = self._contributions(models, features, positions)
         out = {}
         for number, p in enumerate(positions):
-            sources_scores = {name: round(float(merged.scores[p, j]), 5) for j, name in enumerate(merged.sources)
-                              if merged.proposed[p, j]}  # fmt: skip
+            sources_scores = {
+                name: round(float(merged.scores[p, j]), 5)
+                for j, name in enumerate(merged.sources)
+                if merged.proposed[p, j]
+            }
             out[int(merged.content_ids[p])] = {
-                "sources": sources_scores, "ranker_score": round(float(ranker_scores[p]), 5),
-                "final_score": round(float(final[p]), 5), "boosted": bool(boosted[p]),
+                "sources": sources_scores,
+                "ranker_score": round(float(ranker_scores[p]), 5),
+                "final_score": round(float(final[p]), 5),
+                "boosted": bool(boosted[p]),
                 "rank_by_relevance": int(by_relevance[p]) if keep[p] else None,
                 "top_features": contributions[number] if contributions else [],
-            }  # fmt: skip
-        out[-1] = {"candidates": len(merged), "removed_by_rules_or_watched": int((~keep).sum()),
-                   "boosted": int(boosted.sum())}  # fmt: skip
+            }
+        out[-1] = {
+            "candidates": len(merged),
+            "removed_by_rules_or_watched": int((~keep).sum()),
+            "boosted": int(boosted.sum()),
+        }
         return out
 
     def _contributions(self, models, features, positions, top: int = 5) -> list[list[dict]]:
@@ -491,7 +562,9 @@ class RecommendationEngine:
         if ranker is None or features is None or not len(positions):
             return []
         try:
-            contrib = ranker.model.booster.predict(features[positions], pred_contrib=True, num_threads=1)[:, :-1]  # last: bias
+            contrib = ranker.model.booster.predict(features[positions], pred_contrib=True, num_threads=1)[
+                :, :-1
+            ]  # last: bias
         except Exception:
             log.warning("feature contributions unavailable", exc_info=True)
             return []
@@ -499,15 +572,35 @@ class RecommendationEngine:
         out = []
         for row, values in zip(contrib, features[positions], strict=True):
             best = np.argsort(-np.abs(row))[:top]
-            out.append([{"feature": names[j], "value": None if np.isnan(values[j]) else round(float(values[j]), 4),
-                         "contribution": round(float(row[j]), 4)} for j in best])  # fmt: skip
+            out.append(
+                [
+                    {
+                        "feature": names[j],
+                        "value": None if np.isnan(values[j]) else round(float(values[j]), 4),
+                        "contribution": round(float(row[j]), 4),
+                    }
+                    for j in best
+                ]
+            )
         return out
 
     # --- the response cache ----------------------------------------------------------------------
     def _cache_key(self, head: ProfileHead, context: UserContext, n, with_rows, models, rules_version, variant):
         """Stale as soon as the profile watches something, a rule or the catalog changes, or a model swaps."""
-        parts = (head.profile_id, head.country, head.tier, head.maturity_cap, context.device_type, context.time_of_day,
-                 n, with_rows, head.newest_viewing, rules_version, models.key, variant)  # fmt: skip
+        parts = (
+            head.profile_id,
+            head.country,
+            head.tier,
+            head.maturity_cap,
+            context.device_type,
+            context.time_of_day,
+            n,
+            with_rows,
+            head.newest_viewing,
+            rules_version,
+            models.key,
+            variant,
+        )
         return f"{CACHE_PREFIX}:{head.profile_id}:{hashlib.sha1(repr(parts).encode()).hexdigest()}"
 
     def _cache_get(self, key: str, degraded: list[str]) -> Recommendations | None:
@@ -526,8 +619,9 @@ class RecommendationEngine:
             return  # a passing fault (Redis, features, a failed stage) must not outlive itself in the cache
         try:
             # The object itself: pickling dataclasses is ~8x faster than asdict + rebuilding them on a hit.
-            cache.set(key, replace(result, timings_ms={}, explanations=None),
-                      settings.RECO_RESPONSE_CACHE_SECONDS or 600)  # fmt: skip
+            cache.set(
+                key, replace(result, timings_ms={}, explanations=None), settings.RECO_RESPONSE_CACHE_SECONDS or 600
+            )
         except Exception:
             log.warning("response cache unavailable", exc_info=True)
 
@@ -553,20 +647,30 @@ def experiment_variant(profile_id: int) -> Variant | None:
     if assignment is None:
         return None
     return Variant(
-        experiment=assignment.experiment, arm=assignment.arm, ranker_version=assignment.ranker_version,
-        mmr_lambda=assignment.mmr_lambda, bandit=assignment.bandit_enabled, popularity_only=assignment.popularity_only,
-    )  # fmt: skip
+        experiment=assignment.experiment,
+        arm=assignment.arm,
+        ranker_version=assignment.ranker_version,
+        mmr_lambda=assignment.mmr_lambda,
+        bandit=assignment.bandit_enabled,
+        popularity_only=assignment.popularity_only,
+    )
 
 
 def _popular_candidates(state: ProfileState, models: ServingModels, trending) -> CandidateSet:
     """The baseline arm's pool: the most popular titles the profile may watch, scored by popularity."""
     allowed = models.catalog.allowed(tier=state.tier, country=state.country, maturity_cap=state.maturity_cap)
-    rows, scores = sources.ranked_list(trending.rows, trending.scores, 500, allowed=allowed,
-                                       exclude_rows=np.empty(0, np.int64))  # fmt: skip
+    rows, scores = sources.ranked_list(
+        trending.rows, trending.scores, 500, allowed=allowed, exclude_rows=np.empty(0, np.int64)
+    )
     merged = merge_candidates({sources.TRENDING: (rows, scores)}, {sources.TRENDING: len(rows)}, len(rows))
     ids = models.catalog.content_ids[merged.content_ids]
-    return CandidateSet(merged.content_ids, MergedCandidates(ids, merged.sources, merged.proposed, merged.scores),
-                        np.empty(0, np.int64), 0, not state.has_history)  # fmt: skip
+    return CandidateSet(
+        merged.content_ids,
+        MergedCandidates(ids, merged.sources, merged.proposed, merged.scores),
+        np.empty(0, np.int64),
+        0,
+        not state.has_history,
+    )
 
 
 def _calibrated(order, scores, candidates, models, read, n: int, lam: float) -> np.ndarray:
@@ -585,14 +689,20 @@ def _oracle_candidates(state: ProfileState, models: ServingModels, scorer) -> Ca
     """The oracle arm's pool: the allowed titles the scorer rates highest (the same 500 as the baseline's)."""
     if scorer is None:
         raise ValueError("Variant(oracle=True) needs an engine built with an oracle_scorer")
-    rows = np.flatnonzero(models.catalog.allowed(tier=state.tier, country=state.country,
-                                                 maturity_cap=state.maturity_cap))  # fmt: skip
+    rows = np.flatnonzero(
+        models.catalog.allowed(tier=state.tier, country=state.country, maturity_cap=state.maturity_cap)
+    )
     scores = np.asarray(scorer(state.profile_id, models.catalog.content_ids[rows]), np.float32)
     best = np.argsort(-scores, kind="stable")[:500]
     merged = merge_candidates({"oracle": (rows[best], scores[best])}, {"oracle": len(best)}, len(best))
     ids = models.catalog.content_ids[merged.content_ids]
-    return CandidateSet(merged.content_ids, MergedCandidates(ids, merged.sources, merged.proposed, merged.scores),
-                        np.empty(0, np.int64), 0, not state.has_history)  # fmt: skip
+    return CandidateSet(
+        merged.content_ids,
+        MergedCandidates(ids, merged.sources, merged.proposed, merged.scores),
+        np.empty(0, np.int64),
+        0,
+        not state.has_history,
+    )
 
 
 def _observe_inputs(candidates: CandidateSet, read, models: ServingModels) -> None:
@@ -611,5 +721,3 @@ def _observe_inputs(candidates: CandidateSet, read, models: ServingModels) -> No
 def _completed(state: ProfileState, candidates: CandidateSet) -> np.ndarray:
     """Candidates the profile has finished, however long ago (never shown again)."""
     return completed_titles(state, candidates.content_ids)
-
-
