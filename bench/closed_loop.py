@@ -159,7 +159,7 @@ def _world(args: argparse.Namespace, truth_dir: Path) -> float:
 
     from experiments.closed_loop import serving_refresh
     from features.services import content_features_refresh, user_features_refresh
-    from recommendations.training import model_train
+    from recommendations.training.jobs import model_train
 
     started = time.perf_counter()
     call_command("migrate", verbosity=0)

@@ -126,7 +126,7 @@ def _loaded(args) -> dict:
 
 def _synthetic_reads(args) -> dict:
     """Request reads against N made-up titles and 10,000 profiles written straight into the store."""
-    from features.definitions import CONTENT_FEATURES, USER_FEATURES
+    from features.ml.definitions import CONTENT_FEATURES, USER_FEATURES
     from features.store import FeatureStore
 
     store = FeatureStore(namespace=f"{args.namespace}-{os.getpid()}")

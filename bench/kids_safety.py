@@ -63,9 +63,9 @@ def main() -> None:
     from django.db.models import Q
 
     from recommendations.content_safety import NameIndex, response_leaks
-    from recommendations.context import UserContext
-    from recommendations.engine import RecommendationEngine
-    from recommendations.serving import serving_state
+    from recommendations.serving.context import UserContext
+    from recommendations.serving.engine import RecommendationEngine
+    from recommendations.serving.state import serving_state
     from users.models import Profile, ViewingEvent
 
     wanted = Q(is_kids=True) | (Q(maturity_cap__lt=18) if args.capped else Q(pk__in=[]))

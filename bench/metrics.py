@@ -109,9 +109,9 @@ def _in_process(profiles: list[int]) -> dict:
     from django.conf import settings
 
     from config.observability import metrics
-    from recommendations.context import UserContext
-    from recommendations.engine import RecommendationEngine
-    from recommendations.serving import serving_state
+    from recommendations.serving.context import UserContext
+    from recommendations.serving.engine import RecommendationEngine
+    from recommendations.serving.state import serving_state
 
     engine = RecommendationEngine(use_cache=False)
     for profile_id in profiles[:50]:  # warm-up: models loaded, pages touched

@@ -22,7 +22,7 @@ Candidates: serving's own pipeline (recommendations.ml.candidate_pipeline.genera
 MF-ALS, content similarity over genres and EASE fitted with recommendations.ml.defaults, each user read as
 a request reads a profile (recommendations.ml.evaluation_candidates), train titles dropped. The models' own
 top-500 lists (MF-ALS, EASE, content, popularity, popular in genres) are scored beside them. Features: ranking.ml.features.assemble over the
-feature store's own definitions (features.compute) of viewings built as the importer builds them
+feature store's own definitions (features.ml.compute) of viewings built as the importer builds them
 (watch_percentage = rating / 5), with each user's request at their last rating. Count-like features of a
 carve are scaled to the train split's size. The ranker trains on each query's 150 best candidates by
 model_mean_z and, at test, scores all 500 (its monotone constraints keep the deep ones low).
@@ -49,9 +49,9 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from features.compute import CatalogArrays, content_aggregates, content_features, interaction_features  # noqa: E402
-from features.compute import user_features as compute_user_features  # noqa: E402
-from features.definitions import GENRE_SLOTS, USER_FEATURES  # noqa: E402
+from features.ml.compute import CatalogArrays, content_aggregates, content_features, interaction_features  # noqa: E402
+from features.ml.compute import user_features as compute_user_features  # noqa: E402
+from features.ml.definitions import GENRE_SLOTS, USER_FEATURES  # noqa: E402
 from ranking.ml import diversify  # noqa: E402
 from ranking.ml.features import (  # noqa: E402
     RANKER_FEATURE_NAMES,

@@ -56,9 +56,9 @@ def main() -> None:
     django.setup()
     from _machine import calibration
 
-    from recommendations.context import UserContext
-    from recommendations.engine import RecommendationEngine
-    from recommendations.serving import serving_state
+    from recommendations.serving.context import UserContext
+    from recommendations.serving.engine import RecommendationEngine
+    from recommendations.serving.state import serving_state
     from users.models import DeviceType, ViewingEvent
 
     profile_ids = np.array(sorted(set(ViewingEvent.objects.values_list("profile_id", flat=True).distinct())), np.int64)

@@ -247,7 +247,7 @@ def _world_prepare(args: argparse.Namespace, redis: RedisServer) -> World:
             call_command("demo_setup", verbosity=1)
         else:
             from recommendations.models import ModelKind
-            from recommendations.training import model_train
+            from recommendations.training.jobs import model_train
 
             call_command(
                 "generate_synthetic",
@@ -446,9 +446,9 @@ def _active_mf_file(context: Context) -> tuple[Path, str]:
 
 
 def _statuses(context: Context) -> list[dict]:
-    """The statuses this gunicorn's master and workers publish (recommendations/process_status.py)."""
+    """The statuses this gunicorn's master and workers publish (recommendations/serving/process_status.py)."""
     try:
-        from recommendations.process_status import serving_processes
+        from recommendations.serving.process_status import serving_processes
     except ImportError:
         return []
     master = context.server.process.pid

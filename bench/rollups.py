@@ -47,7 +47,8 @@ def main() -> None:
     from django.core.management import call_command
     from django.db import connection
 
-    from features import compute, rollups, selectors
+    from features import rollups, selectors
+    from features.ml import compute
     from features.services import content_features_refresh
     from features.store import FeatureStore
 

@@ -60,12 +60,12 @@ def main() -> None:
 
     from features import services as feature_services
     from features.store import FeatureStore
-    from recommendations.candidates import candidates_generate
-    from recommendations.context import UserContext, profile_state_load
-    from recommendations.engine import RecommendationEngine
     from recommendations.models import ModelVersion
     from recommendations.services import model_version_activate
-    from recommendations.serving import serving_state
+    from recommendations.serving.candidate_inputs import candidates_generate
+    from recommendations.serving.context import UserContext, profile_state_load
+    from recommendations.serving.engine import RecommendationEngine
+    from recommendations.serving.state import serving_state
 
     if args.activate:
         for kind in ModelVersion.objects.values_list("kind", flat=True).distinct():
@@ -178,8 +178,8 @@ def main() -> None:
 def _served_diversity(engine, profile_ids, models, now) -> dict[str, float]:
     """Distinct genres, share of recent titles and share outside the profile's usual genres in the served top 20."""
     from ranking.ml.diversify import diversity_report, recent_titles
-    from recommendations.candidates import _favourite_genres
-    from recommendations.context import UserContext, profile_state_load
+    from recommendations.serving.candidate_inputs import _favourite_genres
+    from recommendations.serving.context import UserContext, profile_state_load
 
     catalog = models.catalog
     today = int(now.timestamp() // 86_400)

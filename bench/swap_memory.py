@@ -166,7 +166,7 @@ class _PeakSampler(_Daemon):
 
 
 def _ours(master_pid: int) -> list[dict]:
-    from recommendations.process_status import serving_processes
+    from recommendations.serving.process_status import serving_processes
 
     return [s for s in serving_processes() if master_pid in (s.get("pid"), s.get("ppid"))]
 

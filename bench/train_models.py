@@ -41,7 +41,7 @@ def main() -> None:
     django.setup()
     from django.core.management import call_command
 
-    from recommendations import training
+    from recommendations.training import jobs as training
 
     call_command("migrate", verbosity=0)  # a benchmark database loaded before the latest apps needs their tables
 

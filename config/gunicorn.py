@@ -3,7 +3,7 @@
 The master imports Django and loads the catalog and the active models once, before it forks the workers
 (preload_app and `when_ready`), so the workers share those pages copy-on-write (and the memory-mapped arrays
 of the artifacts' private copies in any case). Every process then runs a monitor thread
-(recommendations/serving_monitor.py) that re-verifies the served artifacts and publishes what the process
+(recommendations/serving/monitor.py) that re-verifies the served artifacts and publishes what the process
 serves to the cache (the staff health page lists them). The master's monitor also notices a newly activated
 version: it loads it and sends the master a SIGHUP, so that `on_reload` warms up again and fresh workers
 share the new models, while the old workers finish their requests; until then each worker has already
@@ -60,8 +60,8 @@ def child_exit(server, worker) -> None:
 def when_ready(server) -> None:
     """After the app is imported in the master, before any worker is forked."""
     if server.cfg.preload_app:  # otherwise the workers import the app themselves, after the fork
-        from recommendations.serving import warm_up
-        from recommendations.serving_monitor import serving_monitor
+        from recommendations.serving.monitor import serving_monitor
+        from recommendations.serving.state import warm_up
 
         warm_up()
         serving_monitor.start(role="master", on_models_changed=_reload_master)
@@ -71,8 +71,8 @@ def on_reload(server) -> None:
     """On SIGHUP (sent by the master's monitor after an activation, or by hand), in the master, before the
     new workers are forked: they inherit today's models."""
     if server.cfg.preload_app:
-        from recommendations.serving import warm_up
-        from recommendations.serving_monitor import serving_monitor
+        from recommendations.serving.monitor import serving_monitor
+        from recommendations.serving.state import warm_up
 
         warm_up()
         serving_monitor.models_shared()
@@ -83,10 +83,10 @@ def on_reload(server) -> None:
 def post_worker_init(worker) -> None:
     """In each worker, once it has the app: its own monitor (the parent's thread did not survive the fork).
     Without preloading the worker loads the models now, not on its first request."""
-    from recommendations.serving_monitor import serving_monitor
+    from recommendations.serving.monitor import serving_monitor
 
     if not worker.cfg.preload_app:
-        from recommendations.serving import warm_up
+        from recommendations.serving.state import warm_up
 
         warm_up()
 
@@ -96,7 +96,7 @@ def post_worker_init(worker) -> None:
 def worker_exit(server, worker) -> None:
     """In the worker, as it exits: take its status off the list."""
     try:
-        from recommendations.serving_monitor import serving_monitor
+        from recommendations.serving.monitor import serving_monitor
     except Exception:
         return
     serving_monitor.stop()
@@ -106,6 +106,6 @@ def on_exit(server) -> None:
     if _metrics_dir == _own_metrics_dir:
         shutil.rmtree(_metrics_dir, ignore_errors=True)
     if server.cfg.preload_app:
-        from recommendations.serving_monitor import serving_monitor
+        from recommendations.serving.monitor import serving_monitor
 
         serving_monitor.stop()

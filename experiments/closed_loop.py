@@ -1,7 +1,7 @@
 """The closed-loop simulation over simulated days (issue #16): serve, react, ingest, run the scheduled jobs.
 
 Each day a share of the synthetic world's profiles visits (some several times); each visit is served in
-process by the RecommendationEngine under its arm's Variant, the viewer reacts by experiments.simulation's
+process by the RecommendationEngine under its arm's Variant, the viewer reacts by experiments.ml.simulation's
 behaviour model (true affinity and position), and the events go through the events API's own parser and
 service (batch_parse + events_ingest, what POST /api/events runs) into the viewing history. Then the
 production jobs run as their schedules would over a day: content and user features, the bandit's fold,
@@ -26,16 +26,16 @@ from django.utils import timezone
 from catalog.models import Title
 from events.api.parsing import MAX_EVENTS, MAX_ROWS, batch_parse
 from events.services import events_ingest
-from experiments.metrics import engagement_score
 from experiments.ml.closed_loop import LoopFigures, Served, VisitModel
-from experiments.simulation import BehaviourModel
+from experiments.ml.metrics import engagement_score
+from experiments.ml.simulation import BehaviourModel
 from features.services import content_features_refresh, user_features_refresh_recent
 from features.store import title_feature_caches_reset
-from recommendations.context import UserContext
-from recommendations.engine import RecommendationEngine, Variant
 from recommendations.models import ApiClient
 from recommendations.registry import registry
-from recommendations.serving import serving_state
+from recommendations.serving.context import UserContext
+from recommendations.serving.engine import RecommendationEngine, Variant
+from recommendations.serving.state import serving_state
 from users.loaders.synthetic import DEVICE_HOUR_CDF, GroundTruth
 from users.models import Profile
 
@@ -389,7 +389,7 @@ def daily_jobs(*, since: dt.datetime, train_params: dict[str, dict] | None = Non
     """A day of the production schedules, in order: features, the bandit's fold, the daily retrains (each
     through the activation gate); then this process serves what is active. Returns seconds per job."""
     from experiments.services import bandit_update_from_events
-    from recommendations.training import model_train
+    from recommendations.training.jobs import model_train
 
     seconds = {}
     mark = time.perf_counter()

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from catalog.models import Title
 from events.models import Event, EventType
-from experiments.metrics import ENGAGEMENT_WEIGHTS
+from experiments.ml.metrics import ENGAGEMENT_WEIGHTS
 from experiments.models import Experiment, ExperimentResult
 from users.models import ViewingEvent
 

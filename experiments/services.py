@@ -2,7 +2,7 @@
 
 One running experiment per profile: when several run at once, the one with the lowest id takes every profile
 and the others get no traffic until it ends (no layering or overlap yet). The bandit's services live in
-experiments.bandits; they are re-exported here so that callers import one module.
+experiments.bandit_state; they are re-exported here so that callers import one module.
 """
 
 from __future__ import annotations
@@ -23,9 +23,8 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from experiments import metrics, selectors
-from experiments.assignment import SHARES_TOLERANCE, assign_arm
-from experiments.bandits import (  # noqa: F401 (re-exported)
+from experiments import selectors
+from experiments.bandit_state import (  # noqa: F401 (re-exported)
     BANDIT_HOMEPAGE,
     BanditUpdate,
     LoadedBandit,
@@ -35,6 +34,8 @@ from experiments.bandits import (  # noqa: F401 (re-exported)
     exploration_log,
     exploration_logs_prune,
 )
+from experiments.ml import metrics
+from experiments.ml.assignment import SHARES_TOLERANCE, assign_arm
 from experiments.models import Arm, Experiment, ExperimentResult, Metric
 
 log = logging.getLogger(__name__)

@@ -14,9 +14,9 @@ from django.conf import settings
 
 from catalog.models import Genre
 from features import store
-from features.definitions import USER, feature_set
 from features.generators import ContentFeatureGenerator, UserFeatureGenerator, genre_ids_named
 from features.keys import DEFAULT_NAMESPACE
+from features.ml.definitions import USER, feature_set
 
 __all__ = ["ContentFeatureGenerator", "FeatureStore", "OnlineFeatures", "UserFeatureGenerator"]
 

@@ -1,6 +1,6 @@
 """The seed's generator interface: thin wrappers that compute one entity's features and store them.
 
-The batch jobs use features.services instead; both run the same vectorised code in features.compute.
+The batch jobs use features.services instead; both run the same vectorised code in features.ml.compute.
 Frames in the design's shape are accepted too (docs/design-api.md): `content_id` for title_id,
 `watch_duration_sec` for watch_seconds, `completed` from watch_percentage when absent, viewings without times
 taken as ending just before `as_of`, and genres by name (a `genres` column, or the metadata's `genres`).
@@ -18,8 +18,9 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from catalog.models import Genre, Title
-from features import compute, selectors
-from features.compute import CONTENT_VIEWING_COLUMNS, VIEWING_COLUMNS, CatalogArrays, FeatureMatrix
+from features import selectors
+from features.ml import compute
+from features.ml.compute import CONTENT_VIEWING_COLUMNS, VIEWING_COLUMNS, CatalogArrays, FeatureMatrix
 from features.store import FeatureBatch, FeatureRow, FeatureStore
 from users.loaders.dataset import COMPLETED_AT
 

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from features.definitions import USER, feature_set
+from features.ml.definitions import USER, feature_set
 
 DEFAULT_NAMESPACE = "fs"
 TITLES_TAG = "{titles}"
@@ -44,7 +44,7 @@ def feature_keys(entity_type: str, entity_ids: Iterable[int], *, namespace: str 
 
 
 def matrix_key(entity_type: str, version: str, *, namespace: str = DEFAULT_NAMESPACE) -> str:
-    """Every entity of a refresh in one payload (features.codec.encode_matrix), under that refresh's version."""
+    """Every entity of a refresh in one payload (features.ml.codec.encode_matrix), under that refresh's version."""
     return f"{namespace}:{TITLES_TAG}:{entity_type}:v{feature_set(entity_type).schema_version}:matrix:{version}"
 
 

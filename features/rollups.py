@@ -20,8 +20,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from features import pgarrays
-from features.compute import CONTENT_AGGREGATES
-from features.definitions import POPULARITY_DECAY, POPULARITY_HORIZON_DAYS, TRENDING_WINDOW_DAYS
+from features.ml.compute import CONTENT_AGGREGATES
+from features.ml.definitions import POPULARITY_DECAY, POPULARITY_HORIZON_DAYS, TRENDING_WINDOW_DAYS
 from features.models import TitleRollup
 from users.models import ViewingEvent
 

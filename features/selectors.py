@@ -16,8 +16,8 @@ from django.db.models import Max, Min
 
 from catalog.models import Genre, Title
 from features import pgarrays
-from features.compute import CONTENT_AGGREGATES, VIEWING_COLUMNS, CatalogArrays
-from features.definitions import POPULARITY_DECAY, POPULARITY_HORIZON_DAYS, TRENDING_WINDOW_DAYS
+from features.ml.compute import CONTENT_AGGREGATES, VIEWING_COLUMNS, CatalogArrays
+from features.ml.definitions import POPULARITY_DECAY, POPULARITY_HORIZON_DAYS, TRENDING_WINDOW_DAYS
 from users.models import LONG_VIEWING, LONG_VIEWING_SQL, Profile, ViewingEvent
 
 VIEWING_TABLE = ViewingEvent._meta.db_table
@@ -113,7 +113,7 @@ def profiles_active_since(*, since: dt.datetime, start: int = 0, end: int = 2**6
 def content_aggregates(*, as_of: dt.datetime) -> pd.DataFrame:
     """title_id plus CONTENT_AGGREGATES for every title viewed before `as_of`: one GROUP BY pass.
 
-    Windows are FILTER clauses over the same scan; see features.definitions for each definition.
+    Windows are FILTER clauses over the same scan; see features.ml.definitions for each definition.
     """
     week = as_of - dt.timedelta(days=TRENDING_WINDOW_DAYS)
     two_weeks = as_of - dt.timedelta(days=2 * TRENDING_WINDOW_DAYS)

@@ -1,7 +1,7 @@
 """Batch feature refresh and request-time reads: set-based reads, vectorised compute, pipelined writes.
 
 User features: viewing history in chunks of USER_CHUNK_PROFILES profiles (one packed-column query per
-chunk on the (profile_id, last_watched_at) index), computed by features.compute, written in pipelines.
+chunk on the (profile_id, last_watched_at) index), computed by features.ml.compute, written in pipelines.
 Content features: daily per-title rollups plus today's viewings (features.rollups; one SQL GROUP BY title_id
 with FILTER windows over the whole history for a past as_of), written per title and as one matrix under a new
 announced version, which every serving process loads into memory.
@@ -19,9 +19,10 @@ import numpy as np
 from django.db import connection
 from django.utils import timezone
 
-from features import compute, rollups, selectors, snapshots
-from features.compute import FeatureMatrix
-from features.definitions import CONTENT, USER, feature_set
+from features import rollups, selectors, snapshots
+from features.ml import compute
+from features.ml.compute import FeatureMatrix
+from features.ml.definitions import CONTENT, USER, feature_set
 from features.store import FeatureBatch, FeatureRow, FeatureStore, RedisBackend, ttl_for
 
 TRENDING = "trending"

@@ -20,8 +20,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from django.conf import settings
 
-from features.compute import FeatureMatrix
-from features.definitions import feature_set
+from features.ml.compute import FeatureMatrix
+from features.ml.definitions import feature_set
 
 _STAMP = "%Y%m%dT%H%M%S.%fZ"
 

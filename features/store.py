@@ -31,8 +31,6 @@ from django.db import DatabaseError, transaction
 from redis.cluster import RedisCluster
 
 from config.redis_cluster import cluster_configured, shared_redis
-from features import codec
-from features.definitions import CONTENT, USER, FeatureSet, feature_set
 from features.keys import (
     DEFAULT_NAMESPACE,
     feature_key,
@@ -41,6 +39,8 @@ from features.keys import (
     matrix_version_key,
     ranking_key,
 )
+from features.ml import codec
+from features.ml.definitions import CONTENT, USER, FeatureSet, feature_set
 from features.models import OnlineFeature
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ from django.db.models import QuerySet
 
 from catalog.models import SubscriptionTier
 from ranking.models import Boost, DiversityPolicy, KidsPolicy, RuleChange, Suppression, TierRule
-from ranking.rules import rules_version_publish
+from ranking.rules_cache import rules_version_publish
 
 RULE_MODELS: dict[type[models.Model], str] = {
     Boost: RuleChange.RuleModel.BOOST,

@@ -6,4 +6,4 @@ class RecommendationsConfig(AppConfig):
     verbose_name = "Recommendation models"
 
     def ready(self) -> None:
-        from recommendations import catalog_cache  # noqa: F401  (connects the catalog-change signals)
+        from recommendations.serving import catalog_cache  # noqa: F401  (connects the catalog-change signals)

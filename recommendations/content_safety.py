@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ranking.ml import postprocess
-from recommendations.engine import Recommendations
 from recommendations.ml.catalog import CatalogIndex
+from recommendations.serving.engine import Recommendations
 
 BECAUSE_PHRASES = (postprocess.REASON_BECAUSE, "Because You Watched ")  # a reason's, a row title's
 FIXED_TEXTS = frozenset(

@@ -10,17 +10,19 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 import numpy as np
+import pandas as pd
 from django.utils import timezone
 
 from features.design_api import FeatureStore, OnlineFeatures
 from ranking.ml.diversify import diversify_titles, title_vectors
-from recommendations import engine as serving_engine
-from recommendations.context import UserContext
-from recommendations.engine import MAX_N, ProfileNotFound, RankedItem, Recommendations
 from recommendations.ml.matrix_factorization import MatrixFactorization
 from recommendations.ml.ncf import NeuralCollaborativeFiltering
-from recommendations.models import ModelKind
-from recommendations.serving import ServingModels, serving_state
+from recommendations.models import ModelKind, ModelVersion
+from recommendations.serving import engine as serving_engine
+from recommendations.serving.context import UserContext
+from recommendations.serving.engine import MAX_N, ProfileNotFound, RankedItem, Recommendations
+from recommendations.serving.state import ServingModels, serving_state
+from recommendations.training.jobs import model_train_interactions
 
 __all__ = [
     "MatrixFactorization",
@@ -44,12 +46,23 @@ class Scored(Protocol):
 
 
 class RecommendationEngine(serving_engine.RecommendationEngine):
-    """The engine, plus the design's batch call `predict_batch(features)`."""
+    """The engine, plus the design's batch call `predict_batch(features)` and its training call
+    `train_collaborative_filtering(interactions)`."""
 
     def predict_batch(self, features: Mapping[int, Any], n: int = DESIGN_LIST_LENGTH) -> list[Recommendations | None]:
         """Recommendations for each profile id of `features`, in its order (None for an unknown profile). The
         features themselves are not needed: the engine reads each profile's in one round trip."""
         return [_recommend_or_none(self, int(profile_id), n) for profile_id in features]
+
+    def train_collaborative_filtering(
+        self, interactions: pd.DataFrame, *, params: dict[str, Any] | None = None, activation: str = "if-not-worse"
+    ) -> ModelVersion:
+        """Fit matrix factorization on a frame of user_id, content_id, rating and register it; it serves only past
+        the activation gate every training goes through (enough validation, beats popularity, not worse than the
+        active one): the version's status and notes say which (recommendations.training.jobs)."""
+        return model_train_interactions(
+            kind=ModelKind.MATRIX_FACTORIZATION, interactions=interactions, params=params, activation=activation
+        ).version
 
 
 def get_features(user_id: int) -> OnlineFeatures:

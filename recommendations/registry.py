@@ -11,7 +11,7 @@ RECO_ARTIFACT_URL): each host downloads a new version into its own serving cache
 A load that fails (a missing, truncated or altered artifact, or a store that does not answer) keeps the previous model, is logged and is
 retried with exponential back-off (RECO_ARTIFACT_RETRY_SECONDS doubling up to RECO_ARTIFACT_RETRY_MAX_SECONDS),
 so restoring the file heals the process by itself. `verify_served()`, called off the request path by the
-process's monitor thread (recommendations/serving_monitor.py), notices within RECO_ARTIFACT_VERIFY_SECONDS
+process's monitor thread (recommendations/serving/monitor.py), notices within RECO_ARTIFACT_VERIFY_SECONDS
 that a served file changed on disk, from its stat (size, times, inode; a full paced re-hash every
 RECO_ARTIFACT_REHASH_SECONDS), hashes it, logs it and, if it was the private copy that serves, reloads a good
 copy. `status()` says what the process serves (versions and checksums), what failed and when it retries.

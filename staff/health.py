@@ -23,10 +23,10 @@ from django.utils import timezone
 
 from catalog.models import Title
 from config.redis_cluster import is_cluster, shared_redis
-from features.definitions import CONTENT, TRENDING_WINDOW_DAYS, USER
+from features.ml.definitions import CONTENT, TRENDING_WINDOW_DAYS, USER
 from features.store import DEFAULT_TTL_SECONDS, FeatureBatch, FeatureStore, ttl_for
 from recommendations.models import ModelVersion
-from recommendations.process_status import serving_processes
+from recommendations.serving.process_status import serving_processes
 from staff import selectors
 from staff.selectors import age_of
 from users.models import Profile

@@ -26,10 +26,10 @@ from django.utils import timezone
 from catalog.models import Country, MaturityRating, SubscriptionTier
 from ranking.ml.postprocess import BECAUSE_YOU_WATCHED, CONTINUE_WATCHING, REASON_BECAUSE
 from ranking.models import Boost, Suppression, TargetKind, TierRule
-from recommendations.catalog_cache import catalog_cache
-from recommendations.context import ProfileHead, UserContext, profile_head_load
-from recommendations.engine import RecommendationEngine, Recommendations, Variant
 from recommendations.ml.sources import CONTINUE_WATCHING as IN_PROGRESS_SOURCE
+from recommendations.serving.catalog_cache import catalog_cache
+from recommendations.serving.context import ProfileHead, UserContext, profile_head_load
+from recommendations.serving.engine import RecommendationEngine, Recommendations, Variant
 from users.models import DeviceType, Profile
 
 N_TOP = 20  # the top list the engine ranks; rows are drawn from its wider ordering

@@ -8,7 +8,7 @@ from celery import shared_task
 from django.utils import timezone
 
 from experiments import services
-from experiments.bandits import BANDIT_HOMEPAGE, REWARD_SETTLE
+from experiments.bandit_state import BANDIT_HOMEPAGE, REWARD_SETTLE
 from experiments.models import Experiment
 from tasks.runner import JobTask
 

@@ -1,4 +1,4 @@
-"""Training jobs: thin Celery wrappers around recommendations.training."""
+"""Training jobs: thin Celery wrappers around recommendations.training.jobs."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 from celery import shared_task
 
-from recommendations.training import model_train
+from recommendations.training.jobs import model_train
 from tasks.runner import JobTask
 
 

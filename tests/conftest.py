@@ -149,14 +149,14 @@ SERVING_NOW = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
 
 def serving_caches_reset() -> None:
     """Forget every process-local serving cache (models, catalog, rules, API clients, title features)."""
-    from experiments.bandits import bandit_cache
+    from experiments.bandit_state import bandit_cache
     from experiments.services import experiments_cache
     from features.store import title_feature_caches_reset
-    from ranking.rules import rules_cache
+    from ranking.rules_cache import rules_cache
     from recommendations.api.auth import client_cache
-    from recommendations.catalog_cache import catalog_cache
     from recommendations.registry import registry
-    from recommendations.serving import serving_state
+    from recommendations.serving.catalog_cache import catalog_cache
+    from recommendations.serving.state import serving_state
 
     registry.__init__(check_seconds=0)
     catalog_cache.__init__(check_seconds=0, table_check_seconds=0)
@@ -172,7 +172,7 @@ def _build_serving_world(settings, tmp_path) -> None:
     from django.core.management import call_command
 
     from recommendations.models import ModelKind
-    from recommendations.training import model_train
+    from recommendations.training.jobs import model_train
 
     settings.RECO_ARTIFACT_DIR = tmp_path / "artifacts"
     settings.RECO_REGISTRY_CHECK_SECONDS = 0
@@ -222,7 +222,7 @@ def no_published_rules_version():
     restart each run, so a version left there would be stale."""
     from django.core.cache import cache
 
-    from ranking.rules import RULES_VERSION_KEY
+    from ranking.rules_cache import RULES_VERSION_KEY
 
     cache.delete(RULES_VERSION_KEY)
     yield

@@ -88,7 +88,7 @@ WEB_PORT = 8000
 LB_PORT = 80
 AMQP_PORT = 5672
 API_HOST = "rehearsal.internal"  # the Host header of haproxy's health checks
-# What an answer says when a model kind is not active (recommendations.engine's CACHEABLE_DEGRADATIONS): the
+# What an answer says when a model kind is not active (recommendations.serving.engine's CACHEABLE_DEGRADATIONS): the
 # world trains popularity, MF and content (no ranker: 30 s more), and MF serves only if it passed the gate.
 MODEL_FLAGS = {
     "no_ranker": {"ranker"},

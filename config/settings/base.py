@@ -355,7 +355,7 @@ RECO_ARTIFACT_RETRY_MAX_SECONDS = float(env_int("RECO_ARTIFACT_RETRY_MAX_SECONDS
 RECO_ARTIFACT_VERIFY_SECONDS = float(env_int("RECO_ARTIFACT_VERIFY_SECONDS", 15))
 RECO_ARTIFACT_REHASH_SECONDS = float(env_int("RECO_ARTIFACT_REHASH_SECONDS", 3600))
 RECO_PROCESS_STATUS_SECONDS = float(env_int("RECO_PROCESS_STATUS_SECONDS", 30))
-# How often a process looks for edited business rules (ranking/rules.py); edits serve within ~2 s.
+# How often a process looks for edited business rules (ranking/rules_cache.py); edits serve within ~2 s.
 RECO_RULES_CHECK_SECONDS = float(env_int("RECO_RULES_CHECK_SECONDS", 2))
 # How often a process reloads running experiments and the bandit state (experiments/); default 5.
 RECO_EXPERIMENTS_CHECK_SECONDS = float(env_int("RECO_EXPERIMENTS_CHECK_SECONDS", 5))

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from experiments.metrics import engagement_score
+from experiments.ml.metrics import engagement_score
 
 
 @dataclass(frozen=True)

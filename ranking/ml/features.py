@@ -13,7 +13,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from features.definitions import CONTENT_FEATURES, INTERACTION_FEATURES, USER_FEATURES
+from features.ml.definitions import CONTENT_FEATURES, INTERACTION_FEATURES, USER_FEATURES
 from recommendations.ml.catalog import CatalogIndex, popcount32
 from recommendations.ml.sources import SOURCES
 

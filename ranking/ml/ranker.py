@@ -18,7 +18,7 @@ from typing import Any, Self
 import lightgbm as lgb
 import numpy as np
 
-from features.definitions import CONTENT_FEATURES, INTERACTION_FEATURES, USER_FEATURES
+from features.ml.definitions import CONTENT_FEATURES, INTERACTION_FEATURES, USER_FEATURES
 from ranking.ml.compiled import (
     COMPILED_FILE,
     CompiledForest,

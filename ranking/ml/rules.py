@@ -1,6 +1,6 @@
 """Business rules on ranked candidates: suppressions, tier rules, the kids maturity cap and boosts (pure numpy).
 
-The Django side (ranking.rules) builds a `RulesSnapshot` from the rule tables; `apply_rules` runs it over one
+The Django side (ranking.rules_cache) builds a `RulesSnapshot` from the rule tables; `apply_rules` runs it over one
 request's candidates, vectorised over candidates (and over rules where it is cheap).
 
 Semantics, in order:

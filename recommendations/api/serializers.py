@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from rest_framework import serializers
 
-from recommendations.engine import MAX_N
+from recommendations.serving.engine import MAX_N
 from recommendations.vocabulary import (  # noqa: F401 (DEVICE_API_NAMES: the ab_test command's import)
     DEVICE,
     DEVICE_API_NAMES,

@@ -19,9 +19,15 @@ from recommendations.api.serializers import (
     RecsQuerySerializer,
     RecsResponseSerializer,
 )
-from recommendations.context import UserContext
-from recommendations.engine import STAGES, ProfileNotFound, RecommendationEngine, Recommendations, experiment_variant
 from recommendations.models import ApiScope
+from recommendations.serving.context import UserContext
+from recommendations.serving.engine import (
+    STAGES,
+    ProfileNotFound,
+    RecommendationEngine,
+    Recommendations,
+    experiment_variant,
+)
 from users.models import DeviceType
 
 log = logging.getLogger(__name__)

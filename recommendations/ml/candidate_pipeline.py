@@ -1,6 +1,6 @@
 """Candidate generation for one profile (pure): the sources, merged into ~500 unique candidates.
 
-The one pipeline: serving (recommendations.candidates, over what the request read), ranker training and the
+The one pipeline: serving (recommendations.serving.candidate_inputs, over what the request read), ranker training and the
 offline evaluation (recommendations.ml.evaluation_candidates, over a data set's train split) all call
 `generate` with the same parameters.
 

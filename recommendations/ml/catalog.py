@@ -1,6 +1,6 @@
 """The catalog as in-process arrays for the request path: one row per title, in ascending id order.
 
-Pure numpy (no Django): built by recommendations.catalog_cache from the database, shared by the candidate
+Pure numpy (no Django): built by recommendations.serving.catalog_cache from the database, shared by the candidate
 sources, the ranker's features, diversification and the business rules. Every per-title lookup is a
 vectorised searchsorted or a boolean mask, never a loop over titles.
 """
@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-GENRE_BITS = 32  # genre slots as bits of a uint32 mask (features.definitions.GENRE_SLOTS)
+GENRE_BITS = 32  # genre slots as bits of a uint32 mask (features.ml.definitions.GENRE_SLOTS)
 WORLDWIDE = ""  # country code of titles with no country restriction
 
 

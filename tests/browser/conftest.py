@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from django.core.cache import cache
 
-from ranking.rules import RULES_VERSION_KEY
+from ranking.rules_cache import RULES_VERSION_KEY
 
 CHROMIUM = Path(os.environ.get("RECO_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_FLAGS = [

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from experiments.models import Metric
 from recommendations.models import ModelKind, ModelVersion
-from recommendations.training import model_train
+from recommendations.training.jobs import model_train
 from tasks.models import JobRun, JobShard
 from tests.factories.auth import UserFactory
 from tests.factories.events import EventFactory

@@ -8,8 +8,8 @@ import time
 import numpy as np
 
 from config import probes
-from features.definitions import CONTENT_FEATURES, USER_FEATURES
 from features.keys import feature_key
+from features.ml.definitions import CONTENT_FEATURES, USER_FEATURES
 from staff.health import redis_check
 from tests.faultkit import wait_until
 

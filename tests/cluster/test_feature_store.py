@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from features.definitions import CONTENT_FEATURES, USER_FEATURES
 from features.keys import feature_key
+from features.ml.definitions import CONTENT_FEATURES, USER_FEATURES
 from tests.faultkit import wait_until
 
 

@@ -10,8 +10,8 @@ import numpy as np
 from features.keys import feature_key
 from features.services import content_features_refresh, user_features_refresh
 from features.store import FeatureStore
-from ranking.rules import RULES_VERSION_KEY, rules_version, rules_version_publish
-from recommendations.engine import RecommendationEngine
+from ranking.rules_cache import RULES_VERSION_KEY, rules_version, rules_version_publish
+from recommendations.serving.engine import RecommendationEngine
 from tests.conftest import SERVING_NOW
 from users.models import Profile, ViewingEvent
 

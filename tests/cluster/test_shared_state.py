@@ -9,7 +9,7 @@ from django.core.cache import cache
 
 from config import probes, ratelimit
 from config.redis_cluster import is_cluster, shared_redis
-from recommendations.process_status import process_status_publish, process_status_withdraw, serving_processes
+from recommendations.serving.process_status import process_status_publish, process_status_withdraw, serving_processes
 from staff.health import cache_stats, redis_check
 from tasks.locks import JobLock
 

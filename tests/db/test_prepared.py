@@ -4,7 +4,7 @@ import pytest
 from django.db import connection
 
 from config.db import prepared
-from recommendations.context import HEAD_SQL, profile_head_load
+from recommendations.serving.context import HEAD_SQL, profile_head_load
 from tests.factories.users import ProfileFactory
 
 pytestmark = pytest.mark.django_db

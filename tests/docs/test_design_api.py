@@ -23,10 +23,10 @@ from django.conf import settings
 from django.db import connection
 
 from catalog.models import Genre, SubscriptionTier, Title
-from features.definitions import CONTENT, CONTENT_FEATURES, USER, USER_FEATURES
 from features.keys import feature_key
-from recommendations.engine import RankedItem
+from features.ml.definitions import CONTENT, CONTENT_FEATURES, USER, USER_FEATURES
 from recommendations.models import ModelKind, ModelVersion
+from recommendations.serving.engine import RankedItem
 from tests.factories.users import AccountFactory, ProfileFactory, ViewingEventFactory
 from users.models import Account, Profile, ViewingEvent
 

@@ -7,8 +7,8 @@ import datetime as dt
 from django.core.cache import cache
 
 from features.services import content_features_refresh, user_features_refresh
-from recommendations.context import UserContext
-from recommendations.engine import RecommendationEngine
+from recommendations.serving.context import UserContext
+from recommendations.serving.engine import RecommendationEngine
 from tests.events.helpers import event, post
 from users.models import Profile, ViewingEvent
 

@@ -7,7 +7,7 @@ import pytest
 from django.contrib.auth.models import Group
 
 from events.models import EventType
-from experiments.bandits import bandit_cache, bandit_load, exploration_log
+from experiments.bandit_state import bandit_cache, bandit_load, exploration_log
 from experiments.services import experiments_cache
 from ranking.ml.bandit import GENRE_SLOTS, bandit_context, bandit_item_features
 from tests.factories.auth import UserFactory

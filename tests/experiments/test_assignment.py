@@ -8,7 +8,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from experiments.assignment import assign_arm
+from experiments.ml.assignment import assign_arm
 from experiments.models import Experiment
 from experiments.services import (
     ArmSpec,

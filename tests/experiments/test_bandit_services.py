@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 
 from events.models import Event, EventType
-from experiments.bandits import (
+from experiments.bandit_state import (
     BANDIT_HOMEPAGE,
     bandit_cache,
     bandit_load,

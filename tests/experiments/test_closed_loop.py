@@ -13,10 +13,10 @@ from experiments.closed_loop import LoopConfig, SimulatedWorld, default_arms, lo
 from experiments.ml.closed_loop import VisitModel
 from features.services import content_features_refresh
 from features.store import FeatureStore
-from recommendations.context import UserContext
-from recommendations.engine import RecommendationEngine, Variant
 from recommendations.models import ModelKind, ModelVersion
-from recommendations.serving import serving_state
+from recommendations.serving.context import UserContext
+from recommendations.serving.engine import RecommendationEngine, Variant
+from recommendations.serving.state import serving_state
 from tests.conftest import SERVING_NOW
 from tests.factories.users import AccountFactory, ProfileFactory, ViewingEventFactory
 from users.models import ViewingEvent
@@ -109,7 +109,7 @@ def test_ab_test_reads_each_arm_against_the_oracle_served_in_shadow(serving_worl
 
 def test_label_debiasing_weights_the_training_labels_and_is_recorded_with_the_version(serving_world):
     from recommendations import selectors
-    from recommendations.training import LABEL_DEBIAS, debiased_labels, model_train
+    from recommendations.training.jobs import LABEL_DEBIAS, debiased_labels, model_train
 
     history = selectors.training_interactions()[["user_id", "content_id", "rating"]]
     weighted = debiased_labels(history, power=0.5)

@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 
 from events.models import EventType
-from experiments.metrics import two_proportion_ztest
+from experiments.ml.metrics import two_proportion_ztest
 from experiments.models import ExperimentResult, Metric
 from experiments.services import experiment_metrics_compute, experiments_to_measure
 from tests.factories.catalog import TitleFactory

@@ -1,6 +1,6 @@
 """Hand-made viewing histories and the feature values worked out by hand from them.
 
-Shared by the pure tests (tests/features/test_compute.py) and the database tests, so the SQL path and
+Shared by the pure tests (tests/features/ml/test_compute.py) and the database tests, so the SQL path and
 the pandas path must agree with the same arithmetic. Titles and genres are symbolic; each test maps
 them to ids.
 """

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-PURE_MODULES = ["features.definitions", "features.compute", "features.codec"]
+PURE_MODULES = ["features.ml.definitions", "features.ml.compute", "features.ml.codec"]
 
 
 def test_pure_feature_modules_do_not_import_django():

@@ -10,7 +10,7 @@ import pytest
 from django.db import connection
 
 from features import rollups, selectors
-from features.compute import CONTENT_AGGREGATES
+from features.ml.compute import CONTENT_AGGREGATES
 from tests.factories.catalog import TitleFactory
 from tests.factories.users import ProfileFactory
 from users.models import ViewingEvent

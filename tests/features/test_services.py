@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 
 from features import selectors, services
-from features.definitions import INTERACTION_FEATURES, USER_FEATURES
 from features.generators import ContentFeatureGenerator, UserFeatureGenerator
+from features.ml.definitions import INTERACTION_FEATURES, USER_FEATURES
 from tests.factories.users import ProfileFactory, ViewingEventFactory
 from tests.features.histories import AS_OF, CONTENT_EXPECTED, USER_EXPECTED
-from tests.features.test_compute import assert_content_row, assert_user_row
+from tests.features.ml.test_compute import assert_content_row, assert_user_row
 from users.models import ViewingEvent
 
 
@@ -97,7 +97,7 @@ def test_content_refresh_announces_a_title_matrix_that_serving_reads_from_memory
 
 
 def test_sql_aggregates_match_the_pandas_twin(content_histories):
-    from features.compute import content_aggregates
+    from features.ml.compute import content_aggregates
 
     viewings = pd.DataFrame(
         list(ViewingEvent.objects.values_list("title_id", "started_at", "watch_percentage", "completed")),
@@ -143,7 +143,7 @@ def test_generators_compute_and_store_one_entity(user_histories, content_histori
 
 def test_batch_refresh_of_a_synthetic_world_matches_the_pure_computation(db, store):
     """Factories at volume: the SQL read path feeds compute exactly what the ORM sees."""
-    from features.compute import user_features
+    from features.ml.compute import user_features
 
     profiles = ProfileFactory.create_batch(3)
     for i in range(30):

@@ -10,8 +10,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from features import services, snapshots
-from features.compute import FeatureMatrix
-from features.definitions import USER_FEATURES
+from features.ml.compute import FeatureMatrix
+from features.ml.definitions import USER_FEATURES
 from tests.features.histories import AS_OF, USER_EXPECTED
 
 JAN_1 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)

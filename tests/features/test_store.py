@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import redis
 
-from features import codec
-from features.definitions import CONTENT_FEATURES, FEATURE_SETS, GENRE_SLOTS, USER_FEATURES
 from features.keys import feature_key
+from features.ml import codec
+from features.ml.definitions import CONTENT_FEATURES, FEATURE_SETS, GENRE_SLOTS, USER_FEATURES
 from features.store import FeatureStore
 
 

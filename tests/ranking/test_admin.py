@@ -11,7 +11,7 @@ from django.core.cache import cache
 
 from catalog.models import SubscriptionTier
 from ranking.models import Boost, KidsPolicy, RuleChange, Suppression, TargetKind, TierRule
-from ranking.rules import RULES_VERSION_KEY
+from ranking.rules_cache import RULES_VERSION_KEY
 from tests.admin_helpers import admin_url, changelist_queries
 from tests.factories.catalog import CountryFactory, GenreFactory, TitleFactory
 from tests.factories.ranking import BoostFactory, RuleChangeFactory, SuppressionFactory, TierRuleFactory
@@ -309,7 +309,7 @@ def test_rules_changelist_queries_do_not_grow_with_rows(admin_client, model):
 
 def test_editor_changes_the_diversity_weight_and_serving_sees_it(editor_client, django_capture_on_commit_callbacks):
     from ranking.models import DiversityPolicy
-    from ranking.rules import RulesCache
+    from ranking.rules_cache import RulesCache
 
     policy = DiversityPolicy.objects.get()  # created by the migration
     assert RulesCache(check_seconds=0).current().mmr_lambda == pytest.approx(0.7)

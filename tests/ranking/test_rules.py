@@ -15,7 +15,7 @@ from django.utils import timezone
 from catalog.models import SubscriptionTier
 from ranking.ml.rules import NO_END, NO_START, TARGET_GENRE, TARGET_ORIGINALS, TARGET_TITLE, apply_rules
 from ranking.models import Boost, RuleChange, Suppression, TargetKind, TierRule
-from ranking.rules import (
+from ranking.rules_cache import (
     RULES_VERSION_KEY,
     RulesCache,
     rules_snapshot_load,
@@ -26,7 +26,7 @@ from ranking.services import rule_change_record, rules_delete
 from tests.admin_helpers import admin_url
 from tests.factories.catalog import CountryFactory, GenreFactory, TitleFactory
 from tests.factories.ranking import BoostFactory, KidsPolicyFactory, SuppressionFactory, TierRuleFactory
-from tests.ranking_ml_rules.handmade import make_catalog
+from tests.ranking.ml.handmade import make_catalog
 
 pytestmark = pytest.mark.django_db
 

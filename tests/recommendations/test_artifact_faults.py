@@ -22,7 +22,7 @@ from django.db import connection
 
 from recommendations.ml.matrix_factorization import ITEM_FACTORS_FILE
 from recommendations.models import ApiClient, ModelKind, ModelVersion
-from recommendations.process_status import serving_processes
+from recommendations.serving.process_status import serving_processes
 from users.models import ViewingEvent
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -183,7 +183,7 @@ def test_a_truncated_active_artifact_fails_no_request_shows_within_a_minute_and_
 
 
 def test_an_activation_reaches_every_process_and_the_master_reforks_its_workers(gunicorn_server):
-    from recommendations.training import model_train
+    from recommendations.training.jobs import model_train
 
     before = {s["pid"] for s in gunicorn_server.statuses() if s["role"] == "worker"}
     result = model_train(kind=ModelKind.POPULARITY, activation="always")

@@ -24,9 +24,9 @@ from recommendations.artifact_store import PathStore, StoreUnavailable, UrlStore
 from recommendations.ml.matrix_factorization import ITEM_FACTORS_FILE, MatrixFactorization
 from recommendations.ml.popularity import PopularityRecommender
 from recommendations.models import ApiClient, ModelKind, ModelVersion
-from recommendations.process_status import serving_processes
 from recommendations.registry import ModelRegistry
 from recommendations.services import model_version_activate, model_version_register
+from recommendations.serving.process_status import serving_processes
 from tests.faultkit import free_port, gunicorn_server, request, tcp_proxy, wait_until
 from users.models import ViewingEvent
 
@@ -210,7 +210,7 @@ def test_two_gunicorn_masters_with_their_own_caches_ride_out_an_unreachable_stor
     """Both web hosts reach the bucket through a proxy: killed during a swap (the store unreachable from them, not
     from the trainer), every process keeps the old model and shows the failed load; revived, both masters load
     the new version into their own caches and re-fork their workers by themselves."""
-    from recommendations.training import model_train
+    from recommendations.training.jobs import model_train
 
     assert artifact_store().remote and s3.keys(artifact_store())  # the world's models are in the bucket
     ApiClient.issue("store-test", key=KEY, rate="100000/min")

@@ -18,15 +18,15 @@ import pytest
 from recommendations.artifact_cache import ArtifactCorrupt, private_copy
 from recommendations.ml.matrix_factorization import ITEM_FACTORS_FILE, MatrixFactorization
 from recommendations.models import ModelKind
-from recommendations.process_status import (
+from recommendations.registry import ModelRegistry, artifact_dir
+from recommendations.services import model_version_activate, model_version_register
+from recommendations.serving.monitor import ServingMonitor
+from recommendations.serving.process_status import (
     PROCESS_STATUS_KEY,
     process_status_publish,
     process_status_withdraw,
     serving_processes,
 )
-from recommendations.registry import ModelRegistry, artifact_dir
-from recommendations.services import model_version_activate, model_version_register
-from recommendations.serving_monitor import ServingMonitor
 from tests.factories.recommendations import ModelVersionFactory
 
 MF = ModelKind.MATRIX_FACTORIZATION
@@ -250,7 +250,7 @@ def test_a_status_not_published_for_two_minutes_is_dropped(db):
     assert [p["host"] for p in serving_processes()].count("gone-host") == 1
     from django.core.cache import cache
 
-    from recommendations.process_status import _redis
+    from recommendations.serving.process_status import _redis
 
     client = _redis()
     if client is not None:  # age the entry by hand, as if the process had died 3 minutes ago

@@ -17,10 +17,10 @@ from django.utils import timezone
 from catalog.models import MaturityRating, Title
 from features.services import content_features_refresh
 from features.store import FeatureStore
-from recommendations.catalog_cache import catalog_cache, catalog_version_bump
 from recommendations.content_safety import Leak, NameIndex, response_leaks
-from recommendations.context import UserContext
-from recommendations.engine import RankedItem, RecommendationEngine, Recommendations, Row
+from recommendations.serving.catalog_cache import catalog_cache, catalog_version_bump
+from recommendations.serving.context import UserContext
+from recommendations.serving.engine import RankedItem, RecommendationEngine, Recommendations, Row
 from tests.conftest import SERVING_NOW
 from tests.factories.users import AccountFactory, ProfileFactory, ViewingEventFactory
 from users.models import Profile, ViewingEvent

@@ -8,7 +8,7 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from tests.ml.test_evaluation import _other_layouts, write_tiny_ml100k
+from tests.recommendations.ml.test_evaluation import _other_layouts, write_tiny_ml100k
 
 
 def test_quick_evaluation_writes_json_and_plot_and_prints_the_table(tmp_path):

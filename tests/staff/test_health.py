@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from django.urls import reverse
 
-from features.definitions import CONTENT, USER, feature_set
+from features.ml.definitions import CONTENT, USER, feature_set
 from features.store import FeatureStore
 from recommendations.services import model_version_activate
 from staff import health

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from recommendations.process_status import process_status_publish, process_status_withdraw
 from recommendations.services import model_version_activate
+from recommendations.serving.process_status import process_status_publish, process_status_withdraw
 from tests.factories.recommendations import ModelVersionFactory
 
 CHECKSUM = "ab" * 32

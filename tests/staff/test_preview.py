@@ -12,9 +12,9 @@ from django.utils import timezone
 
 from catalog.models import SubscriptionTier, Title
 from ranking.models import RuleChange
-from ranking.rules import rules_version_publish
+from ranking.rules_cache import rules_version_publish
 from ranking.services import rule_change_record
-from recommendations.context import profile_head_load
+from recommendations.serving.context import profile_head_load
 from staff.preview import TitleInfo, rules_matching
 from tests.factories.catalog import CountryFactory, GenreFactory, TitleFactory
 from tests.factories.ranking import BoostFactory, SuppressionFactory, TierRuleFactory

@@ -11,9 +11,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from catalog.models import MaturityRating, Title
-from recommendations.catalog_cache import catalog_cache
 from recommendations.content_safety import NameIndex, response_leaks
-from recommendations.engine import RankedItem, Recommendations, Row
+from recommendations.serving.catalog_cache import catalog_cache
+from recommendations.serving.engine import RankedItem, Recommendations, Row
 from tests.factories.auth import UserFactory
 from tests.factories.users import ViewingEventFactory
 from users.models import Profile, ViewingEvent

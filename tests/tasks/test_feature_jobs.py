@@ -81,7 +81,7 @@ def test_failed_refresh_leaves_the_previous_features_in_place(watched, monkeypat
     def broken(*args, **kwargs):
         raise RuntimeError("feature code bug")
 
-    monkeypatch.setattr("features.compute.user_features", broken)
+    monkeypatch.setattr("features.ml.compute.user_features", broken)
     with pytest.raises(RuntimeError):
         refresh_user_features_shard.apply(args=(ids[0], ids[-1] + 1), throw=True)
 

@@ -18,9 +18,9 @@ from catalog.models import Title
 from events.api.parsing import MAX_EVENTS, MAX_ROWS
 from experiments.closed_loop import OracleShadow, SimulatedWorld
 from experiments.management.commands.experiment_metrics import _as_dict, _table
+from experiments.ml.simulation import BehaviourModel
 from experiments.models import Experiment, Metric
 from experiments.services import ArmSpec, experiment_create, experiment_metrics_compute, experiment_status_set
-from experiments.simulation import BehaviourModel
 from recommendations.api.serializers import DEVICE_API_NAMES
 from recommendations.models import API_KEY_PREFIX_LENGTH, ApiClient, api_key_digest
 from users.loaders.synthetic import GroundTruth

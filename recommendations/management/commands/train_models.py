@@ -7,7 +7,7 @@ import datetime as dt
 from django.core.management.base import BaseCommand, CommandError
 
 from recommendations.models import ModelKind
-from recommendations.training import model_train
+from recommendations.training.jobs import model_train
 
 DEFAULT_KINDS = "popularity,mf,content,ncf,ranker"  # the ranker last: it trains on the others' candidates
 
