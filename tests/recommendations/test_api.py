@@ -8,22 +8,7 @@ from django.core.management import call_command
 from rest_framework.test import APIClient
 
 from recommendations.models import ApiClient
-from users.models import Profile, ViewingEvent
-
-KEY = "test-key-0123456789abcdef"
-
-
-@pytest.fixture
-def api(serving_world):
-    ApiClient.issue("tests", key=KEY, rate="1000/min")
-    client = APIClient()
-    client.credentials(HTTP_X_API_KEY=KEY)
-    return client
-
-
-@pytest.fixture
-def profile(serving_world) -> Profile:
-    return Profile.objects.get(pk=ViewingEvent.objects.order_by("-profile_id").values("profile_id")[0]["profile_id"])
+from users.models import Profile
 
 
 def test_recs_answers_with_items_rows_versions_and_server_timing(api, profile):

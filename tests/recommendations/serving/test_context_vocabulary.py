@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from rest_framework.test import APIClient
 
 from recommendations.api.serializers import DeviceOrNumberField, RecsQuerySerializer, RecsRequestSerializer
-from recommendations.models import ApiClient
 from recommendations.serving.context import UserContext
 from recommendations.vocabulary import DEVICE, SUBSCRIPTION_TIER, TIME_OF_DAY, ContextValueError
-from users.models import DeviceType, Profile, ViewingEvent
+from users.models import DeviceType
 
-KEY = "vocabulary-key-0123456789abcdef"
 VOCABULARIES = (DEVICE, TIME_OF_DAY, SUBSCRIPTION_TIER)
 
 
@@ -85,19 +82,6 @@ def test_a_json_body_takes_numbers_as_integers_only(vocabulary):
 def test_events_take_the_same_device_names():
     field = DeviceOrNumberField()
     assert field.to_internal_value("smart_tv") == field.to_internal_value(1) == DeviceType.TV
-
-
-@pytest.fixture
-def api(serving_world):
-    ApiClient.issue("vocabulary", key=KEY, rate="1000/min")
-    client = APIClient()
-    client.credentials(HTTP_X_API_KEY=KEY)
-    return client
-
-
-@pytest.fixture
-def profile(serving_world) -> Profile:
-    return Profile.objects.get(pk=ViewingEvent.objects.order_by("-profile_id").values("profile_id")[0]["profile_id"])
 
 
 def test_recs_over_http_take_the_designs_context_and_answer_as_python_does(api, profile):
