@@ -142,16 +142,7 @@ def _read_100k(path: Path) -> RatingsDataset:
     _first_bad(items, ((flags != 0) & (flags != 1)).any(axis=1), item_file, "a genre flag must be 0 or 1")
     released = pd.to_datetime(items[2], format="%d-%b-%Y", errors="coerce")
     _first_bad(items, items[2].ne("") & released.isna(), item_file, "release date is not like 01-Jan-1995")
-    users = None
-    if (path / "u.user").is_file():
-        table = _read_table(path / "u.user", "|", 5)
-        users = pd.DataFrame(
-            {
-                "user_id": _integers(table, 0, path / "u.user", "user id"),
-                "age": _integers(table, 1, path / "u.user", "age"),
-            }
-        )
-        _unique(users["user_id"].to_numpy(), "user id", table, path / "u.user")
+    users = _read_users(path / "u.user", "|", age_field=1, age_column="age")
     ratings = _read_table(path / "u.data", "\t", 4)
     return _assemble(
         "ml-100k",
@@ -168,22 +159,28 @@ def _read_100k(path: Path) -> RatingsDataset:
     )
 
 
+def _read_users(file: Path, separator: str, *, age_field: int, age_column: str) -> pd.DataFrame | None:
+    """user_id and the age column of a users file (5 fields: u.user, users.dat), or None when there is none."""
+    if not file.is_file():
+        return None
+    table = _read_table(file, separator, 5)
+    users = pd.DataFrame(
+        {
+            "user_id": _integers(table, 0, file, "user id"),
+            age_column: _integers(table, age_field, file, age_column.replace("_", " ")),
+        }
+    )
+    _unique(users["user_id"].to_numpy(), "user id", table, file)
+    return users
+
+
 def _read_1m(path: Path) -> RatingsDataset:
     movie_file = path / "movies.dat"
     movies = _read_table(movie_file, "::", 3)
     movie_ids = _integers(movies, 0, movie_file, "movie id")
     _unique(movie_ids, "movie id", movies, movie_file)
     names, flags = _genre_matrix(movies[2])
-    users = None
-    if (path / "users.dat").is_file():
-        table = _read_table(path / "users.dat", "::", 5)
-        users = pd.DataFrame(
-            {
-                "user_id": _integers(table, 0, path / "users.dat", "user id"),
-                "age_group": _integers(table, 2, path / "users.dat", "age group"),
-            }
-        )
-        _unique(users["user_id"].to_numpy(), "user id", table, path / "users.dat")
+    users = _read_users(path / "users.dat", "::", age_field=2, age_column="age_group")
     ratings = _read_table(path / "ratings.dat", "::", 4)
     return _assemble(
         "ml-1m",
