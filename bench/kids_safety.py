@@ -20,24 +20,21 @@ by place, and the time per request; exits 1 on any leak.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
+from _django import django_setup, world_arguments  # bench/, on sys.path as the script's folder
 
-ROOT = Path(__file__).resolve().parent.parent
 CHUNK = 500  # profiles whose histories are read (and injected) per query
 EXAMPLES = 5  # leaks printed in full
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--database-url", default="", help="default: the embedded SQLite database the demo uses")
-    parser.add_argument("--redis-url", default="", help="the feature store's Redis (default: none, the embedded store)")
-    parser.add_argument("--artifact-dir", default="", help="default: the settings' (the demo's)")
+    world_arguments(parser)
     parser.add_argument("--capped", action="store_true", help="also every non-kids profile with a cap below 18+")
     parser.add_argument("--limit", type=int, default=0, help="a random sample of this many profiles (0: all)")
     parser.add_argument("--seconds", type=float, default=120.0, help="stop walking after this long")
@@ -45,20 +42,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=14)
     args = parser.parse_args()
 
-    os.environ.update(DJANGO_SETTINGS_MODULE="config.settings.base", LOG_LEVEL="WARNING")
-    for name, value in (
-        ("DATABASE_URL", args.database_url),
-        ("REDIS_URL", args.redis_url),
-        ("RECO_ARTIFACT_DIR", args.artifact_dir),
-    ):
-        if value:
-            os.environ[name] = value
-        else:
-            os.environ.pop(name, None)
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
+    django_setup(args)
     from django.db import transaction
     from django.db.models import Q
 

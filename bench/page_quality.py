@@ -16,44 +16,26 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
+from _django import django_setup, world_arguments  # bench/, on sys.path as the script's folder
 
-ROOT = Path(__file__).resolve().parent.parent
 TOP = 20
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--database-url", default="", help="default: the embedded SQLite database the demo uses")
-    parser.add_argument("--redis-url", default="", help="the feature store's Redis (default: none, the embedded store)")
-    parser.add_argument("--artifact-dir", default="", help="default: the settings'")
+    world_arguments(parser)
     parser.add_argument("--profiles", type=int, default=128)
     parser.add_argument("--seed", type=int, default=16)
     parser.add_argument("--json", dest="json_path", type=Path)
     args = parser.parse_args()
 
-    os.environ.update(DJANGO_SETTINGS_MODULE="config.settings.base", LOG_LEVEL="WARNING")
-    for name, value in (
-        ("DATABASE_URL", args.database_url),
-        ("REDIS_URL", args.redis_url),
-        ("RECO_ARTIFACT_DIR", args.artifact_dir),
-    ):
-        if value:
-            os.environ[name] = value
-        else:
-            os.environ.pop(name, None)
-    sys.path.insert(0, str(ROOT))
-    sys.path.insert(1, str(Path(__file__).resolve().parent))
-    import django
-
-    django.setup()
+    django_setup(args)
     from _machine import calibration
 
     from recommendations.serving.context import UserContext
