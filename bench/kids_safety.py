@@ -23,7 +23,6 @@ import argparse
 import sys
 import time
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 from _django import django_setup, world_arguments  # bench/, on sys.path as the script's folder
