@@ -50,4 +50,4 @@ lint: install
 	$(BIN)/lint-imports
 
 typecheck: install  # strict on the pure packages (pyproject [tool.mypy]); the rest follows as it is typed
-	$(BIN)/mypy recommendations/ml users/ml
+	$(BIN)/mypy recommendations/ml users/ml ranking/ml

@@ -290,7 +290,8 @@ class UniformRandom(BanditPolicy):
         return np.zeros(len(item_features))
 
     def _distribution(self, scores: np.ndarray, available: np.ndarray) -> np.ndarray:
-        return available / available.sum()
+        uniform: np.ndarray = available / available.sum()
+        return uniform
 
     def _fold(self, features: np.ndarray, rewards: np.ndarray) -> None:
         pass  # learns nothing; update() still counts impressions and reward
@@ -328,7 +329,8 @@ class RidgeModel(BanditPolicy):
     def predicted_reward(self, context: np.ndarray, item_features: np.ndarray) -> np.ndarray:
         """float64 (m,): θᵀφ, the model's mean reward of each candidate."""
         theta, _ = self.posterior()
-        return interaction_features(context, item_features, self.shared_width) @ theta
+        reward: np.ndarray = interaction_features(context, item_features, self.shared_width) @ theta
+        return reward
 
     def _state(self) -> dict[str, np.ndarray]:
         return {"gram": self.gram, "moment": self.moment}
@@ -365,7 +367,8 @@ class LinUCBSoftmax(RidgeModel):
         theta, inverse = self.posterior()
         features = interaction_features(context, item_features, self.shared_width)
         width = np.sqrt(np.maximum(((features @ inverse) * features).sum(axis=1), 0.0))
-        return features @ theta + self.alpha * width
+        upper: np.ndarray = features @ theta + self.alpha * width
+        return upper
 
     def _distribution(self, scores: np.ndarray, available: np.ndarray) -> np.ndarray:
         return softmax_with_floor(scores, available, self.temperature, self.floor)
@@ -395,7 +398,8 @@ class EpsilonGreedy(RidgeModel):
 
     def _distribution(self, scores: np.ndarray, available: np.ndarray) -> np.ndarray:
         best = available & (scores >= scores[available].max() - 1e-12)
-        return self.epsilon * available / available.sum() + (1.0 - self.epsilon) * best / best.sum()
+        mixed: np.ndarray = self.epsilon * available / available.sum() + (1.0 - self.epsilon) * best / best.sum()
+        return mixed
 
     def _params(self) -> list[float]:
         return [self.epsilon, self.ridge]
@@ -448,7 +452,7 @@ class FixedLinearSoftmax(BanditPolicy):
     @classmethod
     def _build(cls, params: list[float], **widths: int) -> FixedLinearSoftmax:
         temperature, floor = params
-        return cls(temperature=temperature, floor=floor, **widths)
+        return cls(temperature=temperature, floor=floor, **widths)  # type: ignore[arg-type]  # only *_width keys
 
     def _state(self) -> dict[str, np.ndarray]:
         return {"weights": self.weights}
@@ -467,13 +471,14 @@ def softmax_with_floor(scores: np.ndarray, available: np.ndarray, temperature: f
     logits = np.where(available, scores / temperature, -np.inf)
     weights = np.exp(logits - logits[available].max())
     count = available.sum()
-    return (1.0 - floor) * weights / weights.sum() + floor * available / count
+    probabilities: np.ndarray = (1.0 - floor) * weights / weights.sum() + floor * available / count
+    return probabilities
 
 
 def policy_to_bytes(policy: BanditPolicy) -> bytes:
     """The policy as an npz (no pickles): what experiments.BanditState stores."""
     buffer = io.BytesIO()
-    np.savez(buffer, **policy.to_arrays())
+    np.savez(buffer, **policy.to_arrays())  # type: ignore[arg-type]  # the stubs read a key as allow_pickle
     return buffer.getvalue()
 
 

@@ -89,7 +89,8 @@ class CompiledForest:
         return cls(model, model.num_feature())
 
     def predict(self, features: np.ndarray) -> np.ndarray:
-        return self._model.predict(features, n_jobs=1)
+        scores: np.ndarray = self._model.predict(features, n_jobs=1)
+        return scores
 
 
 def probe_rows(n_features: int, *, rows: int = PROBE_ROWS, seed: int = 0) -> np.ndarray:
@@ -99,7 +100,8 @@ def probe_rows(n_features: int, *, rows: int = PROBE_ROWS, seed: int = 0) -> np.
     probe = rng.standard_normal((rows, n_features)) * rng.choice([0.1, 1.0, 10.0, 1000.0], size=(rows, 1))
     probe[rng.random(probe.shape) < 0.1] = np.nan
     probe[rng.random(probe.shape) < 0.1] = 0.0
-    return probe.astype(np.float32)
+    rows32: np.ndarray = probe.astype(np.float32)
+    return rows32
 
 
 def check_against(forest: CompiledForest, reference: np.ndarray, probe: np.ndarray) -> None:

@@ -57,6 +57,5 @@ def context_multipliers(
 def context_tilt(scores: np.ndarray, multipliers: np.ndarray, *, log_scale: bool) -> np.ndarray:
     """The scores with the multipliers applied (a new array)."""
     scores = np.asarray(scores, np.float32)
-    if log_scale:
-        return (scores + np.log(multipliers)).astype(np.float32)
-    return (scores * multipliers).astype(np.float32)
+    tilted: np.ndarray = (scores + np.log(multipliers) if log_scale else scores * multipliers).astype(np.float32)
+    return tilted

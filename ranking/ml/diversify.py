@@ -83,7 +83,8 @@ def genre_vectors(genre_masks: np.ndarray) -> np.ndarray:
 
 def _normalise_rows(vectors: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
+    unit: np.ndarray = np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
+    return unit
 
 
 def blend_vectors(genre_unit: np.ndarray, factor_vectors: np.ndarray | None, factor_weight: float) -> np.ndarray:
@@ -138,7 +139,8 @@ def _genre_count(masks: np.ndarray) -> int:
 def outside_usual(genre_masks: np.ndarray, usual_genres: int) -> np.ndarray:
     """bool (n,): titles with genres, none of them usual (titles without genres are neither inside nor out)."""
     masks = np.asarray(genre_masks, dtype=np.uint32)
-    return (masks != 0) & ((masks & np.uint32(usual_genres)) == 0)
+    outside: np.ndarray = (masks != 0) & ((masks & np.uint32(usual_genres)) == 0)
+    return outside
 
 
 def diversity_report(
@@ -169,7 +171,13 @@ def usual_genre_mask(affinity: np.ndarray, *, coverage: float = 0.8, max_genres:
     return np.uint32(np.bitwise_or.reduce(np.left_shift(np.uint32(1), slots[:count].astype(np.uint32))))
 
 
-def _deficit(genres, recent, older, outside, quotas) -> np.ndarray:
+def _deficit(
+    genres: np.ndarray | int,
+    recent: np.ndarray | int,
+    older: np.ndarray | int,
+    outside: np.ndarray | int,
+    quotas: dict[str, int],
+) -> np.ndarray:
     """How far counts (arrays of any shape) are from the quotas, summed over the targets."""
     return (
         np.maximum(quotas["min_genres"] - genres, 0)
@@ -181,17 +189,22 @@ def _deficit(genres, recent, older, outside, quotas) -> np.ndarray:
 
 
 def _repair(
-    top: np.ndarray, pool: np.ndarray, masks: np.ndarray, recent: np.ndarray, outside: np.ndarray, quotas: dict
+    top: np.ndarray,
+    pool: np.ndarray,
+    masks: np.ndarray,
+    recent: np.ndarray,
+    outside: np.ndarray,
+    quotas: dict[str, int],
 ) -> tuple[np.ndarray, list[int]]:
     """Greedy swaps between `top` and `pool` (relevance order) until no swap lowers the deficit.
 
     Each round scores every (position, candidate) swap at once: (window × pool) arrays of the counts after it.
     """
     top = top.copy()
-    pool = list(pool)
+    candidates: list[int] = list(pool)
     removed: list[int] = []
     window = len(top)
-    while pool:
+    while candidates:
         top_masks = masks[top]
         genres_now = _genre_count(top_masks)
         recent_now, outside_now = int(recent[top].sum()), int(outside[top].sum())
@@ -201,7 +214,7 @@ def _repair(
         before = np.concatenate([[0], np.bitwise_or.accumulate(top_masks)[:-1]]).astype(np.uint32)
         after = np.concatenate([np.bitwise_or.accumulate(top_masks[::-1])[::-1][1:], [0]]).astype(np.uint32)
         without = before | after  # genres of the window without each position
-        pool_arr = np.asarray(pool, dtype=np.int64)
+        pool_arr = np.asarray(candidates, dtype=np.int64)
         genres = popcount32(without[:, None] | masks[pool_arr][None, :])
         recent_after = recent_now - recent[top][:, None].astype(np.int64) + recent[pool_arr][None, :]
         outside_after = outside_now - outside[top][:, None].astype(np.int64) + outside[pool_arr][None, :]
@@ -213,7 +226,7 @@ def _repair(
         best = gain[:, column] == gain[:, column].max()
         position = int(np.flatnonzero(best)[-1])  # the lowest-ranked item it can replace
         removed.append(int(top[position]))
-        top[position] = pool.pop(column)
+        top[position] = candidates.pop(column)
     return top, removed
 
 
@@ -274,7 +287,8 @@ def recent_titles(catalog: CatalogIndex, rows: np.ndarray, *, today_days: int, r
     this_year = 1970 + int(today_days // DAYS_PER_YEAR)
     release_year = catalog.release_year[rows].astype(np.int64)
     added_recently = catalog.date_added_days[rows] > today_days - recent_years * DAYS_PER_YEAR
-    return np.where(release_year > 0, release_year > this_year - recent_years, added_recently)
+    recent: np.ndarray = np.where(release_year > 0, release_year > this_year - recent_years, added_recently)
+    return recent
 
 
 def diversify_titles(

@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Self, cast
 
 import lightgbm as lgb
 import numpy as np
@@ -193,7 +193,8 @@ class LambdaMARTRanker:
         matrix = self._check_features(features)
         if self.compiled is not None:
             return self.compiled.predict(matrix)
-        return booster.predict(matrix, num_iteration=self.best_iteration, num_threads=num_threads)
+        # A matrix in, an array out (the stubs' union also covers sparse inputs and contributions).
+        return cast(np.ndarray, booster.predict(matrix, num_iteration=self.best_iteration, num_threads=num_threads))
 
     @property
     def backend(self) -> str:
@@ -302,7 +303,7 @@ class LambdaMARTRanker:
                 raise CompiledForestError(error)
             forest = CompiledForest.load(directory / MODEL_FILE, directory / info["file"], info)
             probe = probe_rows(len(self.feature_names))
-            check_against(forest, self._check_fitted().predict(probe, num_threads=1), probe)
+            check_against(forest, cast(np.ndarray, self._check_fitted().predict(probe, num_threads=1)), probe)
         except (CompiledForestError, OSError, ValueError, RuntimeError) as failure:
             self.compiled_error = str(failure)
             log.warning("ranker %s: serving with LightGBM, its compiled forest does not serve: %s", directory, failure)

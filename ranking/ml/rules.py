@@ -16,6 +16,7 @@ Semantics, in order:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal, NamedTuple
 
@@ -29,11 +30,11 @@ DEFAULT_KIDS_MATURITY_CAP = 7
 DEFAULT_MMR_LAMBDA = 0.7
 
 
-def _int64(values=()) -> np.ndarray:
+def _int64(values: Sequence[int] | np.ndarray = ()) -> np.ndarray:
     return np.asarray(values, dtype=np.int64).reshape(-1)
 
 
-def _float64(values=()) -> np.ndarray:
+def _float64(values: Sequence[float] | np.ndarray = ()) -> np.ndarray:
     return np.asarray(values, dtype=np.float64).reshape(-1)
 
 
@@ -101,12 +102,14 @@ class RulesSnapshot:
     def active_boosts(self, *, country: str, now_epoch: float) -> np.ndarray:
         """bool (b,): boosts that apply in `country` at `now_epoch`."""
         in_window = (self.boost_starts <= now_epoch) & (now_epoch < self.boost_ends)
-        return in_window & self._for_country("boost", country)
+        active: np.ndarray = in_window & self._for_country("boost", country)
+        return active
 
     def active_suppressions(self, *, country: str, now_epoch: float) -> np.ndarray:
         """bool (s,): suppressions in force in `country` at `now_epoch`."""
         in_window = (self.suppression_starts <= now_epoch) & (now_epoch < self.suppression_ends)
-        return in_window & self._for_country("suppression", country)
+        active: np.ndarray = in_window & self._for_country("suppression", country)
+        return active
 
     def next_window_edge(self, now_epoch: float) -> float | None:
         """The next moment a window opens or closes (epoch seconds), or None: cached answers expire by then."""
@@ -191,6 +194,7 @@ def apply_rules(
         winners = matches & (priority[:, None] == top_priority[None, :])
         log_boost = (winners * np.log(snapshot.boost_multiplier[active])[:, None]).sum(axis=0)
     boosted = log_boost != 0
+    boosted_scores: np.ndarray
     if score_scale == "log":
         boosted_scores = scores + log_boost
     else:

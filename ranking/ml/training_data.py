@@ -86,7 +86,7 @@ class TrainingData:
 def graded_labels(ratings: np.ndarray, *, strong_rating: float | None = STRONG_RATING) -> np.ndarray:
     """int32 labels of later interactions: NaN (none) → 0, any rating → 1, ≥ strong_rating → 2 (None: binary)."""
     ratings = np.asarray(ratings, dtype=np.float64)
-    labels = (~np.isnan(ratings)).astype(np.int32)
+    labels: np.ndarray = (~np.isnan(ratings)).astype(np.int32)
     if strong_rating is not None:
         labels[ratings >= strong_rating] = 2
     return labels
