@@ -10,7 +10,6 @@ catches a publish that was lost (e.g. Redis down at commit time).
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterable
@@ -21,6 +20,7 @@ from django.core.cache import cache
 from django.db.models import Max, Q
 from django.utils import timezone
 
+from config.reloading import VersionedSnapshot
 from ranking.ml.rules import NO_END, NO_START, TARGET_GENRE, TARGET_ORIGINALS, TARGET_TITLE, RulesSnapshot
 from ranking.models import Boost, DiversityPolicy, KidsPolicy, RuleChange, Suppression, TargetKind, TierRule
 
@@ -134,54 +134,44 @@ class RulesCache:
     def __init__(self, *, check_seconds: float | None = None, db_check_seconds: float = 60.0) -> None:
         self.check_seconds = settings.RECO_RULES_CHECK_SECONDS if check_seconds is None else check_seconds
         self.db_check_seconds = db_check_seconds
-        self._snapshot: RulesSnapshot | None = None
-        self._checked_at = float("-inf")
         self._db_checked_at = float("-inf")
-        self._refreshing = threading.Lock()
+        self._rules: VersionedSnapshot[str, RulesSnapshot] = VersionedSnapshot(
+            "rules",
+            read_version=self._version,
+            build=lambda _version, _previous: self._load(),
+            version_of=lambda snapshot: snapshot.version,  # read from the database, never ahead of the rules
+            check_seconds=lambda: self.check_seconds,
+            log=log,
+        )
 
     def current(self) -> RulesSnapshot:
         """The rules to serve. Raises the database's error only when no snapshot was ever loaded."""
-        if self._snapshot is None or time.monotonic() - self._checked_at >= self.check_seconds:
-            self._check(wait=self._snapshot is None)
-        assert self._snapshot is not None
-        return self._snapshot
+        return self._rules.get()
 
     def refresh(self) -> RulesSnapshot:
         """Reload now, whatever the version says."""
-        with self._refreshing:
-            self._snapshot = rules_snapshot_load()
-            self._checked_at = self._db_checked_at = time.monotonic()
-            return self._snapshot
+        snapshot = self._rules.refresh()
+        self._db_checked_at = time.monotonic()
+        return snapshot
 
-    def _check(self, *, wait: bool) -> None:
-        if not self._refreshing.acquire(blocking=wait):
-            return  # another thread is checking; serve the snapshot we have
-        try:
-            now = time.monotonic()
-            if self._snapshot is not None and now - self._checked_at < self.check_seconds:
-                return  # checked by another thread while this one waited
-            self._checked_at = now
-            if now - self._db_checked_at >= self.db_check_seconds:
-                self._db_checked_at = now
-                version = rules_version_from_db()
-            else:
-                version = rules_version()
-            if self._snapshot is None or version != self._snapshot.version:
-                self._reload()
-        except Exception:
-            if self._snapshot is None:
-                raise
-            log.exception("could not check the rules; still serving version %s", self._snapshot.version)
-        finally:
-            self._refreshing.release()
+    def _version(self) -> str:
+        now = time.monotonic()
+        if now - self._db_checked_at >= self.db_check_seconds:
+            self._db_checked_at = now
+            return rules_version_from_db()
+        return rules_version()
 
-    def _reload(self) -> None:
+    @staticmethod
+    def _load() -> RulesSnapshot:
         snapshot = rules_snapshot_load()
-        self._snapshot = snapshot  # one assignment: a request sees the old rules or the new, never a mix
         log.info("serving rules version %s", snapshot.version)
-        if rules_version() != snapshot.version:
-            # A lost publish, or a database restored behind the cache: republish what the database says now.
-            rules_version_publish()
+        try:
+            if rules_version() != snapshot.version:
+                # A lost publish, or a database restored behind the cache: republish what the database says now.
+                rules_version_publish()
+        except Exception:  # the new rules serve all the same; the next database check publishes again
+            log.exception("could not compare the published rules version with %s", snapshot.version)
+        return snapshot
 
 
 rules_cache = RulesCache()
