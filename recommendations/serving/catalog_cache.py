@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import threading
 import time
 import uuid
 
@@ -23,6 +22,7 @@ from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.dispatch import receiver
 
 from catalog.models import Genre, Title
+from config.reloading import VersionedSnapshot
 from recommendations.ml.catalog import GENRE_BITS, CatalogIndex
 
 log = logging.getLogger(__name__)
@@ -123,33 +123,31 @@ class CatalogCache:
         self.table_check_seconds = (
             settings.RECO_CATALOG_TABLE_CHECK_SECONDS if table_check_seconds is None else table_check_seconds
         )
-        self._index: CatalogIndex | None = None
-        self._checked_at = float("-inf")
         self._table_checked_at = float("-inf")
         self._table_summary = ""
-        self._lock = threading.Lock()
+        self._index: VersionedSnapshot[str, CatalogIndex] = VersionedSnapshot(
+            "catalog", read_version=self._version, build=_build, check_seconds=lambda: self.check_seconds, log=log
+        )
 
     def current(self) -> CatalogIndex:
-        index = self._index
-        if index is not None and time.monotonic() - self._checked_at < self.check_seconds:
-            return index
-        with self._lock:
-            if self._index is not None and time.monotonic() - self._checked_at < self.check_seconds:
-                return self._index
-            self._checked_at = time.monotonic()
-            if self._checked_at - self._table_checked_at >= self.table_check_seconds:
-                self._table_checked_at, self._table_summary = self._checked_at, _table_summary()
-            version = f"{_edit_version()}:{self._table_summary}"
-            if self._index is None or self._index.version != version:
-                started = time.perf_counter()
-                self._index = catalog_index_build(version)
-                log.info("catalog %s: %d titles in %.2f s", version, len(self._index), time.perf_counter() - started)
-            return self._index
+        return self._index.get()
 
     def clear(self) -> None:
-        with self._lock:
-            self._index = None
-            self._checked_at = self._table_checked_at = float("-inf")
+        self._index.clear()
+        self._table_checked_at = float("-inf")
+
+    def _version(self) -> str:
+        now = time.monotonic()
+        if now - self._table_checked_at >= self.table_check_seconds:
+            self._table_checked_at, self._table_summary = now, _table_summary()
+        return f"{_edit_version()}:{self._table_summary}"
+
+
+def _build(version: str, _previous: CatalogIndex | None) -> CatalogIndex:
+    started = time.perf_counter()
+    index = catalog_index_build(version)
+    log.info("catalog %s: %d titles in %.2f s", version, len(index), time.perf_counter() - started)
+    return index
 
 
 catalog_cache = CatalogCache()
