@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from functools import partial
@@ -14,6 +15,7 @@ import threadpoolctl
 
 from recommendations.ml import defaults
 from recommendations.ml.base import Recommender
+from recommendations.ml.data import IdMap
 
 if TYPE_CHECKING:
     from implicit.cpu.matrix_factorization_base import MatrixFactorizationBase
@@ -70,29 +72,41 @@ class MatrixFactorization(Recommender):
         self.learning_rate = float(chosen.get("learning_rate", 0.01) if learning_rate is None else learning_rate)
         self.batch_size = int(batch_size)  # sgd only
         self.random_state = int(random_state)
-        self.num_threads = int(num_threads)  # implicit's threads; 0 = every core
+        self.num_threads = int(num_threads)  # implicit's threads; 0 = every core this process may run on
 
-    def fit(self, interactions: pd.DataFrame) -> MatrixFactorization:
-        """Fit on a frame with user_id, content_id, rating (implicit feedback: watch_percentage × 5)."""
+    def fit(
+        self, interactions: pd.DataFrame, *, warm_start: MatrixFactorization | None = None, epochs: int | None = None
+    ) -> MatrixFactorization:
+        """Fit on a frame with user_id, content_id, rating (implicit feedback: watch_percentage × 5).
+
+        `warm_start` (als only): a fitted model of the same shape whose factors start this fit for the users
+        and items it knows (the others start as in a fresh fit), then `epochs` iterations (default n_epochs):
+        a model fitted on part of the data brought up to all of it in a few iterations."""
+        if warm_start is not None and (self.objective != "als" or warm_start.n_factors != self.n_factors):
+            raise ValueError("a warm start needs objective 'als' and a model with as many factors")
         started = time.perf_counter()
         self._index(interactions)
         if self.objective == "sgd":
             self._fit_sgd()
         else:
-            self._fit_implicit()
+            self._fit_implicit(warm_start, self.n_epochs if epochs is None else int(epochs))
         self.fit_seconds = time.perf_counter() - started
         return self
 
-    def _fit_implicit(self) -> None:
+    def _fit_implicit(self, warm_start: MatrixFactorization | None, epochs: int) -> None:
         # implicit parallelises itself; a threaded OpenBLAS under it runs up to 10x slower (implicit's warning).
         make_model = self._implicit_model()  # imports implicit, and the BLAS it loads, before limiting threads
         with threadpoolctl.threadpool_limits(1, "blas"):
-            model = make_model()
+            model = make_model(iterations=epochs, num_threads=self.num_threads or len(os.sched_getaffinity(0)))
+            if warm_start is not None:
+                rng = np.random.default_rng(self.random_state)
+                model.user_factors = _warm_factors(warm_start.user_factors, warm_start.user_map, self.user_map, rng)
+                model.item_factors = _warm_factors(warm_start.item_factors, warm_start.item_map, self.item_map, rng)
             model.fit(self.user_items, show_progress=False)
         self.user_factors = np.ascontiguousarray(model.user_factors, dtype=np.float32)
         self.item_factors = np.ascontiguousarray(model.item_factors, dtype=np.float32)
 
-    def _implicit_model(self) -> Callable[[], MatrixFactorizationBase]:
+    def _implicit_model(self) -> Callable[..., MatrixFactorizationBase]:
         # Imported here so serving processes never load implicit's extensions. The CPU classes directly:
         # implicit's factories would return GPU (cupy) factors on a CUDA machine.
         if self.objective == "als":
@@ -103,9 +117,7 @@ class MatrixFactorization(Recommender):
                 factors=self.n_factors,
                 regularization=self.regularization,
                 alpha=self.alpha,
-                iterations=self.n_epochs,
                 random_state=self.random_state,
-                num_threads=self.num_threads,
             )
         from implicit.cpu.bpr import BayesianPersonalizedRanking
 
@@ -114,9 +126,7 @@ class MatrixFactorization(Recommender):
             factors=self.n_factors,
             learning_rate=self.learning_rate,
             regularization=self.regularization,
-            iterations=self.n_epochs,
             random_state=self.random_state,
-            num_threads=self.num_threads,
         )
 
     def _fit_sgd(self) -> None:
@@ -176,3 +186,13 @@ class MatrixFactorization(Recommender):
         self.global_mean = float(arrays["global_mean"])
         self.user_factors = np.load(path / USER_FACTORS_FILE, mmap_mode=mode, allow_pickle=False)
         self.item_factors = np.load(path / ITEM_FACTORS_FILE, mmap_mode=mode, allow_pickle=False)
+
+
+def _warm_factors(factors: np.ndarray, known: IdMap, wanted: IdMap, rng: np.random.Generator) -> np.ndarray:
+    """Rows of `factors` (indexed by `known`) for the ids of `wanted`; ids it lacks start at implicit's own
+    initialisation (uniform [0, 0.01))."""
+    positions = known.to_index(wanted.ids, strict=False)
+    out = rng.random((len(wanted), factors.shape[1]), dtype=np.float32) * np.float32(0.01)
+    found = positions >= 0
+    out[found] = factors[positions[found]]
+    return out

@@ -96,18 +96,61 @@ def test_training_job_records_its_run(world):
     assert run.status == JobRun.Status.SUCCEEDED and run.rows_written == interactions > 0
 
 
-def test_history_is_read_in_profile_chunks_without_losing_rows(world, monkeypatch):
+def test_history_is_read_by_partition_or_in_profile_chunks_without_losing_rows(world, monkeypatch):
+    from config import partitions
     from recommendations import selectors
 
-    whole = selectors.training_interactions()
+    assert partitions.partitions(selectors.VIEWING_TABLE), "the test database partitions the history by month"
+    by_partition = selectors.training_interactions()
+    until = dt.datetime(2026, 5, 1, tzinfo=dt.UTC)
+    before = selectors.training_interactions(until=until)
+    monkeypatch.setattr(selectors.config_partitions, "partitions", lambda table: [])
     monkeypatch.setattr(selectors, "PROFILES_PER_READ", 37)
     chunked = selectors.training_interactions()
 
-    assert len(whole) == len(chunked) == 30_000
+    assert len(by_partition) == len(chunked) == 30_000
     key = ["user_id", "content_id", "started_at"]
     pd.testing.assert_frame_equal(
-        whole.sort_values(key).reset_index(drop=True), chunked.sort_values(key).reset_index(drop=True)
+        by_partition.sort_values(key).reset_index(drop=True), chunked.sort_values(key).reset_index(drop=True)
     )
+    expected = chunked[chunked["started_at"] < until.replace(tzinfo=None)]
+    pd.testing.assert_frame_equal(
+        before.sort_values(key).reset_index(drop=True), expected.sort_values(key).reset_index(drop=True)
+    )
+
+
+def test_the_registered_als_model_continues_the_validated_one_over_every_interaction(world):
+    from recommendations import selectors
+    from recommendations.ml.matrix_factorization import MatrixFactorization
+    from recommendations.training.jobs import REFIT_EPOCHS
+
+    warm = model_train(kind=ModelKind.MATRIX_FACTORIZATION, activation="never", params={REFIT_EPOCHS: 3}).version
+    fresh = model_train(kind=ModelKind.MATRIX_FACTORIZATION, activation="never", params={REFIT_EPOCHS: 0}).version
+
+    assert warm.params[REFIT_EPOCHS] == 3 and REFIT_EPOCHS not in fresh.params
+    # The same split and the same validated model: the gate sees the same metrics either way.
+    assert warm.metrics["ndcg_at_10"] == fresh.metrics["ndcg_at_10"]
+    assert warm.metrics["validation_fit_seconds"] > 0 and warm.metrics["fit_seconds"] > 0
+    history = selectors.training_interactions()
+    registry = ModelRegistry(check_seconds=0)
+    for version in (warm, fresh):
+        model = registry.get_version(ModelKind.MATRIX_FACTORIZATION, version.version).model
+        assert isinstance(model, MatrixFactorization)
+        assert len(model.user_map) == history["user_id"].nunique()  # every profile with history, not the 75 %
+        assert model.user_items.nnz == len(history.drop_duplicates(["user_id", "content_id"]))
+
+
+def test_a_warm_start_needs_als():
+    from recommendations.ml.matrix_factorization import MatrixFactorization
+
+    frame = pd.DataFrame({"user_id": [1, 1, 2], "content_id": [1, 2, 2], "rating": [5.0, 3.0, 4.0]})
+    bpr = MatrixFactorization(n_factors=4, n_epochs=2, objective="bpr").fit(frame)
+    with pytest.raises(ValueError, match="warm start"):
+        MatrixFactorization(n_factors=4, n_epochs=2, objective="bpr").fit(frame, warm_start=bpr)
+    als = MatrixFactorization(n_factors=4, n_epochs=2).fit(frame)
+    more = pd.concat([frame, pd.DataFrame({"user_id": [3], "content_id": [3], "rating": [5.0]})])
+    continued = MatrixFactorization(n_factors=4, n_epochs=2).fit(more, warm_start=als, epochs=1)
+    assert continued.user_factors.shape == (3, 4) and continued.item_factors.shape == (3, 4)
 
 
 def test_validation_also_reports_candidate_recall_at_500(world):
