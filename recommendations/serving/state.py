@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import gc
 import logging
-import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from config.reloading import VersionedSnapshot
 from features.services import TRENDING
 from features.store import FeatureStore
 from recommendations.ml.catalog import CatalogIndex
@@ -62,31 +62,43 @@ class TrendingList:
     from_store: bool  # False: the feature store was unreachable or empty; popularity stood in
 
 
+@dataclass(frozen=True)
+class _Inputs:
+    """What ServingModels are built from, compared by `key` and `serials` only."""
+
+    key: tuple
+    # Not in the key (which response cache keys shared by all processes include): the same version loaded
+    # again from a new private copy (registry.verify_served) must replace the old arrays all the same.
+    serials: tuple
+    catalog: CatalogIndex = field(compare=False)
+    loaded: dict = field(compare=False)  # {kind: registry.LoadedModel}, active and loadable ones
+
+
+def _inputs() -> _Inputs:
+    catalog = catalog_cache.current()
+    loaded = {kind: m for kind in ModelKind.values if (m := registry.get(kind)) is not None}
+    key = (catalog.version, tuple(sorted((k, m.version_id) for k, m in loaded.items())))
+    return _Inputs(key, tuple(sorted((k, m.serial) for k, m in loaded.items())), catalog, loaded)
+
+
+def _build(inputs: _Inputs, _previous: ServingModels | None) -> ServingModels:
+    started = time.perf_counter()
+    models = build_serving_models(inputs.catalog, inputs.loaded, inputs.key)
+    _freeze_long_lived_objects()
+    log.info("serving models %s ready in %.2f s", models.versions, time.perf_counter() - started)
+    return models
+
+
 class ServingState:
     def __init__(self) -> None:
-        self._models: ServingModels | None = None
-        self._serials: tuple = ()
+        # Checked on every call (the catalog and the registry keep their own intervals).
+        self._models: VersionedSnapshot[_Inputs, ServingModels] = VersionedSnapshot(
+            "serving models", read_version=_inputs, build=_build, check_seconds=0, log=log
+        )
         self._trending: tuple[float, tuple, TrendingList] | None = None
-        self._lock = threading.Lock()
 
     def models(self) -> ServingModels:
-        catalog = catalog_cache.current()
-        loaded = {kind: registry.get(kind) for kind in ModelKind.values}
-        key = (catalog.version, tuple(sorted((k, m.version_id) for k, m in loaded.items() if m is not None)))
-        # Not in the key (which response cache keys shared by all processes include): the same version loaded
-        # again from a new private copy (registry.verify_served) must replace the old arrays all the same.
-        serials = tuple(sorted((k, m.serial) for k, m in loaded.items() if m is not None))
-        current = self._models
-        if current is not None and current.key == key and self._serials == serials:
-            return current
-        with self._lock:
-            if self._models is None or self._models.key != key or self._serials != serials:
-                started = time.perf_counter()
-                self._models = build_serving_models(catalog, {k: m for k, m in loaded.items() if m is not None}, key)
-                self._serials = serials
-                _freeze_long_lived_objects()
-                log.info("serving models %s ready in %.2f s", self._models.versions, time.perf_counter() - started)
-            return self._models
+        return self._models.get()
 
     def trending(self, models: ServingModels, store: FeatureStore) -> TrendingList:
         cached = self._trending
@@ -105,9 +117,8 @@ class ServingState:
         return trending
 
     def clear(self) -> None:
-        with self._lock:
-            self._models = None
-            self._trending = None
+        self._models.clear()
+        self._trending = None
 
 
 def _freeze_long_lived_objects() -> None:
