@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -24,6 +23,7 @@ from django.db import transaction
 from django.db.models import Case, IntegerField, Max, Q, When
 from django.utils import timezone
 
+from config.reloading import VersionedSnapshot
 from events.models import Event, EventType
 from experiments.ml.metrics import engagement_score
 from experiments.models import BanditState, ExplorationLog
@@ -60,44 +60,46 @@ class BanditCache:
 
     def __init__(self, *, check_seconds: float | None = None) -> None:
         self._check_seconds = check_seconds
-        self._loaded: dict[str, tuple[LoadedBandit, float]] = {}
-        self._lock = threading.Lock()
+        self._bandits: dict[str, VersionedSnapshot[int, LoadedBandit]] = {}
+        self._lock = threading.Lock()  # adding a bandit only
 
     @property
     def check_seconds(self) -> float:
         return settings.RECO_EXPERIMENTS_CHECK_SECONDS if self._check_seconds is None else self._check_seconds
 
     def get(self, name: str) -> LoadedBandit:
-        cached = self._loaded.get(name)
-        if cached is not None and time.monotonic() - cached[1] < self.check_seconds:
-            return cached[0]
-        with self._lock:
-            try:
-                loaded = self._load(name, cached[0] if cached else None)
-            except Exception:
-                if cached is None:
-                    raise
-                log.exception("could not check bandit %s; serving version %s", name, cached[0].version)
-                loaded = cached[0]
-            self._loaded[name] = (loaded, time.monotonic())
-            return loaded
+        bandit = self._bandits.get(name)
+        if bandit is None:
+            with self._lock:
+                bandit = self._bandits.get(name) or self._bandits.setdefault(name, self._snapshot(name))
+        return bandit.get()
 
     def clear(self) -> None:
         with self._lock:
-            self._loaded.clear()
+            self._bandits = {}
 
-    @staticmethod
-    def _load(name: str, current: LoadedBandit | None) -> LoadedBandit:
-        version = BanditState.objects.filter(name=name).values_list("version", flat=True).first()
-        if version is None:
-            return (
-                current if current is not None and current.version == 0 else LoadedBandit(name, 0, bandit_policy_new())
-            )
-        if current is not None and current.version == version:
-            return current
-        state = BanditState.objects.filter(name=name).values_list("version", "arrays").get()
-        log.info("bandit %s: loaded version %s", name, state[0])
-        return LoadedBandit(name, int(state[0]), policy_from_bytes(bytes(state[1])))
+    def _snapshot(self, name: str) -> VersionedSnapshot[int, LoadedBandit]:
+        return VersionedSnapshot(
+            f"bandit {name}",
+            read_version=lambda: _stored_version(name),
+            build=lambda _version, _previous: _bandit_read(name),
+            version_of=lambda loaded: loaded.version,  # the row read, perhaps newer than the version checked
+            check_seconds=lambda: self.check_seconds,
+            log=log,
+        )
+
+
+def _stored_version(name: str) -> int:
+    """The stored policy's version, 0 when none is stored (a fresh policy is version 0 too)."""
+    return BanditState.objects.filter(name=name).values_list("version", flat=True).first() or 0
+
+
+def _bandit_read(name: str) -> LoadedBandit:
+    state = BanditState.objects.filter(name=name).values_list("version", "arrays").first()
+    if state is None:
+        return LoadedBandit(name, 0, bandit_policy_new())
+    log.info("bandit %s: loaded version %s", name, state[0])
+    return LoadedBandit(name, int(state[0]), policy_from_bytes(bytes(state[1])))
 
 
 bandit_cache = BanditCache()

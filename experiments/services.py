@@ -10,8 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
-import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -23,6 +21,7 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from config.reloading import VersionedSnapshot
 from experiments import selectors
 from experiments.bandit_state import (  # noqa: F401 (re-exported)
     BANDIT_HOMEPAGE,
@@ -210,9 +209,12 @@ class ExperimentsCache:
 
     def __init__(self, *, check_seconds: float | None = None) -> None:
         self._check_seconds = check_seconds
-        self._experiments: tuple[RunningExperiment, ...] | None = None
-        self._loaded_at = float("-inf")
-        self._loading = threading.Lock()
+        self._experiments: VersionedSnapshot[None, tuple[RunningExperiment, ...]] = VersionedSnapshot(
+            "running experiments",  # no version: loaded again at every check
+            build=lambda _version, _previous: running_experiments_load(),
+            check_seconds=lambda: self.check_seconds,
+            log=log,
+        )
 
     @property
     def check_seconds(self) -> float:
@@ -220,26 +222,15 @@ class ExperimentsCache:
 
     def current(self) -> tuple[RunningExperiment, ...]:
         """The running experiments; on a database error, the last ones loaded (none if never loaded)."""
-        if self._experiments is None or time.monotonic() - self._loaded_at >= self.check_seconds:
-            self._reload(wait=self._experiments is None)
-        return self._experiments or ()
+        try:
+            return self._experiments.get()
+        except Exception:  # never loaded: no experiment until the database answers (tried on the next call)
+            log.exception("could not load the running experiments; serving none")
+            return ()
 
     def expire(self) -> None:
         """Reload on the next call (this process only; others follow within check_seconds)."""
-        self._loaded_at = float("-inf")
-
-    def _reload(self, *, wait: bool) -> None:
-        if not self._loading.acquire(blocking=wait):
-            return  # another thread is reloading: serve what we have
-        try:
-            if self._experiments is not None and time.monotonic() - self._loaded_at < self.check_seconds:
-                return
-            self._experiments = running_experiments_load()  # one assignment: readers see old or new
-        except Exception:
-            log.exception("could not load the running experiments; serving the last ones loaded")
-        finally:
-            self._loaded_at = time.monotonic()
-            self._loading.release()
+        self._experiments.expire()
 
 
 experiments_cache = ExperimentsCache()
