@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from dataclasses import dataclass
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, permissions, throttling
 
 from config import ratelimit
+from config.reloading import VersionedSnapshot
 from recommendations.models import ApiClient, api_key_digest
 
 log = logging.getLogger(__name__)
@@ -46,33 +46,44 @@ class ClientIdentity:
 
 
 class _ClientCache:
+    """Each known key's identity, read again when CLIENT_CACHE_SECONDS old (one reader per key at a time)."""
+
     def __init__(self) -> None:
-        self._entries: dict[str, tuple[float, ClientIdentity]] = {}
+        self._entries: dict[str, VersionedSnapshot[None, ClientIdentity | None]] = {}
         self._lock = threading.Lock()
 
     def lookup(self, key: str) -> ClientIdentity | None:
         digest = api_key_digest(key)
         entry = self._entries.get(digest)
-        if entry is not None and time.monotonic() - entry[0] < CLIENT_CACHE_SECONDS:
-            return entry[1]
-        client = (
-            ApiClient.objects.filter(key_digest=digest, is_active=True).values("id", "name", "rate", "scopes").first()
-        )
+        if entry is None:
+            entry = VersionedSnapshot(
+                f"API key {digest[:8]}",
+                build=lambda _version, _previous: _client_read(digest),
+                check_seconds=CLIENT_CACHE_SECONDS,
+                log=log,
+            )
+        identity = entry.get()
         with self._lock:
-            if client is None:
-                self._entries.pop(digest, None)
-                return None
-            identity = ClientIdentity(client["id"], client["name"], client["rate"], frozenset(client["scopes"] or ()))
-            self._entries[digest] = (time.monotonic(), identity)
+            if identity is None:
+                self._entries.pop(digest, None)  # unknown or revoked: never kept
+            else:
+                self._entries[digest] = entry
         return identity
 
     def is_cached(self, key: str) -> bool:
         entry = self._entries.get(api_key_digest(key))
-        return entry is not None and time.monotonic() - entry[0] < CLIENT_CACHE_SECONDS
+        return entry is not None and entry.peek() is not None and entry.fresh()
 
     def clear(self) -> None:
         with self._lock:
-            self._entries.clear()
+            self._entries = {}
+
+
+def _client_read(digest: str) -> ClientIdentity | None:
+    client = ApiClient.objects.filter(key_digest=digest, is_active=True).values("id", "name", "rate", "scopes").first()
+    if client is None:
+        return None
+    return ClientIdentity(client["id"], client["name"], client["rate"], frozenset(client["scopes"] or ()))
 
 
 client_cache = _ClientCache()
