@@ -9,8 +9,9 @@ immutable snapshot in a VersionedSnapshot:
   check (a plain time to live; the builder may hand back the previous snapshot unchanged).
 - One thread checks or builds at a time. Once a snapshot exists no reader waits for a check or a rebuild:
   the others serve what they have meanwhile. Only the first build is waited for.
-- A version read or build that fails keeps the last good snapshot, logs the error and shows it in `error`
-  until a check succeeds; the next check is an interval later. With no snapshot yet the error is raised.
+- A version read or build that fails keeps the last good snapshot, logs the error (its traceback once while
+  it repeats) and shows it in `error` until a check succeeds; the next check is an interval later. With no
+  snapshot yet the error is raised.
 
 Pure Python (the version reader, builder, interval and clock are passed in), so it is tested without Django.
 """
@@ -162,8 +163,16 @@ class VersionedSnapshot(Generic[V, T]):
         except Exception as error:
             if held is None:
                 raise
-            self.error, self.failed_at = f"{type(error).__name__}: {error}", time.time()
-            self._log.exception("could not refresh the %s; still serving version %s", self.name, held.version)
+            message = f"{type(error).__name__}: {error}"
+            # The traceback once per kind of failure: an outage fails every check the same way.
+            self._log.error(
+                "could not refresh the %s; still serving version %s: %s",
+                self.name,
+                held.version,
+                message,
+                exc_info=message != self.error,
+            )
+            self.error, self.failed_at = message, time.time()
         else:
             self.error = self.failed_at = None
 

@@ -120,9 +120,12 @@ def test_a_failing_build_keeps_the_last_snapshot_flags_it_and_retries_an_interva
     clock.now += 5
     assert cache.get() is served
     assert cache.error == "RuntimeError: database down" and cache.failed_at is not None
-    assert "could not refresh the thing; still serving version 1" in caplog.text
+    assert "could not refresh the thing; still serving version 1: RuntimeError: database down" in caplog.text
     reads = source.reads
     assert cache.get() is served and source.reads == reads  # no retry by every reader
+    clock.now += 5
+    assert cache.get() is served
+    assert [bool(record.exc_info) for record in caplog.records] == [True, False]  # the traceback once
 
     source.build_error = None
     clock.now += 5
