@@ -61,7 +61,7 @@ from ranking.ml.features import (  # noqa: E402
 )
 from ranking.ml.ranker import LambdaMARTRanker  # noqa: E402
 from ranking.ml.training_data import STRONG_RATING, RankingQuery, TrainingData, training_data  # noqa: E402
-from recommendations.ml import metrics  # noqa: E402
+from recommendations.ml import defaults, metrics  # noqa: E402
 from recommendations.ml.base import Recommender  # noqa: E402
 from recommendations.ml.candidates import MergedCandidates  # noqa: E402
 from recommendations.ml.catalog import CatalogIndex  # noqa: E402
@@ -71,7 +71,7 @@ from recommendations.ml.evaluation import default_params  # noqa: E402
 from recommendations.ml.evaluation_candidates import CandidateStage  # noqa: E402
 from recommendations.ml.matrix_factorization import MatrixFactorization  # noqa: E402
 from recommendations.ml.popularity import PopularityRecommender  # noqa: E402
-from recommendations.ml.sources import DEFAULT_QUOTAS, popular_in_genres  # noqa: E402
+from recommendations.ml.sources import popular_in_genres  # noqa: E402
 from recommendations.ml.split import VALIDATION_SEED, stratified_split, validation_split  # noqa: E402
 from users.ml.datasets import RatingsDataset, load_dataset  # noqa: E402
 
@@ -796,7 +796,7 @@ def main() -> None:
             "ease": EASE_PARAMS,
             "content": CONTENT_PARAMS,
             "ncf": NCF_PARAMS if args.ncf else None,
-            "quotas": DEFAULT_QUOTAS,
+            "quotas": dict(defaults.CANDIDATE_QUOTAS),
             "fit_seconds": {"validation": on_validation.fit_seconds, "test": on_test.fit_seconds},
         },
         "features": list(RANKER_FEATURE_NAMES),

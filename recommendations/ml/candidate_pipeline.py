@@ -4,7 +4,7 @@ The one pipeline: serving (recommendations.serving.candidate_inputs, over what t
 offline evaluation (recommendations.ml.evaluation_candidates, over a data set's train split) all call
 `generate` with the same parameters.
 
-Sources (quotas in recommendations.ml.sources.DEFAULT_QUOTAS): collaborative (MF user vector, folded in
+Sources (quotas in recommendations.ml.defaults.CANDIDATE_QUOTAS): collaborative (MF user vector, folded in
 from the live history for profiles the model has not seen), trending (a ranked list given by the caller),
 continue watching (10–90 % watched), similar to watched (content neighbours of the recent history),
 new releases (recently added, in the profile's genres); EASE backfills when it is active (small catalogs).
@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from recommendations.ml import sources
+from recommendations.ml import defaults, sources
 from recommendations.ml.candidates import MergedCandidates, merge_candidates
 from recommendations.ml.catalog import GENRE_BITS, CatalogIndex
 
@@ -97,7 +97,7 @@ def generate(
 ) -> CandidateSet:
     """The candidates of one profile; `trending`: (catalog rows, scores), best first."""
     catalog, allowed = models.catalog, profile.allowed
-    quotas = dict(quotas or sources.DEFAULT_QUOTAS)
+    quotas = dict(quotas or defaults.CANDIDATE_QUOTAS)
     rows, known = catalog.positions(profile.title_ids)
     history_rows, first = np.unique(rows[known], return_index=True)
     history_rows = history_rows[np.argsort(first)]  # unique, newest first

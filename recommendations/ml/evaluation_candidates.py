@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from recommendations.ml import metrics, sources
+from recommendations.ml import defaults, metrics, sources
 from recommendations.ml.candidate_pipeline import (
     HISTORY_LIMIT,
     TOTAL_CANDIDATES,
@@ -222,7 +222,7 @@ def candidate_report(stage: CandidateStage, evaluation: Evaluation) -> dict[str,
     return {
         "label": "serving's candidate pipeline (recommendations.ml.candidate_pipeline.generate, its quotas) over "
         "the data set's catalog, train titles removed",
-        "quotas": dict(sources.DEFAULT_QUOTAS),
+        "quotas": dict(defaults.CANDIDATE_QUOTAS),
         "recall_at_500": evaluation.recall(ids),
         "target": CANDIDATE_RECALL_TARGET,
         "mean_candidates_per_user": float((ids != PAD_ID).sum(axis=1).mean()),

@@ -21,13 +21,6 @@ POPULAR_IN_GENRES = "popular_in_genres"  # cold start: takes the collaborative q
 EASE_SOURCE = "ease"  # item-to-item collaborative, where the catalog is small enough for EASE
 
 SOURCES = (COLLABORATIVE, TRENDING, CONTINUE_WATCHING, SIMILAR_TO_WATCHED, NEW_RELEASES, POPULAR_IN_GENRES, EASE_SOURCE)
-DEFAULT_QUOTAS = {
-    COLLABORATIVE: 200,
-    TRENDING: 100,
-    CONTINUE_WATCHING: 10,
-    SIMILAR_TO_WATCHED: 100,
-    NEW_RELEASES: 50,
-}
 IN_PROGRESS = (0.1, 0.9)  # continue watching: watched share within this range (users.models IN_PROGRESS_*)
 NEW_RELEASE_DAYS = 90
 SAMPLED_TOP_MIN_SIZE = 20_000  # largest_positions samples a threshold from this many scores up

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recommendations.ml import evaluation_tuning, sources
+from recommendations.ml import defaults, evaluation_tuning, sources
 from recommendations.ml.evaluation import EvaluationConfig, run_evaluation
 from recommendations.ml.evaluation_candidates import dataset_catalog
 from recommendations.ml.evaluation_scoring import CANDIDATES
@@ -108,7 +108,7 @@ def test_quick_run_writes_every_row_with_sane_metrics(quick_json):
 
 def test_merged_candidates_come_from_the_serving_pipeline(quick_json):
     candidates = quick_json["candidates"]
-    assert candidates["quotas"] == sources.DEFAULT_QUOTAS
+    assert candidates["quotas"] == dict(defaults.CANDIDATE_QUOTAS)
     assert 0.8 <= candidates["recall_at_500"] <= 1.0  # tiny catalog: the sources reach nearly everything
     per_source = candidates["per_source"]
     assert {sources.COLLABORATIVE, sources.TRENDING, sources.SIMILAR_TO_WATCHED} <= set(per_source)
@@ -241,3 +241,10 @@ def test_model_classes_training_and_evaluation_share_one_set_of_defaults():
     assert EASE().regularization == defaults.EASE["regularization"]
     chosen = default_params()
     assert all(chosen[family].items() >= defaults.FAMILIES[family].items() for family in defaults.FAMILIES)
+
+
+def test_candidate_quotas_name_pipeline_sources_and_fit_the_total():
+    from recommendations.ml.candidate_pipeline import TOTAL_CANDIDATES
+
+    assert set(defaults.CANDIDATE_QUOTAS) <= set(sources.SOURCES)
+    assert sum(defaults.CANDIDATE_QUOTAS.values()) <= TOTAL_CANDIDATES
