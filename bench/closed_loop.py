@@ -56,7 +56,7 @@ def main() -> None:
     parser.add_argument(
         "--arms",
         default="popularity,production,oracle",
-        help="comma-separated: popularity, production, bandit, calibrated, oracle",
+        help="comma-separated: popularity, production, bandit, calibrated, taste, taste@<spread>, oracle",
     )
     parser.add_argument("--label-debias", type=float, default=0.0, help="inverse-propensity power of MF labels")
     parser.add_argument("--reuse-world", action="store_true", help="keep the loaded world and its models")
@@ -160,6 +160,7 @@ def _world(args: argparse.Namespace, truth_dir: Path) -> float:
     from experiments.closed_loop import serving_refresh
     from features.services import content_features_refresh, user_features_refresh
     from recommendations.training.jobs import model_train
+    from recommendations.training.taste import taste_train
 
     started = time.perf_counter()
     call_command("migrate", verbosity=0)
@@ -190,6 +191,7 @@ def _world(args: argparse.Namespace, truth_dir: Path) -> float:
     ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).update(status=ModelVersion.Status.RETIRED)
     for kind in ("popularity", "mf", "content"):
         print(f"setup: {kind}: {model_train(kind=kind, activation='if-not-worse').reason}", flush=True)
+    print(f"setup: taste: fitted on {taste_train().viewings} viewings", flush=True)
     content_features_refresh()
     user_features_refresh(profile_id_start=0, profile_id_end=2**63 - 1)
     serving_refresh()
@@ -197,12 +199,12 @@ def _world(args: argparse.Namespace, truth_dir: Path) -> float:
 
 
 def _arms(names: str) -> list:
-    from experiments.closed_loop import ARMS
+    from experiments.closed_loop import ARMS, taste_arm
 
-    unknown = [n for n in names.split(",") if n not in ARMS]
+    unknown = [n for n in names.split(",") if n not in ARMS and not n.startswith("taste@")]
     if unknown:
-        raise SystemExit(f"unknown arms {unknown}: choose among {sorted(ARMS)}")
-    return [ARMS[n] for n in names.split(",")]
+        raise SystemExit(f"unknown arms {unknown}: choose among {sorted(ARMS)} or taste@<exploration spread>")
+    return [taste_arm(float(n.split("@")[1])) if n.startswith("taste@") else ARMS[n] for n in names.split(",")]
 
 
 def week_means(days: list[dict], span: int = 7) -> dict:

@@ -59,8 +59,15 @@ ARMS = {
     "production": LoopArm("production", Variant(experiment=EXPERIMENT, arm="production")),
     "bandit": LoopArm("bandit", Variant(experiment=EXPERIMENT, arm="bandit", bandit=True)),
     "calibrated": LoopArm("calibrated", Variant(experiment=EXPERIMENT, arm="calibrated", calibration=0.5)),
+    "taste": LoopArm("taste", Variant(experiment=EXPERIMENT, arm="taste", taste=True)),
     "oracle": LoopArm("oracle", ORACLE, shadow=True),
 }
+
+
+def taste_arm(explore: float) -> LoopArm:
+    """The taste arm with another exploration spread (`taste@0.5` on bench/closed_loop.py's --arms)."""
+    name = f"taste@{explore:g}"
+    return LoopArm(name, Variant(experiment=EXPERIMENT, arm=name, taste=True, taste_explore=explore))
 
 
 def default_arms() -> list[LoopArm]:
@@ -388,8 +395,10 @@ def _ingest(client_id: int, events: list[dict]) -> None:
 def daily_jobs(*, since: dt.datetime, train_params: dict[str, dict] | None = None) -> dict[str, float]:
     """A day of the production schedules, in order: features, the bandit's fold, the daily retrains (each
     through the activation gate); then this process serves what is active. Returns seconds per job."""
+    from experiments.exploration import title_outcomes_refresh
     from experiments.services import bandit_update_from_events
     from recommendations.training.jobs import model_train
+    from recommendations.training.taste import taste_train
 
     seconds = {}
     mark = time.perf_counter()
@@ -404,6 +413,10 @@ def daily_jobs(*, since: dt.datetime, train_params: dict[str, dict] | None = Non
         mark = time.perf_counter()
         model_train(kind=kind, activation="if-not-worse", params=(train_params or {}).get(kind))
         seconds[f"train_{kind}"] = time.perf_counter() - mark
+    mark = time.perf_counter()
+    taste_train()
+    title_outcomes_refresh()
+    seconds["train_taste"] = time.perf_counter() - mark
     serving_refresh()
     return seconds
 

@@ -45,6 +45,7 @@ from recommendations.serving.context import (
 )
 from recommendations.serving.ranking_input import blend_sources, ranking_input_build, user_vector_of
 from recommendations.serving.state import ServingModels, serving_state
+from recommendations.serving.taste import TASTE, taste_candidates
 from users.models import Profile
 
 log = logging.getLogger(__name__)
@@ -90,6 +91,8 @@ class Variant:
     popularity_only: bool = False  # the non-personalised baseline: popular allowed titles, by popularity
     oracle: bool = False  # simulations' ceiling: allowed titles ordered by the engine's oracle_scorer (true affinity)
     calibration: float = 0.0  # Steck's λ (0: off): the top n's genre mix moves towards the viewer's watch time
+    taste: bool = False  # candidates and scores from the genre-taste model (recommendations.serving.taste)
+    taste_explore: float = 1.0  # its Thompson draw's spread over each title's residual (0: the posterior mean)
 
 
 DEFAULT_VARIANT = Variant()
@@ -247,7 +250,8 @@ class RecommendationEngine:
         elif variant.popularity_only:
             candidates = _popular_candidates(state, models, trending)
         else:
-            candidates = candidates_generate(state, models, trending, now=now)
+            tasted = taste_candidates(state, models, explore=variant.taste_explore) if variant.taste else None
+            candidates = tasted or candidates_generate(state, models, trending, now=now)
         degraded += list(candidates.degraded)
         clock.lap("candidates")
 
@@ -257,7 +261,7 @@ class RecommendationEngine:
         clock.lap("features")
 
         features = None
-        if variant.popularity_only or variant.oracle:
+        if variant.popularity_only or variant.oracle or candidates.merged.sources == (TASTE,):
             scores = candidates.merged.scores[:, 0].copy()
         elif variant.ranker:
             scores, features = self._rank(state, context, candidates, models, read, now, degraded, variant)

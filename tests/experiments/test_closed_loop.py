@@ -80,7 +80,11 @@ def test_the_closed_loop_serves_ingests_retrains_and_measures_every_arm_against_
     assert set(Event.objects.filter(type="impression").values_list("arm", flat=True)) == {"popularity", "production"}
     assert ViewingEvent.objects.count() > history  # the plays reached history through the events service
     assert ModelVersion.objects.filter(kind=ModelKind.MATRIX_FACTORIZATION).count() == mf_versions + 2  # daily
-    assert {"features", "bandit", "train_mf", "train_content"} <= set(days[0].seconds)
+    assert {"features", "bandit", "train_mf", "train_content", "train_taste"} <= set(days[0].seconds)
+    from recommendations.serving.taste import title_outcomes
+
+    outcomes = title_outcomes()  # the impressions' clicks, per title, for the taste arm's exploration
+    assert outcomes is not None and outcomes.examinations.sum() > 0 and 0 < outcomes.mean < 1
     assert np.isfinite(days[0].request_ms).all()
 
 
@@ -119,3 +123,37 @@ def test_label_debiasing_weights_the_training_labels_and_is_recorded_with_the_ve
 
     result = model_train(kind=ModelKind.MATRIX_FACTORIZATION, params={LABEL_DEBIAS: 0.5}, activation="never")
     assert result.version.params[LABEL_DEBIAS] == 0.5 and "n_factors" in result.version.params
+
+
+def test_the_taste_arm_serves_unwatched_allowed_titles_of_the_viewers_genres_from_the_fitted_model(serving_world):
+    from recommendations.ml.taste import WEIGHTS_FILE
+    from recommendations.serving.taste import TASTE, taste_directory
+    from recommendations.training.taste import taste_train
+
+    engine = _engine(None)
+    viewer = ViewingEvent.objects.values_list("profile_id", flat=True).first()
+    finished = set(
+        ViewingEvent.objects.filter(profile_id=viewer, watch_percentage__gte=0.9).values_list("title_id", flat=True)
+    )
+    greedy = Variant(experiment="sim", arm="taste", taste=True, taste_explore=0.0)
+    before = engine.recommend(context=UserContext(profile_id=viewer), n=10, with_rows=False, variant=greedy)
+
+    model = taste_train()
+
+    assert model.viewings == ViewingEvent.objects.count() and (taste_directory() / WEIGHTS_FILE).exists()
+    after = engine.recommend(context=UserContext(profile_id=viewer), n=10, with_rows=False, variant=greedy)
+    for page in (before, after):
+        assert len(page.items) == 10 and all(item.sources == (TASTE,) for item in page.items)
+        assert not finished & {item.content_id for item in page.items}
+    from recommendations.ml.taste import title_outcomes
+
+    title_outcomes(np.array([viewer]), np.array([1]), np.array([True])).save(taste_directory())  # all: the prior
+    explored = Variant(experiment="sim", arm="taste", taste=True, taste_explore=3.0)
+    pages = {
+        tuple(i.content_id for i in engine.recommend(context=UserContext(profile_id=viewer), n=10, variant=explored))
+        for _ in range(3)
+    }
+    assert len(pages) > 1  # Thompson draws: each visit another page
+    newcomer = ProfileFactory()  # no history and no onboarding genres: the standard candidates
+    page = engine.recommend(context=UserContext(profile_id=newcomer.pk), n=5, with_rows=False, variant=greedy)
+    assert page.items and all(item.sources != (TASTE,) for item in page.items)
