@@ -35,15 +35,18 @@ def training_interactions(*, until: dt.datetime | None = None) -> pd.DataFrame:
         parts = _read_partitions([p.name for p in partitions], until)
     else:
         parts = [_read_profiles(start, end, until) for start, end in _profile_ranges()]
-    columns = {name: np.concatenate([part[name] for part in parts]) if parts else np.empty(0) for name in _COLUMNS}
-    return pd.DataFrame(
-        {
-            "user_id": columns["profile_id"].astype(np.int64),
-            "content_id": columns["title_id"].astype(np.int64),
-            "rating": columns["watch_percentage"].astype(np.float32) * 5,
-            "started_at": columns["started_at"].astype("datetime64[us]"),
-        }
-    )
+    frame = {}
+    for name, column, dtype in (
+        ("profile_id", "user_id", np.int64),
+        ("title_id", "content_id", np.int64),
+        ("watch_percentage", "rating", np.float32),
+        ("started_at", "started_at", "datetime64[us]"),
+    ):  # one column at a time, each part's copy dropped as it joins: 50M viewings peak at ~1.8 GB, not 4
+        pieces = [np.asarray(part.pop(name)).astype(dtype, copy=False) for part in parts]
+        frame[column] = np.concatenate(pieces) if pieces else np.empty(0, dtype)
+        del pieces
+    frame["rating"] *= 5
+    return pd.DataFrame(frame, copy=False)
 
 
 def _read_partitions(names: list[str], until: dt.datetime | None) -> list[dict[str, np.ndarray]]:
