@@ -4,8 +4,9 @@
     .venv/bin/python bench/features.py                                   # reco_bench (1M profiles, 50M events)
     .venv/bin/python bench/features.py --database-url postgres://reco:reco@127.0.0.1:5432/reco_feat_bench
 
-Prints (and with --json writes) the full refresh time (content + every user shard, in this one process)
-and its peak memory, the incremental refresh of the profiles active in the hour before --as-of, and
+Prints (and with --json writes) the full refresh time (the content refresh as its 5-minute job runs it, from
+the daily title rollups, then every user shard of USER_CHUNK_PROFILES profiles over --processes worker
+processes, as the sharded Celery refresh spreads them) and its peak memory, the incremental refresh of the profiles active in the hour before --as-of, and
 p50/p95/p99 of one profile plus --titles titles read in one round trip, over --reads reads. --as-of
 defaults to the newest last_watched_at in the data, so "the last hour" has viewers in a loaded dataset.
 Features go to the Redis named by --redis-url under --namespace, and expire with their TTLs.
@@ -26,11 +27,13 @@ import argparse
 import contextlib
 import datetime as dt
 import json
+import multiprocessing as mp
 import os
 import resource
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +48,7 @@ def main() -> None:
     parser.add_argument("--namespace", default="fs-bench", help="key namespace in Redis (default fs-bench)")
     parser.add_argument("--as-of", type=dt.datetime.fromisoformat, help="ISO time, UTC (default: newest viewing)")
     parser.add_argument("--reads", type=int, default=2_000)
+    parser.add_argument("--processes", type=int, default=2, help="processes sharing the user shards (default 2)")
     parser.add_argument("--titles", type=int, default=500, help="titles per request read (default 500)")
     parser.add_argument("--snapshots", action="store_true", help="also time the offline Parquet snapshots")
     parser.add_argument("--json", type=Path, help="also write the figures here")
@@ -88,24 +92,36 @@ def _loaded(args) -> dict:
     figures: dict = {"database": args.database_url.rsplit("/", 1)[1], "rows": counts, "as_of": as_of.isoformat()}
     baseline_gib = _peak_gib()
 
+    from bench._machine import calibration
+
+    figures["machine"] = calibration()
     started = time.perf_counter()
-    content_rows = services.content_features_refresh(as_of=as_of, store=store)
+    content_phases: dict = {}
+    content_rows = services.content_features_refresh(store=store, timings=content_phases)  # the job's path: now
     content_seconds = time.perf_counter() - started
-    user_rows = 0
-    for start, end in services.user_features_shards(shard_size=services.USER_CHUNK_PROFILES):
-        user_rows += services.user_features_refresh(
-            profile_id_start=start, profile_id_end=end, as_of=as_of, store=store
-        )
+    shards = services.user_features_shards(shard_size=services.USER_CHUNK_PROFILES)
+    from django.db import connections
+
+    connections.close_all()  # before forking: each pool process opens its own
+    with ProcessPoolExecutor(args.processes, mp_context=mp.get_context("fork")) as pool:
+        done = list(pool.map(_user_shard, [(start, end, as_of, args.namespace) for start, end in shards]))
     full_seconds = time.perf_counter() - started
+    user_rows = sum(rows for rows, _, _ in done)
     figures["full_refresh"] = {
         "seconds": round(full_seconds, 1),
         "content_seconds": round(content_seconds, 1),
+        "content_phases_s": content_phases,
         "user_seconds": round(full_seconds - content_seconds, 1),
+        "processes": args.processes,
+        "shards": len(shards),
+        "shard_seconds_p50": round(float(np.median([seconds for _, seconds, _ in done])), 2),
         "content_rows": content_rows,
         "user_rows": user_rows,
         "peak_rss_gib": round(_peak_gib(), 2),
+        "worker_peak_rss_gib": round(max(peak for _, _, peak in done), 2),
         "peak_rss_before_gib": round(baseline_gib, 2),
     }
+    print(json.dumps(figures["full_refresh"]), flush=True)
 
     started = time.perf_counter()
     recent_rows = services.user_features_refresh_recent(since=as_of - dt.timedelta(hours=1), as_of=as_of, store=store)
@@ -122,6 +138,19 @@ def _loaded(args) -> dict:
             }
     figures["peak_rss_gib"] = round(_peak_gib(), 2)
     return figures
+
+
+def _user_shard(job: tuple) -> tuple[int, float, float]:
+    """One shard in a pool process: (rows written, seconds, the process's peak RSS GiB)."""
+    from features import services
+    from features.store import FeatureStore
+
+    start, end, as_of, namespace = job
+    started = time.perf_counter()
+    rows = services.user_features_refresh(
+        profile_id_start=start, profile_id_end=end, as_of=as_of, store=FeatureStore(namespace=namespace)
+    )
+    return rows, time.perf_counter() - started, _peak_gib()
 
 
 def _synthetic_reads(args) -> dict:

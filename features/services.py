@@ -12,6 +12,7 @@ and the frequent `ensure_online_features` job claims it and enqueues one full re
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -90,25 +91,52 @@ def user_features_refresh_recent(
     return written
 
 
-def content_features_refresh(*, as_of: dt.datetime | None = None, store: FeatureStore | None = None) -> int:
+def content_features_refresh(
+    *, as_of: dt.datetime | None = None, store: FeatureStore | None = None, timings: dict[str, float] | None = None
+) -> int:
     """Recompute and store every title's features (per title, and as the announced in-process matrix) and the
     trending list; returns title rows written. Without `as_of` (now) on PostgreSQL from the daily title
-    rollups, advanced first (features.rollups); an explicit `as_of` reads the whole history."""
+    rollups, advanced first (features.rollups); an explicit `as_of` reads the whole history. `timings`, when
+    given, receives each phase's seconds (bench/rollups.py)."""
     store = store or FeatureStore()
+    clock = _PhaseClock(timings)
     if as_of is None and connection.vendor == "postgresql":
         as_of = timezone.now()
         rollups.title_rollups_advance(as_of=as_of)
-        matrix = compute.content_features(rollups.content_aggregates_rolled(as_of=as_of), selectors.catalog_arrays())
+        clock.lap("rollups_advance")
+        aggregates = rollups.content_aggregates_rolled(as_of=as_of)
     else:
-        matrix = _content_matrix(as_of or timezone.now())
+        aggregates = selectors.content_aggregates(as_of=as_of or timezone.now())
+    clock.lap("aggregates")
+    catalog = selectors.catalog_arrays()
+    clock.lap("catalog")
+    matrix = compute.content_features(aggregates, catalog)
+    clock.lap("compute")
     computed_at = timezone.now()
     written = store.set_many(CONTENT, matrix.ids, matrix.values, computed_at=computed_at)
+    clock.lap("title_keys")
     store.publish_matrix(CONTENT, matrix.ids, matrix.values, computed_at=computed_at)
+    clock.lap("matrix")
     popularity = matrix.values[:, feature_set(CONTENT).slices["popularity_score"]].reshape(-1)
     top = np.argsort(-popularity, kind="stable")[:TRENDING_SIZE]
     top = top[popularity[top] > 0]
     store.set_ranking(TRENDING, matrix.ids[top], popularity[top], ttl_seconds=ttl_for(CONTENT))
+    clock.lap("trending")
     return written
+
+
+class _PhaseClock:
+    """Seconds since the previous lap, into `timings` under each lap's name (nothing without `timings`)."""
+
+    def __init__(self, timings: dict[str, float] | None) -> None:
+        self.timings = timings
+        self.last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        if self.timings is not None:
+            self.timings[name] = round(now - self.last, 4)
+        self.last = now
 
 
 def online_store_rebuild_claim(*, store: FeatureStore | None = None) -> bool:

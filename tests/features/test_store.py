@@ -205,3 +205,20 @@ def test_unreachable_redis_fails_writes_so_jobs_retry():
 def test_configured_store_uses_redis_when_redis_url_is_set(settings):
     store = FeatureStore()
     assert store.backend.name == ("redis" if settings.REDIS_URL else "database")
+
+
+def test_packed_writes_set_every_key_with_its_ttl_and_a_refused_one_raises(redis_store, monkeypatch):
+    import features.store
+
+    monkeypatch.setattr(features.store, "PIPELINE_SETS", 7)  # several packed chunks
+    ids = np.arange(1, 31, dtype=np.int64)
+    redis_store.set_many("content", ids, content_matrix(30), ttl_seconds=120)
+    client = redis_store.backend.client
+    keys = [feature_key("content", int(i), namespace=redis_store.namespace) for i in ids]
+    assert all(0 < client.ttl(key) <= 120 for key in keys)
+    assert list(redis_store.get_many("content", ids).column("view_count_7d")) == list(range(30))
+
+    with pytest.raises(redis.exceptions.ResponseError):  # EX 0 is refused: the error reaches the job
+        redis_store.backend.set([(keys[0], b"x")], 0)
+    redis_store.set_many("content", ids[:1], content_matrix(1), ttl_seconds=60)  # the pool still works
+    assert 0 < client.ttl(keys[0]) <= 60
