@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-CONFIG = Path(__file__).resolve().parent.parent / "config" / "gunicorn.py"
+CONFIG = Path(__file__).resolve().parents[2] / "config" / "gunicorn.py"
 
 
 def _load(monkeypatch, **env: str) -> dict:

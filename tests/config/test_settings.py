@@ -16,7 +16,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from config.settings.env import env_bool, env_int, env_list, parse_database_url
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize(("raw", "expected"), [("1", True), ("true", True), ("ON", True), ("0", False), ("off", False)])

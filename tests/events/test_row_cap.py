@@ -13,7 +13,7 @@ from events.api.parsing import MAX_EVENTS, MAX_ITEMS, MAX_ROWS, batch_parse, bat
 from events.models import Event
 from tests.events.helpers import event, impression, post
 
-NOW = dt.datetime.now(dt.UTC)
+NOW = dt.datetime.now(dt.UTC)  # when the parametrized bodies were built (collection); events built in a test: now()
 
 
 def full_impressions(count: int, profile_id: int = 1, title_ids: list[int] | None = None) -> list[dict]:
@@ -62,7 +62,7 @@ def test_row_count_counts_the_rows_valid_events_would_store():
     bad_item["items"][1]["position"] = 0
     batch = batch_parse(
         {"events": [impression(1, [1, 2, 3, 4]), bad_item, event("click", 1, content_id=1), event("click", 1), "junk"]},
-        now=NOW,
+        now=dt.datetime.now(dt.UTC),
     )
     assert (batch.rows_sent, batch.row_count) == (4 + 3 + 1 + 1 + 1, 4 + 1)
     assert [error.index for error in batch.errors] == [1, 3, 4]
@@ -94,7 +94,8 @@ def test_batch_rows_sent_is_what_the_cap_counts_before_parsing(body, rows):
 
 def test_an_impression_with_too_many_items_is_its_own_error_while_the_batch_fits():
     batch = batch_parse(
-        {"events": [impression(1, list(range(1, MAX_ITEMS + 2))), event("click", 1, content_id=1)]}, now=NOW
+        {"events": [impression(1, list(range(1, MAX_ITEMS + 2))), event("click", 1, content_id=1)]},
+        now=dt.datetime.now(dt.UTC),
     )
     assert batch.error is None and batch.rows_sent == MAX_ITEMS + 2 and batch.row_count == 1
     assert "items" in batch.errors[0].errors
