@@ -118,10 +118,10 @@ def main() -> None:
         "world": {
             "titles": args.titles,
             "accounts": args.accounts,
-            "profiles": int(len(world.profile_ids)),
+            "profiles": len(world.profile_ids),
             "history_events": args.events,
             "seed": args.seed,
-            "head_titles": int(len(head)),
+            "head_titles": len(head),
         },
         "loop": {
             "days": args.days,
@@ -131,7 +131,7 @@ def main() -> None:
         },
         "seconds": {"setup": round(setup_seconds, 1), "loop": round(loop_seconds, 1)},
         "requests": {
-            "count": int(len(requests)),
+            "count": len(requests),
             "p50_ms": _pct(requests, 50),
             "p95_ms": _pct(requests, 95),
             "p99_ms": _pct(requests, 99),

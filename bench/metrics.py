@@ -20,6 +20,7 @@ import http.client
 import json
 import os
 import resource
+import subprocess
 import sys
 import threading
 import time
@@ -196,7 +197,7 @@ def _over_http(args, profiles: list[int]) -> dict:
         "OMP_NUM_THREADS": "1",
         "GUNICORN_CMD_ARGS": "--no-control-socket",
     }
-    server = start_gunicorn(PORT, 2, env, stdout=open(os.devnull, "w"), stderr=open(os.devnull, "w"))
+    server = start_gunicorn(PORT, 2, env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     scrapes: list[tuple[float, str]] = []
     done = threading.Event()
 

@@ -257,7 +257,7 @@ def _group_cpu_seconds(pid: int) -> float:
 
 def _machine_busy_seconds() -> float:
     """CPU seconds every core of the machine spent busy (not idle, not waiting for I/O) since boot."""
-    user, nice, system, idle, iowait, irq, softirq, steal = map(int, Path("/proc/stat").read_text().split()[1:9])
+    user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, Path("/proc/stat").read_text().split()[1:9])
     return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 from collections.abc import Callable
@@ -79,10 +80,8 @@ def exception_handler(error: Exception, context: dict) -> Response | None:
 
 
 def set_rollback_quietly() -> None:
-    try:
+    with contextlib.suppress(DatabaseError):  # the connection is gone: nothing to roll back
         set_rollback()
-    except DatabaseError:  # the connection is gone: nothing to roll back
-        pass
 
 
 def _text(detail: Any) -> str:

@@ -298,14 +298,12 @@ def _arm_metrics(
 
 def _versus(treatment: ArmMetric, baseline: ArmMetric) -> tuple[float | None, float | None]:
     """(difference, p-value) against the baseline, or (None, None) where no test applies."""
-    if treatment.successes is not None and baseline.successes is not None:
-        if treatment.n and baseline.n:
-            test = metrics.two_proportion_ztest(treatment.successes, treatment.n, baseline.successes, baseline.n)
-            return treatment.value - baseline.value, test.p_value
-    if treatment.summary is not None and baseline.summary is not None:
-        if treatment.n >= 2 and baseline.n >= 2:
-            test = metrics.welch_ztest(treatment.summary, baseline.summary)
-            return treatment.value - baseline.value, test.p_value
+    if treatment.successes is not None and baseline.successes is not None and treatment.n and baseline.n:
+        test = metrics.two_proportion_ztest(treatment.successes, treatment.n, baseline.successes, baseline.n)
+        return treatment.value - baseline.value, test.p_value
+    if treatment.summary is not None and baseline.summary is not None and treatment.n >= 2 and baseline.n >= 2:
+        test = metrics.welch_ztest(treatment.summary, baseline.summary)
+        return treatment.value - baseline.value, test.p_value
     return None, None
 
 

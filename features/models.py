@@ -39,6 +39,9 @@ class TitleDay(models.Model):
     class Meta:
         db_table = "features_title_day"
 
+    def __str__(self) -> str:
+        return f"title {self.title_id} on {self.day}: {self.views} views"
+
 
 class TitleTotal(models.Model):
     """One title's viewings that started before TitleRollup.through_day, summed over all of history."""
@@ -52,6 +55,9 @@ class TitleTotal(models.Model):
     class Meta:
         db_table = "features_title_total"
 
+    def __str__(self) -> str:
+        return f"title {self.title_id}: {self.views} views"
+
 
 class TitleRollup(models.Model):
     """The one row saying which UTC day (exclusive) TitleTotal and TitleDay are rolled up to."""
@@ -64,3 +70,6 @@ class TitleRollup(models.Model):
 
     class Meta:
         db_table = "features_title_rollup"
+
+    def __str__(self) -> str:
+        return f"rolled up through {self.through_day}"

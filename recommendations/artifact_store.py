@@ -17,6 +17,7 @@ StoreUnavailable (an OSError), which the registry treats like any failed load: k
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -59,10 +60,8 @@ class _Reader:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        try:
+        with contextlib.suppress(Exception):
             self._handle.close()
-        except Exception:
-            pass
 
 
 @dataclass(frozen=True)
@@ -190,7 +189,7 @@ class UrlStore:
         what the store then holds differs; StoreUnavailable if it does not answer. Nothing is left on failure."""
         scratch = f"{STAGING_PREFIX}/{relative.replace('/', '-')}-{uuid.uuid4().hex}"
         final = relative.strip("/")
-        names = sorted(name for name in files if name != META_FILE) + [META_FILE]  # meta.json last
+        names = [*sorted(name for name in files if name != META_FILE), META_FILE]  # meta.json last
         copying = False
         try:
             for name in names:

@@ -27,7 +27,7 @@ def login_locked_response(
         details={"retry_after_seconds": seconds},
     )
     accept = request.headers.get("Accept", "")
-    if "application/json" in accept and "text/html" not in accept or request.headers.get("X-Requested-With"):
+    if ("application/json" in accept and "text/html" not in accept) or request.headers.get("X-Requested-With"):
         response: HttpResponse = JsonResponse(error.body(), status=error.status)
     else:
         response = render(request, "staff/login_locked.html", {"message": error.message}, status=error.status)

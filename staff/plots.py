@@ -100,7 +100,7 @@ def line_chart(
 
     parts = [head]
     step = _nice_step(y_high - y_low)
-    for i in range(int(round((y_high - y_low) / step)) + 1):
+    for i in range(round((y_high - y_low) / step) + 1):
         y = y_low + i * step
         parts.append(
             f'<line class="grid" x1="{MARGIN_LEFT}" x2="{width - MARGIN_RIGHT}" y1="{sy(y)}" y2="{sy(y)}"/>'

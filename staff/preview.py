@@ -402,9 +402,7 @@ def rules_matching(
                 allowed = ", ".join(t.label for t in rule.tiers)
                 verdict = "visible to" if rule.allowed_tiers & tier_bit else "hidden from"
                 notes.append(f"Tier rule on {rule.target_label}: only {allowed} ({verdict} {tier_label})")
-        for suppression in suppressions:
-            if suppression.title_id == content_id:
-                notes.append(f"Suppressed: {suppression.reason}")
+        notes.extend(f"Suppressed: {s.reason}" for s in suppressions if s.title_id == content_id)
         if head.is_kids and info.maturity_rating > head.maturity_cap:
             notes.append(f"Above the kids maturity cap ({info.maturity_label})")
         if notes:

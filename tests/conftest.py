@@ -101,7 +101,7 @@ def celery_worker_process(django_db_setup, django_db_blocker):
         "DJANGO_SETTINGS_MODULE": "config.settings.test",
     }
     root = Path(__file__).resolve().parent.parent
-    log = open(root / "var" / f"{queue}.log", "w")
+    log = open(root / "var" / f"{queue}.log", "w")  # noqa: SIM115 (open while the worker runs)
     worker = subprocess.Popen(
         [
             sys.executable,

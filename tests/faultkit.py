@@ -667,9 +667,7 @@ def percentiles(latencies_ms: Sequence[float]) -> dict[str, float | None]:
 
 def summarize(records: Sequence[RequestRecord], seconds: float | None = None) -> dict:
     """Counts and latency percentiles of some records (`seconds`: the span they cover, for the throughput)."""
-    span = (
-        seconds if seconds else ((max(r.sent_at for r in records) - min(r.sent_at for r in records)) if records else 0)
-    )
+    span = seconds or ((max(r.sent_at for r in records) - min(r.sent_at for r in records)) if records else 0)
     return {
         "requests": len(records),
         "ok": sum(r.status == 200 for r in records),

@@ -1205,7 +1205,7 @@ def fault_web_host_down(d: Deployment, timing: Timing, rate: float) -> dict:
 def fault_redis_master(d: Deployment, timing: Timing, rate: float) -> dict:
     """One Redis master SIGKILLed under load: its replica is promoted; the node restarted afterwards."""
     victim = d.redis.masters()[0]
-    run, figures = _fault_run(d, timing, rate, lambda: d.redis.kill(victim))
+    _run, figures = _fault_run(d, timing, rate, lambda: d.redis.kill(victim))
     figures["killed"] = victim.address
     d.redis.restart(victim)
     d.redis.wait_ok(seconds=60)

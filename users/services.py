@@ -338,9 +338,11 @@ def _dependent_rows() -> list[tuple[str, str, type]]:
     for model in apps.get_models(include_auto_created=True):
         if model._meta.app_label in {"users", "catalog"}:
             continue
-        for field in model._meta.concrete_fields:
-            if field.many_to_one and field.related_model in (Profile, Title):
-                found.append((model._meta.db_table, field.column, field.related_model))
+        found.extend(
+            (model._meta.db_table, field.column, field.related_model)
+            for field in model._meta.concrete_fields
+            if field.many_to_one and field.related_model in (Profile, Title)
+        )
     return found
 
 

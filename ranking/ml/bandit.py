@@ -141,7 +141,7 @@ def exploration_slots(n_positions: int, share: float = 0.15, first: int = 2) -> 
     `first` on (the top positions stay the ranker's). int64, ascending; empty when n is too small."""
     if not 0.0 <= share <= 1.0:
         raise ValueError(f"share must be in [0, 1], not {share}")
-    count = min(int(round(share * n_positions)), max(n_positions - first, 0))
+    count = min(round(share * n_positions), max(n_positions - first, 0))
     if count <= 0:
         return np.empty(0, np.int64)
     return np.unique(np.round(np.linspace(first, n_positions - 1, count)).astype(np.int64))

@@ -68,7 +68,7 @@ class PageRow:
 
 def reasons(page: PageInput, positions: np.ndarray, row_key: str = "") -> list[str]:
     """The reason shown beside each candidate at `positions` (in the row `row_key`, if any)."""
-    if row_key == TRENDING_NOW or row_key == NEW_RELEASES:
+    if row_key in (TRENDING_NOW, NEW_RELEASES):
         fixed = REASON_TRENDING if row_key == TRENDING_NOW else REASON_NEW
         return [REASON_CONTINUE if page.in_progress[p] else fixed for p in np.asarray(positions, np.int64)]
     personal = page.personal if page.personal is not None else np.zeros(len(page.in_progress), bool)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -50,7 +51,7 @@ class NeuralCollaborativeFiltering(nn.Module):
         self.mlp_user = nn.Embedding(n_users, hidden_layers[0] // 2)
         self.mlp_item = nn.Embedding(n_items, hidden_layers[0] // 2)
         layers: list[nn.Module] = []
-        for width_in, width_out in zip(hidden_layers[:-1], hidden_layers[1:], strict=True):
+        for width_in, width_out in itertools.pairwise(hidden_layers):
             layers += [nn.Linear(width_in, width_out), nn.ReLU()]
         self.mlp = nn.Sequential(*layers)
         self.output = nn.Linear(embedding_dim + hidden_layers[-1], 1)

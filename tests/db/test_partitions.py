@@ -188,7 +188,7 @@ def test_a_converted_table_keeps_its_rows_ids_and_constraints():
 
 
 def scanned_partitions(plan: str) -> set[str]:
-    return set(re.findall(r"on (users_viewingevent_\w+?)(?: |$)", plan, flags=re.M))
+    return set(re.findall(r"on (users_viewingevent_\w+?)(?: |$)", plan, flags=re.MULTILINE))
 
 
 def test_a_titles_week_of_views_reads_only_that_weeks_partitions():
@@ -209,7 +209,7 @@ def test_a_profiles_history_reads_every_month_newest_first_without_sorting():
         cursor.execute("SET LOCAL enable_bitmapscan = off")
         plan = ViewingEvent.objects.filter(profile_id=1).order_by("-last_watched_at")[:100].explain()
     assert "Merge Append" in plan, plan
-    assert not re.search(r"^\s*(->\s*)?Sort  \(", plan, flags=re.M), plan
+    assert not re.search(r"^\s*(->\s*)?Sort  \(", plan, flags=re.MULTILINE), plan
     assert scanned_partitions(plan) == {p.name for p in partitions.partitions("users_viewingevent")}
 
 

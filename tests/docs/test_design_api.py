@@ -36,7 +36,9 @@ PAGE = ROOT / "docs" / "design-api.md"
 
 def snippet(title: str, language: str = "python") -> str:
     """The first `language` code block under the page's heading `## title`, exactly."""
-    match = re.search(rf"^## {re.escape(title)}\n.*?^```{language}\n(.*?)^```", PAGE.read_text(), re.S | re.M)
+    match = re.search(
+        rf"^## {re.escape(title)}\n.*?^```{language}\n(.*?)^```", PAGE.read_text(), re.DOTALL | re.MULTILINE
+    )
     assert match, f"docs/design-api.md has no {language} block under '## {title}'"
     return match.group(1)
 
@@ -255,7 +257,7 @@ def test_test_entry_points_name_test_files_of_the_suite(command):
         timeout=120,
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    assert re.search(r"^\d+ tests? collected", result.stdout, re.M), result.stdout[-500:]
+    assert re.search(r"^\d+ tests? collected", result.stdout, re.MULTILINE), result.stdout[-500:]
 
 
 @pytest.mark.slow

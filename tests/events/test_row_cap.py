@@ -25,8 +25,9 @@ def full_impressions(count: int, profile_id: int = 1, title_ids: list[int] | Non
 def over_the_cap(profiles, titles) -> list[dict]:
     """MAX_ROWS + 1 rows that would all be valid."""
     title_ids = [t.pk for t in titles]
-    return full_impressions(MAX_ROWS // MAX_ITEMS, profiles[0].pk, title_ids) + [
-        event("click", profiles[0].pk, content_id=title_ids[0])
+    return [
+        *full_impressions(MAX_ROWS // MAX_ITEMS, profiles[0].pk, title_ids),
+        event("click", profiles[0].pk, content_id=title_ids[0]),
     ]
 
 

@@ -115,7 +115,7 @@ def test_a_schema_bump_never_reads_old_payloads(store, monkeypatch):
 def test_a_payload_of_another_schema_under_the_key_counts_as_missing():
     old = dataclasses.replace(USER_FEATURES, schema_version=1)
     new = dataclasses.replace(USER_FEATURES, schema_version=2)
-    payloads = codec.encode_many(old, USER_FEATURES.defaults[None, :] + 1, computed_at=0.0) + [b"short", None]
+    payloads = [*codec.encode_many(old, USER_FEATURES.defaults[None, :] + 1, computed_at=0.0), b"short", None]
     values, found, _ = codec.decode_many(new, payloads)
     assert not found.any()
     np.testing.assert_array_equal(values, np.tile(USER_FEATURES.defaults, (3, 1)))

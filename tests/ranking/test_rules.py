@@ -190,7 +190,7 @@ def test_admin_suppression_reaches_apply_rules(editor_client, django_capture_on_
 @pytest.mark.parametrize(
     ("model", "fields"),
     [
-        (Boost, {"name": "x", "target_kind": TargetKind.ORIGINALS, "multiplier": Decimal("0")}),
+        (Boost, {"name": "x", "target_kind": TargetKind.ORIGINALS, "multiplier": Decimal(0)}),
         (
             Boost,
             {

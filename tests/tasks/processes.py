@@ -43,7 +43,7 @@ class Worker:
     process: subprocess.Popen | None = field(default=None, repr=False)
 
     def start(self, *, ready_within: float = 60.0) -> Worker:
-        log = open(self.log_path, "ab")
+        log = open(self.log_path, "ab")  # noqa: SIM115 (open while the worker runs)
         pool = ["--pool", "prefork", "--concurrency", str(self.processes)] if self.processes else ["--pool", "solo"]
         self.process = subprocess.Popen(
             [

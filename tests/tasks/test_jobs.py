@@ -63,9 +63,11 @@ def test_lock_prevents_overlapping_runs(db):
 
 
 def test_lock_is_exclusive_and_released(db):
-    with job_lock("exclusive.test", timeout_seconds=60) as first:
-        with job_lock("exclusive.test", timeout_seconds=60) as second:
-            assert first and not second
+    with (
+        job_lock("exclusive.test", timeout_seconds=60) as first,
+        job_lock("exclusive.test", timeout_seconds=60) as second,
+    ):
+        assert first and not second
     with job_lock("exclusive.test", timeout_seconds=60) as again:
         assert again
 

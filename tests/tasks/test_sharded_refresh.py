@@ -327,7 +327,7 @@ def test_two_worker_processes_share_the_shards_and_the_parent_finishes_when_all_
 
 
 def test_shards_of_a_killed_worker_are_redelivered_and_still_count_once(rabbitmq, world):
-    start, send, names, connection = rabbitmq
+    start, send, _names, _connection = rabbitmq
     first = start("first", processes=2)
 
     with HeldHistory() as history:

@@ -151,7 +151,7 @@ def test_catalog_refuses_more_genres_than_slots():
 
 
 def test_missing_columns_are_named():
-    with pytest.raises(ValueError, match="missing .*completed"):
+    with pytest.raises(ValueError, match=r"missing .*completed"):
         user_features(user_viewings().drop(columns="completed"), hand_catalog(), as_of=AS_OF)
 
 

@@ -144,7 +144,7 @@ def test_diversify_degrades_gracefully_when_candidates_cannot_meet_the_targets()
 
     assert report.distinct_genres == 3
     assert report.share_recent == 0.0
-    assert 0.1 <= report.share_outside_usual  # B and C are outside; the 20 % cap cannot hold with A scarce
+    assert report.share_outside_usual >= 0.1  # B and C are outside; the 20 % cap cannot hold with A scarce
     assert len(set(order.tolist())) == 25
 
 

@@ -92,7 +92,7 @@ def test_one_float32_row_per_candidate_and_one_column_per_name():
 
 
 def test_source_slots_are_the_candidate_sources_of_the_service():
-    assert SOURCE_SLOTS == tuple(SOURCES)
+    assert tuple(SOURCES) == SOURCE_SLOTS
 
 
 def test_a_candidate_in_two_sources_has_both_flags_scores_and_ranks():

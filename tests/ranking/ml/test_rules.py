@@ -258,7 +258,7 @@ def test_candidates_can_be_any_subset_of_rows_in_any_order():
     )
     rows = np.array([5, 2, 0])
 
-    scores, keep, boosted = apply_rules(
+    _scores, keep, boosted = apply_rules(
         snapshot,
         CATALOG,
         rows,

@@ -10,7 +10,7 @@ from recommendations.ml.data import IdMap, interaction_matrix, item_counts, vali
 
 
 def test_missing_columns_raise_the_boundary_error():
-    with pytest.raises(ValueError, match="^interactions needs columns user_id, content_id, rating$"):
+    with pytest.raises(ValueError, match=r"^interactions needs columns user_id, content_id, rating$"):
         validate_interactions(pd.DataFrame({"user_id": [1], "content_id": [2]}))
 
 

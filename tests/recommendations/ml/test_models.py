@@ -121,7 +121,7 @@ def test_save_then_load_gives_the_same_recommendations(name, tmp_path):
 @pytest.mark.parametrize("name", list(FACTORIES))
 def test_load_refuses_a_corrupt_artifact(name, tmp_path):
     path = fitted(name).save(tmp_path / name)
-    target = path / sorted(json.loads((path / "meta.json").read_text())["sha256"])[-1]
+    target = path / max(json.loads((path / "meta.json").read_text())["sha256"])
     data = bytearray(target.read_bytes())
     data[-1] ^= 0xFF
     target.write_bytes(bytes(data))

@@ -22,7 +22,7 @@ def _world(seed: int = 0, viewers: int = 400, per_viewer: int = 30, slots: int =
 
 
 def test_the_fit_learns_which_genre_taste_carries_over_to_which_titles():
-    viewer, genres, completed, titles, _ = _world()
+    viewer, genres, completed, _titles, _ = _world()
     model = taste.fit(viewer, genres, completed)
 
     w = model.weights
