@@ -23,7 +23,6 @@ import importlib
 import itertools
 import logging
 import os
-import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -33,6 +32,7 @@ from typing import Any
 
 from django.conf import settings
 
+from config.reloading import VersionedSnapshot
 from recommendations.artifact_cache import (
     ArtifactCorrupt,
     FileState,
@@ -145,7 +145,6 @@ def load_artifact(*, kind: str, artifact_path: str, checksum: str) -> Any:
 class ModelRegistry:
     def __init__(self, *, check_seconds: float | None = None) -> None:
         self.check_seconds = settings.RECO_REGISTRY_CHECK_SECONDS if check_seconds is None else check_seconds
-        self._models: dict[str, LoadedModel] = {}
         self._failures: dict[str, LoadFailure] = {}  # kind -> its active version that does not load (retried)
         self._problems: dict[tuple[str, str], dict[str, Any]] = {}  # (kind, path) -> a served file that changed
         self._recent_errors: deque[dict[str, Any]] = deque(maxlen=RECENT_ERRORS)
@@ -153,20 +152,31 @@ class ModelRegistry:
         self._pinned: dict[tuple[str, str], tuple[LoadedModel | None, float]] = {}  # experiment arms' versions
         self._listeners: list[Callable[[], None]] = []
         self._serials = itertools.count(1)
-        self._checked_at = float("-inf")
-        self._refreshing = threading.Lock()
+        # The served models, {kind: LoadedModel}: a new dict whenever one changes (readers never see half a swap).
+        # No version to compare: each check reads the active versions and hands back the same dict if none moved.
+        self._served: VersionedSnapshot[None, dict[str, LoadedModel]] = VersionedSnapshot(
+            "models",
+            build=self._reconciled,
+            check_seconds=lambda: self.check_seconds,
+            on_swap=lambda _models: self._changed(),
+            log=log,
+        )
         # Set by a process whose monitor thread refreshes (gunicorn's workers): then no request waits for the
         # database check or for a new version's download from the artifact store.
         self.background_refresh = False
 
     def _after_fork_in_child(self) -> None:
         # A thread of the parent (its monitor) may have held the lock at the fork; the child has no such thread.
-        self._refreshing = threading.Lock()
+        self._served.after_fork_in_child()
         self.background_refresh = False  # until the child starts its own monitor
 
     def add_listener(self, callback: Callable[[], None]) -> None:
         """`callback()` after every swap, failed load or changed file (the monitor publishes the status then)."""
         self._listeners.append(callback)
+
+    @property
+    def _models(self) -> dict[str, LoadedModel]:
+        return self._served.peek() or {}
 
     def _changed(self) -> None:
         for callback in list(self._listeners):
@@ -209,45 +219,47 @@ class ModelRegistry:
         return tuple(sorted((kind, m.version_id, m.serial) for kind, m in self._models.items()))
 
     def refresh_if_due(self) -> None:
-        if time.monotonic() - self._checked_at < self.check_seconds:
-            return
-        if not self._refreshing.acquire(blocking=False):
-            return  # another thread is refreshing; serve what is loaded
-        try:
-            self._checked_at = time.monotonic()
-            self._refresh()
-        finally:
-            self._refreshing.release()
+        """Read the active versions if RECO_REGISTRY_CHECK_SECONDS passed, and load what changed. Raises only
+        before anything was ever read; later failures are logged and the loaded models go on serving."""
+        self._served.get()
 
-    def _refresh(self) -> None:
+    def _reconciled(self, _version: None, previous: dict[str, LoadedModel] | None) -> dict[str, LoadedModel]:
+        """The models to serve for the active versions now: `previous` itself when nothing changed."""
         active = {
             row["kind"]: row
             for row in ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).values(
                 "id", "kind", "version", "artifact_path", "checksum"
             )
         }
+        models = dict(previous or {})
         changed = False
-        for kind in set(self._models) - set(active):
-            del self._models[kind]  # deactivated without a successor: stop serving it
+        for kind in set(models) - set(active):
+            del models[kind]  # deactivated without a successor: stop serving it
             changed = True
         for kind in set(self._failures) - set(active):
             del self._failures[kind]
             changed = True
         for kind, row in active.items():
-            current = self._models.get(kind)
+            current = models.get(kind)
             if current and current.version_id == row["id"]:
                 continue
             failure = self._failures.get(kind)
             if failure and failure.version_id == row["id"] and time.monotonic() < failure.retry_at:
                 continue  # backing off
-            self._load_active(kind, row, current, failure)
+            self._load_active(models, kind, row, current, failure)
             changed = True
-        if changed:
-            self._forget_unserved()
-            self._changed()
+        if previous is not None and not changed:
+            return previous
+        self._forget_unserved(models)
+        return models  # the listeners hear of it once it serves (on_swap)
 
     def _load_active(
-        self, kind: str, row: dict[str, Any], current: LoadedModel | None, failure: LoadFailure | None
+        self,
+        models: dict[str, LoadedModel],
+        kind: str,
+        row: dict[str, Any],
+        current: LoadedModel | None,
+        failure: LoadFailure | None,
     ) -> None:
         try:
             loaded = self._load(kind, row["id"], row["version"], row["artifact_path"], row["checksum"])
@@ -255,8 +267,7 @@ class ModelRegistry:
             attempts = failure.attempts + 1 if failure and failure.version_id == row["id"] else 1
             self._failed(kind, row["id"], row["version"], error, attempts, current)
             return
-        # One dict assignment: a request sees the old model or the new one, never half of either.
-        self._models[kind] = loaded
+        models[kind] = loaded  # in the new dict: requests see it once the whole dict serves
         self._failures.pop(kind, None)
         if failure and failure.version_id == row["id"]:
             log.warning("loaded %s %s after %d failed attempts", kind, row["version"], failure.attempts)
@@ -268,7 +279,7 @@ class ModelRegistry:
             "memory-mapped" if loaded.mapped else "in memory",
         )
         try:
-            prune_unused(serving_cache_dir(), keep={m.checksum for m in self._models.values()})
+            prune_unused(serving_cache_dir(), keep={m.checksum for m in models.values()})
         except OSError:
             log.warning("could not prune the serving cache %s", serving_cache_dir(), exc_info=True)
 
@@ -312,11 +323,11 @@ class ModelRegistry:
     def _note_error(self, kind: str, version: str, message: str) -> None:
         self._recent_errors.append({"at": _iso(time.time()), "kind": kind, "version": version, "message": message})
 
-    def _forget_unserved(self) -> None:
-        serving = {m.serial for m in self._models.values()}
+    def _forget_unserved(self, models: dict[str, LoadedModel]) -> None:
+        serving = {m.serial for m in models.values()}
         for serial in set(self._watches) - serving:
             del self._watches[serial]
-        served_kinds = {(m.kind, str(m.artifact.source)) for m in self._models.values() if m.artifact}
+        served_kinds = {(m.kind, str(m.artifact.source)) for m in models.values() if m.artifact}
         for key, problem in list(self._problems.items()):
             if (key[0], problem["artifact"]) not in served_kinds:
                 del self._problems[key]
@@ -459,10 +470,11 @@ class ModelRegistry:
         """The mapped private copy of a served model changed: drop the copy, load a good one or stop serving it."""
         artifact = loaded.artifact
         assert artifact is not None
-        if not self._refreshing.acquire(timeout=60):
-            return  # a refresh is stuck; the next pass tries again
-        try:
-            if self._models.get(kind) is not loaded:
+        with self._served.exclusive(timeout=60) as held:
+            if not held:
+                return  # a refresh is stuck; the next pass tries again
+            models = dict(self._models)
+            if models.get(kind) is not loaded:
                 return  # swapped meanwhile
             if any(_same_inode(artifact.copy_states.get(name), FileState.of(artifact.copy / name)) for name in bad):
                 remove_copy(artifact.copy)  # still the bad copy on disk (not one another process made anew)
@@ -471,16 +483,15 @@ class ModelRegistry:
             except Exception as error:
                 # A truncated mapping faults when touched: serving nothing of this kind (callers fall back,
                 # flagged) is safer than serving it. The refresh retries the active version with back-off.
-                del self._models[kind]
+                del models[kind]
                 self._failed(kind, loaded.version_id, loaded.version, error, 1, None)
             else:
-                self._models[kind] = fresh
+                models[kind] = fresh
                 log.warning("serving %s %s from a new private copy %s", kind, loaded.version, fresh.artifact.copy)
             for name in bad:
                 self._problems.pop((kind, str(artifact.copy / name)), None)
-            self._forget_unserved()
-        finally:
-            self._refreshing.release()
+            self._forget_unserved(models)
+            self._served.replace(models)
         self._changed()
 
     # --- what this process serves ---------------------------------------------------------------------
