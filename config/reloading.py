@@ -65,7 +65,11 @@ class VersionedSnapshot(Generic[V, T]):
         self._build = build
         self._read_version = read_version
         self._version_of = version_of
-        self._interval = check_seconds if callable(check_seconds) else (lambda: float(check_seconds))
+        if callable(check_seconds):
+            self._interval = check_seconds
+        else:
+            seconds = float(check_seconds)
+            self._interval = lambda: seconds
         self._clock = clock
         self._on_swap = on_swap
         self._log = log
