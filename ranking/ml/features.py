@@ -91,6 +91,24 @@ _MODELS_AT = FEATURE_INDEX["model_mf_score"]
 _CONTENT_AT = FEATURE_INDEX["title_view_count_7d"]
 _INTERACTION_AT = FEATURE_INDEX["has_watched"]
 _CONTEXT_AT = FEATURE_INDEX["title_age_days"]
+_USER_AT = FEATURE_INDEX["user_watch_hours"]
+_TITLE_WIDTH = 10  # title_age_days … has_hdr: per title and day, the same for every request
+# Stored columns copied as they are, in the order of the ranker's columns that take them.
+_USER_COLUMNS = np.array(
+    [
+        _USER_SLICES[name].start
+        for name in ("total_watch_hours", "avg_session_duration", "completion_rate", "binge_watching_score")
+    ]
+)
+_CONTENT_COLUMNS = np.array(
+    [
+        _CONTENT_SLICES[name].start
+        for name in ("view_count_7d", "popularity_score", "trending_score", "avg_completion_rate", "avg_rating")
+    ]
+)
+_INTERACTION_COLUMNS = np.array(
+    [_INTERACTION_SLICES[name].start for name in ("has_watched", "watch_percentage", "days_since_watched")]
+)
 
 
 @dataclass(frozen=True)
@@ -177,15 +195,37 @@ def _check(inp: RankingInput) -> int:
     return n
 
 
+@lru_cache(maxsize=4)
+def _title_block(catalog: CatalogIndex, today_days: int) -> np.ndarray:
+    """float32 (len(catalog), _TITLE_WIDTH): the per-title columns title_age_days … has_hdr of every title as of
+    `today_days`, computed once per catalog and day (a new catalog is a new object); a request gathers its rows."""
+    block = np.empty((len(catalog), _TITLE_WIDTH), np.float32)
+    release_year = catalog.release_year.astype(np.float32)
+    release_year[release_year <= 0] = np.nan
+    block[:, 0] = today_days - catalog.date_added_days
+    block[:, 1] = release_year
+    block[:, 2] = 1970 + today_days / DAYS_PER_YEAR - release_year
+    block[:, 3] = catalog.is_original
+    block[:, 4] = (catalog.available_tiers & BASIC_TIER_BIT) == 0
+    block[:, 5] = catalog.maturity
+    block[:, 6] = catalog.is_series
+    block[:, 7] = popcount32(catalog.genre_masks)
+    block[:, 8] = catalog.has_4k
+    block[:, 9] = catalog.has_hdr
+    block.setflags(write=False)
+    return block
+
+
 def assemble(inp: RankingInput) -> np.ndarray:
     """The feature matrix of the candidates: float32 (n, len(RANKER_FEATURE_NAMES)), NaN for missing values.
 
     Within-request features (source ranks, model z-scores and percentiles, popularity percentile) compare
     the candidates with each other, which is what a per-query ranker needs when raw scales drift between
-    users and between model versions.
+    users and between model versions. The per-title columns come from a block computed once per catalog and
+    day (_title_block), gathered by row.
     """
     n = _check(inp)
-    out = np.full((n, len(RANKER_FEATURE_NAMES)), np.nan, np.float32)
+    out = np.empty((n, len(RANKER_FEATURE_NAMES)), np.float32)
 
     # Sources: flag, score and rank inside the source for each of the fixed slots.
     slots = len(SOURCE_SLOTS)
@@ -224,22 +264,14 @@ def assemble(inp: RankingInput) -> np.ndarray:
 
     # User: the same value on every row; trees use it to condition the per-title features.
     user = inp.user
-    user_at = FEATURE_INDEX["user_watch_hours"]
-    out[:, user_at] = user[_USER_SLICES["total_watch_hours"]][0]
-    out[:, user_at + 1] = user[_USER_SLICES["avg_session_duration"]][0]
-    out[:, user_at + 2] = user[_USER_SLICES["completion_rate"]][0]
-    out[:, user_at + 3] = user[_USER_SLICES["binge_watching_score"]][0]
     affinity = user[_USER_SLICES["genre_affinity"]]
-    out[:, user_at + 4] = affinity.max()
+    out[:, _USER_AT : _USER_AT + 4] = user[_USER_COLUMNS]
+    out[:, _USER_AT + 4] = affinity.max()
 
     # Content: the stored title features, and popularity relative to the other candidates.
     content = inp.content
-    out[:, _CONTENT_AT] = content[:, _CONTENT_SLICES["view_count_7d"]][:, 0]
+    out[:, _CONTENT_AT : _CONTENT_AT + 5] = content[:, _CONTENT_COLUMNS]
     popularity = content[:, _CONTENT_SLICES["popularity_score"]][:, 0]
-    out[:, _CONTENT_AT + 1] = popularity
-    out[:, _CONTENT_AT + 2] = content[:, _CONTENT_SLICES["trending_score"]][:, 0]
-    out[:, _CONTENT_AT + 3] = content[:, _CONTENT_SLICES["avg_completion_rate"]][:, 0]
-    out[:, _CONTENT_AT + 4] = content[:, _CONTENT_SLICES["avg_rating"]][:, 0]
     relative = np.stack([popularity, inp.interaction[:, _INTERACTION_SLICES["genre_affinity"]][:, 0]], axis=1)
     relative_present = ~np.isnan(relative)
     count, mean, std = _column_stats(relative, relative_present)
@@ -248,38 +280,21 @@ def assemble(inp: RankingInput) -> np.ndarray:
     out[:, _CONTENT_AT + 6] = relative_z[:, 0]
 
     # Interaction: the request-time features, the affinity z-score, favourite genres the title has.
-    interaction = inp.interaction
-    out[:, _INTERACTION_AT] = interaction[:, _INTERACTION_SLICES["has_watched"]][:, 0]
-    out[:, _INTERACTION_AT + 1] = interaction[:, _INTERACTION_SLICES["watch_percentage"]][:, 0]
-    out[:, _INTERACTION_AT + 2] = interaction[:, _INTERACTION_SLICES["days_since_watched"]][:, 0]
+    out[:, _INTERACTION_AT : _INTERACTION_AT + 3] = inp.interaction[:, _INTERACTION_COLUMNS]
     out[:, _INTERACTION_AT + 3] = relative[:, 1]
     out[:, _INTERACTION_AT + 4] = relative_z[:, 1]
     catalog, rows = inp.catalog, inp.rows
-    genre_masks = catalog.genre_masks[rows]
     favorites = user[_USER_SLICES["favorite_genres"]]
     favorite_mask = catalog.genre_mask_of(favorites[favorites >= 0].astype(np.int64))
-    out[:, _INTERACTION_AT + 5] = popcount32(genre_masks & favorite_mask)
+    out[:, _INTERACTION_AT + 5] = popcount32(catalog.genre_masks[rows] & favorite_mask)
 
-    # Catalog and context.
+    # Catalog and context: the title block's rows, the screen's 4K/HDR, the request's constants.
     context = inp.context
-    release_year = catalog.release_year[rows].astype(np.float32)
-    release_year[release_year <= 0] = np.nan
-    has_4k, has_hdr = catalog.has_4k[rows], catalog.has_hdr[rows]
-    on_tv = context.device_type == DEVICE_TV
-    out[:, _CONTEXT_AT] = context.today_days - catalog.date_added_days[rows]
-    out[:, _CONTEXT_AT + 1] = release_year
-    out[:, _CONTEXT_AT + 2] = 1970 + context.today_days / DAYS_PER_YEAR - release_year
-    out[:, _CONTEXT_AT + 3] = catalog.is_original[rows]
-    out[:, _CONTEXT_AT + 4] = (catalog.available_tiers[rows] & BASIC_TIER_BIT) == 0
-    out[:, _CONTEXT_AT + 5] = catalog.maturity[rows]
-    out[:, _CONTEXT_AT + 6] = catalog.is_series[rows]
-    out[:, _CONTEXT_AT + 7] = popcount32(genre_masks)
-    out[:, _CONTEXT_AT + 8] = has_4k
-    out[:, _CONTEXT_AT + 9] = has_hdr
-    out[:, _CONTEXT_AT + 10] = has_4k & on_tv
-    out[:, _CONTEXT_AT + 11] = has_hdr & on_tv
-    out[:, _CONTEXT_AT + 12] = context.device_type
-    out[:, _CONTEXT_AT + 13] = context.hour
-    out[:, _CONTEXT_AT + 14] = context.weekday
-    out[:, _CONTEXT_AT + 15] = context.premium
+    titles = out[:, _CONTEXT_AT : _CONTEXT_AT + _TITLE_WIDTH]
+    np.take(_title_block(catalog, int(context.today_days)), rows, axis=0, out=titles)
+    if context.device_type == DEVICE_TV:
+        out[:, _CONTEXT_AT + 10 : _CONTEXT_AT + 12] = titles[:, 8:10]
+    else:
+        out[:, _CONTEXT_AT + 10 : _CONTEXT_AT + 12] = 0.0
+    out[:, _CONTEXT_AT + 12 :] = (context.device_type, context.hour, context.weekday, context.premium)
     return out

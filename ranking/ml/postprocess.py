@@ -68,22 +68,33 @@ class PageRow:
 
 def reasons(page: PageInput, positions: np.ndarray, row_key: str = "") -> list[str]:
     """The reason shown beside each candidate at `positions` (in the row `row_key`, if any)."""
+    at = np.asarray(positions, np.int64)
+    in_progress = page.in_progress[at].tolist()  # the flags as Python values: one gather each, no per-item numpy
     if row_key in (TRENDING_NOW, NEW_RELEASES):
         fixed = REASON_TRENDING if row_key == TRENDING_NOW else REASON_NEW
-        return [REASON_CONTINUE if page.in_progress[p] else fixed for p in np.asarray(positions, np.int64)]
-    personal = page.personal if page.personal is not None else np.zeros(len(page.in_progress), bool)
+        return [REASON_CONTINUE if busy else fixed for busy in in_progress]
+    personal = page.personal[at].tolist() if page.personal is not None else [False] * len(at)
+    names = page.because_names
     out = []
-    for p in np.asarray(positions, np.int64):
-        name = page.because_names.get(int(page.because_rows[p])) if page.similar[p] else None
-        if page.in_progress[p]:
+    for busy, similar, anchor, mine, new, trending in zip(
+        in_progress,
+        page.similar[at].tolist(),
+        page.because_rows[at].tolist(),
+        personal,
+        page.new_release[at].tolist(),
+        page.trending[at].tolist(),
+        strict=True,
+    ):
+        name = names.get(anchor) if similar else None
+        if busy:
             out.append(REASON_CONTINUE)
         elif name is not None:
             out.append(f"{REASON_BECAUSE}{name}")
-        elif personal[p]:
+        elif mine:
             out.append(REASON_TOP_PICK)
-        elif page.new_release[p]:
+        elif new:
             out.append(REASON_NEW)
-        elif page.trending[p]:
+        elif trending:
             out.append(REASON_TRENDING)
         else:
             out.append(REASON_TOP_PICK)

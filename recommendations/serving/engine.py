@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 import logging
 import time
 import uuid
@@ -50,7 +51,7 @@ from users.models import Profile
 
 log = logging.getLogger(__name__)
 
-CACHE_PREFIX = "recs:v4"  # bump when the cached Recommendations change shape or content (v4: reasons, context)
+CACHE_PREFIX = "recs:v5"  # bump when the cached answers change shape or content (v5: the JSON body's bytes)
 MAX_N = 100
 STAGES = ("profile", "models", "cache", "candidates", "features", "ranking", "rules", "diversification", "postprocess")
 SECONDS_PER_DAY = 86_400
@@ -151,6 +152,71 @@ class Recommendations:
         return body
 
 
+@dataclass
+class RenderedRecommendations:
+    """An answer as GET /api/recs sends it: the JSON body, and what its headers and metrics read."""
+
+    body: bytes  # UTF-8 JSON: Recommendations.to_dict() without timings_ms and explanations
+    request_id: str
+    cached: bool
+    degraded: list[str]
+    timings_ms: dict[str, float]
+
+
+# The body's fields that a cached answer shares with the miss that stored it (request_id and cached differ).
+_SHARED_FIELDS = ("profile_id", "items", "rows", "model_versions", "rules_version", "degraded", "experiment", "arm")
+
+
+def response_body(result: Recommendations) -> bytes:
+    """The shared fields as JSON bytes, rendered as DRF's JSONRenderer does (UTF-8, compact, no NaN)."""
+    body = {name: getattr(result, name) for name in _SHARED_FIELDS}
+    body["items"] = [item.__dict__ for item in result.items]
+    body["rows"] = [{"key": r.key, "title": r.title, "items": [i.__dict__ for i in r.items]} for r in result.rows]
+    text = json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    return text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029").encode()
+
+
+def _with_request(body: bytes, request_id: str, *, cached: bool) -> bytes:
+    """The whole body: this answer's request_id and cached flag, then the shared fields."""
+    head = f'{{"request_id":{json.dumps(request_id)},"cached":{"true" if cached else "false"},'
+    return head.encode() + body[1:]
+
+
+def _from_body(body: bytes, request_id: str) -> Recommendations:
+    """A cached answer as the object `recommend` returns (lists back to the tuples they were)."""
+    data = json.loads(body)
+
+    def ranked(item: dict[str, Any]) -> RankedItem:
+        item["sources"] = tuple(item["sources"])
+        return _ranked_item(*map(item.__getitem__, _ITEM_FIELDS))
+
+    items = [ranked(item) for item in data["items"]]
+    rows = [Row(row["key"], row["title"], tuple(ranked(i) for i in row["items"])) for row in data["rows"]]
+    return Recommendations(
+        request_id,
+        data["profile_id"],
+        items,
+        rows,
+        data["model_versions"],
+        data["rules_version"],
+        data["degraded"],
+        cached=True,
+        experiment=data["experiment"],
+        arm=data["arm"],
+    )
+
+
+_ITEM_FIELDS = tuple(RankedItem.__dataclass_fields__)
+
+
+def _ranked_item(*values: Any) -> RankedItem:
+    """RankedItem(*values) without the frozen dataclass's __init__ (one object.__setattr__ per field): a page
+    builds ~200 of them. The same object: equal, hashable, frozen."""
+    made = object.__new__(RankedItem)
+    made.__dict__.update(zip(_ITEM_FIELDS, values, strict=True))
+    return made
+
+
 class _Clock:
     def __init__(self) -> None:
         self.timings: dict[str, float] = {}
@@ -205,6 +271,16 @@ class RecommendationEngine:
         variant: how to serve (default: the profile's experiment arm, if any, else the standard path);
         explain: attach per-item explanations (sources, ranker score, top features, rules) and skip the cache;
         request_id: the answer's id (default: a new one), e.g. the HTTP request's."""
+        return self._serve(user_id, context, n, with_rows, variant, explain, request_id, rendered=False)
+
+    def recommend_json(
+        self, context: UserContext, n: int = 20, *, with_rows: bool = True, request_id: str | None = None
+    ) -> RenderedRecommendations:
+        """What GET /api/recs sends: `recommend`'s answer as its JSON body. A cache hit is the stored bytes with
+        this request's id spliced in, no object built."""
+        return self._serve(None, context, n, with_rows, None, False, request_id, rendered=True)
+
+    def _serve(self, user_id, context, n, with_rows, variant, explain, request_id, *, rendered: bool):
         context = context or UserContext(profile_id=user_id)
         profile_id = context.profile_id if context.profile_id is not None else user_id
         if profile_id is None:
@@ -234,11 +310,17 @@ class RecommendationEngine:
         cached = None if fresh else self._cache_get(key, degraded)
         clock.lap("cache")
         if cached is not None:
-            cached.request_id, cached.cached = request_id, True
-            cached.timings_ms = clock.timings
-            metrics.recommendation_observe(clock.timings, cache_state="hit", degraded=cached.degraded)
+            cached_degraded, body = cached
+            hit: Recommendations | RenderedRecommendations
+            if rendered:
+                body = _with_request(body, request_id, cached=True)
+                hit = RenderedRecommendations(body, request_id, True, list(cached_degraded), clock.timings)
+            else:
+                hit = _from_body(body, request_id)
+                hit.timings_ms = clock.timings
+            metrics.recommendation_observe(clock.timings, cache_state="hit", degraded=list(cached_degraded))
             metrics.models_served(models)
-            return cached
+            return hit
         # Seeds and reasons come only from titles the profile may see: the items' maturity filter, on its history.
         state = profile_state_load(profile_id=head.profile_id, head=head).within_maturity_cap(models.catalog)
         clock.lap("profile")
@@ -316,11 +398,16 @@ class RecommendationEngine:
             result.explanations = self._explain(result, candidates, models, scores, final, keep, boosted, features)
         result.degraded = sorted(set(degraded))
         clock.lap("postprocess")
-        if not fresh:
-            self._cache_set(key, result, degraded)
+        body = None
+        if not fresh and self.use_cache and CACHEABLE_DEGRADATIONS.issuperset(degraded):
+            body = response_body(result)  # rendered once: the cached bytes are the response's
+            self._cache_set(key, (tuple(result.degraded), body))
         result.timings_ms = clock.timings
         cache_state = "miss" if self.use_cache and not fresh else "off"
         metrics.recommendation_observe(clock.timings, cache_state=cache_state, degraded=result.degraded)
+        if rendered:
+            body = _with_request(body or response_body(result), request_id, cached=False)
+            return RenderedRecommendations(body, request_id, False, result.degraded, clock.timings)
         return result
 
     # --- stages ----------------------------------------------------------------------------------
@@ -433,37 +520,51 @@ class RecommendationEngine:
             personal=flag[sources.COLLABORATIVE] | flag[sources.EASE_SOURCE] | flag[sources.POPULAR_IN_GENRES],
         )
 
-        proposed_sets: dict[bytes, tuple[str, ...]] = {}  # the sources of each distinct flag pattern, once
+        # What an item shows of each candidate on the page, read once per page as Python values.
+        shown = show.tolist()
+        codes = (merged.proposed[show] @ (1 << np.arange(len(merged.sources)))).tolist()  # a flag pattern's number
+        proposed_sets: dict[int, tuple[str, ...]] = {}  # the sources of each distinct flag pattern, once
+        for code in set(codes):
+            proposed_sets[code] = tuple(s for bit, s in enumerate(merged.sources) if code >> bit & 1)
+        names_shown = catalog.names[candidates.rows[show]].tolist()
+        static = {
+            position: (content_id, str(name), round(score, 5), proposed_sets[code])
+            for position, content_id, name, score, code in zip(
+                shown, merged.content_ids[show].tolist(), names_shown, scores[show].tolist(), codes, strict=True
+            )
+        }
+        made: dict[tuple[int, int, str], RankedItem] = {}  # rows repeat the top items: one (immutable) object each
 
         def item(position: int, rank: int, reason: str) -> RankedItem:
-            flags = merged.proposed[position]
-            proposed = proposed_sets.get(key := flags.tobytes())
-            if proposed is None:
-                proposed = proposed_sets[key] = tuple(s for s, on in zip(merged.sources, flags, strict=True) if on)
-            picked = explored.get(int(position))
-            return RankedItem(
-                rank,
-                int(merged.content_ids[position]),
-                str(catalog.names[candidates.rows[position]]),
-                round(float(scores[position]), 5),
-                reason,
-                proposed,
-                "bandit" if picked is not None else policy,
-                1.0 if picked is None else picked,
-            )
+            ranked = made.get((position, rank, reason))
+            if ranked is None:
+                content_id, title, score, proposed = static[position]
+                picked = explored.get(position)
+                ranked = made[(position, rank, reason)] = _ranked_item(
+                    rank,
+                    content_id,
+                    title,
+                    score,
+                    reason,
+                    proposed,
+                    "bandit" if picked is not None else policy,
+                    1.0 if picked is None else picked,
+                )
+            return ranked
 
         top = order[:n]
-        items = [item(p, i + 1, r) for i, (p, r) in enumerate(zip(top, postprocess.reasons(page, top), strict=True))]
+        items = [
+            item(p, i + 1, r) for i, (p, r) in enumerate(zip(top.tolist(), postprocess.reasons(page, top), strict=True))
+        ]
         rows = []
         if with_rows:
             for row in postprocess.build_rows(page):
-                positions = np.array(row.positions, np.int64)
-                reasons = postprocess.reasons(page, positions, row.key)
+                reasons = postprocess.reasons(page, np.array(row.positions, np.int64), row.key)
                 rows.append(
                     Row(
                         row.key,
                         row.title,
-                        tuple(item(p, i + 1, r) for i, (p, r) in enumerate(zip(positions, reasons, strict=True))),
+                        tuple(item(p, i + 1, r) for i, (p, r) in enumerate(zip(row.positions, reasons, strict=True))),
                     )
                 )
         return Recommendations(request_id, state.profile_id, items, rows, {}, "")
@@ -594,7 +695,8 @@ class RecommendationEngine:
         )
         return f"{CACHE_PREFIX}:{head.profile_id}:{hashlib.sha1(repr(parts).encode()).hexdigest()}"
 
-    def _cache_get(self, key: str, degraded: list[str]) -> Recommendations | None:
+    def _cache_get(self, key: str, degraded: list[str]) -> tuple[tuple[str, ...], bytes] | None:
+        """(the answer's degradations, its JSON body without request_id and cached), or None."""
         if not self.use_cache:
             return None
         try:
@@ -603,16 +705,15 @@ class RecommendationEngine:
             log.warning("response cache unavailable", exc_info=True)
             degraded.append("cache_unavailable")
             return None
-        return cached if isinstance(cached, Recommendations) else None
+        if isinstance(cached, tuple) and len(cached) == 2 and isinstance(cached[1], bytes):
+            return cached
+        return None
 
-    def _cache_set(self, key: str, result: Recommendations, degraded: list[str]) -> None:
-        if not self.use_cache or not CACHEABLE_DEGRADATIONS.issuperset(degraded):
-            return  # a passing fault (Redis, features, a failed stage) must not outlive itself in the cache
+    def _cache_set(self, key: str, value: tuple[tuple[str, ...], bytes]) -> None:
+        """Only answers whose degradations CACHEABLE_DEGRADATIONS covers: a passing fault (Redis, features, a
+        failed stage) must not outlive itself in the cache."""
         try:
-            # The object itself: pickling dataclasses is ~8x faster than asdict + rebuilding them on a hit.
-            cache.set(
-                key, replace(result, timings_ms={}, explanations=None), settings.RECO_RESPONSE_CACHE_SECONDS or 600
-            )
+            cache.set(key, value, settings.RECO_RESPONSE_CACHE_SECONDS or 600)
         except Exception:
             log.warning("response cache unavailable", exc_info=True)
 
