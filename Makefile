@@ -51,3 +51,4 @@ lint: install
 
 typecheck: install  # strict on the pure packages (pyproject [tool.mypy]); the rest follows as it is typed
 	$(BIN)/mypy recommendations/ml users/ml ranking/ml
+	$(BIN)/mypy --strict --follow-imports=silent config/reloading.py  # the caches' reload helper, pure too
