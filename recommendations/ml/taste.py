@@ -36,7 +36,8 @@ class GenreTaste:
 
     def score(self, shares: np.ndarray, title_genres: np.ndarray) -> np.ndarray:
         """uᵀ W g for one viewer's shares (slots,) and titles' 0/1 genre indicators (m, slots)."""
-        return (title_vectors(title_genres) @ (np.asarray(shares, np.float32) @ self.weights)).astype(np.float32)
+        scores: np.ndarray = title_vectors(title_genres) @ (np.asarray(shares, np.float32) @ self.weights)
+        return scores.astype(np.float32)
 
     def save(self, directory: str | Path) -> Path:
         path = Path(directory) / WEIGHTS_FILE
@@ -58,7 +59,8 @@ def identity(slots: int) -> GenreTaste:
 def title_vectors(title_genres: np.ndarray) -> np.ndarray:
     """0/1 genre indicators (m, slots) -> each title's genres weighing 1/count (a title without genres: zeros)."""
     genres = np.asarray(title_genres, np.float32)
-    return genres / np.maximum(genres.sum(axis=1, keepdims=True), 1.0)
+    weighted: np.ndarray = genres / np.maximum(genres.sum(axis=1, keepdims=True), 1.0)
+    return weighted
 
 
 def viewer_shares(title_genres: np.ndarray) -> np.ndarray | None:
