@@ -44,33 +44,38 @@ def merge_candidates(
     if unknown:
         raise ValueError(f"quotas name unknown sources: {sorted(unknown)}")
     sources = tuple(quotas) + tuple(name for name in source_lists if name not in quotas)
-    ids_parts, score_parts, source_parts, rank_parts = [], [], [], []
+    ids_parts, score_parts, source_parts = [], [], []
     for number, name in enumerate(sources):
         ids = np.asarray(source_lists[name][0], dtype=np.int64).ravel()
         scores = np.asarray(source_lists[name][1], dtype=np.float32).ravel()
         if ids.shape != scores.shape:
             raise ValueError(f"source {name!r}: ids and scores differ in length")
         valid = ids >= 0
-        ids, scores = ids[valid], scores[valid]
+        if not valid.all():
+            ids, scores = ids[valid], scores[valid]
         order = np.argsort(-scores, kind="stable")
-        ids, scores = ids[order], scores[order]
-        first = np.unique(ids, return_index=True)[1]  # a source's best score for a repeated id
-        keep = np.sort(first)
-        ids_parts.append(ids[keep])
-        score_parts.append(scores[keep])
-        source_parts.append(np.full(len(keep), number))
-        rank_parts.append(np.arange(len(keep)))
+        ids_parts.append(ids[order])
+        score_parts.append(scores[order])
+        source_parts.append(np.full(len(order), number))
     ids, scores = np.concatenate(ids_parts), np.concatenate(score_parts)
-    source, rank = np.concatenate(source_parts), np.concatenate(rank_parts)
+    source = np.concatenate(source_parts)
+    # A source's best score for a repeated id: the first of each (source, id) pair, one unique over every list.
+    span = int(ids.max()) + 1 if len(ids) else 1
+    keep = np.sort(np.unique(source * span + ids, return_index=True)[1])
+    if len(keep) < len(ids):
+        ids, scores, source = ids[keep], scores[keep], source[keep]
+    starts = np.searchsorted(source, np.arange(len(sources)))  # the lists stay grouped by source, best first
+    rank = np.arange(len(ids)) - starts[source]
     quota = np.array([int(quotas.get(name, 0)) for name in sources])[source]
     in_quota = rank < quota
     # Merge order: quota entries by (source, rank), then the backfill by (rank / quota, source), so each
-    # source keeps its share: a small-quota source's 50th item is as deep into it as a big one's 200th.
-    phase_two = ~in_quota
-    depth = rank / np.maximum(quota, 1)
-    order = np.lexsort((np.where(phase_two, source, rank), np.where(phase_two, depth, source), phase_two))
-    if not backfill:
-        order = order[in_quota[order]]
+    # source keeps its share: a small-quota source's 50th item is as deep into it as a big one's 200th. The lists
+    # are in (source, rank) order already; a stable sort of the backfill's depth keeps the sources' order on ties.
+    order = np.flatnonzero(in_quota)
+    if backfill:
+        rest = np.flatnonzero(~in_quota)
+        depth = rank[rest] / np.maximum(quota[rest], 1)
+        order = np.concatenate([order, rest[np.argsort(depth, kind="stable")]])
     ordered_ids = ids[order]
     first_seen = np.sort(np.unique(ordered_ids, return_index=True)[1])[:total]
     content_ids = ordered_ids[first_seen]
