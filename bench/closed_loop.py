@@ -159,6 +159,8 @@ def _world(args: argparse.Namespace, truth_dir: Path) -> float:
 
     from experiments.closed_loop import serving_refresh
     from features.services import content_features_refresh, user_features_refresh
+    from recommendations.ml.taste import OUTCOMES_FILE
+    from recommendations.serving.taste import taste_directory
     from recommendations.training.jobs import model_train
     from recommendations.training.taste import taste_train
 
@@ -188,6 +190,7 @@ def _world(args: argparse.Namespace, truth_dir: Path) -> float:
     from recommendations.models import ModelVersion
 
     Event.objects.all().delete()  # a previous loop's events (their titles and profiles are gone)
+    (taste_directory() / OUTCOMES_FILE).unlink(missing_ok=True)  # and what the taste arm learned from them
     ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).update(status=ModelVersion.Status.RETIRED)
     for kind in ("popularity", "mf", "content"):
         print(f"setup: {kind}: {model_train(kind=kind, activation='if-not-worse').reason}", flush=True)
