@@ -92,6 +92,7 @@ _CONTENT_AT = FEATURE_INDEX["title_view_count_7d"]
 _INTERACTION_AT = FEATURE_INDEX["has_watched"]
 _CONTEXT_AT = FEATURE_INDEX["title_age_days"]
 _USER_AT = FEATURE_INDEX["user_watch_hours"]
+_LOW_32 = np.uint64(0xFFFFFFFF)
 _TITLE_WIDTH = 10  # title_age_days … has_hdr: per title and day, the same for every request
 # Stored columns copied as they are, in the order of the ranker's columns that take them.
 _USER_COLUMNS = np.array(
@@ -157,11 +158,20 @@ def _source_columns(source_names: tuple[str, ...]) -> np.ndarray:
 
 
 def _descending_ranks(values: np.ndarray) -> np.ndarray:
-    """0-based rank of each value in its column, best (largest) first; NaN rows rank last (caller masks them)."""
-    order = np.argsort(-values, axis=0, kind="stable")  # NaN sorts after every number
-    ranks = np.empty(values.shape, np.float32)
-    np.put_along_axis(ranks, order, np.arange(values.shape[0], dtype=np.float32)[:, None], axis=0)
-    return ranks
+    """0-based rank of each value in its column, best (largest) first, ties by row; NaN rows rank last (caller
+    masks them). A stable argsort's ranks, from one sort of unique integer keys (value bits, then row): ~2x faster
+    than numpy's stable argsort of floats for the request's (500, 7) and (500, 4) blocks."""
+    n, k = values.shape
+    v = np.ascontiguousarray(values.T, dtype=np.float32)
+    v += np.float32(0.0)  # -0.0 becomes 0.0: the two tie, as they compare equal
+    bits = v.view(np.uint32)
+    key = np.where(bits >> np.uint32(31), bits, ~bits & np.uint32(0x7FFFFFFF))  # the larger value, the smaller key
+    key[np.isnan(v)] = np.uint32(0xFFFFFFFF)  # every NaN after every number, in row order
+    keys = (key.astype(np.uint64) << np.uint64(32)) | np.arange(n, dtype=np.uint64)
+    keys.sort(axis=1)
+    ranks = np.empty((k, n), np.float32)
+    ranks[np.arange(k)[:, None], (keys & _LOW_32).astype(np.intp)] = np.arange(n, dtype=np.float32)
+    return ranks.T
 
 
 def _column_stats(values: np.ndarray, present: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -104,38 +104,41 @@ def reasons(page: PageInput, positions: np.ndarray, row_key: str = "") -> list[s
 def build_rows(
     page: PageInput, *, row_size: int = 20, top_picks: int = 20, because_rows: int = 3, genre_rows: int = 3
 ) -> list[PageRow]:
-    """Homepage rows over the ordered candidates; no title repeats across rows."""
+    """Homepage rows over the ordered candidates; no title repeats across rows.
+
+    Works on the flags gathered once in page order (`ordered` holds each position once)."""
     ordered = np.asarray(page.ordered, np.int64)
-    used = np.zeros(len(page.in_progress), bool)
+    used = np.zeros(len(ordered), bool)  # by place in `ordered`
     rows: list[PageRow] = []
 
     def take(key: str, title: str, mask: np.ndarray, limit: int) -> None:
-        picked = ordered[mask[ordered] & ~used[ordered]][:limit]
-        if len(picked) >= (1 if key == CONTINUE_WATCHING else MIN_ROW_ITEMS):
-            used[picked] = True
-            rows.append(PageRow(key, title, tuple(int(p) for p in picked)))
+        places = np.flatnonzero(mask & ~used)[:limit]
+        if len(places) >= (1 if key == CONTINUE_WATCHING else MIN_ROW_ITEMS):
+            used[places] = True
+            rows.append(PageRow(key, title, tuple(ordered[places].tolist())))
 
-    everything = np.ones(len(used), bool)
-    take(CONTINUE_WATCHING, "Continue Watching", page.in_progress, row_size)
-    take(TOP_PICKS, "Top Picks for You", ~page.in_progress, top_picks)
-    take(TRENDING_NOW, "Trending Now", page.trending & ~page.in_progress, row_size)
-    named = page.named_similar
-    anchors = page.because_rows[ordered][named[ordered]]
+    in_progress = page.in_progress[ordered]
+    take(CONTINUE_WATCHING, "Continue Watching", in_progress, row_size)
+    take(TOP_PICKS, "Top Picks for You", ~in_progress, top_picks)
+    take(TRENDING_NOW, "Trending Now", page.trending[ordered] & ~in_progress, row_size)
+    named = page.named_similar[ordered]
+    because = page.because_rows[ordered]
+    anchors = because[named]
     if len(anchors):
         # Anchors by how many remaining candidates they explain; ties: the one explaining the better item.
-        _, first, counts = np.unique(anchors, return_index=True, return_counts=True)
-        best = np.unique(anchors)[np.lexsort((first, -counts))]
-        for anchor in best[:because_rows]:
+        values, first, counts = np.unique(anchors, return_index=True, return_counts=True)
+        for anchor in values[np.lexsort((first, -counts))][:because_rows].tolist():
             take(
-                f"{BECAUSE_YOU_WATCHED}:{int(anchor)}",
-                f"Because You Watched {page.because_names[int(anchor)]}",
-                named & (page.because_rows == anchor),
+                f"{BECAUSE_YOU_WATCHED}:{anchor}",
+                f"Because You Watched {page.because_names[anchor]}",
+                named & (because == anchor),
                 row_size,
             )
-    take(NEW_RELEASES, "New Releases", page.new_release & ~page.in_progress, row_size)
-    slots = page.genre_slot[ordered][(page.genre_slot[ordered] >= 0) & ~used[ordered]]
+    take(NEW_RELEASES, "New Releases", page.new_release[ordered] & ~in_progress, row_size)
+    genre = page.genre_slot[ordered]
+    slots = genre[(genre >= 0) & ~used]
     if len(slots):
         values, counts = np.unique(slots, return_counts=True)
-        for slot in values[np.argsort(-counts, kind="stable")][:genre_rows]:
-            take(f"{GENRE}:{int(slot)}", page.genre_names[int(slot)], (page.genre_slot == slot) & everything, row_size)
+        for slot in values[np.argsort(-counts, kind="stable")][:genre_rows].tolist():
+            take(f"{GENRE}:{slot}", page.genre_names[slot], genre == slot, row_size)
     return rows
