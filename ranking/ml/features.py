@@ -249,9 +249,12 @@ def assemble(inp: RankingInput) -> np.ndarray:
     block[:, :, 0] = flags
     block[:, :, 1] = scores
     block[:, :, 2] = ranks
-    out[:, _SOURCES_AT + 3 * slots] = flags.sum(axis=1)
+    # Counts and minima along a row, over column-major copies (one vector op per column, not a loop per row).
+    out[:, _SOURCES_AT + 3 * slots] = np.asfortranarray(flags).sum(axis=1)
     with np.errstate(invalid="ignore"):
-        out[:, _SOURCES_AT + 3 * slots + 1] = np.fmin.reduce(ranks, axis=1)  # NaN only if no source lists it
+        out[:, _SOURCES_AT + 3 * slots + 1] = np.fmin.reduce(
+            np.asfortranarray(ranks), axis=1
+        )  # NaN: no source lists it
 
     # Models: raw score, z-score and percentile (1 best, 0 worst) within the request.
     models = len(MODEL_SLOTS)
@@ -270,7 +273,7 @@ def assemble(inp: RankingInput) -> np.ndarray:
     block[:, :, 1] = z
     block[:, :, 2] = np.where(present, percentile, np.nan)
     with np.errstate(invalid="ignore"):
-        out[:, _MODELS_AT + 3 * models] = np.where(present, z, 0.0).sum(axis=1) / present.sum(axis=1)
+        out[:, _MODELS_AT + 3 * models] = np.where(present, z, 0.0).sum(axis=1) / np.asfortranarray(present).sum(axis=1)
 
     # User: the same value on every row; trees use it to condition the per-title features.
     user = inp.user
