@@ -219,8 +219,9 @@ def fit_validated(
     started = time.perf_counter()
     fit_part, held_out = validation_split(interactions)
     split_seconds = time.perf_counter() - started
-    baseline = fit_model(ModelKind.POPULARITY, fit_part, None, {}) if kind != ModelKind.POPULARITY else None
     validated = fit_model(kind, fit_part, catalog, params)
+    # The baseline after the model: its fitted history (~0.4 GB at 50M viewings) is not held through the fit.
+    baseline = fit_model(ModelKind.POPULARITY, fit_part, None, {}) if kind != ModelKind.POPULARITY else None
     del fit_part
     started = time.perf_counter()
     metrics: dict[str, Any] = validation_metrics(validated, held_out, baseline=baseline)
