@@ -27,7 +27,7 @@ EASE_MAX_ITEMS = 20_000  # EASE inverts an items × items matrix: 20K items is 1
 # 100K-title catalog); continue watching needs few. Without a history popular-in-genres takes the
 # collaborative quota; EASE (small catalogs only) backfills. Chosen on ml-100k validation carves of train
 # (bench/ml100k_ranking.py): merged recall@500 0.850 at 200/100/10/100/50, 0.883 at 300/75/10/75/40,
-# 0.897 here; the ranker's cross-fitted NDCG@10 (4 carves) 0.2884 at 300/75/..., 0.2888 here.
+# 0.898 here; the ranker's cross-fitted NDCG@10 (4 carves) 0.2884 at 300/75/..., 0.2888 here.
 CANDIDATE_QUOTAS: MappingProxyType[str, int] = MappingProxyType(
     {
         "collaborative": 350,
