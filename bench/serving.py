@@ -65,7 +65,7 @@ def main() -> None:
     from recommendations.services import model_version_activate
     from recommendations.serving.candidate_inputs import candidates_generate
     from recommendations.serving.context import UserContext, profile_state_load
-    from recommendations.serving.engine import RecommendationEngine
+    from recommendations.serving.engine import CACHE_PREFIX, RecommendationEngine
     from recommendations.serving.state import serving_state
 
     if args.activate:
@@ -136,7 +136,9 @@ def main() -> None:
 
     diversity = _served_diversity(engine, sample[:DIVERSITY_PROFILES], models, now)
 
-    cache.clear()
+    # The response cache's entries only: a flush would drop the features just refreshed too, and every answer
+    # would then be degraded (user_features_missing), so never cached.
+    cache.delete_pattern(f"{CACHE_PREFIX}:*")
     cached_engine = RecommendationEngine(store=store, use_cache=True)
     for profile_id in sample:
         cached_engine.recommend(context=UserContext(profile_id=int(profile_id)), n=20)
