@@ -93,7 +93,7 @@ class Variant:
     oracle: bool = False  # simulations' ceiling: allowed titles ordered by the engine's oracle_scorer (true affinity)
     calibration: float = 0.0  # Steck's λ (0: off): the top n's genre mix moves towards the viewer's watch time
     taste: bool = False  # candidates and scores from the genre-taste model (recommendations.serving.taste)
-    taste_explore: float = 1.0  # its Thompson draw's spread over each title's residual (0: the posterior mean)
+    taste_explore: float = 1.0  # weight of a Thompson draw of each title's attractiveness (0: the taste score alone)
 
 
 DEFAULT_VARIANT = Variant()
