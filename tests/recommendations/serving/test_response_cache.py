@@ -87,3 +87,15 @@ def test_the_body_is_what_drf_renders_of_the_answer():
     drf = JSONRenderer().render(_body(result))
     assert json.loads(ours) == json.loads(drf)
     assert b"\\u2028" in ours and b"\\u2029" in ours and "東京".encode() in ours
+
+
+def test_the_batch_sends_the_cached_bodies_too(cached_api, profile):
+    request = {"requests": [{"profile_id": profile.pk, "n": 12, "device_type": "tv", "time_of_day": 20}]}
+    single = _get(cached_api, profile.pk)  # stores the answer
+    response = cached_api.post("/api/recs/batch", request, format="json")
+    assert response.status_code == 200 and response["Content-Type"] == "application/json"
+    (batched,) = response.json()["results"]
+    assert batched["cached"] is True and batched["request_id"] != single["request_id"]
+    assert {k: v for k, v in batched.items() if k not in ("request_id", "cached")} == {
+        k: v for k, v in single.items() if k not in ("request_id", "cached")
+    }
