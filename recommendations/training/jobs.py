@@ -62,7 +62,7 @@ LABEL_DEBIAS = "label_debias"
 # against a fresh fit, NDCG@10 on an outer test split: 0.0496 fresh; 4 iterations 0.0478, 6 0.0483, 8 0.0492
 # (ml-100k: 0.489 fresh, 0.491 with 6, 0.490 with 8).
 REFIT_EPOCHS = "refit_epochs"
-REFIT_EPOCHS_DEFAULT = 8  # 6 took 93 s at 50M, 8 is within noise of the fresh fit
+REFIT_EPOCHS_DEFAULT = 8  # at 50M viewings 92 s of a 318 s job (bench/README.md, heavy jobs)
 MUST_BEAT_POPULARITY = frozenset({ModelKind.MATRIX_FACTORIZATION, ModelKind.NCF, ModelKind.EASE, ModelKind.RANKER})
 
 
