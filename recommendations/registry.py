@@ -19,6 +19,7 @@ copy. `status()` says what the process serves (versions and checksums), what fai
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import itertools
 import logging
@@ -353,10 +354,8 @@ class ModelRegistry:
                 baseline |= {(COPY, name): state for name, state in artifact.copy_states.items()}
                 watch = self._watches[loaded.serial] = _Watch(baseline)
             full = time.monotonic() - watch.hashed_at >= rehash_seconds
-            try:
+            with contextlib.suppress(OSError):  # gone: the check below says so
                 os.utime(artifact.copy)  # in use: no other process of this host prunes it (artifact_cache)
-            except OSError:
-                pass  # gone: the check below says so
             copy_bad = self._check(loaded, COPY, artifact.copy, watch, full, bytes_per_second) if loaded.mapped else {}
             # An object store's ETag changes with any rewrite: downloading every artifact again each hour, in
             # every process, would cost more than it proves, so a URL store's files are only re-hashed on change.
