@@ -754,15 +754,7 @@ def _popular_candidates(state: ProfileState, models: ServingModels, trending) ->
     rows, scores = sources.ranked_list(
         trending.rows, trending.scores, 500, allowed=allowed, exclude_rows=np.empty(0, np.int64)
     )
-    merged = merge_candidates({sources.TRENDING: (rows, scores)}, {sources.TRENDING: len(rows)}, len(rows))
-    ids = models.catalog.content_ids[merged.content_ids]
-    return CandidateSet(
-        merged.content_ids,
-        MergedCandidates(ids, merged.sources, merged.proposed, merged.scores),
-        np.empty(0, np.int64),
-        0,
-        not state.has_history,
-    )
+    return _one_source_candidates(state, models, sources.TRENDING, rows, scores)
 
 
 def _calibrated(order, scores, candidates, models, read, n: int, lam: float) -> np.ndarray:
@@ -786,7 +778,15 @@ def _oracle_candidates(state: ProfileState, models: ServingModels, scorer) -> Ca
     )
     scores = np.asarray(scorer(state.profile_id, models.catalog.content_ids[rows]), np.float32)
     best = np.argsort(-scores, kind="stable")[:500]
-    merged = merge_candidates({"oracle": (rows[best], scores[best])}, {"oracle": len(best)}, len(best))
+    return _one_source_candidates(state, models, "oracle", rows[best], scores[best])
+
+
+def _one_source_candidates(
+    state: ProfileState, models: ServingModels, source: str, rows: np.ndarray, scores: np.ndarray
+) -> CandidateSet:
+    """A CandidateSet of one source's ranked catalog rows (the baseline's and the oracle's pools): no history
+    seeds, no favourite genres."""
+    merged = merge_candidates({source: (rows, scores)}, {source: len(rows)}, len(rows))
     ids = models.catalog.content_ids[merged.content_ids]
     return CandidateSet(
         merged.content_ids,
