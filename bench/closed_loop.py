@@ -160,9 +160,9 @@ def _world(args: argparse.Namespace, truth_dir: Path) -> float:
     from experiments.closed_loop import serving_refresh
     from features.services import content_features_refresh, user_features_refresh
     from recommendations.ml.taste import OUTCOMES_FILE
-    from recommendations.serving.taste import taste_directory
+    from recommendations.serving.taste_arm import taste_directory
     from recommendations.training.jobs import model_train
-    from recommendations.training.taste import taste_train
+    from recommendations.training.taste_fit import taste_train
 
     started = time.perf_counter()
     call_command("migrate", verbosity=0)

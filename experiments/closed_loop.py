@@ -398,7 +398,7 @@ def daily_jobs(*, since: dt.datetime, train_params: dict[str, dict] | None = Non
     from experiments.exploration import title_outcomes_refresh
     from experiments.services import bandit_update_from_events
     from recommendations.training.jobs import model_train
-    from recommendations.training.taste import taste_train
+    from recommendations.training.taste_fit import taste_train
 
     seconds = {}
     mark = time.perf_counter()

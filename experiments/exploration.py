@@ -7,7 +7,7 @@ import pandas as pd
 
 from events.models import Event, EventType
 from recommendations.ml import taste
-from recommendations.serving.taste import taste_directory
+from recommendations.serving.taste_arm import taste_directory
 
 MAX_IMPRESSIONS = 2_000_000  # the newest impression rows a refresh reads
 

@@ -46,7 +46,7 @@ from recommendations.serving.context import (
 )
 from recommendations.serving.ranking_input import blend_sources, ranking_input_build, user_vector_of
 from recommendations.serving.state import ServingModels, serving_state
-from recommendations.serving.taste import TASTE, taste_candidates
+from recommendations.serving.taste_arm import TASTE, taste_candidates
 from users.models import Profile
 
 log = logging.getLogger(__name__)
@@ -92,7 +92,7 @@ class Variant:
     popularity_only: bool = False  # the non-personalised baseline: popular allowed titles, by popularity
     oracle: bool = False  # simulations' ceiling: allowed titles ordered by the engine's oracle_scorer (true affinity)
     calibration: float = 0.0  # Steck's λ (0: off): the top n's genre mix moves towards the viewer's watch time
-    taste: bool = False  # candidates and scores from the genre-taste model (recommendations.serving.taste)
+    taste: bool = False  # candidates and scores from the genre-taste model (recommendations.serving.taste_arm)
     taste_explore: float = 1.0  # weight of a Thompson draw of each title's attractiveness (0: the taste score alone)
 
 

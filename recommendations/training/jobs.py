@@ -111,7 +111,7 @@ def model_train(
     if activation not in {"if-not-worse", "always", "never"}:
         raise ValueError(f"activation must be if-not-worse, always or never, not {activation!r}")
     if kind == ModelKind.RANKER:  # labelled by what profiles watched after a cutoff: its own procedure
-        from recommendations.training.ranker import DEFAULT_LABEL_DAYS, DEFAULT_PROFILES, ranker_train
+        from recommendations.training.ranker_fit import DEFAULT_LABEL_DAYS, DEFAULT_PROFILES, ranker_train
 
         cutoff = until - dt.timedelta(days=DEFAULT_LABEL_DAYS) if until else None
         params = dict(params or {})

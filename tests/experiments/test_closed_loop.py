@@ -81,7 +81,7 @@ def test_the_closed_loop_serves_ingests_retrains_and_measures_every_arm_against_
     assert ViewingEvent.objects.count() > history  # the plays reached history through the events service
     assert ModelVersion.objects.filter(kind=ModelKind.MATRIX_FACTORIZATION).count() == mf_versions + 2  # daily
     assert {"features", "bandit", "train_mf", "train_content", "train_taste"} <= set(days[0].seconds)
-    from recommendations.serving.taste import title_outcomes
+    from recommendations.serving.taste_arm import title_outcomes
 
     outcomes = title_outcomes()  # the impressions' clicks, per title, for the taste arm's exploration
     assert outcomes is not None and outcomes.examinations.sum() > 0 and 0 < outcomes.mean < 1
@@ -127,8 +127,8 @@ def test_label_debiasing_weights_the_training_labels_and_is_recorded_with_the_ve
 
 def test_the_taste_arm_serves_unwatched_allowed_titles_of_the_viewers_genres_from_the_fitted_model(serving_world):
     from recommendations.ml.taste import WEIGHTS_FILE
-    from recommendations.serving.taste import TASTE, taste_directory
-    from recommendations.training.taste import taste_train
+    from recommendations.serving.taste_arm import TASTE, taste_directory
+    from recommendations.training.taste_fit import taste_train
 
     engine = _engine(None)
     viewer = ViewingEvent.objects.values_list("profile_id", flat=True).first()

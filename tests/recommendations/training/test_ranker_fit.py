@@ -17,7 +17,7 @@ from recommendations.models import ModelKind, ModelVersion
 from recommendations.serving.context import UserContext, profile_state_load
 from recommendations.serving.engine import RecommendationEngine
 from recommendations.serving.state import serving_state
-from recommendations.training.ranker import features_as_of, ranker_train
+from recommendations.training.ranker_fit import features_as_of, ranker_train
 from tests.conftest import SERVING_NOW, serving_caches_reset
 from users.models import ViewingEvent
 
@@ -71,7 +71,7 @@ def test_train_models_command_trains_the_ranker_too(serving_world, capsys):
 
 def test_clicks_logged_through_the_events_api_are_weak_positives(serving_world):
     from events.models import EventType
-    from recommendations.training.ranker import CLICK_RATING, _outcomes
+    from recommendations.training.ranker_fit import CLICK_RATING, _outcomes
     from tests.factories.events import EventFactory
 
     viewing = ViewingEvent.objects.order_by("id").first()

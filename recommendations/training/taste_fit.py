@@ -7,7 +7,7 @@ import numpy as np
 from recommendations.ml import taste
 from recommendations.serving.catalog_cache import catalog_index_build
 from recommendations.serving.context import COMPLETED_SHARE
-from recommendations.serving.taste import taste_directory
+from recommendations.serving.taste_arm import taste_directory
 from users.models import ViewingEvent
 
 
