@@ -31,6 +31,7 @@ from django.db import DatabaseError, transaction
 from redis.cluster import RedisCluster
 
 from config.redis_cluster import cluster_configured, shared_redis
+from config.reloading import VersionedSnapshot
 from features.keys import (
     DEFAULT_NAMESPACE,
     feature_key,
@@ -447,64 +448,82 @@ class TitleMatrix:
 
 
 class TitleFeatureCache:
-    """This process's copy of the newest announced title matrix (see the module docstring).
+    """This process's copy of the newest announced title matrix (see the module docstring), a VersionedSnapshot.
 
     `current()` reads the announcement at most every RECO_TITLE_FEATURES_CHECK_SECONDS (one GET) and the matrix
-    when it moved; one thread checks while the others keep serving the copy they have. A store that is down
-    keeps the copy serving until it is older than the content TTL, like the per-title keys would expire."""
+    when it moved; one thread checks while the others keep serving the copy they have. A store that is down, an
+    announcement that is gone or a matrix that is missing keep the copy serving until it is older than the
+    content TTL, like the per-title keys would expire."""
 
     def __init__(self, namespace: str) -> None:
         self.namespace = namespace
-        self.matrix: TitleMatrix | None = None
-        self._next_check = 0.0
-        self._lock = threading.Lock()
+        self._backend: Backend | None = None
+        self._snapshot: VersionedSnapshot[str | None, TitleMatrix | None] = VersionedSnapshot(
+            f"title features ({namespace})",
+            read_version=self._announced,
+            build=self._load,
+            version_of=lambda matrix: None if matrix is None else matrix.version,
+            check_seconds=lambda: getattr(settings, "RECO_TITLE_FEATURES_CHECK_SECONDS", 2.0),
+            log=log,
+        )
+
+    @property
+    def matrix(self) -> TitleMatrix | None:
+        """The matrix this process holds, fresh or not (None before one loaded)."""
+        return self._snapshot.peek()
 
     def current(self, backend: Backend) -> TitleMatrix | None:
         """The matrix while fresh, else None (the caller reads the per-title keys)."""
-        now = time.monotonic()
-        if now >= self._next_check and self._lock.acquire(blocking=False):
-            try:
-                self._next_check = now + getattr(settings, "RECO_TITLE_FEATURES_CHECK_SECONDS", 2.0)
-                self._check(backend)
-            finally:
-                self._lock.release()
-        matrix = self.matrix
+        self._backend = backend
+        matrix = self._snapshot.get()
         if matrix is None or time.time() - matrix.computed_at > ttl_for(CONTENT):
             return None
         return matrix
 
     def expire_check(self) -> None:
         """Check at the next read (tests; a process that wants the newest at once)."""
-        self._next_check = 0.0
+        self._snapshot.expire()
 
-    def _check(self, backend: Backend) -> None:
+    def reset(self) -> None:
+        """Forget the matrix (tests): the next read checks the announcement."""
+        self._snapshot.clear()
+
+    def _announced(self) -> str | None:
+        """The announced version; the held one while the announcement is unreadable or gone (nothing to do)."""
+        held = self.matrix.version if self.matrix is not None else None
         try:
-            (announced,) = backend.get([matrix_version_key(CONTENT, namespace=self.namespace)])
-            if announced is None:
-                return
-            version = announced.decode() if isinstance(announced, bytes) else str(announced)
-            if self.matrix is not None and self.matrix.version == version:
-                return
-            started = time.perf_counter()
-            payload = backend.get_bulk(matrix_key(CONTENT, version, namespace=self.namespace))
+            assert self._backend is not None
+            (announced,) = self._backend.get([matrix_version_key(CONTENT, namespace=self.namespace)])
         except (*UNAVAILABLE, redis.exceptions.ResponseError) as error:
-            log.warning(
-                "title features: announcement unreadable, keeping version %s: %s",
-                self.matrix.version if self.matrix else None,
-                error,
-            )
-            return
+            log.warning("title features: announcement unreadable, keeping version %s: %s", held, error)
+            return held
+        if announced is None:
+            return held
+        return announced.decode() if isinstance(announced, bytes) else str(announced)
+
+    def _load(self, version: str | None, previous: TitleMatrix | None) -> TitleMatrix | None:
+        """The announced matrix; the previous one when there is none to load or it cannot be read."""
+        if version is None or (previous is not None and previous.version == version):
+            return previous
+        started = time.perf_counter()
+        try:
+            assert self._backend is not None
+            payload = self._backend.get_bulk(matrix_key(CONTENT, version, namespace=self.namespace))
+        except (*UNAVAILABLE, redis.exceptions.ResponseError) as error:
+            log.warning("title features: matrix %s unreadable, keeping the one held: %s", version, error)
+            return previous
         decoded = codec.decode_matrix(feature_set(CONTENT), payload) if payload else None
         if decoded is None:
             log.warning("title features: matrix %s missing or of another schema; reading per-title keys", version)
-            return
-        self.matrix = TitleMatrix(version, *decoded)
+            return previous
+        matrix = TitleMatrix(version, *decoded)
         log.info(
             "title features %s: %d titles loaded in %.1f ms",
             version,
-            len(self.matrix.ids),
+            len(matrix.ids),
             (time.perf_counter() - started) * 1000,
         )
+        return matrix
 
 
 _title_caches: dict[tuple[str, str, str], TitleFeatureCache] = {}
@@ -523,8 +542,7 @@ def title_feature_caches_reset() -> None:
     with _title_caches_lock:
         caches = list(_title_caches.values())
     for title_cache in caches:  # in place: every FeatureStore keeps a reference to its cache
-        title_cache.matrix = None
-        title_cache.expire_check()
+        title_cache.reset()
 
 
 def _bulk_get(
