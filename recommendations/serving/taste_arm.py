@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 from django.conf import settings
 
+from config.reloading import VersionedSnapshot
 from recommendations.ml import sources, taste
 from recommendations.ml.candidate_pipeline import TOTAL_CANDIDATES, CandidateSet
 from recommendations.ml.candidates import MergedCandidates, merge_candidates
@@ -15,23 +16,35 @@ from recommendations.ml.catalog import GENRE_BITS
 
 TASTE = "taste"  # the taste pool's one source
 _rng = np.random.default_rng()
-_loaded: dict[str, tuple] = {}  # file name -> ((path, mtime), the loaded object)
+_newest_fits: dict[str, VersionedSnapshot] = {}  # file name -> its newest fit, rebuilt when the file changes
 
 
 def taste_directory() -> Path:
     return Path(settings.RECO_ARTIFACT_DIR) / "taste"
 
 
-def _newest(name: str, load):
-    """The object in the taste directory's file `name`, read again only when the file changes (a stat a call)."""
+def _stamp(name: str) -> tuple[str, int] | None:
     path = taste_directory() / name
     try:
-        stamp = (str(path), path.stat().st_mtime_ns)
+        return str(path), path.stat().st_mtime_ns
     except OSError:
         return None
-    if name not in _loaded or _loaded[name][0] != stamp:
-        _loaded[name] = (stamp, load(taste_directory()))
-    return _loaded[name][1]
+
+
+def _newest(name: str, load):
+    """The object in the taste directory's file `name`, read again only when the file changes (a stat a call)."""
+    fit = _newest_fits.get(name)
+    if fit is None:
+        fit = _newest_fits.setdefault(
+            name,
+            VersionedSnapshot(
+                f"taste fit {name}",
+                read_version=lambda: _stamp(name),
+                build=lambda stamp, _previous: None if stamp is None else load(taste_directory()),
+                check_seconds=0.0,
+            ),
+        )
+    return fit.get()
 
 
 def taste_model(slots: int) -> taste.GenreTaste:
