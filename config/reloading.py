@@ -1,8 +1,7 @@
 """One reload mechanism for the in-process caches: a snapshot rebuilt when its version changes, checked every N s.
 
 Each cache (business rules, models, catalog, bandits, running experiments, serving state, API keys, the title
-feature matrix, the taste arm's fits) holds one
-immutable snapshot in a VersionedSnapshot:
+feature matrix, the taste arm's fits) holds one immutable snapshot in a VersionedSnapshot:
 
 - `get()` returns the snapshot. When `check_seconds` have passed since the last check it reads the version
   and, if that differs from the snapshot's, builds a new snapshot and swaps it in with one assignment (a
