@@ -84,7 +84,8 @@ def test_an_editor_sees_no_viewing_history_and_no_account_details(editor_client,
     assert not {int(i) for i in _why(response)} & history_ids
     rows = preview.page.rows
     assert any(row.hidden for row in rows)  # the Continue Watching row is there, its titles are not
-    assert any(row.title == HIDDEN_ROW_TITLE for row in rows)  # and a "Because You Watched" row, unnamed
+    if context["device"] == 4:  # untilted: a "Because You Watched" row too, unnamed (a tilt may rank its titles out)
+        assert any(row.title == HIDDEN_ROW_TITLE for row in rows)
     texts = [row.title for row in rows] + [tile.reason for row in rows for tile in row.tiles]
     assert not [text for text in texts for name in history_names if name in text]
     assert all(":" not in row.key or row.key.split(":")[1] in "123" for row in rows if row.key.startswith("because"))
@@ -107,7 +108,8 @@ def test_an_operator_and_an_admin_see_the_history_and_the_account(operator_clien
         assert len(resume.tiles) == IN_PROGRESS and {tile.content_id for tile in resume.tiles} <= history_ids
         assert not any(row.hidden for row in preview.page.rows)
         named = [row.title for row in preview.page.rows if row.key.startswith("because_you_watched:")]
-        assert named and all(title.removeprefix("Because You Watched ") in history_names for title in named)
+        assert named or context["device"] != 4  # untilted, a "Because You Watched" row is there
+        assert all(title.removeprefix("Because You Watched ") in history_names for title in named)
         assert preview.profile["account_id"] == watcher.account_id and preview.profile["country"] == "FR"
         assert f"account {watcher.account_id}" in response.content.decode()
 
